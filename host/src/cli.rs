@@ -1,0 +1,261 @@
+//! The `drydock` command line: argument parsing and what each command does.
+//!
+//! - `drydock driver inspect FILE`: load and check a component, print its info.
+//! - `drydock driver call FILE ACTION --node JSON ...`: run one action in the
+//!   sandbox and print the result as JSON (exit 1 on a driver error).
+
+use crate::drivers::{
+    Action, CallRequest, DriverConfig, EgressGrant, MemoryServices, Runtime, RuntimeConfig,
+    TlsSettings,
+};
+use crate::model;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Drydock: bare-metal provisioning with drivers as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "drydock", version, about)]
+pub struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with driver components.
+    #[command(subcommand)]
+    Driver(DriverCommand),
+}
+
+/// `drydock driver ...`
+#[derive(Debug, Subcommand)]
+pub enum DriverCommand {
+    /// Load and check a driver component; print its info and worlds.
+    Inspect {
+        /// The component (`.wasm`).
+        file: PathBuf,
+    },
+    /// Run one driver action in the sandbox and print its result as JSON.
+    Call(CallArgs),
+}
+
+/// Arguments of `drydock driver call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The component (`.wasm`).
+    pub file: PathBuf,
+    /// The action, by its Drydock name (e.g. `power_cycle_node`).
+    pub action: String,
+    /// The node as JSON (or `@FILE`), e.g. '{"name":"n1","oob":{"type":"sim"}}'.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Further action parameters as JSON (or `@FILE`), e.g. '{"boot":{"device":"disk"}}'.
+    #[arg(long)]
+    pub params: Option<String>,
+    /// A driver setting, `KEY=VALUE` (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Grant outbound access to HOST, HOST:PORT, IP, CIDR (repeatable).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_host: Vec<String>,
+    /// BMC user name for the node.
+    #[arg(long, env = "DRYDOCK_OOB_USER")]
+    pub oob_user: Option<String>,
+    /// BMC password for the node (prefer the DRYDOCK_OOB_PASSWORD variable:
+    /// arguments are visible to other users of the machine).
+    #[arg(long, env = "DRYDOCK_OOB_PASSWORD", hide_env_values = true)]
+    pub oob_password: Option<String>,
+    /// PEM file of extra CA certificates to trust for HTTPS.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Time limit in seconds (default: the action's Drydock default).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Memory limit in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub memory_mib: usize,
+    /// JSON file keeping the driver's key-value store between calls.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+}
+
+/// Entry point used by `main`: parses arguments, runs, maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(cli.log_json);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Driver(DriverCommand::Inspect { file }) => inspect(file).await,
+        Command::Driver(DriverCommand::Call(args)) => call(args).await,
+    }
+}
+
+fn runtime() -> Result<Runtime> {
+    Ok(Runtime::new(RuntimeConfig::default(), None)?)
+}
+
+async fn inspect(file: PathBuf) -> Result<ExitCode> {
+    let rt = runtime()?;
+    let driver = rt.load_file(&file).await?;
+    let out = serde_json::json!({
+        "file": file.display().to_string(),
+        "sha256": driver.sha256(),
+        "size": driver.size(),
+        "worlds": driver.worlds(),
+        "info": driver.info(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a JSON argument given inline or as `@FILE`.
+fn json_arg<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    let owned;
+    let text = match text.strip_prefix('@') {
+        Some(path) => {
+            owned = std::fs::read_to_string(path).with_context(|| format!("reading {what} from {path}"))?;
+            owned.as_str()
+        }
+        None => text,
+    };
+    serde_json::from_str(text).with_context(|| format!("--{what} is not valid {what} JSON"))
+}
+
+async fn call(args: CallArgs) -> Result<ExitCode> {
+    let action: Action = args.action.parse()?;
+    let mut node: Option<model::Node> = args
+        .node
+        .as_deref()
+        .map(|t| json_arg("node", t))
+        .transpose()?;
+    if let Some(n) = &mut node {
+        if n.name.is_empty() {
+            bail!("--node needs a non-empty \"name\"");
+        }
+        if args.oob_user.is_some() || args.oob_password.is_some() {
+            n.oob.credentials = Some(model::Credentials {
+                username: args.oob_user.clone().unwrap_or_default(),
+                password: args.oob_password.clone().unwrap_or_default(),
+            });
+        }
+    }
+    let params: model::ActionParams = args
+        .params
+        .as_deref()
+        .map(|t| json_arg("params", t))
+        .transpose()?
+        .unwrap_or_default();
+    let mut settings = BTreeMap::new();
+    for kv in &args.config {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--config `{kv}` is not KEY=VALUE"))?;
+        settings.insert(k.to_owned(), v.to_owned());
+    }
+    let egress = args
+        .allow_host
+        .iter()
+        .map(|h| h.parse::<EgressGrant>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let tls = match &args.ca_file {
+        Some(p) => {
+            let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            TlsSettings::with_extra_roots(&pem).map_err(anyhow::Error::msg)?
+        }
+        None => TlsSettings::default(),
+    };
+    let config = Arc::new(DriverConfig {
+        settings,
+        egress,
+        memory_bytes: args.memory_mib << 20,
+        max_call_time: None,
+        tls,
+    });
+
+    let rt = runtime()?;
+    let driver = rt.load_file(&args.file).await?;
+    let name = driver.info().name.clone();
+    let kv: BTreeMap<String, String> = match &args.state {
+        Some(p) if p.exists() => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{} is not a state file", p.display()))?
+        }
+        _ => BTreeMap::new(),
+    };
+    let services = Arc::new(MemoryServices::with_kv(&name, kv));
+    let result = rt
+        .call(
+            &driver,
+            CallRequest {
+                action,
+                node: node.as_ref(),
+                params: &params,
+                config,
+                services: services.clone(),
+                timeout: args.timeout.map(Duration::from_secs_f64),
+                task: None,
+            },
+        )
+        .await;
+    for m in services.messages() {
+        let tag = if m.is_error { "error" } else { "status" };
+        eprintln!("{tag}: {}", m.message);
+    }
+    if let Some(p) = &args.state {
+        let text = serde_json::to_string_pretty(&services.kv_pairs(&name))?;
+        std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    match result {
+        Ok(value) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "action": action.name(),
+                    "driver": name,
+                    "status": "success",
+                    "result": value,
+                }))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "action": action.name(),
+                    "driver": name,
+                    "status": "failure",
+                    "error": { "kind": e.kind(), "retryable": e.is_retryable(), "message": e.to_string() },
+                }))?
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Operator settings: per-driver configuration and grants, and the runtime's
+//! global limits.
+
+use super::egress::{EgressGrant, TlsSettings};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Default memory a driver call may use.
+pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
+
+/// What the operator configured and granted for one driver.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Plain settings the driver reads with `config-get` (never secrets).
+    pub settings: BTreeMap<String, String>,
+    /// Hosts the driver may reach (besides a node's BMC on oob calls).
+    pub egress: Vec<EgressGrant>,
+    /// Memory one call may use, in bytes (capped by the runtime's ceiling).
+    pub memory_bytes: usize,
+    /// Longest a single call may run, whatever the action's own timeout.
+    pub max_call_time: Option<Duration>,
+    /// TLS roots for outbound HTTPS.
+    pub tls: TlsSettings,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            settings: BTreeMap::new(),
+            egress: Vec::new(),
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            max_call_time: None,
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+/// Global settings of the driver runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Instances that may run at once (the pooling allocator's size, and the
+    /// semaphore in front of it).
+    pub max_concurrent_calls: u32,
+    /// Ceiling on any one instance's linear memory.
+    pub max_memory_bytes: usize,
+    /// Epoch tick (granularity of deadline enforcement).
+    pub epoch_tick: Duration,
+    /// Use the pooling allocator (falls back to on-demand when the address
+    /// space cannot be reserved).
+    pub pooling: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 100,
+            max_memory_bytes: 256 << 20,
+            epoch_tick: Duration::from_millis(10),
+            pooling: true,
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! The egress policy: which hosts a driver call may reach over `wasi:http`,
+//! and the connector that enforces it.
+//!
+//! A call reaches only what the operator granted to the driver (host names,
+//! IPs or CIDRs, each with an optional port) and, for a node-scoped oob call,
+//! that node's own BMC address. Names are resolved here, every resolved IP is
+//! checked, and the connection is made to the checked IP, so a name cannot be
+//! re-pointed between check and use (DNS rebinding). Loopback, link-local,
+//! unspecified, multicast and cloud-metadata addresses are refused unless an
+//! IP or CIDR grant names them explicitly.
+
+use super::services::{CallScope, DriverServices, StatusMessage};
+use http_body_util::BodyExt;
+use ipnet::IpNet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// What a grant names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum GrantHost {
+    /// A host name, lower case; `*.example.com` matches any sub-domain.
+    Name(String),
+    /// An address or network.
+    Net(IpNet),
+}
+
+/// One outbound grant: a host name, IP or CIDR with an optional port.
+///
+/// Text forms: `bmc.example.com`, `bmc.example.com:443`, `*.example.com`,
+/// `10.0.0.5`, `10.0.0.5:8000`, `10.0.0.0/8`, `10.0.0.0/8:443`, `[::1]:80`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressGrant {
+    host: GrantHost,
+    port: Option<u16>,
+}
+
+/// A grant that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid egress grant `{0}`: expected HOST, HOST:PORT, IP, IP:PORT, CIDR or CIDR:PORT")]
+pub struct BadGrant(pub String);
+
+impl FromStr for EgressGrant {
+    type Err = BadGrant;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadGrant(s.to_owned());
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(bad());
+        }
+        // Bracketed IPv6, with or without a port.
+        if let Some(rest) = s.strip_prefix('[') {
+            let (addr, tail) = rest.split_once(']').ok_or_else(bad)?;
+            let ip: IpAddr = addr.parse().map_err(|_| bad())?;
+            let port = match tail {
+                "" => None,
+                t => Some(t.strip_prefix(':').ok_or_else(bad)?.parse().map_err(|_| bad())?),
+            };
+            return Ok(Self::net(IpNet::from(ip), port));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Self::net(IpNet::from(ip), None));
+        }
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(Self::net(net, None));
+        }
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Self::net(IpNet::from(ip), port));
+        }
+        if let Ok(net) = host.parse::<IpNet>() {
+            return Ok(Self::net(net, port));
+        }
+        let name = host.to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        let body = name.strip_prefix("*.").unwrap_or(&name);
+        if body.len() > 253 || !body.split('.').all(label_ok) {
+            return Err(bad());
+        }
+        Ok(Self {
+            host: GrantHost::Name(name),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for EgressGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.host, self.port) {
+            (GrantHost::Name(n), None) => write!(f, "{n}"),
+            (GrantHost::Name(n), Some(p)) => write!(f, "{n}:{p}"),
+            (GrantHost::Net(n), p) => {
+                let single = n.prefix_len() == n.max_prefix_len();
+                match (single, n.addr(), p) {
+                    (true, IpAddr::V6(a), Some(p)) => write!(f, "[{a}]:{p}"),
+                    (true, a, Some(p)) => write!(f, "{a}:{p}"),
+                    (true, a, None) => write!(f, "{a}"),
+                    (false, _, Some(p)) => write!(f, "{n}:{p}"),
+                    (false, _, None) => write!(f, "{n}"),
+                }
+            }
+        }
+    }
+}
+
+impl EgressGrant {
+    fn net(net: IpNet, port: Option<u16>) -> Self {
+        Self {
+            host: GrantHost::Net(net),
+            port,
+        }
+    }
+
+    /// A grant for exactly one host (name or IP literal) and optional port.
+    pub fn host(host: &str, port: Option<u16>) -> Result<Self, BadGrant> {
+        let mut g: EgressGrant = host.parse()?;
+        g.port = port;
+        Ok(g)
+    }
+
+    fn port_ok(&self, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port)
+    }
+
+    fn name_matches(&self, name: &str, port: u16) -> bool {
+        let GrantHost::Name(g) = &self.host else {
+            return false;
+        };
+        let hit = match g.strip_prefix("*.") {
+            Some(suffix) => name.len() > suffix.len() + 1 && name.ends_with(&format!(".{suffix}")),
+            None => g == name,
+        };
+        hit && self.port_ok(port)
+    }
+
+    fn ip_matches(&self, ip: IpAddr, port: u16) -> bool {
+        matches!(&self.host, GrantHost::Net(n) if n.contains(&ip)) && self.port_ok(port)
+    }
+}
+
+/// Addresses refused unless an IP or CIDR grant names them.
+fn special(ip: IpAddr) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(a) if a.octets() == [169, 254, 169, 254] => Some("cloud metadata"),
+        IpAddr::V4(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V4(a) if a.is_link_local() => Some("link-local"),
+        IpAddr::V4(a) if a.is_unspecified() || a.is_broadcast() => Some("unspecified"),
+        IpAddr::V4(a) if a.is_multicast() => Some("multicast"),
+        IpAddr::V6(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("unspecified"),
+        IpAddr::V6(a) if a.is_multicast() => Some("multicast"),
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => Some("link-local"),
+        IpAddr::V6(a) if a.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254] => {
+            Some("cloud metadata")
+        }
+        _ => None,
+    }
+}
+
+/// The grants in force for one call.
+#[derive(Clone, Debug, Default)]
+pub struct EgressPolicy {
+    grants: Vec<EgressGrant>,
+}
+
+impl EgressPolicy {
+    /// A policy allowing exactly `grants`.
+    pub fn new(grants: Vec<EgressGrant>) -> Self {
+        Self { grants }
+    }
+
+    /// Adds a grant.
+    pub fn push(&mut self, grant: EgressGrant) {
+        self.grants.push(grant);
+    }
+
+    /// Whether `host:port` may be contacted at all (before resolution): a
+    /// name must match a name grant, unless an IP grant may still match what
+    /// it resolves to.
+    fn name_granted(&self, host: &str, port: u16) -> bool {
+        self.grants.iter().any(|g| g.name_matches(host, port))
+    }
+
+    /// Checks one resolved address. `by_name` says the host name itself was
+    /// granted (then ordinary addresses are fine, special ones are not).
+    fn check_ip(&self, ip: IpAddr, port: u16, by_name: bool) -> Result<(), String> {
+        if self.grants.iter().any(|g| g.ip_matches(ip, port)) {
+            return Ok(());
+        }
+        match (by_name, special(ip)) {
+            (true, None) => Ok(()),
+            (true, Some(kind)) => Err(format!("it resolves to {ip} ({kind}), which is not granted")),
+            (false, _) => Err("it is not granted".to_owned()),
+        }
+    }
+
+    /// Resolves `host` and picks the first address the policy allows.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, Denied> {
+        let deny = |reason: String| Denied {
+            target: format!("{host}:{port}"),
+            reason,
+        };
+        let host_lc = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host_lc.parse::<IpAddr>() {
+            return self
+                .check_ip(ip, port, false)
+                .map(|()| SocketAddr::new(ip, port))
+                .map_err(deny);
+        }
+        let name = host_lc.to_ascii_lowercase();
+        let by_name = self.name_granted(&name, port);
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
+            .await
+            .map_err(|e| deny(format!("it does not resolve: {e}")))?
+            .collect();
+        let mut last = "it resolves to no address".to_owned();
+        for addr in addrs {
+            match self.check_ip(addr.ip(), port, by_name) {
+                Ok(()) => return Ok(addr),
+                Err(reason) => last = reason,
+            }
+        }
+        Err(deny(last))
+    }
+}
+
+/// A request the policy refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// `host:port` asked for.
+    pub target: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// TLS settings for a driver's outbound HTTPS.
+#[derive(Clone)]
+pub struct TlsSettings {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings").finish_non_exhaustive()
+    }
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self::with_extra_roots(&[]).expect("public roots alone are valid")
+    }
+}
+
+impl TlsSettings {
+    /// Public web PKI roots plus the PEM certificates in `extra_pem` (for
+    /// BMCs with a private CA).
+    pub fn with_extra_roots(extra_pem: &[u8]) -> Result<Self, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        if !extra_pem.is_empty() {
+            let mut n = 0;
+            for cert in CertificateDer::pem_slice_iter(extra_pem) {
+                let cert = cert.map_err(|e| format!("invalid CA certificate PEM: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("unusable CA certificate: {e}"))?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err("the CA bundle holds no PEM certificate".into());
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The `wasi:http` hooks of one call: the policy, TLS, and where denials go.
+pub struct EgressHooks {
+    /// Grants in force.
+    pub policy: Arc<EgressPolicy>,
+    /// TLS settings.
+    pub tls: TlsSettings,
+    /// The call, for denial messages.
+    pub scope: Arc<CallScope>,
+    /// Where denials are reported.
+    pub services: Arc<dyn DriverServices>,
+    /// The call's deadline (bounds connect time).
+    pub deadline: Instant,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        let policy = self.policy.clone();
+        let tls = self.tls.clone();
+        let scope = self.scope.clone();
+        let services = self.services.clone();
+        let deadline = self.deadline;
+        Box::new(async move {
+            match send(request, options, &policy, &tls, deadline).await {
+                Ok(sent) => Ok(sent),
+                Err(SendError::Http(e)) => Err(e),
+                Err(SendError::Denied(d)) => {
+                    report_denial(&scope, &*services, &d).await;
+                    Err(HttpError::HttpRequestDenied)
+                }
+            }
+        })
+    }
+}
+
+async fn report_denial(scope: &CallScope, services: &dyn DriverServices, d: &Denied) {
+    let message = format!(
+        "egress denied: driver {} may not reach {}: {}",
+        scope.driver, d.target, d.reason
+    );
+    tracing::warn!(
+        driver = %scope.driver,
+        action = scope.action_name(),
+        node = scope.node.as_deref().unwrap_or("-"),
+        target = %d.target,
+        "{message}"
+    );
+    let msg = StatusMessage {
+        scope: scope.clone(),
+        message,
+        is_error: true,
+    };
+    if let Err(e) = services.status(msg).await {
+        tracing::warn!(driver = %scope.driver, error = %e, "could not record an egress denial");
+    }
+}
+
+enum SendError {
+    Denied(Denied),
+    Http(HttpError),
+}
+
+impl From<HttpError> for SendError {
+    fn from(e: HttpError) -> Self {
+        SendError::Http(e)
+    }
+}
+
+async fn send(
+    mut req: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    policy: &EgressPolicy,
+    tls: &TlsSettings,
+    deadline: Instant,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    SendError,
+> {
+    let uri = req.uri().clone();
+    let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.to_owned();
+    let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+    let addr = policy.resolve(&host, port).await.map_err(SendError::Denied)?;
+
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let connect_timeout = options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(remaining)
+        .min(remaining)
+        .max(Duration::from_millis(1));
+    let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => HttpError::ConnectionRefused,
+            _ => HttpError::Connect(e),
+        })?;
+    let _ = tcp.set_nodelay(true);
+
+    *req.uri_mut() = http::Uri::builder()
+        .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    if use_tls {
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_owned())
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| {
+                if e.to_string().contains("certificate") {
+                    HttpError::TlsCertificateError
+                } else {
+                    HttpError::Tls(e)
+                }
+            })?;
+        handshake(TokioIo::new(stream), req).await
+    } else {
+        handshake(TokioIo::new(tcp), req).await
+    }
+}
+
+async fn handshake<S>(
+    io: S,
+    req: http::Request<WasiBody>,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    SendError,
+>
+where
+    S: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(HttpError::from)?;
+    // The connection task lives as long as the response body is read; it is
+    // aborted when the call's store (and so this future) is dropped.
+    let conn = tokio::spawn(conn);
+    let abort = AbortOnDrop(conn);
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(HttpError::from)?
+        .map(|body| body.map_err(HttpError::from).boxed_unsync());
+    Ok((
+        res,
+        Box::new(async move {
+            let mut abort = abort;
+            match (&mut abort.0).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(HttpError::from(e)),
+                Err(_) => Err(HttpError::ConnectionTerminated),
+            }
+        }),
+    ))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(grants: &[&str]) -> EgressPolicy {
+        EgressPolicy::new(grants.iter().map(|g| g.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn grants_parse_and_print() {
+        for g in [
+            "bmc.example.com",
+            "bmc.example.com:443",
+            "*.example.com",
+            "10.0.0.5",
+            "10.0.0.5:8000",
+            "10.0.0.0/8",
+            "10.0.0.0/8:443",
+            "[::1]:80",
+        ] {
+            assert_eq!(g.parse::<EgressGrant>().unwrap().to_string(), g);
+        }
+        for bad in ["", "bmc:notaport", "a b", "http://x", "[::1", "-:1:2:3"] {
+            assert!(bad.parse::<EgressGrant>().is_err(), "{bad} parsed");
+        }
+    }
+
+    #[tokio::test]
+    async fn ip_literals_need_an_ip_grant() {
+        let p = policy(&["10.0.0.0/8:443", "127.0.0.1:8000"]);
+        assert!(p.resolve("10.1.2.3", 443).await.is_ok());
+        assert!(p.resolve("10.1.2.3", 80).await.is_err());
+        assert!(p.resolve("127.0.0.1", 8000).await.is_ok());
+        assert!(p.resolve("127.0.0.1", 8001).await.is_err());
+        assert!(p.resolve("169.254.169.254", 80).await.is_err());
+        assert!(p.resolve("192.168.1.1", 443).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn granted_names_resolving_to_loopback_are_refused() {
+        let p = policy(&["localhost"]);
+        let err = p.resolve("localhost", 80).await.unwrap_err();
+        assert!(err.reason.contains("loopback"), "{err:?}");
+        // ...unless the loopback address itself is granted.
+        let p = policy(&["localhost", "127.0.0.1", "::1"]);
+        assert!(p.resolve("localhost", 80).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn names_not_granted_are_refused() {
+        let p = policy(&["*.example.com"]);
+        let err = p.resolve("localhost", 80).await.unwrap_err();
+        assert_eq!(err.reason, "it is not granted");
+        assert!(p.name_granted("bmc.example.com", 1));
+        assert!(!p.name_granted("example.com", 1));
+        assert!(!p.name_granted("evil-example.com", 1));
+    }
+
+    #[test]
+    fn special_addresses() {
+        for ip in ["127.0.0.1", "169.254.169.254", "169.254.1.1", "0.0.0.0", "::1", "fe80::1",
+                   "::ffff:127.0.0.1", "fd00:ec2::254", "224.0.0.1"] {
+            assert!(special(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        for ip in ["10.0.0.1", "192.0.2.10", "2001:db8::1"] {
+            assert!(special(ip.parse().unwrap()).is_none(), "{ip}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Guest log lines as `tracing` events with target `driver::<name>`.
+//!
+//! `tracing` targets are static, so each (driver name, level) pair gets one
+//! callsite, created on first use and kept for the life of the process. Names
+//! are validated when a driver loads (short, `[a-z0-9-]`), so the set is small.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use tracing::callsite::{Callsite, DefaultCallsite, Identifier};
+use tracing::field::{FieldSet, Value};
+use tracing::metadata::Kind;
+use tracing::{Level, Metadata};
+
+const FIELDS: &[&str] = &["message", "action", "node"];
+
+struct Site {
+    callsite: &'static DefaultCallsite,
+}
+
+/// The callsites created so far, by target and level.
+fn registry() -> &'static Mutex<HashMap<(String, Level), Site>> {
+    static SITES: OnceLock<Mutex<HashMap<(String, Level), Site>>> = OnceLock::new();
+    SITES.get_or_init(Default::default)
+}
+
+/// A callsite whose metadata is set right after it is leaked (the metadata
+/// must name its own callsite).
+struct LateCallsite(OnceLock<&'static DefaultCallsite>);
+
+fn callsite(driver: &str, level: Level) -> &'static DefaultCallsite {
+    let mut sites = registry().lock().expect("guest log registry");
+    if let Some(site) = sites.get(&(driver.to_owned(), level)) {
+        return site.callsite;
+    }
+    let target: &'static str = Box::leak(format!("driver::{driver}").into_boxed_str());
+    let late: &'static LateCallsite = Box::leak(Box::new(LateCallsite(OnceLock::new())));
+    let meta: &'static Metadata<'static> = Box::leak(Box::new(Metadata::new(
+        "guest log",
+        target,
+        level,
+        None,
+        None,
+        None,
+        FieldSet::new(FIELDS, Identifier(late)),
+        Kind::EVENT,
+    )));
+    let site: &'static DefaultCallsite = Box::leak(Box::new(DefaultCallsite::new(meta)));
+    let _ = late.0.set(site);
+    sites.insert((driver.to_owned(), level), Site { callsite: site });
+    site
+}
+
+impl Callsite for LateCallsite {
+    fn set_interest(&self, interest: tracing::subscriber::Interest) {
+        if let Some(site) = self.0.get() {
+            site.set_interest(interest);
+        }
+    }
+    fn metadata(&self) -> &Metadata<'_> {
+        self.0.get().expect("callsite set at creation").metadata()
+    }
+}
+
+/// Emits one guest log line as a `tracing` event with target
+/// `driver::<driver>`, fields `action` and `node`.
+pub fn emit(driver: &str, level: Level, action: &str, node: Option<&str>, message: &str) {
+    let site = callsite(driver, level);
+    let interest = site.register();
+    if interest.is_never() {
+        return;
+    }
+    let meta = site.metadata();
+    if !tracing::dispatcher::get_default(|d| d.enabled(meta)) {
+        return;
+    }
+    let fields = meta.fields();
+    let mut iter = fields.iter();
+    let (Some(f_msg), Some(f_action), Some(f_node)) = (iter.next(), iter.next(), iter.next())
+    else {
+        return;
+    };
+    let node = node.unwrap_or("-");
+    let msg = format_args!("{message}");
+    let values: [(&tracing::field::Field, Option<&dyn Value>); 3] = [
+        (&f_msg, Some(&msg as &dyn Value)),
+        (&f_action, Some(&action as &dyn Value)),
+        (&f_node, Some(&node as &dyn Value)),
+    ];
+    tracing::Event::dispatch(meta, &fields.value_set(&values));
+}

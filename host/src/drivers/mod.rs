@@ -1,0 +1,35 @@
+//! Driver components: loading, checking and calling them in a sandbox.
+//!
+//! - [`runtime`]: the engine, loading ([`Runtime::load`]) and calls ([`Runtime::call`]).
+//! - [`action`]: driver actions by their Drydock names.
+//! - [`config`]: per-driver grants and settings, runtime limits.
+//! - [`egress`]: which hosts a call may reach, enforced at connect time.
+//! - [`services`]: key-value, status messages and build data behind the host imports.
+//! - [`error`]: load and call errors.
+//! - private: `bindings` (the only `bindgen!`), `sandbox` (store data and host
+//!   functions), `dispatch` (action → export), `convert` (model ↔ WIT),
+//!   `cache` (compiled code on disk), `guest_log` (guest logs → tracing).
+
+pub mod action;
+mod bindings;
+mod cache;
+pub mod config;
+mod convert;
+mod dispatch;
+pub mod egress;
+pub mod error;
+mod guest_log;
+pub mod runtime;
+mod sandbox;
+pub mod services;
+
+pub use action::{Action, Interface};
+pub use cache::CompileCache;
+pub use config::{DriverConfig, RuntimeConfig};
+pub use egress::{EgressGrant, TlsSettings};
+pub use error::{CallError, DriverError, DriverErrorKind, LoadError};
+pub use runtime::{CallRequest, Driver, DriverInfo, Runtime};
+pub use services::{CallScope, DriverServices, MemoryServices};
+
+/// The version of the `drydock:driver` WIT package this host implements.
+pub const WIT_VERSION: &str = "0.1.0";

@@ -1,0 +1,718 @@
+//! The driver runtime: one wasmtime engine (pooling allocator, epoch
+//! interruption ticked by its own thread), loading and checking components,
+//! and running each call in a fresh store with limits.
+
+use super::action::{Action, Interface};
+use super::bindings::{metadata, network, node, oob};
+use super::cache::CompileCache;
+use super::config::{DriverConfig, RuntimeConfig};
+use super::egress::{EgressGrant, EgressHooks, EgressPolicy};
+use super::error::{CallError, LoadError};
+use super::sandbox::CallState;
+use super::services::{CallScope, DriverServices, MemoryServices};
+use super::{WIT_VERSION, dispatch};
+use crate::model;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+/// How long reading a driver's `info` may take at load time.
+const INFO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Outbound access a driver asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outbound {
+    /// Hosts it needs besides BMCs.
+    pub hosts: Vec<String>,
+    /// Whether it talks to node BMCs.
+    pub node_bmc: bool,
+}
+
+/// A driver's description, as read from its `info` export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DriverInfo {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Publisher.
+    pub vendor: String,
+    /// Description.
+    pub description: String,
+    /// Interfaces it implements.
+    pub interfaces: Vec<Interface>,
+    /// Oob types it claims.
+    pub oob_types: Vec<String>,
+    /// Outbound access it asks for.
+    pub outbound: Outbound,
+    /// Actions not safe to repeat.
+    pub unsafe_to_repeat: Vec<String>,
+}
+
+/// A loaded, checked driver component, ready to call. Cheap to clone.
+#[derive(Clone)]
+pub struct Driver(Arc<LoadedDriver>);
+
+pub(crate) struct LoadedDriver {
+    pub(crate) info: DriverInfo,
+    pub(crate) sha256: String,
+    pub(crate) size: usize,
+    pub(crate) pre: InstancePre<CallState>,
+    pub(crate) metadata: metadata::GuestIndices,
+    pub(crate) oob: Option<oob::GuestIndices>,
+    pub(crate) node: Option<node::GuestIndices>,
+    pub(crate) network: Option<network::GuestIndices>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("info", &self.0.info)
+            .field("sha256", &self.0.sha256)
+            .finish()
+    }
+}
+
+impl Driver {
+    /// What the driver says about itself.
+    pub fn info(&self) -> &DriverInfo {
+        &self.0.info
+    }
+
+    /// SHA-256 of the component, hex.
+    pub fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+
+    /// Size of the component in bytes.
+    pub fn size(&self) -> usize {
+        self.0.size
+    }
+
+    /// The WIT worlds the component satisfies (by the interfaces it exports).
+    pub fn worlds(&self) -> Vec<&'static str> {
+        let d = &self.0;
+        let mut w = Vec::new();
+        if d.oob.is_some() {
+            w.push("oob-driver");
+        }
+        if d.node.is_some() {
+            w.push("node-driver");
+        }
+        if d.network.is_some() {
+            w.push("network-driver");
+        }
+        if w.len() == 3 {
+            w.push("full-driver");
+        }
+        w
+    }
+
+    /// Whether the component exports the interface.
+    pub fn exports(&self, iface: Interface) -> bool {
+        match iface {
+            Interface::Oob => self.0.oob.is_some(),
+            Interface::Node => self.0.node.is_some(),
+            Interface::Network => self.0.network.is_some(),
+        }
+    }
+
+    pub(crate) fn loaded(&self) -> &LoadedDriver {
+        &self.0
+    }
+}
+
+/// One action to run.
+#[derive(Clone)]
+pub struct CallRequest<'a> {
+    /// The action.
+    pub action: Action,
+    /// The node, for node-scoped actions (credentials already resolved).
+    pub node: Option<&'a model::Node>,
+    /// Further parameters.
+    pub params: &'a model::ActionParams,
+    /// The driver's operator configuration and grants.
+    pub config: Arc<DriverConfig>,
+    /// Key-value store, status messages, build data.
+    pub services: Arc<dyn DriverServices>,
+    /// Time limit; the action's default when none.
+    pub timeout: Option<Duration>,
+    /// Task the call runs for.
+    pub task: Option<String>,
+}
+
+/// Stops the epoch thread when the runtime goes.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The driver runtime. One per process.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    permits: Arc<Semaphore>,
+    cache: Option<CompileCache>,
+    config: RuntimeConfig,
+    pooling: bool,
+    _ticker: Ticker,
+}
+
+/// The runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("driver runtime: {0}")]
+pub struct RuntimeError(String);
+
+fn engine_config(rc: &RuntimeConfig, pooling: bool) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c.concurrency_support(false);
+    if pooling {
+        let n = rc.max_concurrent_calls;
+        let mut p = PoolingAllocationConfig::default();
+        p.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memories_per_component(4)
+            .max_core_instances_per_component(16)
+            .max_memory_size(rc.max_memory_bytes);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+    }
+    c
+}
+
+impl Runtime {
+    /// Starts a runtime. `cache` keeps compiled drivers across restarts.
+    pub fn new(config: RuntimeConfig, cache: Option<CompileCache>) -> Result<Self, RuntimeError> {
+        let (engine, pooling) = if config.pooling {
+            match Engine::new(&engine_config(&config, true)) {
+                Ok(e) => (e, true),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "pooling allocator unavailable (address space reservation failed?); \
+                         falling back to on-demand instance allocation"
+                    );
+                    let e = Engine::new(&engine_config(&config, false))
+                        .map_err(|e| RuntimeError(e.to_string()))?;
+                    (e, false)
+                }
+            }
+        } else {
+            let e = Engine::new(&engine_config(&config, false))
+                .map_err(|e| RuntimeError(e.to_string()))?;
+            (e, false)
+        };
+
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError(format!("linking WASI: {e}")))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError(format!("linking wasi:http: {e}")))?;
+        super::bindings::host::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| RuntimeError(format!("linking drydock host: {e}")))?;
+        super::bindings::types::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| RuntimeError(format!("linking drydock types: {e}")))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            let tick = config.epoch_tick;
+            std::thread::Builder::new()
+                .name("drydock-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| RuntimeError(format!("starting the epoch thread: {e}")))?
+        };
+        tracing::debug!(pooling, max_calls = config.max_concurrent_calls, "driver runtime ready");
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(config.max_concurrent_calls as usize)),
+            engine,
+            linker,
+            cache,
+            config,
+            pooling,
+            _ticker: Ticker {
+                stop,
+                thread: Some(thread),
+            },
+        })
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// The wasmtime engine (for benchmarks comparing against bare wasmtime).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads a driver from a file.
+    pub async fn load_file(&self, path: &std::path::Path) -> Result<Driver, LoadError> {
+        let origin = path.display().to_string();
+        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Io {
+            origin: origin.clone(),
+            source,
+        })?;
+        self.load(&origin, &bytes).await
+    }
+
+    /// Compiles (or fetches from the cache) a component without checking it.
+    /// Returns the component and whether it came from the cache.
+    pub async fn compile(
+        &self,
+        origin: &str,
+        bytes: &[u8],
+    ) -> Result<(Component, String, bool), LoadError> {
+        check_header(origin, bytes)?;
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let Some(c) = self.cache.as_ref().and_then(|c| c.get(&self.engine, &sha256)) {
+            return Ok((c, sha256, true));
+        }
+        let engine = self.engine.clone();
+        let owned = bytes.to_vec();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
+            .await
+            .map_err(|e| LoadError::Compile {
+                origin: origin.to_owned(),
+                reason: e.to_string(),
+            })?
+            .map_err(|e| LoadError::Compile {
+                origin: origin.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+        if let Some(cache) = &self.cache {
+            cache.put(&self.engine, &sha256, &component);
+        }
+        Ok((component, sha256, false))
+    }
+
+    /// Loads a driver from bytes: checks it is a component of this WIT
+    /// version, that its imports are ones the host provides, that its exports
+    /// have the WIT's types, and reads its `info`.
+    pub async fn load(&self, origin: &str, bytes: &[u8]) -> Result<Driver, LoadError> {
+        let (component, sha256, cached) = self.compile(origin, bytes).await?;
+        tracing::debug!(origin, sha256 = %sha256, cached, "compiled driver component");
+        check_names(&self.engine, origin, &component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Imports {
+                origin: origin.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+        let metadata_idx = metadata::GuestIndices::new(&pre).map_err(|_| LoadError::NotADriver {
+            origin: origin.to_owned(),
+            expected: WIT_VERSION,
+            exports: export_names(&self.engine, &component),
+        })?;
+        let oob = oob::GuestIndices::new(&pre).ok();
+        let node = node::GuestIndices::new(&pre).ok();
+        let network = network::GuestIndices::new(&pre).ok();
+
+        let mut loaded = LoadedDriver {
+            info: DriverInfo {
+                name: String::new(),
+                version: String::new(),
+                vendor: String::new(),
+                description: String::new(),
+                interfaces: vec![],
+                oob_types: vec![],
+                outbound: Outbound {
+                    hosts: vec![],
+                    node_bmc: false,
+                },
+                unsafe_to_repeat: vec![],
+            },
+            sha256,
+            size: bytes.len(),
+            pre,
+            metadata: metadata_idx,
+            oob,
+            node,
+            network,
+        };
+        loaded.info = self.read_info(origin, &loaded).await?;
+        validate_info(origin, &loaded)?;
+        Ok(Driver(Arc::new(loaded)))
+    }
+
+    /// Instantiates the driver once: type-checks every exported interface
+    /// and reads `info`.
+    async fn read_info(&self, origin: &str, d: &LoadedDriver) -> Result<DriverInfo, LoadError> {
+        let scope = Arc::new(CallScope {
+            driver: origin.to_owned(),
+            action: None,
+            node: None,
+            task: None,
+        });
+        let config = Arc::new(DriverConfig::default());
+        let services: Arc<dyn DriverServices> = Arc::new(MemoryServices::new());
+        let deadline = Instant::now() + INFO_TIMEOUT;
+        let mut store = self.new_store(scope, config, services, EgressPolicy::default(), deadline);
+        let info_err = |e: CallError| LoadError::Info {
+            origin: origin.to_owned(),
+            source: Box::new(e),
+        };
+        let _permit = self.permits.acquire().await.map_err(|_| LoadError::Compile {
+            origin: origin.to_owned(),
+            reason: "runtime shutting down".into(),
+        })?;
+        let instance = d
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
+        let export_err = |iface: &str, e: wasmtime::Error| LoadError::ExportType {
+            origin: origin.to_owned(),
+            interface: format!("drydock:driver/{iface}@{WIT_VERSION}"),
+            reason: format!("{e:#}"),
+        };
+        let meta = d
+            .metadata
+            .load(&mut store, &instance)
+            .map_err(|e| export_err("metadata", e))?;
+        if let Some(i) = &d.oob {
+            i.load(&mut store, &instance).map_err(|e| export_err("oob", e))?;
+        }
+        if let Some(i) = &d.node {
+            i.load(&mut store, &instance).map_err(|e| export_err("node", e))?;
+        }
+        if let Some(i) = &d.network {
+            i.load(&mut store, &instance)
+                .map_err(|e| export_err("network", e))?;
+        }
+        let info = tokio::time::timeout(INFO_TIMEOUT, meta.call_info(&mut store))
+            .await
+            .map_err(|_| {
+                info_err(CallError::Deadline {
+                    driver: origin.to_owned(),
+                    action: "info",
+                    limit: INFO_TIMEOUT,
+                })
+            })?
+            .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
+        Ok(DriverInfo {
+            name: info.name,
+            version: info.version,
+            vendor: info.vendor,
+            description: info.description,
+            interfaces: info
+                .interfaces
+                .into_iter()
+                .map(|i| match i {
+                    metadata::DriverInterface::Oob => Interface::Oob,
+                    metadata::DriverInterface::Node => Interface::Node,
+                    metadata::DriverInterface::Network => Interface::Network,
+                })
+                .collect(),
+            oob_types: info.oob_types,
+            outbound: Outbound {
+                hosts: info.outbound.hosts,
+                node_bmc: info.outbound.node_bmc,
+            },
+            unsafe_to_repeat: info.unsafe_to_repeat,
+        })
+    }
+
+    fn new_store(
+        &self,
+        scope: Arc<CallScope>,
+        config: Arc<DriverConfig>,
+        services: Arc<dyn DriverServices>,
+        policy: EgressPolicy,
+        deadline: Instant,
+    ) -> Store<CallState> {
+        let mut config = config;
+        if config.memory_bytes > self.config.max_memory_bytes {
+            let mut c = (*config).clone();
+            c.memory_bytes = self.config.max_memory_bytes;
+            config = Arc::new(c);
+        }
+        let egress = EgressHooks {
+            policy: Arc::new(policy),
+            tls: config.tls.clone(),
+            scope: scope.clone(),
+            services: services.clone(),
+            deadline,
+        };
+        let state = CallState::new(scope, config, services, egress, deadline);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Runs one action in a fresh sandbox and returns its result as JSON
+    /// (`null` for actions without a result).
+    pub async fn call(
+        &self,
+        driver: &Driver,
+        req: CallRequest<'_>,
+    ) -> Result<serde_json::Value, CallError> {
+        let d = driver.loaded();
+        let action = req.action;
+        let name = d.info.name.clone();
+        if !driver.exports(action.interface()) || !d.info.interfaces.contains(&action.interface())
+        {
+            return Err(CallError::Unsupported {
+                driver: name,
+                action: action.name(),
+                interface: action.interface(),
+            });
+        }
+        if action.is_node_scoped() && req.node.is_none() {
+            return Err(CallError::InvalidRequest {
+                action: action.name(),
+                reason: "this action needs a node".into(),
+            });
+        }
+        let mut limit = req.timeout.unwrap_or_else(|| action.default_timeout());
+        if let Some(max) = req.config.max_call_time {
+            limit = limit.min(max);
+        }
+        let deadline = Instant::now() + limit;
+        let scope = Arc::new(CallScope {
+            driver: name.clone(),
+            action: Some(action),
+            node: req.node.map(|n| n.name.clone()),
+            task: req.task.clone(),
+        });
+        let policy = call_policy(&req);
+        let span = tracing::info_span!(
+            "driver_call",
+            driver = %name,
+            action = action.name(),
+            node = req.node.map_or("-", |n| n.name.as_str())
+        );
+        let _enter = span.enter();
+        drop(_enter);
+        let mut store =
+            self.new_store(scope, req.config.clone(), req.services.clone(), policy, deadline);
+        let run = async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| wasmtime::Error::msg("runtime shutting down"))?;
+            let instance = d.pre.instantiate_async(&mut store).await?;
+            dispatch::dispatch(d, &mut store, &instance, &req).await
+        };
+        let outcome = tracing::Instrument::instrument(tokio::time::timeout(limit, run), span.clone()).await;
+        let result = match outcome {
+            Err(_elapsed) => Err(CallError::Deadline {
+                driver: name,
+                action: action.name(),
+                limit,
+            }),
+            Ok(Err(e)) => Err(classify(action.name(), &name, &store, e, limit)),
+            Ok(Ok(Err(dispatch::Refused::Driver(e)))) => Err(CallError::Driver {
+                driver: name,
+                action: action.name(),
+                error: e,
+            }),
+            Ok(Ok(Err(dispatch::Refused::Request(reason)))) => Err(CallError::InvalidRequest {
+                action: action.name(),
+                reason,
+            }),
+            Ok(Ok(Ok(v))) => Ok(v),
+        };
+        let _enter = span.enter();
+        match &result {
+            Ok(_) => tracing::debug!("driver call succeeded"),
+            Err(e) => tracing::info!(error = %e, kind = e.kind(), "driver call failed"),
+        }
+        result
+    }
+}
+
+/// The egress grants of one call: the driver's, plus the node's BMC for oob
+/// actions.
+fn call_policy(req: &CallRequest<'_>) -> EgressPolicy {
+    let mut policy = EgressPolicy::new(req.config.egress.clone());
+    if req.action.interface() == Interface::Oob
+        && let Some(addr) = req.node.and_then(|n| n.oob.address.as_deref())
+    {
+        let ports = match req.node.and_then(|n| n.oob.port) {
+            Some(p) => vec![p],
+            None => vec![80, 443],
+        };
+        for port in ports {
+            match EgressGrant::host(addr, Some(port)) {
+                Ok(g) => policy.push(g),
+                Err(e) => tracing::warn!(error = %e, "node BMC address is not a valid host"),
+            }
+        }
+    }
+    policy
+}
+
+/// Turns a wasmtime error from instantiation or a call into a `CallError`.
+fn classify(
+    action: &'static str,
+    driver: &str,
+    store: &Store<CallState>,
+    e: wasmtime::Error,
+    limit: Duration,
+) -> CallError {
+    let state = store.data();
+    if let Some(reason) = &state.host_failure {
+        return CallError::Host {
+            driver: driver.to_owned(),
+            reason: reason.clone(),
+        };
+    }
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return CallError::Deadline {
+            driver: driver.to_owned(),
+            action,
+            limit,
+        };
+    }
+    if let Some(requested) = state.limiter.refused {
+        return CallError::MemoryLimit {
+            driver: driver.to_owned(),
+            action,
+            limit: state.memory_limit(),
+            requested,
+        };
+    }
+    let mut trap = match e.downcast_ref::<Trap>() {
+        Some(t) => format!("wasm trap: {t}"),
+        None => format!("{e:#}"),
+    };
+    if let Some(words) = state.last_words() {
+        trap = format!("{trap}; guest stderr: {words}");
+    }
+    CallError::Trap {
+        driver: driver.to_owned(),
+        action,
+        trap,
+    }
+}
+
+fn check_header(origin: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm(origin.to_owned()));
+    }
+    // Core modules have version 1 with layer 0; components use layer 1.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError::CoreModule(origin.to_owned()));
+    }
+    Ok(())
+}
+
+fn export_names(engine: &Engine, c: &Component) -> String {
+    let names: Vec<String> = c
+        .component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_owned())
+        .collect();
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Refuses a component that names another version of the driver package.
+fn check_names(engine: &Engine, origin: &str, c: &Component) -> Result<(), LoadError> {
+    let ty = c.component_type();
+    let names = ty
+        .imports(engine)
+        .map(|(n, _)| n.to_owned())
+        .chain(ty.exports(engine).map(|(n, _)| n.to_owned()));
+    for name in names {
+        if let Some(rest) = name.strip_prefix("drydock:driver/")
+            && let Some((_, version)) = rest.split_once('@')
+            && version != WIT_VERSION
+        {
+            return Err(LoadError::WrongVersion {
+                origin: origin.to_owned(),
+                found: format!("drydock:driver@{version}"),
+                expected: WIT_VERSION,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn validate_info(origin: &str, d: &LoadedDriver) -> Result<(), LoadError> {
+    let bad = |reason: String| LoadError::BadInfo {
+        origin: origin.to_owned(),
+        reason,
+    };
+    let info = &d.info;
+    let name_ok = !info.name.is_empty()
+        && info.name.len() <= 64
+        && info
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !info.name.starts_with('-');
+    if !name_ok {
+        return Err(bad(format!(
+            "name `{}` must be 1-64 characters of a-z, 0-9 and `-`",
+            info.name.escape_debug()
+        )));
+    }
+    if info.version.is_empty() || info.version.len() > 64 {
+        return Err(bad("version must be 1-64 characters".into()));
+    }
+    if info.interfaces.is_empty() {
+        return Err(bad("it claims no interface".into()));
+    }
+    for iface in &info.interfaces {
+        let exported = match iface {
+            Interface::Oob => d.oob.is_some(),
+            Interface::Node => d.node.is_some(),
+            Interface::Network => d.network.is_some(),
+        };
+        if !exported {
+            return Err(bad(format!(
+                "it claims the {iface} interface but does not export drydock:driver/{iface}@{WIT_VERSION}"
+            )));
+        }
+    }
+    if !info.oob_types.is_empty() && !info.interfaces.contains(&Interface::Oob) {
+        return Err(bad("it claims oob types without implementing oob".into()));
+    }
+    Ok(())
+}

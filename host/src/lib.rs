@@ -1,0 +1,19 @@
+//! Drydock: a bare-metal provisioning host whose hardware drivers are
+//! sandboxed WebAssembly components.
+//!
+//! # Layout
+//!
+//! - [`model`]: the host's own description of a node and of driver action
+//!   parameters (serde types, what the CLI and the API accept).
+//! - [`drivers`]: everything about driver components: the only `bindgen!`,
+//!   the wasmtime engine and its limits, loading and checking components, the
+//!   compile cache, the egress policy, and calling actions in a fresh sandbox.
+//! - [`cli`]: the `drydock` command line (parsing and the commands' effects).
+//! - [`telemetry`]: `tracing` subscriber set-up.
+//!
+//! `main.rs` only parses arguments and calls [`cli::run`].
+
+pub mod cli;
+pub mod drivers;
+pub mod model;
+pub mod telemetry;
