@@ -42,7 +42,7 @@ pub enum Command {
 pub enum DriverCommand {
     /// Load and check a driver component; print its info and worlds.
     Inspect {
-        /// The component (`.wasm`).
+        /// The component (`.wasm`), or `bundled:NAME` for a built-in driver.
         file: PathBuf,
     },
     /// Run one driver action in the sandbox and print its result as JSON.
@@ -52,7 +52,7 @@ pub enum DriverCommand {
 /// Arguments of `drydock driver call`.
 #[derive(Debug, Args)]
 pub struct CallArgs {
-    /// The component (`.wasm`).
+    /// The component (`.wasm`), or `bundled:NAME` for a built-in driver.
     pub file: PathBuf,
     /// The action, by its Drydock name (e.g. `power_cycle_node`).
     pub action: String,
@@ -121,9 +121,23 @@ fn runtime() -> Result<Runtime> {
     Ok(Runtime::new(RuntimeConfig::default(), None)?)
 }
 
+/// Loads a driver file, or a bundled driver named `bundled:NAME`.
+async fn load(rt: &Runtime, file: &std::path::Path) -> Result<crate::drivers::Driver> {
+    let text = file.to_string_lossy();
+    if let Some(name) = text.strip_prefix("bundled:") {
+        let file_name = format!("{name}.wasm");
+        let (_, bytes) = crate::bundled::all()
+            .into_iter()
+            .find(|(f, _)| *f == file_name)
+            .with_context(|| format!("no bundled driver named `{name}`"))?;
+        return Ok(rt.load(&text, bytes).await?);
+    }
+    Ok(rt.load_file(file).await?)
+}
+
 async fn inspect(file: PathBuf) -> Result<ExitCode> {
     let rt = runtime()?;
-    let driver = rt.load_file(&file).await?;
+    let driver = load(&rt, &file).await?;
     let out = serde_json::json!({
         "file": file.display().to_string(),
         "sha256": driver.sha256(),
@@ -200,7 +214,7 @@ async fn call(args: CallArgs) -> Result<ExitCode> {
     });
 
     let rt = runtime()?;
-    let driver = rt.load_file(&args.file).await?;
+    let driver = load(&rt, &args.file).await?;
     let name = driver.info().name.clone();
     let kv: BTreeMap<String, String> = match &args.state {
         Some(p) if p.exists() => {

@@ -17,3 +17,5 @@ pub mod cli;
 pub mod drivers;
 pub mod model;
 pub mod telemetry;
+pub mod bundled;
+pub mod store;

@@ -1,1 +1,213 @@
-//! tests
+//! Shared helpers for Drydock's integration tests: guest fixtures (built by
+//! `build.rs` from `tests/guests/`), a recording HTTP peer, node builders.
+//!
+//! Each test gets its own runtime and services; nothing here is a mock of
+//! Drydock itself.
+
+use drydock::drivers::{
+    Action, CallError, CallRequest, Driver, DriverConfig, MemoryServices, Runtime, RuntimeConfig,
+};
+use drydock::model::{ActionParams, Node, Oob};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Guest components built from `tests/guests/`.
+pub mod guests {
+    /// Infinite loop in `power_on_node`.
+    pub const LOOP: &str = env!("GUEST_LOOP");
+    /// Allocates 1 GiB in `power_on_node`.
+    pub const MEMBOMB: &str = env!("GUEST_MEMBOMB");
+    /// Panics in `power_on_node`.
+    pub const TRAP: &str = env!("GUEST_TRAP");
+    /// HTTP probe built with the SDK (GET/POST to config `url`).
+    pub const HTTP: &str = env!("GUEST_HTTP");
+    /// A single-interface (oob-driver world) driver built without the SDK.
+    pub const OOB_ONLY: &str = env!("GUEST_OOB_ONLY");
+    /// A wasi:cli command, not a driver.
+    pub const OTHER_WORLD: &str = env!("GUEST_OTHER_WORLD");
+    /// A driver built against drydock:driver@0.0.1.
+    pub const OLD_VERSION: &str = env!("GUEST_OLD_VERSION");
+}
+
+/// A runtime with small limits suited to tests.
+pub fn runtime() -> Runtime {
+    Runtime::new(
+        RuntimeConfig {
+            max_concurrent_calls: 16,
+            ..RuntimeConfig::default()
+        },
+        None,
+    )
+    .expect("driver runtime")
+}
+
+/// Loads a guest fixture by path.
+pub async fn load(rt: &Runtime, path: &str) -> Driver {
+    rt.load_file(std::path::Path::new(path))
+        .await
+        .unwrap_or_else(|e| panic!("loading {path}: {e}"))
+}
+
+/// A node with the given oob type and no BMC address.
+pub fn node(name: &str, oob_type: &str) -> Node {
+    Node {
+        name: name.into(),
+        oob: Oob {
+            oob_type: oob_type.into(),
+            ..Oob::default()
+        },
+        boot_mac: Some("52:54:00:00:00:01".into()),
+        ..Node::default()
+    }
+}
+
+/// Everything one call needs besides the driver and the action.
+pub struct Call {
+    /// Operator configuration and grants.
+    pub config: Arc<DriverConfig>,
+    /// In-memory services (inspect key-value, messages, build data).
+    pub services: Arc<MemoryServices>,
+    /// Parameters.
+    pub params: ActionParams,
+    /// Time limit.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for Call {
+    fn default() -> Self {
+        Self {
+            config: Arc::new(DriverConfig::default()),
+            services: Arc::new(MemoryServices::new()),
+            params: ActionParams::default(),
+            timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl Call {
+    /// Runs `action` on `node`.
+    pub async fn run(
+        &self,
+        rt: &Runtime,
+        driver: &Driver,
+        action: Action,
+        node: Option<&Node>,
+    ) -> Result<serde_json::Value, CallError> {
+        rt.call(
+            driver,
+            CallRequest {
+                action,
+                node,
+                params: &self.params,
+                config: self.config.clone(),
+                services: self.services.clone(),
+                timeout: self.timeout,
+                task: Some("test-task".into()),
+            },
+        )
+        .await
+    }
+}
+
+/// One request an [`HttpPeer`] received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Request line, e.g. `POST /x HTTP/1.1`.
+    pub request_line: String,
+    /// Header lines.
+    pub headers: Vec<String>,
+    /// Body.
+    pub body: String,
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 answering every request with
+/// `200 {"ok":true}` and recording what it got.
+pub struct HttpPeer {
+    /// Port it listens on.
+    pub port: u16,
+    /// Requests received so far.
+    pub received: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HttpPeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HttpPeer {
+    /// Starts the peer on an ephemeral port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let rec = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let rec = rec.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        let Ok(n) = sock.read(&mut chunk).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let mut lines = head.lines();
+                    let request_line = lines.next().unwrap_or_default().to_owned();
+                    let headers: Vec<String> = lines.map(str::to_owned).collect();
+                    let len = headers
+                        .iter()
+                        .find_map(|h| {
+                            let (k, v) = h.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    let mut body = buf[head_end + 4..].to_vec();
+                    while body.len() < len {
+                        let Ok(n) = sock.read(&mut chunk).await else { return };
+                        if n == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..n]);
+                    }
+                    rec.lock().unwrap().push(Received {
+                        request_line,
+                        headers,
+                        body: String::from_utf8_lossy(&body).to_string(),
+                    });
+                    let reply = "{\"ok\":true}";
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Self {
+            port,
+            received,
+            task,
+        }
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}

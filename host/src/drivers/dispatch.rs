@@ -170,7 +170,7 @@ pub(crate) async fn dispatch(
             let vlans = convert::port_vlans(try_req!(need(&p.vlans, "vlans")));
             unit(
                 guest!(network)
-                    .call_configure_port_provisioning(store, n(), &port, &vlans)
+                    .call_config_port_provisioning(store, n(), &port, &vlans)
                     .await?,
             )
         }
@@ -179,7 +179,7 @@ pub(crate) async fn dispatch(
             let vlans = convert::port_vlans(try_req!(need(&p.vlans, "vlans")));
             unit(
                 guest!(network)
-                    .call_configure_port_production(store, n(), &port, &vlans)
+                    .call_config_port_production(store, n(), &port, &vlans)
                     .await?,
             )
         }

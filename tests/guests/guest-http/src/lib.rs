@@ -1,0 +1,64 @@
+//! Test guest `http-probe`: an oob driver that requests the URL in its `url`
+//! setting. It asks for no outbound access, so the host's egress policy
+//! decides alone whether a request goes out.
+//!
+//! - `interrogate_oob` GETs `url` and answers raw JSON
+//!   `{"status": <code>, "body": "<text>"}`.
+//! - `power_on_node` POSTs `{"node": "<name>"}` to `url` and fails on a
+//!   non-2xx status as the SDK maps it.
+
+use drydock_sdk::http::Request;
+use drydock_sdk::prelude::*;
+use serde_json::json;
+
+/// The probing driver.
+struct HttpProbe;
+
+impl Driver for HttpProbe {
+    const NAME: &'static str = "http-probe";
+    const VERSION: &'static str = "0.1.0";
+    const VENDOR: &'static str = "Drydock tests";
+    const DESCRIPTION: &'static str = "Requests the URL in its `url` setting";
+    const OOB_TYPES: &'static [&'static str] = &["http-probe"];
+}
+
+fn url(ctx: &Ctx) -> Result<String> {
+    ctx.config("url")
+        .ok_or_else(|| DriverError::InvalidInput("driver setting `url` is required".to_string()))
+}
+
+impl OobDriver for HttpProbe {
+    fn interrogate_oob(ctx: &Ctx, _node: &Node) -> Result<OobInterrogation> {
+        let response = Request::get(url(ctx)?).send()?;
+        Ok(OobInterrogation {
+            facts: OobFacts {
+                power: PowerState::Unknown,
+                boot_override: None,
+                manufacturer: None,
+                model: None,
+                serial: None,
+                bios_version: None,
+                macs: Vec::new(),
+            },
+            raw_json: json!({ "status": response.status, "body": response.text() }).to_string(),
+        })
+    }
+
+    fn power_on_node(ctx: &Ctx, node: &Node) -> Result<()> {
+        let response = Request::post(url(ctx)?)
+            .json(&json!({ "node": node.name }))?
+            .send()?
+            .error_for_status()?;
+        if !(200..300).contains(&response.status) {
+            // 1xx or 3xx: the client follows no redirects.
+            return Err(DriverError::Failed(format!(
+                "{} answered HTTP {}",
+                response.host(),
+                response.status
+            )));
+        }
+        Ok(())
+    }
+}
+
+drydock_sdk::export_driver!(HttpProbe: oob);
