@@ -9,8 +9,11 @@ include!("../build-support/wasm.rs");
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().expect("host/ is inside the repository");
-    let components = build_wasm_workspace(Path::new("../drivers"), &root.join("target").join("wasm"));
+    let root = manifest_dir
+        .parent()
+        .expect("host/ is inside the repository");
+    let components =
+        build_wasm_workspace(Path::new("../drivers"), &root.join("target").join("wasm"));
     let mut found_sim = false;
     for component in components {
         let stem = component.file_stem().unwrap_or_default().to_string_lossy();

@@ -2,9 +2,9 @@
 //!
 //! `cargo bench -p drydock-host --bench runtime` (add `-- --iterations N`).
 //!
-//! - per-call cost through the whole runtime (new store + instantiate + call
-//!   + drop) of a no-I/O sim action, beside a bare wasmtime instantiate + call
-//!   of an empty component on the same engine, and their ratio;
+//! - per-call cost through the whole runtime (new store, instantiate, call,
+//!   drop) of a no-I/O sim action, beside a bare wasmtime instantiate and
+//!   call of an empty component on the same engine, and their ratio;
 //! - compile time versus compile-cache hit time of the sim driver;
 //! - the sim driver's size.
 
@@ -59,7 +59,10 @@ async fn run(iterations: usize) {
         Some(CompileCache::open_path(cache_dir.path()).expect("cache dir")),
     )
     .expect("runtime");
-    println!("drydock driver runtime benchmark ({iterations} iterations, pooling allocator: {})", runtime.is_pooling());
+    println!(
+        "drydock driver runtime benchmark ({iterations} iterations, pooling allocator: {})",
+        runtime.is_pooling()
+    );
     println!("sim driver size: {} bytes", sim.len());
 
     // Compile versus cache hit.
@@ -74,10 +77,17 @@ async fn run(iterations: usize) {
         hits.push(t.elapsed());
         assert!(cached);
     }
-    println!("sim compile: {:.1} ms; compile-cache hit: {} (median of 20)", compile.as_secs_f64() * 1e3, us(median(hits)));
+    println!(
+        "sim compile: {:.1} ms; compile-cache hit: {} (median of 20)",
+        compile.as_secs_f64() * 1e3,
+        us(median(hits))
+    );
     let t = Instant::now();
     let driver = runtime.load("sim", sim).await.expect("load sim");
-    println!("sim full load from cache (check + instantiate + info): {}", us(t.elapsed()));
+    println!(
+        "sim full load from cache (check + instantiate + info): {}",
+        us(t.elapsed())
+    );
 
     // Whole-runtime call of a no-I/O action.
     let services = Arc::new(MemoryServices::new());
@@ -121,7 +131,10 @@ async fn run(iterations: usize) {
         let t = Instant::now();
         let mut store = wasmtime::Store::new(engine, ());
         store.set_epoch_deadline(1 << 40);
-        let instance = pre.instantiate_async(&mut store).await.expect("instantiate");
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .expect("instantiate");
         let f = instance
             .get_typed_func::<(), ()>(&mut store, "run")
             .expect("run");
@@ -144,5 +157,8 @@ async fn run(iterations: usize) {
         us(pct(&bare, 0.9)),
         us(pct(&bare, 0.99))
     );
-    println!("ratio runtime/bare: {:.2}x", c.as_secs_f64() / b.as_secs_f64());
+    println!(
+        "ratio runtime/bare: {:.2}x",
+        c.as_secs_f64() / b.as_secs_f64()
+    );
 }

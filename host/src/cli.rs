@@ -46,7 +46,7 @@ pub enum DriverCommand {
         file: PathBuf,
     },
     /// Run one driver action in the sandbox and print its result as JSON.
-    Call(CallArgs),
+    Call(Box<CallArgs>),
 }
 
 /// Arguments of `drydock driver call`.
@@ -113,7 +113,7 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Driver(DriverCommand::Inspect { file }) => inspect(file).await,
-        Command::Driver(DriverCommand::Call(args)) => call(args).await,
+        Command::Driver(DriverCommand::Call(args)) => call(*args).await,
     }
 }
 
@@ -154,7 +154,8 @@ fn json_arg<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T>
     let owned;
     let text = match text.strip_prefix('@') {
         Some(path) => {
-            owned = std::fs::read_to_string(path).with_context(|| format!("reading {what} from {path}"))?;
+            owned = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {what} from {path}"))?;
             owned.as_str()
         }
         None => text,
@@ -218,8 +219,10 @@ async fn call(args: CallArgs) -> Result<ExitCode> {
     let name = driver.info().name.clone();
     let kv: BTreeMap<String, String> = match &args.state {
         Some(p) if p.exists() => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{} is not a state file", p.display()))?
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a state file", p.display()))?
         }
         _ => BTreeMap::new(),
     };

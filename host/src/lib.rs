@@ -13,9 +13,9 @@
 //!
 //! `main.rs` only parses arguments and calls [`cli::run`].
 
+pub mod bundled;
 pub mod cli;
 pub mod drivers;
 pub mod model;
-pub mod telemetry;
-pub mod bundled;
 pub mod store;
+pub mod telemetry;

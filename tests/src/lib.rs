@@ -31,14 +31,17 @@ pub mod guests {
     pub const OLD_VERSION: &str = env!("GUEST_OLD_VERSION");
 }
 
-/// A runtime with small limits suited to tests.
+/// A runtime with small limits suited to tests, sharing one compile cache
+/// (under `target/`) across tests so each component compiles once per run.
 pub fn runtime() -> Runtime {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache");
+    let cache = drydock::drivers::CompileCache::open_path(&dir).expect("compile cache dir");
     Runtime::new(
         RuntimeConfig {
             max_concurrent_calls: 16,
             ..RuntimeConfig::default()
         },
-        None,
+        Some(cache),
     )
     .expect("driver runtime")
 }
@@ -155,7 +158,9 @@ impl HttpPeer {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
                     let head_end = loop {
-                        let Ok(n) = sock.read(&mut chunk).await else { return };
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
                         if n == 0 {
                             return;
                         }
@@ -178,7 +183,9 @@ impl HttpPeer {
                         .unwrap_or(0);
                     let mut body = buf[head_end + 4..].to_vec();
                     while body.len() < len {
-                        let Ok(n) = sock.read(&mut chunk).await else { return };
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
                         if n == 0 {
                             break;
                         }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 async fn sim(rt: &drydock::drivers::Runtime) -> drydock::drivers::Driver {
-    rt.load("sim", drydock::bundled::SIM).await.expect("load sim")
+    rt.load("sim", drydock::bundled::SIM)
+        .await
+        .expect("load sim")
 }
 
 fn config(settings: &[(&str, &str)], egress: &[&str]) -> Arc<DriverConfig> {
@@ -21,7 +23,10 @@ fn config(settings: &[(&str, &str)], egress: &[&str]) -> Arc<DriverConfig> {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
-        egress: egress.iter().map(|g| g.parse::<EgressGrant>().unwrap()).collect(),
+        egress: egress
+            .iter()
+            .map(|g| g.parse::<EgressGrant>().unwrap())
+            .collect(),
         ..DriverConfig::default()
     })
 }
@@ -47,12 +52,22 @@ async fn sim_power_and_boot_state_persist_across_calls() {
     let call = Call::default();
     let n = node("n1", "sim");
 
-    call.run(&rt, &d, Action::PowerOffNode, Some(&n)).await.unwrap();
-    let facts = call.run(&rt, &d, Action::InterrogateOob, Some(&n)).await.unwrap();
+    call.run(&rt, &d, Action::PowerOffNode, Some(&n))
+        .await
+        .unwrap();
+    let facts = call
+        .run(&rt, &d, Action::InterrogateOob, Some(&n))
+        .await
+        .unwrap();
     assert_eq!(facts["power_state"], "off");
 
-    call.run(&rt, &d, Action::PowerOnNode, Some(&n)).await.unwrap();
-    let facts = call.run(&rt, &d, Action::InterrogateOob, Some(&n)).await.unwrap();
+    call.run(&rt, &d, Action::PowerOnNode, Some(&n))
+        .await
+        .unwrap();
+    let facts = call
+        .run(&rt, &d, Action::InterrogateOob, Some(&n))
+        .await
+        .unwrap();
     assert_eq!(facts["power_state"], "on");
 
     let mut boot = Call {
@@ -63,24 +78,49 @@ async fn sim_power_and_boot_state_persist_across_calls() {
         device: BootDevice::Disk,
         persistent: true,
     });
-    boot.run(&rt, &d, Action::SetNodeBoot, Some(&n)).await.unwrap();
-    let facts = call.run(&rt, &d, Action::InterrogateOob, Some(&n)).await.unwrap();
-    assert_eq!(facts["boot_override"], json!({"device": "disk", "persistent": true}));
+    boot.run(&rt, &d, Action::SetNodeBoot, Some(&n))
+        .await
+        .unwrap();
+    let facts = call
+        .run(&rt, &d, Action::InterrogateOob, Some(&n))
+        .await
+        .unwrap();
+    assert_eq!(
+        facts["boot_override"],
+        json!({"device": "disk", "persistent": true})
+    );
 
-    call.run(&rt, &d, Action::ConfigNodePxe, Some(&n)).await.unwrap();
-    let facts = call.run(&rt, &d, Action::InterrogateOob, Some(&n)).await.unwrap();
+    call.run(&rt, &d, Action::ConfigNodePxe, Some(&n))
+        .await
+        .unwrap();
+    let facts = call
+        .run(&rt, &d, Action::InterrogateOob, Some(&n))
+        .await
+        .unwrap();
     assert_eq!(facts["boot_override"]["device"], "pxe");
 
-    call.run(&rt, &d, Action::PowerOffNode, Some(&n)).await.unwrap();
-    call.run(&rt, &d, Action::PowerCycleNode, Some(&n)).await.unwrap();
-    let facts = call.run(&rt, &d, Action::InterrogateOob, Some(&n)).await.unwrap();
+    call.run(&rt, &d, Action::PowerOffNode, Some(&n))
+        .await
+        .unwrap();
+    call.run(&rt, &d, Action::PowerCycleNode, Some(&n))
+        .await
+        .unwrap();
+    let facts = call
+        .run(&rt, &d, Action::InterrogateOob, Some(&n))
+        .await
+        .unwrap();
     assert_eq!(facts["power_state"], "on");
     assert_eq!(facts["macs"], json!(["52:54:00:00:00:01"]));
 
     // Another node's state is its own.
     let other = node("n2", "sim");
-    call.run(&rt, &d, Action::PowerOffNode, Some(&other)).await.unwrap();
-    let facts = call.run(&rt, &d, Action::InterrogateOob, Some(&n)).await.unwrap();
+    call.run(&rt, &d, Action::PowerOffNode, Some(&other))
+        .await
+        .unwrap();
+    let facts = call
+        .run(&rt, &d, Action::InterrogateOob, Some(&n))
+        .await
+        .unwrap();
     assert_eq!(facts["power_state"], "on");
 
     // interrogate_oob stores build data for the node.
@@ -96,30 +136,32 @@ async fn sim_power_and_boot_state_persist_across_calls() {
 async fn sim_runs_every_action_of_every_interface() {
     let rt = runtime();
     let d = sim(&rt).await;
-    let mut call = Call::default();
-    call.params = ActionParams {
-        site: Some(SiteNetworks::default()),
-        ssh_keys: vec!["ssh-ed25519 AAAA test".into()],
-        image: Some("jammy".into()),
-        vlans: Some(PortVlans {
-            mode: PortMode::Access,
-            access_vlan: Some(100),
-            ..PortVlans::default()
-        }),
-        switch: Some(drydock::model::Switch {
-            name: "leaf1".into(),
-            address: "192.0.2.1".into(),
-            ..Default::default()
-        }),
-        switch_port: Some(drydock::model::SwitchPort {
-            switch: drydock::model::Switch {
+    let call = Call {
+        params: ActionParams {
+            site: Some(SiteNetworks::default()),
+            ssh_keys: vec!["ssh-ed25519 AAAA test".into()],
+            image: Some("jammy".into()),
+            vlans: Some(PortVlans {
+                mode: PortMode::Access,
+                access_vlan: Some(100),
+                ..PortVlans::default()
+            }),
+            switch: Some(drydock::model::Switch {
                 name: "leaf1".into(),
                 address: "192.0.2.1".into(),
                 ..Default::default()
-            },
-            port: "Ethernet1".into(),
-        }),
-        ..ActionParams::default()
+            }),
+            switch_port: Some(drydock::model::SwitchPort {
+                switch: drydock::model::Switch {
+                    name: "leaf1".into(),
+                    address: "192.0.2.1".into(),
+                    ..Default::default()
+                },
+                port: "Ethernet1".into(),
+            }),
+            ..ActionParams::default()
+        },
+        ..Call::default()
     };
     let n = node("n1", "sim");
     for action in Action::ALL {
@@ -127,11 +169,20 @@ async fn sim_runs_every_action_of_every_interface() {
         assert!(result.is_ok(), "{action}: {result:?}");
     }
     // The node went through the provisioning state machine.
-    let identity = call.run(&rt, &d, Action::InterrogateNode, Some(&n)).await.unwrap();
+    let identity = call
+        .run(&rt, &d, Action::InterrogateNode, Some(&n))
+        .await
+        .unwrap();
     assert!(identity.is_object());
-    let images = call.run(&rt, &d, Action::AvailableImages, None).await.unwrap();
+    let images = call
+        .run(&rt, &d, Action::AvailableImages, None)
+        .await
+        .unwrap();
     assert!(images.as_array().unwrap().contains(&json!("jammy")));
-    let kernels = call.run(&rt, &d, Action::AvailableKernels, None).await.unwrap();
+    let kernels = call
+        .run(&rt, &d, Action::AvailableKernels, None)
+        .await
+        .unwrap();
     assert!(!kernels.as_array().unwrap().is_empty());
 }
 
@@ -156,8 +207,13 @@ async fn sim_port_configuration_round_trips() {
         ..PortVlans::default()
     });
     let n = node("n1", "sim");
-    call.run(&rt, &d, Action::ConfigPortProduction, Some(&n)).await.unwrap();
-    let port = call.run(&rt, &d, Action::InterrogatePort, Some(&n)).await.unwrap();
+    call.run(&rt, &d, Action::ConfigPortProduction, Some(&n))
+        .await
+        .unwrap();
+    let port = call
+        .run(&rt, &d, Action::InterrogatePort, Some(&n))
+        .await
+        .unwrap();
     assert_eq!(port["mode"], "trunk");
     assert_eq!(port["native_vlan"], 10);
     assert_eq!(port["allowed_vlans"], json!([10, 20, 30]));
@@ -168,7 +224,10 @@ async fn sim_failures_are_deterministic_and_typed() {
     let rt = runtime();
     let d = sim(&rt).await;
     let call = Call {
-        config: config(&[("fail_nodes", "bad-1,bad-2"), ("fail_kind", "retryable")], &[]),
+        config: config(
+            &[("fail_nodes", "bad-1,bad-2"), ("fail_kind", "retryable")],
+            &[],
+        ),
         ..Call::default()
     };
     let err = call
@@ -195,13 +254,23 @@ async fn sim_failures_are_deterministic_and_typed() {
     let mut first = Vec::new();
     for i in 0..40 {
         let n = node(&format!("n{i}"), "sim");
-        first.push(rate.run(&rt, &d, Action::PowerOffNode, Some(&n)).await.is_err());
+        first.push(
+            rate.run(&rt, &d, Action::PowerOffNode, Some(&n))
+                .await
+                .is_err(),
+        );
     }
     let failed = first.iter().filter(|f| **f).count();
-    assert!((8..=32).contains(&failed), "{failed} of 40 failed at rate 0.5");
+    assert!(
+        (8..=32).contains(&failed),
+        "{failed} of 40 failed at rate 0.5"
+    );
     for (i, was) in first.iter().enumerate() {
         let n = node(&format!("n{i}"), "sim");
-        let now = rate.run(&rt, &d, Action::PowerOffNode, Some(&n)).await.is_err();
+        let now = rate
+            .run(&rt, &d, Action::PowerOffNode, Some(&n))
+            .await
+            .is_err();
         assert_eq!(now, *was, "node n{i} changed outcome");
     }
 
@@ -277,7 +346,9 @@ async fn memory_bomb_hits_the_memory_limit() {
         .await
         .unwrap_err();
     match &err {
-        CallError::MemoryLimit { limit, requested, .. } => {
+        CallError::MemoryLimit {
+            limit, requested, ..
+        } => {
             assert_eq!(*limit, 64 << 20);
             assert!(*requested > *limit);
         }
@@ -303,14 +374,20 @@ async fn trap_becomes_a_driver_crash_carrying_the_panic() {
     assert!(!err.is_retryable());
 }
 
-async fn http_call(url: &str, egress: &[&str], action: Action) -> (Result<serde_json::Value, CallError>, Call) {
+async fn http_call(
+    url: &str,
+    egress: &[&str],
+    action: Action,
+) -> (Result<serde_json::Value, CallError>, Call) {
     let rt = runtime();
     let probe = load(&rt, guests::HTTP).await;
     let call = Call {
         config: config(&[("url", url)], egress),
         ..Call::default()
     };
-    let r = call.run(&rt, &probe, action, Some(&node("n", "http-probe"))).await;
+    let r = call
+        .run(&rt, &probe, action, Some(&node("n", "http-probe")))
+        .await;
     (r, call)
 }
 
@@ -323,7 +400,8 @@ fn assert_denied(r: &Result<serde_json::Value, CallError>, call: &Call) {
     }
     let msgs = call.services.messages();
     assert!(
-        msgs.iter().any(|m| m.is_error && m.message.contains("egress denied")),
+        msgs.iter()
+            .any(|m| m.is_error && m.message.contains("egress denied")),
         "no denial status message in {msgs:?}"
     );
 }
@@ -341,8 +419,16 @@ async fn sdk_driver_makes_a_real_http_call_to_a_granted_server() {
     r.expect("granted POST");
     let got = peer.requests();
     assert_eq!(got.len(), 2);
-    assert!(got[0].request_line.starts_with("GET /probe"), "{:?}", got[0]);
-    assert!(got[1].request_line.starts_with("POST /probe"), "{:?}", got[1]);
+    assert!(
+        got[0].request_line.starts_with("GET /probe"),
+        "{:?}",
+        got[0]
+    );
+    assert!(
+        got[1].request_line.starts_with("POST /probe"),
+        "{:?}",
+        got[1]
+    );
     assert_eq!(got[1].body, "{\"node\":\"n\"}");
 }
 
@@ -374,7 +460,10 @@ async fn granted_name_resolving_to_loopback_is_denied() {
     let (r, call) = http_call(&url, &["localhost"], Action::InterrogateOob).await;
     assert_denied(&r, &call);
     assert!(
-        call.services.messages().iter().any(|m| m.message.contains("loopback")),
+        call.services
+            .messages()
+            .iter()
+            .any(|m| m.message.contains("loopback")),
         "{:?}",
         call.services.messages()
     );
@@ -391,16 +480,26 @@ async fn oob_calls_may_reach_the_nodes_own_bmc_only() {
     n.oob.port = Some(peer.port);
     // No driver grant at all: the node's BMC is reachable on an oob call...
     let call = Call {
-        config: config(&[("url", &format!("http://127.0.0.1:{}/redfish/v1", peer.port))], &[]),
+        config: config(
+            &[("url", &format!("http://127.0.0.1:{}/redfish/v1", peer.port))],
+            &[],
+        ),
         ..Call::default()
     };
-    call.run(&rt, &probe, Action::InterrogateOob, Some(&n)).await.unwrap();
+    call.run(&rt, &probe, Action::InterrogateOob, Some(&n))
+        .await
+        .unwrap();
     // ...but not another port on the same machine.
     let other = Call {
-        config: config(&[("url", &format!("http://127.0.0.1:{}/", peer.port + 1))], &[]),
+        config: config(
+            &[("url", &format!("http://127.0.0.1:{}/", peer.port + 1))],
+            &[],
+        ),
         ..Call::default()
     };
-    let r = other.run(&rt, &probe, Action::InterrogateOob, Some(&n)).await;
+    let r = other
+        .run(&rt, &probe, Action::InterrogateOob, Some(&n))
+        .await;
     assert_denied(&r, &other);
     assert_eq!(peer.requests().len(), 1);
 }
@@ -432,11 +531,17 @@ async fn bad_components_are_refused_with_clear_errors() {
     assert!(matches!(e, LoadError::CoreModule(_)), "{e}");
     assert!(e.to_string().contains("not a component"), "{e}");
     // Garbage.
-    let e = rt.load("junk.wasm", b"this is not wasm at all").await.unwrap_err();
+    let e = rt
+        .load("junk.wasm", b"this is not wasm at all")
+        .await
+        .unwrap_err();
     assert!(matches!(e, LoadError::NotWasm(_)), "{e}");
     // A truncated component.
     let sim = drydock::bundled::SIM;
-    let e = rt.load("cut.wasm", &sim[..sim.len() / 2]).await.unwrap_err();
+    let e = rt
+        .load("cut.wasm", &sim[..sim.len() / 2])
+        .await
+        .unwrap_err();
     assert!(matches!(e, LoadError::Compile { .. }), "{e}");
     // A component of another world.
     let e = rt
@@ -444,7 +549,10 @@ async fn bad_components_are_refused_with_clear_errors() {
         .await
         .unwrap_err();
     assert!(matches!(e, LoadError::NotADriver { .. }), "{e}");
-    assert!(e.to_string().contains("drydock:driver/metadata@0.1.0"), "{e}");
+    assert!(
+        e.to_string().contains("drydock:driver/metadata@0.1.0"),
+        "{e}"
+    );
     // A driver built against another WIT version.
     let e = rt
         .load_file(std::path::Path::new(guests::OLD_VERSION))
@@ -490,13 +598,12 @@ async fn compile_cache_hits_on_second_load() {
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!(
+    std::env::temp_dir().join(format!(
         "drydock-test-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos()
-    ));
-    p
+    ))
 }

@@ -137,8 +137,14 @@ mod tests {
 
     #[test]
     fn drydock_timeouts() {
-        assert_eq!(Action::DeployNode.default_timeout(), Duration::from_secs(45 * 60));
-        assert_eq!(Action::IdentifyNode.default_timeout(), Duration::from_secs(600));
+        assert_eq!(
+            Action::DeployNode.default_timeout(),
+            Duration::from_secs(45 * 60)
+        );
+        assert_eq!(
+            Action::IdentifyNode.default_timeout(),
+            Duration::from_secs(600)
+        );
         assert_eq!(Action::PowerCycleNode.interface(), Interface::Oob);
         assert!(!Action::AvailableImages.is_node_scoped());
     }

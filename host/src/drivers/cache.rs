@@ -68,7 +68,9 @@ impl CompileCache {
     /// Stores a compiled component (best effort: failures are logged).
     pub fn put(&self, engine: &Engine, sha256: &str, component: &Component) {
         let key = Self::key(engine, sha256);
-        let tmp = format!("{key}.tmp-{}", std::process::id());
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = format!("{key}.tmp-{}-{seq}", std::process::id());
         let result = component
             .serialize()
             .map_err(|e| std::io::Error::other(e.to_string()))

@@ -98,7 +98,11 @@ pub(crate) async fn dispatch(
         ValidateNodeServices => unit(guest!(node).call_validate_node_services(store).await?),
         CreateNetworkTemplate => {
             let site = convert::site(try_req!(need(&p.site, "site")));
-            unit(guest!(node).call_create_network_template(store, &site).await?)
+            unit(
+                guest!(node)
+                    .call_create_network_template(store, &site)
+                    .await?,
+            )
         }
         CreateStorageTemplate => unit(guest!(node).call_create_storage_template(store).await?),
         CreateBootMedia => unit(guest!(node).call_create_boot_media(store, n()).await?),
@@ -109,9 +113,17 @@ pub(crate) async fn dispatch(
         ),
         ConfigureNodeProvisioner => {
             let repos = convert::repositories(&p.repositories);
-            unit(guest!(node).call_configure_node_provisioner(store, &repos).await?)
+            unit(
+                guest!(node)
+                    .call_configure_node_provisioner(store, &repos)
+                    .await?,
+            )
         }
-        PrepareHardwareConfig => unit(guest!(node).call_prepare_hardware_config(store, n()).await?),
+        PrepareHardwareConfig => unit(
+            guest!(node)
+                .call_prepare_hardware_config(store, n())
+                .await?,
+        ),
         IdentifyNode => value(
             guest!(node).call_identify_node(store, n()).await?,
             convert::node_identity,
@@ -123,7 +135,11 @@ pub(crate) async fn dispatch(
         ),
         ApplyNodeNetworking => {
             let site = convert::site(try_req!(need(&p.site, "site")));
-            unit(guest!(node).call_apply_node_networking(store, n(), &site).await?)
+            unit(
+                guest!(node)
+                    .call_apply_node_networking(store, n(), &site)
+                    .await?,
+            )
         }
         ApplyNodeStorage => unit(guest!(node).call_apply_node_storage(store, n()).await?),
         ApplyNodePlatform => unit(guest!(node).call_apply_node_platform(store, n()).await?),
@@ -156,12 +172,18 @@ pub(crate) async fn dispatch(
                 }
             };
             let switch = convert::switch(&switch);
-            unit(guest!(network).call_validate_network_services(store, &switch).await?)
+            unit(
+                guest!(network)
+                    .call_validate_network_services(store, &switch)
+                    .await?,
+            )
         }
         InterrogatePort => {
             let port = convert::switch_port(&try_req!(port_of(req)));
             value(
-                guest!(network).call_interrogate_port(store, n(), &port).await?,
+                guest!(network)
+                    .call_interrogate_port(store, n(), &port)
+                    .await?,
                 convert::port_interrogation,
             )
         }

@@ -60,7 +60,12 @@ impl FromStr for EgressGrant {
             let ip: IpAddr = addr.parse().map_err(|_| bad())?;
             let port = match tail {
                 "" => None,
-                t => Some(t.strip_prefix(':').ok_or_else(bad)?.parse().map_err(|_| bad())?),
+                t => Some(
+                    t.strip_prefix(':')
+                        .ok_or_else(bad)?
+                        .parse()
+                        .map_err(|_| bad())?,
+                ),
             };
             return Ok(Self::net(IpNet::from(ip), port));
         }
@@ -206,7 +211,9 @@ impl EgressPolicy {
         }
         match (by_name, special(ip)) {
             (true, None) => Ok(()),
-            (true, Some(kind)) => Err(format!("it resolves to {ip} ({kind}), which is not granted")),
+            (true, Some(kind)) => Err(format!(
+                "it resolves to {ip} ({kind}), which is not granted"
+            )),
             (false, _) => Err("it is not granted".to_owned()),
         }
     }
@@ -401,9 +408,15 @@ async fn send(
 > {
     let uri = req.uri().clone();
     let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.to_owned();
+    let host = uri
+        .host()
+        .ok_or(HttpError::HttpRequestUriInvalid)?
+        .to_owned();
     let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
-    let addr = policy.resolve(&host, port).await.map_err(SendError::Denied)?;
+    let addr = policy
+        .resolve(&host, port)
+        .await
+        .map_err(SendError::Denied)?;
 
     let remaining = deadline.saturating_duration_since(Instant::now());
     let connect_timeout = options
@@ -551,8 +564,17 @@ mod tests {
 
     #[test]
     fn special_addresses() {
-        for ip in ["127.0.0.1", "169.254.169.254", "169.254.1.1", "0.0.0.0", "::1", "fe80::1",
-                   "::ffff:127.0.0.1", "fd00:ec2::254", "224.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "169.254.1.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "fd00:ec2::254",
+            "224.0.0.1",
+        ] {
             assert!(special(ip.parse().unwrap()).is_some(), "{ip}");
         }
         for ip in ["10.0.0.1", "192.0.2.10", "2001:db8::1"] {

@@ -252,7 +252,11 @@ impl Runtime {
                 })
                 .map_err(|e| RuntimeError(format!("starting the epoch thread: {e}")))?
         };
-        tracing::debug!(pooling, max_calls = config.max_concurrent_calls, "driver runtime ready");
+        tracing::debug!(
+            pooling,
+            max_calls = config.max_concurrent_calls,
+            "driver runtime ready"
+        );
         Ok(Self {
             permits: Arc::new(Semaphore::new(config.max_concurrent_calls as usize)),
             engine,
@@ -280,10 +284,12 @@ impl Runtime {
     /// Loads a driver from a file.
     pub async fn load_file(&self, path: &std::path::Path) -> Result<Driver, LoadError> {
         let origin = path.display().to_string();
-        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Io {
-            origin: origin.clone(),
-            source,
-        })?;
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Io {
+                origin: origin.clone(),
+                source,
+            })?;
         self.load(&origin, &bytes).await
     }
 
@@ -296,7 +302,11 @@ impl Runtime {
     ) -> Result<(Component, String, bool), LoadError> {
         check_header(origin, bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
-        if let Some(c) = self.cache.as_ref().and_then(|c| c.get(&self.engine, &sha256)) {
+        if let Some(c) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, &sha256))
+        {
             return Ok((c, sha256, true));
         }
         let engine = self.engine.clone();
@@ -331,11 +341,12 @@ impl Runtime {
                 origin: origin.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-        let metadata_idx = metadata::GuestIndices::new(&pre).map_err(|_| LoadError::NotADriver {
-            origin: origin.to_owned(),
-            expected: WIT_VERSION,
-            exports: export_names(&self.engine, &component),
-        })?;
+        let metadata_idx =
+            metadata::GuestIndices::new(&pre).map_err(|_| LoadError::NotADriver {
+                origin: origin.to_owned(),
+                expected: WIT_VERSION,
+                exports: export_names(&self.engine, &component),
+            })?;
         let oob = oob::GuestIndices::new(&pre).ok();
         let node = node::GuestIndices::new(&pre).ok();
         let network = network::GuestIndices::new(&pre).ok();
@@ -384,10 +395,14 @@ impl Runtime {
             origin: origin.to_owned(),
             source: Box::new(e),
         };
-        let _permit = self.permits.acquire().await.map_err(|_| LoadError::Compile {
-            origin: origin.to_owned(),
-            reason: "runtime shutting down".into(),
-        })?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| LoadError::Compile {
+                origin: origin.to_owned(),
+                reason: "runtime shutting down".into(),
+            })?;
         let instance = d
             .pre
             .instantiate_async(&mut store)
@@ -403,10 +418,12 @@ impl Runtime {
             .load(&mut store, &instance)
             .map_err(|e| export_err("metadata", e))?;
         if let Some(i) = &d.oob {
-            i.load(&mut store, &instance).map_err(|e| export_err("oob", e))?;
+            i.load(&mut store, &instance)
+                .map_err(|e| export_err("oob", e))?;
         }
         if let Some(i) = &d.node {
-            i.load(&mut store, &instance).map_err(|e| export_err("node", e))?;
+            i.load(&mut store, &instance)
+                .map_err(|e| export_err("node", e))?;
         }
         if let Some(i) = &d.network {
             i.load(&mut store, &instance)
@@ -490,8 +507,7 @@ impl Runtime {
         let d = driver.loaded();
         let action = req.action;
         let name = d.info.name.clone();
-        if !driver.exports(action.interface()) || !d.info.interfaces.contains(&action.interface())
-        {
+        if !driver.exports(action.interface()) || !d.info.interfaces.contains(&action.interface()) {
             return Err(CallError::Unsupported {
                 driver: name,
                 action: action.name(),
@@ -524,8 +540,13 @@ impl Runtime {
         );
         let _enter = span.enter();
         drop(_enter);
-        let mut store =
-            self.new_store(scope, req.config.clone(), req.services.clone(), policy, deadline);
+        let mut store = self.new_store(
+            scope,
+            req.config.clone(),
+            req.services.clone(),
+            policy,
+            deadline,
+        );
         let run = async {
             let _permit = self
                 .permits
@@ -535,7 +556,8 @@ impl Runtime {
             let instance = d.pre.instantiate_async(&mut store).await?;
             dispatch::dispatch(d, &mut store, &instance, &req).await
         };
-        let outcome = tracing::Instrument::instrument(tokio::time::timeout(limit, run), span.clone()).await;
+        let outcome =
+            tracing::Instrument::instrument(tokio::time::timeout(limit, run), span.clone()).await;
         let result = match outcome {
             Err(_elapsed) => Err(CallError::Deadline {
                 driver: name,

@@ -158,7 +158,12 @@ impl CallState {
             .iter()
             .rposition(|l| l.contains("panicked at"))
             .unwrap_or(lines.len().saturating_sub(1));
-        let words = lines[start..].iter().take(3).copied().collect::<Vec<_>>().join(" ");
+        let words = lines[start..]
+            .iter()
+            .take(3)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
         Some(truncate(&words, 1024))
     }
 
