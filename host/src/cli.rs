@@ -117,8 +117,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The runtime for one CLI command; `DRYDOCK_CACHE_DIR` names a compile
+/// cache directory to reuse across invocations.
 fn runtime() -> Result<Runtime> {
-    Ok(Runtime::new(RuntimeConfig::default(), None)?)
+    let cache = match std::env::var_os("DRYDOCK_CACHE_DIR") {
+        Some(dir) => Some(
+            crate::drivers::CompileCache::open_path(std::path::Path::new(&dir))
+                .with_context(|| format!("opening compile cache {}", dir.to_string_lossy()))?,
+        ),
+        None => None,
+    };
+    Ok(Runtime::new(RuntimeConfig::default(), cache)?)
 }
 
 /// Loads a driver file, or a bundled driver named `bundled:NAME`.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
@@ -538,8 +539,6 @@ impl Runtime {
             action = action.name(),
             node = req.node.map_or("-", |n| n.name.as_str())
         );
-        let _enter = span.enter();
-        drop(_enter);
         let mut store = self.new_store(
             scope,
             req.config.clone(),
@@ -556,8 +555,7 @@ impl Runtime {
             let instance = d.pre.instantiate_async(&mut store).await?;
             dispatch::dispatch(d, &mut store, &instance, &req).await
         };
-        let outcome =
-            tracing::Instrument::instrument(tokio::time::timeout(limit, run), span.clone()).await;
+        let outcome = tokio::time::timeout(limit, run.instrument(span.clone())).await;
         let result = match outcome {
             Err(_elapsed) => Err(CallError::Deadline {
                 driver: name,
@@ -576,11 +574,10 @@ impl Runtime {
             }),
             Ok(Ok(Ok(v))) => Ok(v),
         };
-        let _enter = span.enter();
-        match &result {
+        span.in_scope(|| match &result {
             Ok(_) => tracing::debug!("driver call succeeded"),
             Err(e) => tracing::info!(error = %e, kind = e.kind(), "driver call failed"),
-        }
+        });
         result
     }
 }

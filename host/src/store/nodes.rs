@@ -1,0 +1,193 @@
+//! Registered nodes and the secrets they reference by name.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{DbResult, Result, Store, StoreError, now, with_pool};
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct NodeRecord {
+    /// Node (host) name.
+    pub name: String,
+    /// The node description (JSON).
+    #[sqlx(json)]
+    pub spec: Value,
+    /// The name of the secret holding the node's BMC credential (never the
+    /// credential itself).
+    pub credential: Option<String>,
+    /// Last known power state (e.g. `on`, `off`).
+    pub power_state: Option<String>,
+    /// Last boot device set (e.g. `pxe`, `disk`).
+    pub boot_device: Option<String>,
+    /// When the node was first registered.
+    pub created: DateTime<Utc>,
+    /// Last change.
+    pub updated: DateTime<Utc>,
+}
+
+/// Node columns, in [`NodeRecord`] order.
+macro_rules! node_cols {
+    () => {
+        "name, spec, credential, power_state, boot_device, created, updated"
+    };
+}
+
+impl Store {
+    /// Registers a node or replaces its description and credential name
+    /// (power state and boot device are kept). Returns the stored node.
+    pub async fn upsert_node(
+        &self,
+        name: &str,
+        spec: &Value,
+        credential: Option<&str>,
+    ) -> Result<NodeRecord> {
+        let now = now();
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "INSERT INTO nodes (name, spec, credential, created, updated) \
+                 VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, \
+                 credential = excluded.credential, updated = excluded.updated \
+                 RETURNING ",
+                node_cols!()
+            ))
+            .bind(name)
+            .bind(sqlx::types::Json(spec))
+            .bind(credential)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+            .db()?
+        }))
+    }
+
+    /// One node, if registered.
+    pub async fn get_node(&self, name: &str) -> Result<Option<NodeRecord>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                node_cols!(),
+                " FROM nodes WHERE name = $1"
+            ))
+            .bind(name)
+            .fetch_optional(pool)
+            .await
+            .db()?
+        }))
+    }
+
+    /// All registered nodes, by name.
+    pub async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                node_cols!(),
+                " FROM nodes ORDER BY name"
+            ))
+            .fetch_all(pool)
+            .await
+            .db()?
+        }))
+    }
+
+    /// Unregisters a node; returns whether it existed. Its credential
+    /// secret is left alone.
+    pub async fn delete_node(&self, name: &str) -> Result<bool> {
+        let affected = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM nodes WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await
+                .db()?
+                .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    /// Records a node's last known power state and/or boot device (`None`
+    /// leaves that one unchanged).
+    ///
+    /// Fails with [`StoreError::NotFound`] if the node is not registered.
+    pub async fn set_node_state(
+        &self,
+        name: &str,
+        power_state: Option<&str>,
+        boot_device: Option<&str>,
+    ) -> Result<()> {
+        let now = now();
+        let affected = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE nodes SET power_state = COALESCE($2, power_state), \
+                 boot_device = COALESCE($3, boot_device), updated = $4 WHERE name = $1",
+            )
+            .bind(name)
+            .bind(power_state)
+            .bind(boot_device)
+            .bind(now)
+            .execute(pool)
+            .await
+            .db()?
+            .rows_affected()
+        });
+        if affected == 0 {
+            return Err(StoreError::NotFound(format!("node {name}")));
+        }
+        Ok(())
+    }
+
+    /// Stores (or replaces) a secret. The value never appears in errors or
+    /// logs.
+    pub async fn put_secret(&self, name: &str, value: &str) -> Result<()> {
+        let now = now();
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO secrets (name, value, created, updated) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                 updated = excluded.updated",
+            )
+            .bind(name)
+            .bind(value)
+            .bind(now)
+            .execute(pool)
+            .await
+            .db()?;
+        });
+        Ok(())
+    }
+
+    /// A secret's value, if it exists.
+    pub async fn get_secret(&self, name: &str) -> Result<Option<String>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+                .db()?
+        }))
+    }
+
+    /// Deletes a secret; returns whether it existed.
+    pub async fn delete_secret(&self, name: &str) -> Result<bool> {
+        let affected = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM secrets WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await
+                .db()?
+                .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    /// The names of all secrets, sorted.
+    pub async fn secret_names(&self) -> Result<Vec<String>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT name FROM secrets ORDER BY name")
+                .fetch_all(pool)
+                .await
+                .db()?
+        }))
+    }
+}

@@ -1,0 +1,212 @@
+//! Task status messages and per-node build data.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::QueryBuilder;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{CHUNK, DbResult, Result, Store, now, with_pool};
+
+/// A status message to attach to a task (Drydock's `result_message`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// The task the message belongs to.
+    pub task_id: Uuid,
+    /// Message text.
+    pub message: String,
+    /// Whether it reports an error.
+    pub error: bool,
+    /// What the message is about: `"task"` or `"node"`.
+    pub context_type: String,
+    /// The task id or node name the message is about.
+    pub context: String,
+    /// Extra structured detail.
+    pub extra: Option<Value>,
+}
+
+/// A stored status message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct MessageRecord {
+    /// Monotonically increasing sequence number (store-wide).
+    pub seq: i64,
+    /// The task the message belongs to.
+    pub task_id: Uuid,
+    /// Message text.
+    pub message: String,
+    /// Whether it reports an error.
+    pub error: bool,
+    /// `"task"` or `"node"`.
+    pub context_type: String,
+    /// The task id or node name the message is about.
+    pub context: String,
+    /// When it was recorded.
+    pub ts: DateTime<Utc>,
+    /// Extra structured detail.
+    #[sqlx(json(nullable))]
+    pub extra: Option<Value>,
+}
+
+/// Data collected from a node (e.g. `lshw` output) to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBuildData {
+    /// The node it was collected from.
+    pub node_name: String,
+    /// The task that collected it.
+    pub task_id: Option<Uuid>,
+    /// What produced it (e.g. `lshw`).
+    pub generator: String,
+    /// Its MIME type or format name (e.g. `application/json`).
+    pub format: String,
+    /// The data.
+    pub content: String,
+}
+
+/// Stored build data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BuildDataRecord {
+    /// Row id (increasing).
+    pub id: i64,
+    /// The node it was collected from.
+    pub node_name: String,
+    /// The task that collected it (cleared if that task is deleted).
+    pub task_id: Option<Uuid>,
+    /// What produced it.
+    pub generator: String,
+    /// Its format.
+    pub format: String,
+    /// The data.
+    pub content: String,
+    /// When it was stored.
+    pub collected: DateTime<Utc>,
+}
+
+/// Message columns, in [`MessageRecord`] order.
+const MESSAGE_COLS: &str = "seq, task_id, message, error, context_type, context, ts, extra";
+
+impl Store {
+    /// Appends status messages (batched, one transaction). Messages get
+    /// increasing `seq` numbers in slice order. Returns how many were
+    /// stored.
+    pub async fn add_messages(&self, messages: &[NewMessage]) -> Result<u64> {
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let now = now();
+        let mut added = 0;
+        with_pool!(self, |pool, DB| {
+            let mut tx = pool.begin().await.db()?;
+            for chunk in messages.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<DB>::new(
+                    "INSERT INTO messages (task_id, message, error, context_type, context, ts, \
+                     extra) ",
+                );
+                qb.push_values(chunk, |mut b, m| {
+                    b.push_bind(m.task_id)
+                        .push_bind(m.message.clone())
+                        .push_bind(m.error)
+                        .push_bind(m.context_type.clone())
+                        .push_bind(m.context.clone())
+                        .push_bind(now)
+                        .push_bind(m.extra.clone().filter(|v| !v.is_null()).map(Json));
+                });
+                // Multi-row VALUES are inserted in order, so `seq` follows
+                // the slice.
+                added += qb.build().execute(&mut *tx).await.db()?.rows_affected();
+            }
+            tx.commit().await.db()?;
+        });
+        Ok(added)
+    }
+
+    /// The messages of one task, in `seq` order.
+    pub async fn messages(&self, task_id: Uuid) -> Result<Vec<MessageRecord>> {
+        self.messages_for_tasks(&[task_id]).await
+    }
+
+    /// The messages of several tasks (e.g. a task and its subtasks, to roll
+    /// them up), in `seq` order.
+    pub async fn messages_for_tasks(&self, task_ids: &[Uuid]) -> Result<Vec<MessageRecord>> {
+        let mut all = Vec::new();
+        for chunk in task_ids.chunks(CHUNK) {
+            let rows: Vec<MessageRecord> = with_pool!(self, |pool, DB| {
+                let mut qb = QueryBuilder::<DB>::new(format!(
+                    "SELECT {MESSAGE_COLS} FROM messages WHERE task_id IN ("
+                ));
+                let mut ids = qb.separated(", ");
+                for id in chunk {
+                    ids.push_bind(*id);
+                }
+                qb.push(") ORDER BY seq");
+                qb.build_query_as().fetch_all(pool).await.db()?
+            });
+            all.extend(rows);
+        }
+        if task_ids.len() > CHUNK {
+            all.sort_by_key(|m| m.seq);
+        }
+        Ok(all)
+    }
+
+    /// Stores data collected from a node and returns it.
+    pub async fn add_build_data(&self, data: &NewBuildData) -> Result<BuildDataRecord> {
+        let now = now();
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "INSERT INTO build_data (node_name, task_id, generator, format, content, \
+                 collected) VALUES ($1, $2, $3, $4, $5, $6) \
+                 RETURNING id, node_name, task_id, generator, format, content, collected",
+            )
+            .bind(&data.node_name)
+            .bind(data.task_id)
+            .bind(&data.generator)
+            .bind(&data.format)
+            .bind(&data.content)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+            .db()?
+        }))
+    }
+
+    /// Build data of a node, newest first; with `latest`, only the newest
+    /// item per generator (ordered by generator).
+    pub async fn build_data_for_node(
+        &self,
+        node_name: &str,
+        latest: bool,
+    ) -> Result<Vec<BuildDataRecord>> {
+        Ok(with_pool!(self, |pool| {
+            let sql = if latest {
+                "SELECT id, node_name, task_id, generator, format, content, collected FROM ( \
+                     SELECT b.*, ROW_NUMBER() OVER ( \
+                         PARTITION BY generator ORDER BY collected DESC, id DESC) AS rn \
+                     FROM build_data b WHERE node_name = $1) x \
+                 WHERE rn = 1 ORDER BY generator"
+            } else {
+                "SELECT id, node_name, task_id, generator, format, content, collected \
+                 FROM build_data WHERE node_name = $1 ORDER BY collected DESC, id DESC"
+            };
+            sqlx::query_as(sql)
+                .bind(node_name)
+                .fetch_all(pool)
+                .await
+                .db()?
+        }))
+    }
+
+    /// Build data collected by a task, oldest first.
+    pub async fn build_data_for_task(&self, task_id: Uuid) -> Result<Vec<BuildDataRecord>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, node_name, task_id, generator, format, content, collected \
+                 FROM build_data WHERE task_id = $1 ORDER BY collected, id",
+            )
+            .bind(task_id)
+            .fetch_all(pool)
+            .await
+            .db()?
+        }))
+    }
+}
