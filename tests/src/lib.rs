@@ -218,3 +218,47 @@ impl HttpPeer {
         self.received.lock().unwrap().clone()
     }
 }
+
+/// Scratch databases for tests: a fresh SQLite file or a fresh Postgres
+/// database (127.0.0.1:5432, user `postgres`; override with
+/// `DRYDOCK_TEST_PG`). Postgres being down fails the test, it never skips.
+pub mod db {
+    use drydock::store::Store;
+
+    /// The Postgres admin URL tests use.
+    pub fn pg_admin_url() -> String {
+        std::env::var("DRYDOCK_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// A unique name for a scratch database or file.
+    pub fn unique(prefix: &str) -> String {
+        format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        )
+    }
+
+    /// A store on a fresh SQLite file in the temp directory.
+    pub async fn sqlite() -> Store {
+        let path = std::env::temp_dir().join(format!("{}.db", unique("drydock_test")));
+        Store::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .expect("sqlite store")
+    }
+
+    /// A store on a fresh Postgres database, and its URL.
+    pub async fn postgres() -> (Store, String) {
+        let name = unique("drydock_test");
+        let url = drydock::store::testing::create_pg_database(&pg_admin_url(), &name)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("Postgres is needed for this test ({}): {e}", pg_admin_url())
+            });
+        (Store::connect(&url).await.expect("postgres store"), url)
+    }
+}

@@ -19,6 +19,7 @@ mod dispatch;
 pub mod egress;
 pub mod error;
 mod guest_log;
+pub mod registry;
 pub mod runtime;
 mod sandbox;
 pub mod services;
@@ -29,6 +30,7 @@ pub use config::{DriverConfig, RuntimeConfig};
 pub use egress::{EgressGrant, TlsSettings};
 pub use error::{CallError, DriverError, DriverErrorKind, LoadError};
 pub use runtime::{CallRequest, Driver, DriverInfo, Runtime};
+pub use registry::{DriverSet, Installed};
 pub use services::{CallScope, DriverServices, MemoryServices};
 
 /// The version of the `drydock:driver` WIT package this host implements.

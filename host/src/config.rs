@@ -1,0 +1,248 @@
+//! `drydock serve` configuration: a TOML file, then environment overrides.
+//!
+//! ```toml
+//! listen = "127.0.0.1:9000"
+//! data_dir = ".drydock"              # SQLite file, compile cache, instance id
+//! database_url = "postgres://postgres@127.0.0.1/drydock"   # default: SQLite in data_dir
+//! drivers_dir = "/var/lib/drydock/drivers"                  # extra *.wasm drivers
+//! node_driver = "sim"                # which driver serves node actions
+//! network_driver = "sim"             # which driver serves switch actions
+//!
+//! [[tokens]]
+//! name = "shipyard"
+//! role = "operator"                  # viewer | operator | admin
+//! token_env = "SHIPYARD_TOKEN"       # or: token = "..."
+//!
+//! [limits]
+//! max_concurrent_calls = 100         # sandboxes at once
+//! max_concurrency = 256              # driver calls in flight
+//! per_bmc = 4                        # calls in flight per BMC address
+//! max_attempts = 3                   # attempts for retryable failures
+//!
+//! [drivers.sim]
+//! settings = { delay_ms = "0" }
+//! egress = ["10.0.0.0/8:443"]
+//! memory_mib = 64
+//! ```
+//!
+//! Environment overrides: `DRYDOCK_LISTEN`, `DRYDOCK_DATA_DIR`,
+//! `DRYDOCK_DATABASE_URL`, `DRYDOCK_DRIVERS_DIR`, `DRYDOCK_INSTANCE_ID`,
+//! `DRYDOCK_TOKENS` (`name:role:token,...`), `DRYDOCK_MAX_CONCURRENCY`.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A bearer token as configured.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (shown in logs and as `created_by`).
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    /// The token itself.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// An environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Engine and runtime limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Sandboxes that may run at once.
+    pub max_concurrent_calls: u32,
+    /// Driver calls in flight on this instance.
+    pub max_concurrency: usize,
+    /// Driver calls in flight per BMC address.
+    pub per_bmc: usize,
+    /// Attempts for retryable failures.
+    pub max_attempts: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 100,
+            max_concurrency: 256,
+            per_bmc: 4,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Settings and grants for one driver.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriverSettings {
+    /// Plain settings the driver reads.
+    pub settings: BTreeMap<String, String>,
+    /// Outbound grants (`host`, `host:port`, `ip`, `cidr`, `cidr:port`).
+    pub egress: Vec<String>,
+    /// Memory per call in MiB.
+    pub memory_mib: Option<usize>,
+    /// Longest a call may run, in seconds.
+    pub max_call_secs: Option<u64>,
+    /// PEM file of CA certificates to trust for HTTPS.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, compile cache and instance id.
+    pub data_dir: PathBuf,
+    /// Database URL; SQLite in `data_dir` when unset.
+    pub database_url: Option<String>,
+    /// Directory of extra driver components (`*.wasm`).
+    pub drivers_dir: Option<PathBuf>,
+    /// Load the drivers built into the binary (default true).
+    pub bundled_drivers: bool,
+    /// This instance's id; persisted in `data_dir` when unset.
+    pub instance_id: Option<String>,
+    /// Driver serving node actions.
+    pub node_driver: Option<String>,
+    /// Driver serving network actions.
+    pub network_driver: Option<String>,
+    /// API tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// Limits.
+    pub limits: Limits,
+    /// Per-driver settings, by driver name.
+    pub drivers: BTreeMap<String, DriverSettings>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9000".parse().expect("valid default address"),
+            data_dir: PathBuf::from(".drydock"),
+            database_url: None,
+            drivers_dir: None,
+            bundled_drivers: true,
+            instance_id: None,
+            node_driver: None,
+            network_driver: None,
+            tokens: Vec::new(),
+            limits: Limits::default(),
+            drivers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies environment overrides.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Config> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        Ok(cfg)
+    }
+
+    /// Applies `DRYDOCK_*` overrides read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        if let Some(v) = get("DRYDOCK_LISTEN") {
+            self.listen = v
+                .parse()
+                .with_context(|| format!("DRYDOCK_LISTEN `{v}` is not HOST:PORT"))?;
+        }
+        if let Some(v) = get("DRYDOCK_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("DRYDOCK_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("DRYDOCK_DRIVERS_DIR") {
+            self.drivers_dir = Some(v.into());
+        }
+        if let Some(v) = get("DRYDOCK_INSTANCE_ID") {
+            self.instance_id = Some(v);
+        }
+        if let Some(v) = get("DRYDOCK_MAX_CONCURRENCY") {
+            self.limits.max_concurrency = v
+                .parse()
+                .with_context(|| format!("DRYDOCK_MAX_CONCURRENCY `{v}` is not a number"))?;
+        }
+        if let Some(v) = get("DRYDOCK_TOKENS") {
+            for entry in v.split(',').filter(|e| !e.trim().is_empty()) {
+                let mut parts = entry.trim().splitn(3, ':');
+                let (Some(name), Some(role), Some(token)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    bail!("DRYDOCK_TOKENS entries must be NAME:ROLE:TOKEN");
+                };
+                self.tokens.push(TokenConfig {
+                    name: name.into(),
+                    role: role.into(),
+                    token: Some(token.into()),
+                    token_env: None,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_env() {
+        let mut cfg: Config = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9100"
+            node_driver = "sim"
+            [[tokens]]
+            name = "ops"
+            role = "operator"
+            token = "t1"
+            [limits]
+            per_bmc = 2
+            [drivers.sim]
+            settings = { delay_ms = "5" }
+            egress = ["10.0.0.0/8"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9100);
+        assert_eq!(cfg.limits.per_bmc, 2);
+        assert_eq!(cfg.limits.max_attempts, 3);
+        assert_eq!(cfg.drivers["sim"].settings["delay_ms"], "5");
+        let env: BTreeMap<&str, &str> = [
+            ("DRYDOCK_DATABASE_URL", "postgres://x"),
+            ("DRYDOCK_TOKENS", "a:admin:s3cret,v:viewer:v1"),
+        ]
+        .into();
+        cfg.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(cfg.database_url.as_deref(), Some("postgres://x"));
+        assert_eq!(cfg.tokens.len(), 3);
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+        assert!(toml::from_str::<Config>("listne = 1").is_err());
+        let bad: BTreeMap<&str, &str> = [("DRYDOCK_TOKENS", "nocolons")].into();
+        assert!(cfg.apply_env(|k| bad.get(k).map(|v| v.to_string())).is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! `drydock serve`: wires the store, the driver runtime, the loaded drivers,
+//! the task engine and the REST API together, and shuts them down cleanly.
+//!
+//! Every directory the server touches (data, drivers, compile cache) is
+//! opened once as a capability (`cap_std::fs::Dir`); names that arrive over
+//! the network never become paths.
+
+use crate::api::auth::{ApiToken, Auth, Role};
+use crate::api::{AppState, router};
+use crate::config::{Config, DriverSettings};
+use crate::drivers::{
+    CompileCache, DriverConfig, DriverSet, EgressGrant, Runtime, RuntimeConfig, TlsSettings,
+};
+use crate::store::Store;
+use crate::tasks::{Engine, EngineConfig};
+use anyhow::{Context, Result, bail};
+use cap_std::fs::Dir;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The engine (for tests and embedding).
+    pub engine: Engine,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Server {
+    /// Stops accepting requests, finishes those in flight, stops the engine.
+    pub async fn shutdown(self) -> Result<()> {
+        self.stop.cancel();
+        self.engine.shutdown();
+        self.task.await.context("server task")??;
+        Ok(())
+    }
+
+    /// Waits until the server stops (after `stop` completes).
+    pub async fn wait(self) -> Result<()> {
+        self.task.await.context("server task")??;
+        self.engine.shutdown();
+        Ok(())
+    }
+}
+
+fn open_dir(path: &std::path::Path) -> Result<Dir> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    Dir::open_ambient_dir(path, cap_std::ambient_authority())
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// Reads the instance id kept in the data directory, creating it once.
+fn instance_id(data: &Dir) -> Result<String> {
+    if let Ok(id) = data.read_to_string("instance-id") {
+        let id = id.trim().to_owned();
+        if !id.is_empty() {
+            return Ok(id);
+        }
+    }
+    let id = format!("drydock-{}", uuid::Uuid::new_v4().simple());
+    data.write("instance-id", &id).context("writing instance-id")?;
+    Ok(id)
+}
+
+fn role(name: &str) -> Result<Role> {
+    Ok(match name {
+        "viewer" => Role::Viewer,
+        "operator" => Role::Operator,
+        "admin" => Role::Admin,
+        other => bail!("token role `{other}` is not viewer, operator or admin"),
+    })
+}
+
+/// The configured tokens; with none configured, an admin token is generated
+/// once into `<data_dir>/admin-token` (mode 0600) so the API is never open.
+fn tokens(cfg: &Config, data: &Dir) -> Result<Vec<ApiToken>> {
+    let mut out = Vec::new();
+    for t in &cfg.tokens {
+        let token = match (&t.token, &t.token_env) {
+            (Some(tok), _) => tok.clone(),
+            (None, Some(var)) => std::env::var(var)
+                .with_context(|| format!("token `{}`: environment variable {var} is not set", t.name))?,
+            (None, None) => bail!("token `{}` has neither `token` nor `token_env`", t.name),
+        };
+        if token.len() < 16 {
+            bail!("token `{}` is shorter than 16 characters", t.name);
+        }
+        out.push(ApiToken {
+            name: t.name.clone(),
+            token,
+            role: role(&t.role)?,
+        });
+    }
+    if out.is_empty() {
+        let token = match data.read_to_string("admin-token") {
+            Ok(t) if t.trim().len() >= 16 => t.trim().to_owned(),
+            _ => {
+                let t = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+                let mut opts = cap_std::fs::OpenOptions::new();
+                opts.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                cap_std::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                let mut f = data.open_with("admin-token", &opts).context("writing admin-token")?;
+                std::io::Write::write_all(&mut f, t.as_bytes()).context("writing admin-token")?;
+                t
+            }
+        };
+        tracing::warn!(
+            file = %cfg.data_dir.join("admin-token").display(),
+            "no API tokens configured: using the generated admin token in this file"
+        );
+        out.push(ApiToken {
+            name: "admin".into(),
+            token,
+            role: Role::Admin,
+        });
+    }
+    Ok(out)
+}
+
+fn driver_config(s: Option<&DriverSettings>) -> Result<Arc<DriverConfig>> {
+    let Some(s) = s else {
+        return Ok(Arc::new(DriverConfig::default()));
+    };
+    let mut c = DriverConfig {
+        settings: s.settings.clone(),
+        ..DriverConfig::default()
+    };
+    for g in &s.egress {
+        c.egress.push(g.parse::<EgressGrant>()?);
+    }
+    if let Some(m) = s.memory_mib {
+        c.memory_bytes = m << 20;
+    }
+    c.max_call_time = s.max_call_secs.map(Duration::from_secs);
+    if let Some(ca) = &s.ca_file {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        c.tls = TlsSettings::with_extra_roots(&pem).map_err(anyhow::Error::msg)?;
+    }
+    Ok(Arc::new(c))
+}
+
+/// Loads the bundled drivers and every `*.wasm` in the drivers directory.
+async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
+    let mut set = DriverSet::new();
+    let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
+    if cfg.bundled_drivers {
+        for (name, bytes) in crate::bundled::all() {
+            sources.push((format!("bundled:{name}"), bytes.to_vec()));
+        }
+    }
+    if let Some(path) = &cfg.drivers_dir {
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())
+            .with_context(|| format!("opening drivers directory {}", path.display()))?;
+        let mut names: Vec<String> = dir
+            .entries()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".wasm"))
+            .collect();
+        names.sort();
+        for name in names {
+            let bytes = dir.read(&name).with_context(|| format!("reading driver {name}"))?;
+            sources.push((path.join(&name).display().to_string(), bytes));
+        }
+    }
+    for (origin, bytes) in sources {
+        let driver = runtime
+            .load(&origin, &bytes)
+            .await
+            .with_context(|| format!("loading driver {origin}"))?;
+        let name = driver.info().name.clone();
+        let config = driver_config(cfg.drivers.get(&name))
+            .with_context(|| format!("settings of driver {name}"))?;
+        tracing::info!(driver = %name, version = %driver.info().version, origin = %origin, "driver loaded");
+        set.add(driver, config).map_err(anyhow::Error::msg)?;
+    }
+    set.set_node_driver(cfg.node_driver.clone());
+    set.set_network_driver(cfg.network_driver.clone());
+    Ok(set)
+}
+
+/// Starts a server from `cfg`; it runs until [`Server::shutdown`].
+pub async fn start(cfg: Config) -> Result<Server> {
+    let data = open_dir(&cfg.data_dir)?;
+    let database_url = match &cfg.database_url {
+        Some(u) => u.clone(),
+        None => format!("sqlite:{}", cfg.data_dir.join("drydock.db").display()),
+    };
+    let store = Store::connect(&database_url).await?;
+    tracing::info!(backend = %store.backend(), "store ready");
+
+    data.create_dir_all("compile-cache").context("creating compile-cache")?;
+    let cache = CompileCache::new(data.open_dir("compile-cache").context("opening compile-cache")?);
+    let runtime = Arc::new(Runtime::new(
+        RuntimeConfig {
+            max_concurrent_calls: cfg.limits.max_concurrent_calls,
+            ..RuntimeConfig::default()
+        },
+        Some(cache),
+    )?);
+    let drivers = Arc::new(load_drivers(&cfg, &runtime).await?);
+
+    let instance = match &cfg.instance_id {
+        Some(id) => id.clone(),
+        None => instance_id(&data)?,
+    };
+    let engine = Engine::start(
+        store,
+        runtime,
+        drivers,
+        EngineConfig {
+            instance_id: instance.clone(),
+            max_concurrency: cfg.limits.max_concurrency,
+            per_bmc: cfg.limits.per_bmc,
+            max_attempts: cfg.limits.max_attempts,
+            ..EngineConfig::default()
+        },
+    )
+    .await?;
+
+    let auth = Arc::new(Auth::new(tokens(&cfg, &data)?));
+    let app = router(AppState {
+        engine: engine.clone(),
+        auth,
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, instance = %instance, "drydock serving");
+    Ok(Server {
+        addr,
+        engine,
+        task,
+        stop,
+    })
+}
+
+/// Runs until `shutdown` resolves (e.g. Ctrl-C), then stops cleanly.
+pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let server = start(cfg).await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.shutdown().await
+}

@@ -1,0 +1,968 @@
+//! The task engine: scheduler, executor and writer.
+//!
+//! - **Scheduler**: claims queued top-level tasks, resolves their node
+//!   filter and inserts one queued subtask per node (one batched insert). A
+//!   task claimed again after a restart keeps the subtasks it has.
+//! - **Executor**: claims queued subtasks in batches (never more than it has
+//!   room for), runs each driver call under a global limit and a per-BMC
+//!   limit, retries retryable failures with backoff inside the action's
+//!   deadline, and stops at once when the task is cancelled.
+//! - **Writer**: batches subtask outcomes and status messages into the store
+//!   (fenced by owner and epoch), then completes every parent whose subtasks
+//!   are all finished, with Drydock's result algebra.
+//!
+//! On start, this instance's unfinished work is put back in the queue: driver
+//! actions are idempotent by contract, so re-running them is safe.
+
+use super::filter::{NodeFilter, select};
+use super::result::rollup;
+use crate::drivers::{
+    Action, CallError, CallRequest, DriverServices, DriverSet, Runtime,
+    services::{BuildData, ServiceError, StatusMessage},
+};
+use crate::model::{self, ActionParams};
+use crate::store::{
+    ClaimScope, ClaimSpec, NewBuildData, NewMessage, NewTask, ResultStatus, Store, StoreError,
+    TaskOutcome, TaskRecord, TaskStatus,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// This instance's id (owner of the work it claims).
+    pub instance_id: String,
+    /// Driver calls in flight at once on this instance.
+    pub max_concurrency: usize,
+    /// Driver calls in flight at once against one BMC address.
+    pub per_bmc: usize,
+    /// Subtasks claimed per query.
+    pub claim_batch: i64,
+    /// How often idle loops look for work (they are also woken directly).
+    pub poll_interval: Duration,
+    /// Attempts per subtask for retryable failures (1 = no retry).
+    pub max_attempts: u32,
+    /// First retry delay (doubles each time, capped at 10 s).
+    pub retry_backoff: Duration,
+    /// Per-action time limits overriding Drydock's defaults.
+    pub timeouts: BTreeMap<String, Duration>,
+    /// Outcomes written per batch at most.
+    pub write_batch: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            instance_id: format!("drydock-{}", Uuid::new_v4().simple()),
+            max_concurrency: 256,
+            per_bmc: 4,
+            claim_batch: 256,
+            poll_interval: Duration::from_millis(200),
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(500),
+            timeouts: BTreeMap::new(),
+            write_batch: 1000,
+        }
+    }
+}
+
+/// What a client asks for.
+#[derive(Clone, Debug, Default)]
+pub struct TaskRequest {
+    /// Action name (a driver action such as `power_cycle_node`).
+    pub action: String,
+    /// Site design reference.
+    pub design_ref: Option<String>,
+    /// Drydock node filter; `None`/`null` = every node.
+    pub node_filter: Option<serde_json::Value>,
+    /// Action parameters ([`ActionParams`] as JSON).
+    pub params: Option<serde_json::Value>,
+    /// Who asks.
+    pub created_by: Option<String>,
+}
+
+/// Engine failures, by what the caller should do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request is not acceptable (unknown action, bad filter or params).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such task.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Orchestrator actions, which arrive with site designs.
+const ORCHESTRATOR_ACTIONS: &[&str] = &[
+    "validate_design",
+    "verify_site",
+    "prepare_site",
+    "verify_nodes",
+    "prepare_nodes",
+    "deploy_nodes",
+    "destroy_nodes",
+    "relabel_nodes",
+];
+
+/// One finished subtask on its way to the store.
+struct Finished {
+    outcome: TaskOutcome,
+    parent: Option<Uuid>,
+    node_state: Option<(String, Option<&'static str>, Option<&'static str>)>,
+}
+
+enum Write {
+    Finished(Finished),
+    Message(NewMessage),
+}
+
+struct Inner {
+    store: Store,
+    runtime: Arc<Runtime>,
+    drivers: Arc<DriverSet>,
+    cfg: EngineConfig,
+    epoch: i64,
+    wake_scheduler: Notify,
+    wake_executor: Notify,
+    slots: Arc<Semaphore>,
+    bmc_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// In-flight subtasks: id → (parent, cancel token).
+    inflight: Mutex<HashMap<Uuid, (Option<Uuid>, CancellationToken)>>,
+    writes: mpsc::UnboundedSender<Write>,
+    shutdown: CancellationToken,
+    /// Ids of top-level tasks as they finish.
+    finished: tokio::sync::broadcast::Sender<Uuid>,
+}
+
+/// The task engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Starts an engine: requeues this instance's unfinished work and spawns
+    /// the scheduler, executor and writer. They stop on [`Engine::shutdown`].
+    pub async fn start(
+        store: Store,
+        runtime: Arc<Runtime>,
+        drivers: Arc<DriverSet>,
+        cfg: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let requeued = store.requeue_owned(&cfg.instance_id).await?;
+        if requeued > 0 {
+            tracing::warn!(
+                instance = %cfg.instance_id,
+                requeued,
+                "resuming work left unfinished by a previous run of this instance"
+            );
+        }
+        let inner = Arc::new(Inner {
+            slots: Arc::new(Semaphore::new(cfg.max_concurrency)),
+            store,
+            runtime,
+            drivers,
+            cfg,
+            epoch: 0,
+            wake_scheduler: Notify::new(),
+            wake_executor: Notify::new(),
+            bmc_limits: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
+            writes: tx,
+            shutdown: CancellationToken::new(),
+            finished: tokio::sync::broadcast::channel(1024).0,
+        });
+        let engine = Engine { inner };
+        tokio::spawn(engine.clone().scheduler());
+        tokio::spawn(engine.clone().executor());
+        tokio::spawn(engine.clone().writer(rx));
+        Ok(engine)
+    }
+
+    /// Stops claiming work and cuts in-flight calls (they are requeued on
+    /// the next start).
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// This instance's id.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.cfg.instance_id
+    }
+
+    /// The loaded drivers.
+    pub fn drivers(&self) -> &DriverSet {
+        &self.inner.drivers
+    }
+
+    /// Driver calls in flight on this instance.
+    pub fn inflight(&self) -> usize {
+        self.inner.inflight.lock().expect("inflight lock").len()
+    }
+
+    /// Waits until task `id` is complete or terminated, at most `within`.
+    /// Returns the task as it is then (possibly still running).
+    pub async fn wait_finished(&self, id: Uuid, within: Duration) -> Result<TaskRecord, EngineError> {
+        let mut events = self.inner.finished.subscribe();
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            let task = self
+                .inner
+                .store
+                .get_task(id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(format!("task {id} not found")))?;
+            if task.status.is_terminal() {
+                return Ok(task);
+            }
+            // Wake on any finish event (ours or another's, or a lagged
+            // channel), or re-check every second for work finished elsewhere.
+            let next = tokio::time::Instant::now() + Duration::from_secs(1);
+            match tokio::time::timeout_at(next.min(until), events.recv()).await {
+                _ if tokio::time::Instant::now() >= until => return Ok(task),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Validates and queues a task.
+    pub async fn submit(&self, req: TaskRequest) -> Result<TaskRecord, EngineError> {
+        let action: Action = match req.action.parse() {
+            Ok(a) => a,
+            Err(_) if ORCHESTRATOR_ACTIONS.contains(&req.action.as_str()) => {
+                return Err(EngineError::Invalid(format!(
+                    "action `{}` needs site designs, which this version does not ingest yet; \
+                     use a driver action such as power_cycle_node",
+                    req.action
+                )));
+            }
+            Err(e) => return Err(EngineError::Invalid(e.to_string())),
+        };
+        if let Some(f) = &req.node_filter {
+            NodeFilter::from_json(f).map_err(EngineError::Invalid)?;
+        }
+        let params = req.params.clone().unwrap_or(serde_json::json!({}));
+        serde_json::from_value::<ActionParams>(params.clone())
+            .map_err(|e| EngineError::Invalid(format!("invalid params: {e}")))?;
+        let mut task = NewTask::new(action.name());
+        task.design_ref = req.design_ref;
+        task.node_filter = req.node_filter.filter(|f| !f.is_null());
+        task.params = params;
+        task.created_by = req.created_by;
+        let record = self.inner.store.insert_task(&task).await?;
+        tracing::info!(task.id = %record.id, action = action.name(), "task queued");
+        self.inner.wake_scheduler.notify_one();
+        Ok(record)
+    }
+
+    /// Cancels a task: nothing new is scheduled, queued subtasks end
+    /// terminated, in-flight driver calls are cut; the task ends terminated.
+    pub async fn cancel(&self, id: Uuid, by: &str) -> Result<TaskRecord, EngineError> {
+        let task = self
+            .inner
+            .store
+            .request_cancel(id, by)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("task {id} not found")))?;
+        let tokens: Vec<CancellationToken> = {
+            let inflight = self.inner.inflight.lock().expect("inflight lock");
+            inflight
+                .iter()
+                .filter(|(sub, (parent, _))| **sub == id || *parent == Some(id))
+                .map(|(_, (_, t))| t.clone())
+                .collect()
+        };
+        for t in &tokens {
+            t.cancel();
+        }
+        tracing::info!(task.id = %id, by, cut = tokens.len(), "task cancel requested");
+        if tokens.is_empty() {
+            // Nothing in flight here: settle the parent now.
+            self.complete_parents(&[id]).await;
+        }
+        Ok(self.inner.store.get_task(id).await?.unwrap_or(task))
+    }
+
+    fn timeout(&self, action: Action) -> Duration {
+        self.inner
+            .cfg
+            .timeouts
+            .get(action.name())
+            .copied()
+            .unwrap_or_else(|| action.default_timeout())
+    }
+
+    async fn idle(&self, wake: &Notify) -> bool {
+        tokio::select! {
+            _ = self.inner.shutdown.cancelled() => false,
+            _ = wake.notified() => true,
+            _ = tokio::time::sleep(self.inner.cfg.poll_interval) => true,
+        }
+    }
+
+    // ---------------------------------------------------------------- scheduler
+
+    async fn scheduler(self) {
+        let mut sweep = tokio::time::Instant::now();
+        loop {
+            if self.inner.shutdown.is_cancelled() {
+                return;
+            }
+            let claimed = self
+                .inner
+                .store
+                .claim_tasks(&ClaimSpec {
+                    scope: ClaimScope::TopLevel,
+                    owner: &self.inner.cfg.instance_id,
+                    epoch: self.inner.epoch,
+                    limit: 16,
+                })
+                .await;
+            match claimed {
+                Ok(tasks) if !tasks.is_empty() => {
+                    for t in tasks {
+                        if let Err(e) = self.decompose(&t).await {
+                            tracing::error!(task.id = %t.id, error = %e, "scheduling failed");
+                            self.fail_task(&t, &format!("scheduling failed: {e}")).await;
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "claiming tasks failed; retrying"),
+            }
+            // Periodically settle parents whose completion check was missed
+            // (a crash between writing outcomes and completing the parent).
+            if sweep.elapsed() > Duration::from_secs(5) {
+                sweep = tokio::time::Instant::now();
+                self.sweep_parents().await;
+            }
+            if !self.idle(&self.inner.wake_scheduler).await {
+                return;
+            }
+        }
+    }
+
+    async fn sweep_parents(&self) {
+        let running = self
+            .inner
+            .store
+            .list_tasks(&crate::store::TaskFilter {
+                parent: Some(None),
+                status: Some(TaskStatus::Running),
+                limit: 1000,
+                offset: 0,
+            })
+            .await;
+        if let Ok(tasks) = running {
+            let mine: Vec<Uuid> = tasks
+                .iter()
+                .filter(|t| t.owner.as_deref() == Some(self.instance_id()))
+                .map(|t| t.id)
+                .collect();
+            self.complete_parents(&mine).await;
+        }
+    }
+
+    async fn fail_task(&self, t: &TaskRecord, reason: &str) {
+        let mut outcome = TaskOutcome::complete(
+            t.id,
+            &self.inner.cfg.instance_id,
+            self.inner.epoch,
+            ResultStatus::Failure,
+        );
+        outcome.result_message = Some(reason.to_owned());
+        outcome.result_reason = Some(reason.to_owned());
+        outcome.error_count = 1;
+        let msg = NewMessage {
+            task_id: t.id,
+            message: reason.to_owned(),
+            error: true,
+            context_type: "task".into(),
+            context: t.id.to_string(),
+            extra: None,
+        };
+        if let Err(e) = self.inner.store.add_messages(&[msg]).await {
+            tracing::warn!(task.id = %t.id, error = %e, "could not record a task message");
+        }
+        match self.inner.store.finish_tasks(&[outcome]).await {
+            Ok(_) => {
+                let _ = self.inner.finished.send(t.id);
+            }
+            Err(e) => tracing::error!(task.id = %t.id, error = %e, "could not fail the task"),
+        }
+    }
+
+    /// Splits a claimed top-level task into per-node subtasks.
+    async fn decompose(&self, t: &TaskRecord) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        if !store.subtask_ids(t.id).await?.is_empty() {
+            // Claimed again after a restart: its subtasks are already there.
+            self.complete_parents(&[t.id]).await;
+            return Ok(());
+        }
+        if t.terminate {
+            self.complete_parents(&[t.id]).await;
+            return Ok(());
+        }
+        let action: Action = t
+            .action
+            .parse()
+            .map_err(|e: crate::drivers::action::UnknownAction| EngineError::Invalid(e.to_string()))?;
+        let deadline = chrono::Utc::now()
+            + chrono::Duration::from_std(self.timeout(action)).unwrap_or(chrono::Duration::MAX);
+        let subtasks: Vec<NewTask> = if action.is_node_scoped() {
+            let filter = match &t.node_filter {
+                Some(f) => NodeFilter::from_json(f).map_err(EngineError::Invalid)?,
+                None => None,
+            };
+            let nodes: Vec<model::Node> = store
+                .list_nodes()
+                .await?
+                .into_iter()
+                .filter_map(|r| serde_json::from_value(r.spec).ok())
+                .collect();
+            let names = select(&nodes, filter.as_ref(), &BTreeMap::new());
+            if names.is_empty() {
+                self.fail_task(t, "the node filter selects no registered node").await;
+                return Ok(());
+            }
+            names
+                .into_iter()
+                .map(|n| {
+                    let mut s = NewTask::subtask(t.id, action.name(), n);
+                    s.params = t.params.clone();
+                    s.deadline = Some(deadline);
+                    s.created_by = t.created_by.clone();
+                    s
+                })
+                .collect()
+        } else {
+            let mut s = NewTask::new(action.name());
+            s.parent_id = Some(t.id);
+            s.params = t.params.clone();
+            s.deadline = Some(deadline);
+            s.created_by = t.created_by.clone();
+            vec![s]
+        };
+        let n = store.insert_tasks(&subtasks).await?;
+        tracing::info!(task.id = %t.id, action = action.name(), subtasks = n, "task fanned out");
+        self.inner.wake_executor.notify_one();
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- executor
+
+    async fn executor(self) {
+        loop {
+            if self.inner.shutdown.is_cancelled() {
+                return;
+            }
+            let room = self.inner.slots.available_permits() as i64;
+            if room > 0 {
+                let claimed = self
+                    .inner
+                    .store
+                    .claim_tasks(&ClaimSpec {
+                        scope: ClaimScope::Subtasks,
+                        owner: &self.inner.cfg.instance_id,
+                        epoch: self.inner.epoch,
+                        limit: room.min(self.inner.cfg.claim_batch),
+                    })
+                    .await;
+                match claimed {
+                    Ok(tasks) if !tasks.is_empty() => {
+                        for t in tasks {
+                            let Ok(permit) = self.inner.slots.clone().acquire_owned().await else {
+                                return;
+                            };
+                            let token = self.inner.shutdown.child_token();
+                            self.inner
+                                .inflight
+                                .lock()
+                                .expect("inflight lock")
+                                .insert(t.id, (t.parent_id, token.clone()));
+                            let engine = self.clone();
+                            tokio::spawn(async move {
+                                let id = t.id;
+                                engine.run_subtask(t, token).await;
+                                engine.inner.inflight.lock().expect("inflight lock").remove(&id);
+                                drop(permit);
+                                engine.inner.wake_executor.notify_one();
+                            });
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "claiming subtasks failed; retrying"),
+                }
+            }
+            if !self.idle(&self.inner.wake_executor).await {
+                return;
+            }
+        }
+    }
+
+    fn bmc_limit(&self, key: &str) -> Arc<Semaphore> {
+        let mut limits = self.inner.bmc_limits.lock().expect("bmc limits lock");
+        limits
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.cfg.per_bmc)))
+            .clone()
+    }
+
+    fn message(&self, task: Uuid, node: Option<&str>, message: String, error: bool) {
+        let (context_type, context) = match node {
+            Some(n) => ("node", n.to_owned()),
+            None => ("task", task.to_string()),
+        };
+        let _ = self.inner.writes.send(Write::Message(NewMessage {
+            task_id: task,
+            message,
+            error,
+            context_type: context_type.into(),
+            context,
+            extra: None,
+        }));
+    }
+
+    /// Loads a node and resolves its BMC credentials from the secrets store.
+    async fn load_node(&self, name: &str) -> Result<model::Node, String> {
+        let store = &self.inner.store;
+        let record = store
+            .get_node(name)
+            .await
+            .map_err(|e| format!("reading node {name}: {e}"))?
+            .ok_or_else(|| format!("node {name} is not registered"))?;
+        let mut node: model::Node = serde_json::from_value(record.spec)
+            .map_err(|e| format!("node {name} has an unusable description: {e}"))?;
+        if let Some(secret) = record.credential.as_deref().or(node.oob.credential.as_deref()) {
+            let value = store
+                .get_secret(secret)
+                .await
+                .map_err(|e| format!("reading credential for node {name}: {e}"))?
+                .ok_or_else(|| format!("node {name}'s credential `{secret}` is not in the secrets store"))?;
+            let creds: model::Credentials = serde_json::from_str(&value)
+                .map_err(|_| format!("secret `{secret}` is not {{\"username\",\"password\"}} JSON"))?;
+            node.oob.credentials = Some(creds);
+        }
+        Ok(node)
+    }
+
+    async fn run_subtask(&self, t: TaskRecord, cancel: CancellationToken) {
+        let started = std::time::Instant::now();
+        let owner = self.inner.cfg.instance_id.clone();
+        let epoch = self.inner.epoch;
+        let node_name = t.node_name.clone();
+        let mut outcome = TaskOutcome::complete(t.id, &owner, epoch, ResultStatus::Failure);
+        let finish = |mut outcome: TaskOutcome, state| {
+            if let Some(n) = &node_name {
+                match outcome.result_status {
+                    ResultStatus::Success => outcome.successes = vec![n.clone()],
+                    _ => outcome.failures = vec![n.clone()],
+                }
+            }
+            let _ = self.inner.writes.send(Write::Finished(Finished {
+                outcome,
+                parent: t.parent_id,
+                node_state: state,
+            }));
+        };
+        let action: Action = match t.action.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                outcome.result_message = Some(format!("{e}"));
+                return finish(outcome, None);
+            }
+        };
+        let params: ActionParams = match serde_json::from_value(t.params.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                outcome.result_message = Some(format!("invalid params: {e}"));
+                return finish(outcome, None);
+            }
+        };
+        let node = match &node_name {
+            Some(n) => match self.load_node(n).await {
+                Ok(node) => Some(node),
+                Err(e) => {
+                    self.message(t.id, Some(n), e.clone(), true);
+                    outcome.result_message = Some(e);
+                    outcome.error_count = 1;
+                    return finish(outcome, None);
+                }
+            },
+            None => None,
+        };
+        let installed = match self.inner.drivers.for_action(action, node.as_ref()) {
+            Ok(i) => i.clone(),
+            Err(e) => {
+                self.message(t.id, node_name.as_deref(), e.clone(), true);
+                outcome.result_message = Some(e);
+                outcome.error_count = 1;
+                return finish(outcome, None);
+            }
+        };
+        let bmc_key = node
+            .as_ref()
+            .map(|n| n.oob.address.clone().unwrap_or_else(|| n.name.clone()))
+            .unwrap_or_default();
+        let bmc = self.bmc_limit(&bmc_key);
+        let deadline = t
+            .deadline
+            .map(|d| (d - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or_else(|| self.timeout(action));
+        let end = tokio::time::Instant::now() + deadline;
+        let services: Arc<dyn DriverServices> = Arc::new(EngineServices {
+            engine: self.clone(),
+            task: t.id,
+        });
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            let call = async {
+                let _bmc = bmc.acquire().await;
+                self.inner
+                    .runtime
+                    .call(
+                        &installed.driver,
+                        CallRequest {
+                            action,
+                            node: node.as_ref(),
+                            params: &params,
+                            config: installed.config.clone(),
+                            services: services.clone(),
+                            timeout: Some(left.max(Duration::from_millis(1))),
+                            task: Some(t.id.to_string()),
+                        },
+                    )
+                    .await
+            };
+            let r = tokio::select! {
+                _ = cancel.cancelled() => break Err(None),
+                r = call => r,
+            };
+            match r {
+                Ok(v) => break Ok(v),
+                Err(e) => {
+                    let left = end.saturating_duration_since(tokio::time::Instant::now());
+                    let backoff = (self.inner.cfg.retry_backoff * 2u32.saturating_pow(attempt - 1))
+                        .min(Duration::from_secs(10));
+                    if e.is_retryable() && attempt < self.inner.cfg.max_attempts && left > backoff {
+                        self.message(
+                            t.id,
+                            node_name.as_deref(),
+                            format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
+                            false,
+                        );
+                        tokio::select! {
+                            _ = cancel.cancelled() => break Err(None),
+                            _ = tokio::time::sleep(backoff) => continue,
+                        }
+                    }
+                    break Err(Some(e));
+                }
+            }
+        };
+        let mut state = None;
+        match result {
+            Ok(value) => {
+                outcome.result_status = ResultStatus::Success;
+                outcome.result_message = Some(format!("{} succeeded", action.name()));
+                if let Some(n) = &node_name {
+                    state = node_state(action, &params, &value).map(|(p, b)| (n.clone(), p, b));
+                    if let (Action::InterrogateOob | Action::InterrogateNode, Some(n)) =
+                        (action, &node_name)
+                    {
+                        let data = NewBuildData {
+                            node_name: n.clone(),
+                            task_id: Some(t.id),
+                            generator: action.name().into(),
+                            format: "application/json".into(),
+                            content: value.to_string(),
+                        };
+                        if let Err(e) = self.inner.store.add_build_data(&data).await {
+                            tracing::warn!(node = %n, error = %e, "could not store build data");
+                        }
+                    }
+                }
+            }
+            Err(None) => {
+                outcome.status = TaskStatus::Terminated;
+                outcome.result_message = Some("cancelled".into());
+                outcome.terminated_by = t.terminated_by.clone();
+                self.message(t.id, node_name.as_deref(), "cancelled".into(), true);
+            }
+            Err(Some(e)) => {
+                let text = e.to_string();
+                outcome.result_message = Some(text.clone());
+                outcome.result_reason = Some(reason(&e));
+                outcome.error_count = 1;
+                self.message(t.id, node_name.as_deref(), text, true);
+            }
+        }
+        tracing::debug!(task.id = %t.id, node = node_name.as_deref().unwrap_or("-"), action = action.name(),
+            attempts = attempt, elapsed_ms = started.elapsed().as_millis() as u64, "subtask finished");
+        finish(outcome, state);
+    }
+
+    // ------------------------------------------------------------------- writer
+
+    async fn writer(self, mut rx: mpsc::UnboundedReceiver<Write>) {
+        let mut finished: Vec<Finished> = Vec::new();
+        let mut messages: Vec<NewMessage> = Vec::new();
+        loop {
+            let first = tokio::select! {
+                w = rx.recv() => w,
+                _ = self.inner.shutdown.cancelled() => None,
+            };
+            let Some(first) = first else {
+                return;
+            };
+            let mut next = Some(first);
+            // Gather what is already waiting, up to a batch.
+            while let Some(w) = next {
+                match w {
+                    Write::Finished(f) => finished.push(f),
+                    Write::Message(m) => messages.push(m),
+                }
+                next = if finished.len() + messages.len() < self.inner.cfg.write_batch {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            self.flush(&mut finished, &mut messages).await;
+        }
+    }
+
+    async fn flush(&self, finished: &mut Vec<Finished>, messages: &mut Vec<NewMessage>) {
+        let store = &self.inner.store;
+        // Messages first, so a completed task has all its messages.
+        while !messages.is_empty() {
+            match store.add_messages(messages).await {
+                Ok(_) => messages.clear(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing task messages failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        if finished.is_empty() {
+            return;
+        }
+        let outcomes: Vec<TaskOutcome> = finished.iter().map(|f| f.outcome.clone()).collect();
+        loop {
+            match store.finish_tasks(&outcomes).await {
+                Ok(n) => {
+                    if (n as usize) < outcomes.len() {
+                        tracing::warn!(
+                            written = n,
+                            expected = outcomes.len(),
+                            "some outcomes were not written: their work was reassigned"
+                        );
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing task outcomes failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        for f in finished.iter() {
+            if let Some((node, power, boot)) = &f.node_state
+                && let Err(e) = store.set_node_state(node, *power, *boot).await
+            {
+                tracing::warn!(node = %node, error = %e, "could not record node state");
+            }
+        }
+        let parents: Vec<Uuid> = finished
+            .iter()
+            .filter_map(|f| f.parent)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        finished.clear();
+        self.complete_parents(&parents).await;
+        self.inner.wake_executor.notify_one();
+    }
+
+    /// Completes each parent whose subtasks have all finished.
+    async fn complete_parents(&self, parents: &[Uuid]) {
+        let store = &self.inner.store;
+        for &parent in parents {
+            let counts = match store.count_subtasks_by_status(parent).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(task.id = %parent, error = %e, "could not check subtasks");
+                    continue;
+                }
+            };
+            if counts.iter().any(|(s, _, n)| !s.is_terminal() && *n > 0) {
+                continue;
+            }
+            let Ok(Some(task)) = store.get_task(parent).await else {
+                continue;
+            };
+            if task.status != TaskStatus::Running {
+                continue;
+            }
+            let subs = match store.subtasks(parent).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(task.id = %parent, error = %e, "could not read subtasks");
+                    continue;
+                }
+            };
+            let r = rollup(&subs);
+            let (status, message) = if task.terminate {
+                (
+                    TaskStatus::Terminated,
+                    format!("cancelled by {}: {}", task.terminated_by.as_deref().unwrap_or("?"), r.message),
+                )
+            } else {
+                (TaskStatus::Complete, r.message.clone())
+            };
+            let outcome = TaskOutcome {
+                id: parent,
+                owner: task.owner.clone().unwrap_or_default(),
+                epoch: task.epoch,
+                status,
+                result_status: r.status,
+                result_message: Some(message),
+                result_reason: None,
+                successes: r.successes,
+                failures: r.failures,
+                error_count: r.error_count,
+                terminated_by: task.terminated_by.clone(),
+            };
+            match store.finish_tasks(&[outcome]).await {
+                Ok(1) => {
+                    tracing::info!(task.id = %parent, result = r.status.as_str(), "task finished");
+                    let _ = self.inner.finished.send(parent);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(task.id = %parent, error = %e, "could not complete task"),
+            }
+        }
+    }
+}
+
+/// A short machine-readable reason for a failed call: the driver's error
+/// kind (`timeout`, `busy`, `auth`, ...) or the host's (`timeout` for a cut
+/// call, `trap`, `memory_limit`, ...).
+fn reason(e: &CallError) -> String {
+    match e {
+        CallError::Driver { error, .. } => serde_json::to_value(error.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "driver".into()),
+        CallError::Deadline { .. } => "timeout".into(),
+        other => other.kind().into(),
+    }
+}
+
+/// The power state and boot device an action leaves a node in.
+fn node_state(
+    action: Action,
+    params: &ActionParams,
+    value: &serde_json::Value,
+) -> Option<(Option<&'static str>, Option<&'static str>)> {
+    use crate::model::BootDevice;
+    let device = |d: BootDevice| match d {
+        BootDevice::Pxe => "pxe",
+        BootDevice::Disk => "disk",
+        BootDevice::Cdrom => "cdrom",
+        BootDevice::BiosSetup => "bios_setup",
+    };
+    match action {
+        Action::PowerOnNode | Action::PowerCycleNode => Some((Some("on"), None)),
+        Action::PowerOffNode => Some((Some("off"), None)),
+        Action::ConfigNodePxe => Some((None, Some("pxe"))),
+        Action::SetNodeBoot => Some((None, Some(device(params.boot.unwrap_or_default().device)))),
+        Action::InterrogateOob => {
+            let power = match value["power_state"].as_str() {
+                Some("on") => Some("on"),
+                Some("off") => Some("off"),
+                _ => None,
+            };
+            Some((power, None))
+        }
+        _ => None,
+    }
+}
+
+/// Driver services backed by the store, with status messages going through
+/// the engine's batched writer.
+struct EngineServices {
+    engine: Engine,
+    task: Uuid,
+}
+
+fn svc(e: StoreError) -> ServiceError {
+    ServiceError(e.to_string())
+}
+
+#[async_trait]
+impl DriverServices for EngineServices {
+    async fn kv_get(&self, driver: &str, key: &str) -> Result<Option<String>, ServiceError> {
+        self.engine.inner.store.kv_get(driver, key).await.map_err(svc)
+    }
+
+    async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<(), ServiceError> {
+        self.engine.inner.store.kv_set(driver, key, value).await.map_err(svc)
+    }
+
+    async fn kv_delete(&self, driver: &str, key: &str) -> Result<(), ServiceError> {
+        self.engine
+            .inner
+            .store
+            .kv_delete(driver, key)
+            .await
+            .map(|_| ())
+            .map_err(svc)
+    }
+
+    async fn status(&self, m: StatusMessage) -> Result<(), ServiceError> {
+        self.engine
+            .message(self.task, m.scope.node.as_deref(), m.message, m.is_error);
+        Ok(())
+    }
+
+    async fn build_data(&self, d: BuildData) -> Result<(), ServiceError> {
+        let Some(node) = d.scope.node.clone() else {
+            return Ok(());
+        };
+        let data = NewBuildData {
+            node_name: node,
+            task_id: Some(self.task),
+            generator: d.generator,
+            format: d.format,
+            content: d.content,
+        };
+        self.engine
+            .inner
+            .store
+            .add_build_data(&data)
+            .await
+            .map(|_| ())
+            .map_err(svc)
+    }
+}

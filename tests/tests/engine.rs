@@ -1,0 +1,300 @@
+//! The task engine end to end on both backends: fan-out, result roll-up,
+//! injected failures, retries, cancel, timeouts, and restart recovery.
+
+use drydock::drivers::{DriverConfig, DriverSet, Runtime};
+use drydock::store::{ResultStatus, Store, TaskStatus};
+use drydock::tasks::{Engine, EngineConfig, TaskRequest};
+use drydock_tests::runtime;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn engine_with(store: Store, settings: &[(&str, &str)], cfg: EngineConfig) -> Engine {
+    let rt: Arc<Runtime> = Arc::new(runtime());
+    let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
+    let mut set = DriverSet::new();
+    set.add(
+        sim,
+        Arc::new(DriverConfig {
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            ..DriverConfig::default()
+        }),
+    )
+    .unwrap();
+    Engine::start(store, rt, Arc::new(set), cfg).await.unwrap()
+}
+
+fn fast() -> EngineConfig {
+    EngineConfig {
+        retry_backoff: Duration::from_millis(10),
+        poll_interval: Duration::from_millis(50),
+        ..EngineConfig::default()
+    }
+}
+
+async fn register(store: &Store, n: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    for i in 0..n {
+        let name = format!("node-{i:03}");
+        store
+            .upsert_node(&name, &json!({"name": name, "oob": {"type": "sim"}}), None)
+            .await
+            .unwrap();
+        names.push(name);
+    }
+    names
+}
+
+fn task(action: &str) -> TaskRequest {
+    TaskRequest {
+        action: action.into(),
+        created_by: Some("test".into()),
+        ..TaskRequest::default()
+    }
+}
+
+async fn two_hundred_nodes_with_failures(store: Store) {
+    let names = register(&store, 200).await;
+    let failing = ["node-007", "node-050", "node-133", "node-199"];
+    let engine = engine_with(store.clone(), &[("fail_nodes", &failing.join(","))], fast()).await;
+    let t = engine.submit(task("power_cycle_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Complete, "{done:?}");
+    assert_eq!(done.result_status, ResultStatus::PartialSuccess);
+    assert_eq!(done.failures, failing.to_vec());
+    assert_eq!(done.successes.len(), 196);
+    assert!(done.successes.iter().all(|s| names.contains(s)));
+    assert_eq!(done.error_count, 4);
+    let subs = store.subtasks(t.id).await.unwrap();
+    assert_eq!(subs.len(), 200);
+    // Each failed node says why, in the task's messages.
+    let msgs = store
+        .messages_for_tasks(&store.subtask_ids(t.id).await.unwrap())
+        .await
+        .unwrap();
+    for f in failing {
+        assert!(
+            msgs.iter()
+                .any(|m| m.error && m.context == f && m.message.contains("simulated failure")),
+            "no failure message for {f}"
+        );
+    }
+    // Node power state recorded for the successes.
+    let n = store.get_node("node-001").await.unwrap().unwrap();
+    assert_eq!(n.power_state.as_deref(), Some("on"));
+    engine.shutdown();
+}
+
+async fn retryable_failures_are_retried(store: Store) {
+    register(&store, 3).await;
+    let engine = engine_with(
+        store.clone(),
+        &[("fail_nodes", "node-001"), ("fail_kind", "retryable")],
+        fast(),
+    )
+    .await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::PartialSuccess);
+    assert_eq!(done.failures, vec!["node-001"]);
+    let sub = store
+        .subtasks(t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.node_name.as_deref() == Some("node-001"))
+        .unwrap();
+    let msgs = store.messages(sub.id).await.unwrap();
+    let retries = msgs
+        .iter()
+        .filter(|m| m.message.contains("retrying"))
+        .count();
+    assert_eq!(retries, 2, "{msgs:?}");
+    engine.shutdown();
+}
+
+async fn cancel_mid_task(store: Store) {
+    register(&store, 30).await;
+    let engine = engine_with(
+        store.clone(),
+        &[("delay_ms", "60000")],
+        EngineConfig {
+            max_concurrency: 8,
+            ..fast()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    // Wait until calls are in flight.
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while engine.inflight() == 0 {
+        assert!(tokio::time::Instant::now() < until, "nothing started");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = std::time::Instant::now();
+    engine.cancel(t.id, "tester").await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(done.status, TaskStatus::Terminated, "{done:?}");
+    assert_eq!(done.terminated_by.as_deref(), Some("tester"));
+    assert_eq!(done.result_status, ResultStatus::Failure);
+    let subs = store.subtasks(t.id).await.unwrap();
+    assert!(
+        subs.iter().all(|s| s.status == TaskStatus::Terminated),
+        "{subs:?}"
+    );
+    assert_eq!(engine.inflight(), 0);
+    engine.shutdown();
+}
+
+async fn per_action_timeout(store: Store) {
+    register(&store, 2).await;
+    let mut cfg = fast();
+    cfg.timeouts
+        .insert("power_on_node".into(), Duration::from_millis(400));
+    let engine = engine_with(store.clone(), &[("delay_ms", "10000")], cfg).await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Failure);
+    assert_eq!(done.failures.len(), 2);
+    for s in store.subtasks(t.id).await.unwrap() {
+        assert_eq!(s.result_reason.as_deref(), Some("timeout"), "{s:?}");
+    }
+    engine.shutdown();
+}
+
+async fn restart_resumes_unfinished_work(store: Store) {
+    register(&store, 10).await;
+    let cfg = EngineConfig {
+        instance_id: "restart-me".into(),
+        ..fast()
+    };
+    // First run: every call hangs; stop it mid-task.
+    let first = engine_with(store.clone(), &[("delay_ms", "60000")], cfg.clone()).await;
+    let t = first.submit(task("power_on_node")).await.unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while first.inflight() < 10 {
+        assert!(tokio::time::Instant::now() < until, "work did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.shutdown();
+    let stuck = store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(stuck.status, TaskStatus::Running);
+    // Second run of the same instance, now with fast drivers: it resumes.
+    let second = engine_with(store.clone(), &[], cfg).await;
+    let done = second
+        .wait_finished(t.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Complete, "{done:?}");
+    assert_eq!(done.result_status, ResultStatus::Success);
+    assert_eq!(done.successes.len(), 10);
+    let subs = store.subtasks(t.id).await.unwrap();
+    assert_eq!(subs.len(), 10, "subtasks were duplicated");
+    assert!(subs.iter().all(|s| s.attempt == 2), "{subs:?}");
+    second.shutdown();
+}
+
+async fn bad_requests_and_empty_filters(store: Store) {
+    register(&store, 2).await;
+    let engine = engine_with(store.clone(), &[], fast()).await;
+    assert!(engine.submit(task("power_on")).await.is_err());
+    let err = engine.submit(task("deploy_nodes")).await.unwrap_err();
+    assert!(err.to_string().contains("site designs"), "{err}");
+    let mut bad = task("power_on_node");
+    bad.node_filter = Some(json!({"filter_set_type": "xor"}));
+    assert!(engine.submit(bad).await.is_err());
+    let mut bad = task("set_node_boot");
+    bad.params = Some(json!({"boot": {"device": "floppy"}}));
+    assert!(engine.submit(bad).await.is_err());
+    // A filter that matches nothing fails the task with that reason.
+    let mut none = task("power_on_node");
+    none.node_filter = Some(json!({"filter_set": [{"node_names": ["ghost"]}]}));
+    let t = engine.submit(none).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Failure);
+    assert!(
+        done.result_message
+            .unwrap()
+            .contains("selects no registered node")
+    );
+    // A node filter picks exactly its nodes; a site-wide action runs once.
+    let mut one = task("interrogate_oob");
+    one.node_filter = Some(json!({"filter_set": [{"node_names": ["node-001"]}]}));
+    let t = engine.submit(one).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.successes, vec!["node-001"]);
+    assert!(
+        !store
+            .build_data_for_node("node-001", true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let t = engine.submit(task("validate_node_services")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    assert_eq!(store.subtasks(t.id).await.unwrap().len(), 1);
+    engine.shutdown();
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(drydock_tests::db::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _url) = drydock_tests::db::postgres().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    two_hundred_nodes_with_failures,
+    retryable_failures_are_retried,
+    cancel_mid_task,
+    per_action_timeout,
+    restart_resumes_unfinished_work,
+    bad_requests_and_empty_filters,
+);
