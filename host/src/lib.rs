@@ -13,9 +13,12 @@
 //!
 //! `main.rs` only parses arguments and calls [`cli::run`].
 
+pub mod api;
 pub mod bundled;
 pub mod cli;
 pub mod drivers;
 pub mod model;
 pub mod store;
 pub mod telemetry;
+pub mod tasks;
+pub mod config;

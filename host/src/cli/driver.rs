@@ -1,8 +1,4 @@
-//! The `drydock` command line: argument parsing and what each command does.
-//!
-//! - `drydock driver inspect FILE`: load and check a component, print its info.
-//! - `drydock driver call FILE ACTION --node JSON ...`: run one action in the
-//!   sandbox and print the result as JSON (exit 1 on a driver error).
+//! `drydock driver ...`: inspect a component, run one action in the sandbox.
 
 use crate::drivers::{
     Action, CallRequest, DriverConfig, EgressGrant, MemoryServices, Runtime, RuntimeConfig,
@@ -10,32 +6,12 @@ use crate::drivers::{
 };
 use crate::model;
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Drydock: bare-metal provisioning with drivers as WebAssembly components.
-#[derive(Debug, Parser)]
-#[command(name = "drydock", version, about)]
-pub struct Cli {
-    /// Log as JSON lines instead of text.
-    #[arg(long, global = true)]
-    pub log_json: bool,
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Top-level commands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Work with driver components.
-    #[command(subcommand)]
-    Driver(DriverCommand),
-}
 
 /// `drydock driver ...`
 #[derive(Debug, Subcommand)]
@@ -89,31 +65,11 @@ pub struct CallArgs {
     pub state: Option<PathBuf>,
 }
 
-/// Entry point used by `main`: parses arguments, runs, maps errors to exit codes.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    crate::telemetry::init(cli.log_json);
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// Runs a parsed command line.
-pub async fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
-        Command::Driver(DriverCommand::Inspect { file }) => inspect(file).await,
-        Command::Driver(DriverCommand::Call(args)) => call(*args).await,
+/// Runs a `drydock driver` command.
+pub async fn run(cmd: DriverCommand) -> Result<ExitCode> {
+    match cmd {
+        DriverCommand::Inspect { file } => inspect(file).await,
+        DriverCommand::Call(args) => call(*args).await,
     }
 }
 
