@@ -13,7 +13,6 @@
 //!
 //! `main.rs` only parses arguments and calls [`cli::run`].
 
-pub mod api;
 pub mod bundled;
 pub mod cli;
 pub mod drivers;
