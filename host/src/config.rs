@@ -190,7 +190,8 @@ impl Config {
         if let Some(v) = get("DRYDOCK_TOKENS") {
             for entry in v.split(',').filter(|e| !e.trim().is_empty()) {
                 let mut parts = entry.trim().splitn(3, ':');
-                let (Some(name), Some(role), Some(token)) = (parts.next(), parts.next(), parts.next())
+                let (Some(name), Some(role), Some(token)) =
+                    (parts.next(), parts.next(), parts.next())
                 else {
                     bail!("DRYDOCK_TOKENS entries must be NAME:ROLE:TOKEN");
                 };
@@ -237,12 +238,16 @@ mod tests {
             ("DRYDOCK_TOKENS", "a:admin:s3cret,v:viewer:v1"),
         ]
         .into();
-        cfg.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        cfg.apply_env(|k| env.get(k).map(|v| v.to_string()))
+            .unwrap();
         assert_eq!(cfg.database_url.as_deref(), Some("postgres://x"));
         assert_eq!(cfg.tokens.len(), 3);
         assert!(!format!("{cfg:?}").contains("s3cret"));
         assert!(toml::from_str::<Config>("listne = 1").is_err());
         let bad: BTreeMap<&str, &str> = [("DRYDOCK_TOKENS", "nocolons")].into();
-        assert!(cfg.apply_env(|k| bad.get(k).map(|v| v.to_string())).is_err());
+        assert!(
+            cfg.apply_env(|k| bad.get(k).map(|v| v.to_string()))
+                .is_err()
+        );
     }
 }

@@ -13,11 +13,13 @@
 //!
 //! `main.rs` only parses arguments and calls [`cli::run`].
 
+pub mod api;
 pub mod bundled;
 pub mod cli;
+pub mod config;
 pub mod drivers;
 pub mod model;
+pub mod server;
 pub mod store;
-pub mod telemetry;
 pub mod tasks;
-pub mod config;
+pub mod telemetry;

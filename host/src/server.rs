@@ -67,7 +67,8 @@ fn instance_id(data: &Dir) -> Result<String> {
         }
     }
     let id = format!("drydock-{}", uuid::Uuid::new_v4().simple());
-    data.write("instance-id", &id).context("writing instance-id")?;
+    data.write("instance-id", &id)
+        .context("writing instance-id")?;
     Ok(id)
 }
 
@@ -87,8 +88,9 @@ fn tokens(cfg: &Config, data: &Dir) -> Result<Vec<ApiToken>> {
     for t in &cfg.tokens {
         let token = match (&t.token, &t.token_env) {
             (Some(tok), _) => tok.clone(),
-            (None, Some(var)) => std::env::var(var)
-                .with_context(|| format!("token `{}`: environment variable {var} is not set", t.name))?,
+            (None, Some(var)) => std::env::var(var).with_context(|| {
+                format!("token `{}`: environment variable {var} is not set", t.name)
+            })?,
             (None, None) => bail!("token `{}` has neither `token` nor `token_env`", t.name),
         };
         if token.len() < 16 {
@@ -104,12 +106,18 @@ fn tokens(cfg: &Config, data: &Dir) -> Result<Vec<ApiToken>> {
         let token = match data.read_to_string("admin-token") {
             Ok(t) if t.trim().len() >= 16 => t.trim().to_owned(),
             _ => {
-                let t = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+                let t = format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                );
                 let mut opts = cap_std::fs::OpenOptions::new();
                 opts.write(true).create(true).truncate(true);
                 #[cfg(unix)]
                 cap_std::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = data.open_with("admin-token", &opts).context("writing admin-token")?;
+                let mut f = data
+                    .open_with("admin-token", &opts)
+                    .context("writing admin-token")?;
                 std::io::Write::write_all(&mut f, t.as_bytes()).context("writing admin-token")?;
                 t
             }
@@ -169,7 +177,9 @@ async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
             .collect();
         names.sort();
         for name in names {
-            let bytes = dir.read(&name).with_context(|| format!("reading driver {name}"))?;
+            let bytes = dir
+                .read(&name)
+                .with_context(|| format!("reading driver {name}"))?;
             sources.push((path.join(&name).display().to_string(), bytes));
         }
     }
@@ -199,8 +209,12 @@ pub async fn start(cfg: Config) -> Result<Server> {
     let store = Store::connect(&database_url).await?;
     tracing::info!(backend = %store.backend(), "store ready");
 
-    data.create_dir_all("compile-cache").context("creating compile-cache")?;
-    let cache = CompileCache::new(data.open_dir("compile-cache").context("opening compile-cache")?);
+    data.create_dir_all("compile-cache")
+        .context("creating compile-cache")?;
+    let cache = CompileCache::new(
+        data.open_dir("compile-cache")
+            .context("opening compile-cache")?,
+    );
     let runtime = Arc::new(Runtime::new(
         RuntimeConfig {
             max_concurrent_calls: cfg.limits.max_concurrent_calls,

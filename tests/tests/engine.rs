@@ -282,8 +282,10 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let (store, _url) = drydock_tests::db::postgres().await;
-                    super::$case(store).await;
+                    let (store, name) = drydock_tests::db::postgres().await;
+                    super::$case(store.clone()).await;
+                    store.close().await;
+                    drydock_tests::db::drop_postgres(&name).await;
                 }
             )*
         }

@@ -1,9 +1,12 @@
 //! The `drydock` command line: argument parsing and what each command does.
 //!
+//! - `serve`: run the Drydock service ([`crate::server`]).
 //! - `driver` ([`driver`]): inspect a component, run one action in the sandbox.
+//! - `task`, `node` ([`client`]): the REST client of a Drydock API server.
 //!
 //! `main.rs` calls [`main`].
 
+pub mod client;
 pub mod driver;
 
 use anyhow::Result;
@@ -25,9 +28,20 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the Drydock service: REST API, task engine, bundled drivers. With
+    /// no configuration it serves 127.0.0.1:9000 on a SQLite file in ./.drydock.
+    Serve {
+        /// TOML configuration file (environment variables DRYDOCK_* override it).
+        #[arg(long, env = "DRYDOCK_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
     /// Work with driver components.
     #[command(subcommand)]
     Driver(driver::DriverCommand),
+    /// Create, show, list, cancel and watch tasks on a Drydock server.
+    Task(client::TaskCommand),
+    /// Register and list nodes on a Drydock server.
+    Node(client::NodeCommand),
 }
 
 /// Entry point used by `main`: parses arguments, runs, maps errors to exit
@@ -54,6 +68,35 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Serve { config } => {
+            let cfg = crate::config::Config::load(config.as_deref())?;
+            crate::server::run(cfg, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Driver(cmd) => driver::run(cmd).await,
+        Command::Task(cmd) => client::run_task(cmd).await,
+        Command::Node(cmd) => client::run_node(cmd).await,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
     }
 }

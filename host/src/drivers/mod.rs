@@ -29,8 +29,8 @@ pub use cache::CompileCache;
 pub use config::{DriverConfig, RuntimeConfig};
 pub use egress::{EgressGrant, TlsSettings};
 pub use error::{CallError, DriverError, DriverErrorKind, LoadError};
-pub use runtime::{CallRequest, Driver, DriverInfo, Runtime};
 pub use registry::{DriverSet, Installed};
+pub use runtime::{CallRequest, Driver, DriverInfo, Runtime};
 pub use services::{CallScope, DriverServices, MemoryServices};
 
 /// The version of the `drydock:driver` WIT package this host implements.

@@ -101,8 +101,12 @@ impl DriverSet {
                 if t.is_empty() {
                     return Err(format!("node {} has no oob type", node.name));
                 }
-                self.for_oob_type(t)
-                    .ok_or_else(|| format!("no loaded driver claims oob type `{t}` (node {})", node.name))
+                self.for_oob_type(t).ok_or_else(|| {
+                    format!(
+                        "no loaded driver claims oob type `{t}` (node {})",
+                        node.name
+                    )
+                })
             }
             Interface::Node => self.configured(Interface::Node, &self.node_driver),
             Interface::Network => self.configured(Interface::Network, &self.network_driver),

@@ -137,6 +137,39 @@ impl Store {
         Ok(())
     }
 
+    /// Records many nodes' states in one transaction: `(name, power_state,
+    /// boot_device)`, `None` leaving that one unchanged. Nodes that are not
+    /// registered (any more) are skipped. Returns how many rows changed.
+    pub async fn set_node_states(
+        &self,
+        states: &[(String, Option<String>, Option<String>)],
+    ) -> Result<u64> {
+        if states.is_empty() {
+            return Ok(0);
+        }
+        let now = now();
+        Ok(with_pool!(self, |pool| {
+            let mut tx = pool.begin().await.db()?;
+            let mut changed = 0;
+            for (name, power, boot) in states {
+                changed += sqlx::query(
+                    "UPDATE nodes SET power_state = COALESCE($2, power_state), \
+                     boot_device = COALESCE($3, boot_device), updated = $4 WHERE name = $1",
+                )
+                .bind(name)
+                .bind(power.as_deref())
+                .bind(boot.as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .db()?
+                .rows_affected();
+            }
+            tx.commit().await.db()?;
+            changed
+        }))
+    }
+
     /// Stores (or replaces) a secret. The value never appears in errors or
     /// logs.
     pub async fn put_secret(&self, name: &str, value: &str) -> Result<()> {

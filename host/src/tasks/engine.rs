@@ -217,7 +217,11 @@ impl Engine {
 
     /// Waits until task `id` is complete or terminated, at most `within`.
     /// Returns the task as it is then (possibly still running).
-    pub async fn wait_finished(&self, id: Uuid, within: Duration) -> Result<TaskRecord, EngineError> {
+    pub async fn wait_finished(
+        &self,
+        id: Uuid,
+        within: Duration,
+    ) -> Result<TaskRecord, EngineError> {
         let mut events = self.inner.finished.subscribe();
         let until = tokio::time::Instant::now() + within;
         loop {
@@ -420,10 +424,12 @@ impl Engine {
             self.complete_parents(&[t.id]).await;
             return Ok(());
         }
-        let action: Action = t
-            .action
-            .parse()
-            .map_err(|e: crate::drivers::action::UnknownAction| EngineError::Invalid(e.to_string()))?;
+        let action: Action =
+            t.action
+                .parse()
+                .map_err(|e: crate::drivers::action::UnknownAction| {
+                    EngineError::Invalid(e.to_string())
+                })?;
         let deadline = chrono::Utc::now()
             + chrono::Duration::from_std(self.timeout(action)).unwrap_or(chrono::Duration::MAX);
         let subtasks: Vec<NewTask> = if action.is_node_scoped() {
@@ -439,7 +445,8 @@ impl Engine {
                 .collect();
             let names = select(&nodes, filter.as_ref(), &BTreeMap::new());
             if names.is_empty() {
-                self.fail_task(t, "the node filter selects no registered node").await;
+                self.fail_task(t, "the node filter selects no registered node")
+                    .await;
                 return Ok(());
             }
             names
@@ -501,7 +508,12 @@ impl Engine {
                             tokio::spawn(async move {
                                 let id = t.id;
                                 engine.run_subtask(t, token).await;
-                                engine.inner.inflight.lock().expect("inflight lock").remove(&id);
+                                engine
+                                    .inner
+                                    .inflight
+                                    .lock()
+                                    .expect("inflight lock")
+                                    .remove(&id);
                                 drop(permit);
                                 engine.inner.wake_executor.notify_one();
                             });
@@ -551,14 +563,21 @@ impl Engine {
             .ok_or_else(|| format!("node {name} is not registered"))?;
         let mut node: model::Node = serde_json::from_value(record.spec)
             .map_err(|e| format!("node {name} has an unusable description: {e}"))?;
-        if let Some(secret) = record.credential.as_deref().or(node.oob.credential.as_deref()) {
+        if let Some(secret) = record
+            .credential
+            .as_deref()
+            .or(node.oob.credential.as_deref())
+        {
             let value = store
                 .get_secret(secret)
                 .await
                 .map_err(|e| format!("reading credential for node {name}: {e}"))?
-                .ok_or_else(|| format!("node {name}'s credential `{secret}` is not in the secrets store"))?;
-            let creds: model::Credentials = serde_json::from_str(&value)
-                .map_err(|_| format!("secret `{secret}` is not {{\"username\",\"password\"}} JSON"))?;
+                .ok_or_else(|| {
+                    format!("node {name}'s credential `{secret}` is not in the secrets store")
+                })?;
+            let creds: model::Credentials = serde_json::from_str(&value).map_err(|_| {
+                format!("secret `{secret}` is not {{\"username\",\"password\"}} JSON")
+            })?;
             node.oob.credentials = Some(creds);
         }
         Ok(node)
@@ -786,12 +805,13 @@ impl Engine {
                 }
             }
         }
-        for f in finished.iter() {
-            if let Some((node, power, boot)) = &f.node_state
-                && let Err(e) = store.set_node_state(node, *power, *boot).await
-            {
-                tracing::warn!(node = %node, error = %e, "could not record node state");
-            }
+        let states: Vec<(String, Option<String>, Option<String>)> = finished
+            .iter()
+            .filter_map(|f| f.node_state.as_ref())
+            .map(|(n, p, b)| (n.clone(), p.map(str::to_owned), b.map(str::to_owned)))
+            .collect();
+        if let Err(e) = store.set_node_states(&states).await {
+            tracing::warn!(error = %e, nodes = states.len(), "could not record node states");
         }
         let parents: Vec<Uuid> = finished
             .iter()
@@ -835,7 +855,11 @@ impl Engine {
             let (status, message) = if task.terminate {
                 (
                     TaskStatus::Terminated,
-                    format!("cancelled by {}: {}", task.terminated_by.as_deref().unwrap_or("?"), r.message),
+                    format!(
+                        "cancelled by {}: {}",
+                        task.terminated_by.as_deref().unwrap_or("?"),
+                        r.message
+                    ),
                 )
             } else {
                 (TaskStatus::Complete, r.message.clone())
@@ -923,11 +947,21 @@ fn svc(e: StoreError) -> ServiceError {
 #[async_trait]
 impl DriverServices for EngineServices {
     async fn kv_get(&self, driver: &str, key: &str) -> Result<Option<String>, ServiceError> {
-        self.engine.inner.store.kv_get(driver, key).await.map_err(svc)
+        self.engine
+            .inner
+            .store
+            .kv_get(driver, key)
+            .await
+            .map_err(svc)
     }
 
     async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<(), ServiceError> {
-        self.engine.inner.store.kv_set(driver, key, value).await.map_err(svc)
+        self.engine
+            .inner
+            .store
+            .kv_set(driver, key, value)
+            .await
+            .map_err(svc)
     }
 
     async fn kv_delete(&self, driver: &str, key: &str) -> Result<(), ServiceError> {

@@ -95,7 +95,11 @@ pub fn select(
         return all.into_iter().collect();
     };
     let pick = |pred: &dyn Fn(&Node) -> bool| -> BTreeSet<String> {
-        nodes.iter().filter(|n| pred(n)).map(|n| n.name.clone()).collect()
+        nodes
+            .iter()
+            .filter(|n| pred(n))
+            .map(|n| n.name.clone())
+            .collect()
     };
     let mut results = Vec::new();
     for f in &filter.filter_set {
@@ -114,7 +118,9 @@ pub fn select(
             sets.push(pick(&|n| label_match(op, labels, &n.labels)));
         }
         if let Some(racks) = &f.rack_names {
-            sets.push(pick(&|n| n.rack.as_ref().is_some_and(|r| racks.contains(r))));
+            sets.push(pick(&|n| {
+                n.rack.as_ref().is_some_and(|r| racks.contains(r))
+            }));
         }
         if let Some(labels) = &f.rack_labels {
             sets.push(pick(&|n| {
@@ -172,27 +178,50 @@ mod tests {
     fn sel(v: Value) -> Vec<String> {
         let f = NodeFilter::from_json(&v).unwrap();
         let mut racks = BTreeMap::new();
-        racks.insert("r2".to_string(), BTreeMap::from([("zone".to_string(), "east".to_string())]));
+        racks.insert(
+            "r2".to_string(),
+            BTreeMap::from([("zone".to_string(), "east".to_string())]),
+        );
         select(&nodes(), f.as_ref(), &racks)
     }
 
     #[test]
     fn null_selects_everything() {
         assert_eq!(sel(Value::Null), vec!["a", "b", "c"]);
-        assert_eq!(sel(json!({"filter_set_type": "union", "filter_set": [{}]})), vec!["a", "b", "c"]);
+        assert_eq!(
+            sel(json!({"filter_set_type": "union", "filter_set": [{}]})),
+            vec!["a", "b", "c"]
+        );
     }
 
     #[test]
     fn criteria_and_set_types() {
-        assert_eq!(sel(json!({"filter_set": [{"node_names": ["a", "c", "zz"]}]})), vec!["a", "c"]);
-        assert_eq!(sel(json!({"filter_set": [{"node_tags": ["gpu", "storage"]}]})), vec!["b", "c"]);
         assert_eq!(
-            sel(json!({"filter_set": [{"filter_type": "intersection", "node_tags": ["compute", "gpu"]}]})),
+            sel(json!({"filter_set": [{"node_names": ["a", "c", "zz"]}]})),
+            vec!["a", "c"]
+        );
+        assert_eq!(
+            sel(json!({"filter_set": [{"node_tags": ["gpu", "storage"]}]})),
+            vec!["b", "c"]
+        );
+        assert_eq!(
+            sel(
+                json!({"filter_set": [{"filter_type": "intersection", "node_tags": ["compute", "gpu"]}]})
+            ),
             vec!["b"]
         );
-        assert_eq!(sel(json!({"filter_set": [{"node_labels": {"role": "worker"}}]})), vec!["a", "b"]);
-        assert_eq!(sel(json!({"filter_set": [{"rack_names": ["r1"]}]})), vec!["a", "c"]);
-        assert_eq!(sel(json!({"filter_set": [{"rack_labels": {"zone": "east"}}]})), vec!["b"]);
+        assert_eq!(
+            sel(json!({"filter_set": [{"node_labels": {"role": "worker"}}]})),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            sel(json!({"filter_set": [{"rack_names": ["r1"]}]})),
+            vec!["a", "c"]
+        );
+        assert_eq!(
+            sel(json!({"filter_set": [{"rack_labels": {"zone": "east"}}]})),
+            vec!["b"]
+        );
         assert_eq!(
             sel(json!({"filter_set_type": "intersection", "filter_set": [
                 {"rack_names": ["r1"]}, {"node_tags": ["compute"]}]})),

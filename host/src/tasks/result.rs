@@ -137,6 +137,9 @@ mod tests {
         assert_eq!(mixed.failures, vec!["b", "c"]);
         assert_eq!(mixed.error_count, 2);
         assert_eq!(rollup(&[]).status, Failure);
-        assert_eq!(rollup(&[sub("a", TaskStatus::Complete, Failure)]).status, Failure);
+        assert_eq!(
+            rollup(&[sub("a", TaskStatus::Complete, Failure)]).status,
+            Failure
+        );
     }
 }

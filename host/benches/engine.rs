@@ -1,0 +1,163 @@
+//! Task engine benchmark on Postgres: prints figures, asserts nothing.
+//!
+//! `cargo bench -p drydock-host --bench engine [-- --nodes 1000,10000]`
+//!
+//! For each N: registers N sim nodes in a fresh database, power-cycles all of
+//! them in one task (zero delay) through the whole engine (claim, sandboxed
+//! driver call with store-backed key-value, batched outcome writes, roll-up)
+//! and prints node-actions per second. Beside it, in the same run and on the
+//! same server: pgbench's single-row INSERT transactions per second.
+//! Postgres admin URL: `DRYDOCK_BENCH_PG` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`).
+
+use drydock::drivers::{DriverConfig, DriverSet, Runtime, RuntimeConfig};
+use drydock::store::{Store, testing};
+use drydock::tasks::{Engine, EngineConfig, TaskRequest};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn admin_url() -> String {
+    std::env::var("DRYDOCK_BENCH_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip_while(|a| a != "--nodes")
+        .nth(1)
+        .map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1000, 10000]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async {
+        println!(
+            "drydock engine benchmark (Postgres {})",
+            drydock::store::redact_url(&admin_url())
+        );
+        for n in sizes {
+            power_cycle(n).await;
+        }
+        pgbench().await;
+    });
+}
+
+async fn fresh_db() -> (Store, String) {
+    let name = format!("drydock_bench_{}", uuid::Uuid::new_v4().simple());
+    let url = testing::create_pg_database(&admin_url(), &name)
+        .await
+        .expect("create database");
+    (Store::connect(&url).await.expect("connect"), name)
+}
+
+async fn power_cycle(n: usize) {
+    let (store, db) = fresh_db().await;
+    let runtime = Arc::new(
+        Runtime::new(
+            RuntimeConfig {
+                max_concurrent_calls: 256,
+                ..RuntimeConfig::default()
+            },
+            None,
+        )
+        .expect("runtime"),
+    );
+    let sim = runtime
+        .load("sim", drydock::bundled::SIM)
+        .await
+        .expect("sim");
+    let mut set = DriverSet::new();
+    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        let name = format!("node-{i:05}");
+        store
+            .upsert_node(
+                &name,
+                &serde_json::json!({"name": name, "oob": {"type": "sim"}}),
+                None,
+            )
+            .await
+            .expect("register");
+    }
+    let register = t.elapsed();
+    let engine = Engine::start(
+        store.clone(),
+        runtime,
+        Arc::new(set),
+        EngineConfig {
+            max_concurrency: 256,
+            per_bmc: 4,
+            claim_batch: 512,
+            ..EngineConfig::default()
+        },
+    )
+    .await
+    .expect("engine");
+    let t = Instant::now();
+    let task = engine
+        .submit(TaskRequest {
+            action: "power_cycle_node".into(),
+            ..TaskRequest::default()
+        })
+        .await
+        .expect("submit");
+    let done = engine
+        .wait_finished(task.id, Duration::from_secs(600))
+        .await
+        .expect("wait");
+    let took = t.elapsed();
+    println!(
+        "power_cycle_node x {n}: {:?} in {:.2} s -> {:.0} node-actions/s ({} ok, {} failed; registering took {:.2} s)",
+        done.result_status,
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
+        done.successes.len(),
+        done.failures.len(),
+        register.as_secs_f64()
+    );
+    engine.shutdown();
+    store.close().await;
+    let _ = testing::drop_pg_database(&admin_url(), &db).await;
+}
+
+/// pgbench single-row INSERT transactions per second on a fresh database of
+/// the same server (16 clients, 5 s).
+async fn pgbench() {
+    let (store, db) = fresh_db().await;
+    store.close().await;
+    let url = testing::database_url(&admin_url(), &db);
+    let script = std::env::temp_dir().join(format!("{db}.sql"));
+    std::fs::write(&script, "INSERT INTO bench_rows (v) VALUES (1);\n").unwrap();
+    let psql = std::process::Command::new("psql")
+        .args([
+            &url,
+            "-qc",
+            "CREATE TABLE bench_rows (id BIGSERIAL PRIMARY KEY, v INT)",
+        ])
+        .status();
+    if !matches!(psql, Ok(s) if s.success()) {
+        println!("pgbench: could not create the table with psql; skipped");
+        return;
+    }
+    let out = std::process::Command::new("pgbench")
+        .args(["-n", "-c", "16", "-j", "2", "-T", "5", "-f"])
+        .arg(&script)
+        .arg(&url)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let tps = text
+                .lines()
+                .find(|l| l.starts_with("tps"))
+                .unwrap_or("tps = ?");
+            println!("pgbench single-row INSERT (16 clients, 5 s): {tps}");
+        }
+        Ok(o) => println!("pgbench failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => println!("pgbench not runnable: {e}"),
+    }
+    let _ = std::fs::remove_file(&script);
+    let _ = testing::drop_pg_database(&admin_url(), &db).await;
+}

@@ -1,0 +1,97 @@
+//! The REST API: Airship Drydock's `/api/v1.0`, so its clients (Shipyard,
+//! `drydock_client`) keep working.
+//!
+//! This module owns HTTP only: routing, authentication, request ids, request
+//! and response shapes. Work is done by the task engine
+//! ([`crate::tasks::Engine`]) and data lives in the [`crate::store::Store`];
+//! handlers never name SQL nor call drivers.
+//!
+//! # Layout
+//!
+//! - [`router`] and [`AppState`] (here), with the request-id middleware
+//!   ([`context`]).
+//! - [`auth`]: static bearer tokens with roles, checked by extractors.
+//! - [`error`]: [`ApiError`], Drydock's error body; the JSON body extractor.
+//! - [`params`]: query-string and path parameter parsing.
+//! - [`health`]: `/versions`, `/health`, `/health/extended`.
+//! - [`tasks`] and [`task_tree`]: `/tasks...`; [`nodes`]: `/nodes...`,
+//!   `/nodefilter`.
+//! - [`view`]: pure functions turning records into Drydock's JSON dicts.
+//!
+//! # Routes
+//!
+//! | route | role |
+//! | --- | --- |
+//! | `GET /versions`, `GET /api/v1.0/versions`, `GET /api/v1.0/health` | none |
+//! | every other `GET`, `POST /api/v1.0/nodefilter` | viewer |
+//! | `POST /tasks`, `POST /tasks/{id}/cancel`, `POST /nodes`, `DELETE /nodes/{name}` | operator |
+//! | `DELETE /tasks?days=N` | admin |
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod health;
+pub mod nodes;
+pub mod params;
+pub mod task_tree;
+pub mod tasks;
+pub mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use auth::{ApiToken, Auth, Role};
+pub use error::ApiError;
+
+use crate::tasks::Engine;
+
+/// The API's path prefix.
+pub const PREFIX: &str = "/api/v1.0";
+
+/// The largest request body accepted, in bytes (larger ones get 413).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The task engine (and, through it, the store and the drivers).
+    pub engine: Engine,
+    /// The API tokens.
+    pub auth: Arc<Auth>,
+}
+
+/// `/api/v1.0` + `$path`, at compile time.
+macro_rules! v1 {
+    ($path:literal) => {
+        concat!("/api/v1.0", $path)
+    };
+}
+
+/// The API's router, with the request-id and logging middleware, the body
+/// limit, and Drydock-shaped 404 and 405 answers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/versions", get(health::versions))
+        .route(v1!("/versions"), get(health::versions))
+        .route(v1!("/health"), get(health::health))
+        .route(v1!("/health/extended"), get(health::extended))
+        .route(
+            v1!("/tasks"),
+            get(tasks::list).post(tasks::create).delete(tasks::purge),
+        )
+        .route(v1!("/tasks/{id}"), get(tasks::get))
+        .route(v1!("/tasks/{id}/builddata"), get(tasks::build_data))
+        .route(v1!("/tasks/{id}/cancel"), post(tasks::cancel))
+        .route(v1!("/nodes"), get(nodes::list).post(nodes::register))
+        .route(v1!("/nodes/{name}"), get(nodes::get).delete(nodes::delete))
+        .route(v1!("/nodes/{name}/builddata"), get(nodes::build_data))
+        .route(v1!("/nodefilter"), post(nodes::filter))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(context::middleware))
+        .with_state(state)
+}

@@ -1,0 +1,244 @@
+//! `/nodes`: register, list, show and remove nodes; `/nodes/{name}/builddata`;
+//! `/nodefilter`.
+//!
+//! A node is registered with a [`Node`] JSON plus an optional top-level
+//! `"credentials": {"username", "password"}`. The credentials go to the
+//! secrets store under `oob.credential` (default `node-<name>-oob`) and the
+//! node keeps only that name: no answer ever holds a password.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{Authorized, Operate, Read};
+use super::error::{ApiError, JsonBody};
+use super::params::QueryMap;
+use super::{AppState, view};
+use crate::model::{Credentials, Node};
+use crate::store::Store;
+use crate::tasks::filter::{NodeFilter, select};
+
+/// The longest node name.
+pub const MAX_NAME: usize = 253;
+
+/// Checks a node name: 1 to 253 characters of `[A-Za-z0-9.-]`.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(format!("node name must be 1 to {MAX_NAME} characters long"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-'))
+    {
+        return Err(format!(
+            "node name `{name}` has `{c}`; only letters, digits, `.` and `-` are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// The secret name used when a node's credentials come without one.
+pub fn default_credential_name(node: &str) -> String {
+    format!("node-{node}-oob")
+}
+
+/// `GET /nodes`: every registered node, by name.
+pub async fn list(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let nodes = state.engine.store().list_nodes().await?;
+    Ok(Json(nodes.iter().map(view::node_dict).collect()))
+}
+
+/// `GET /nodes/{name}`: one node, or 404.
+pub async fn get(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let node = state
+        .engine
+        .store()
+        .get_node(&name)
+        .await?
+        .ok_or_else(|| not_registered(&name))?;
+    Ok(Json(view::node_dict(&node)))
+}
+
+fn not_registered(name: &str) -> ApiError {
+    ApiError::NotFound(format!("node `{name}` is not registered"))
+}
+
+/// Splits a registration body into the node and its credentials. Errors
+/// about the credentials never quote them.
+fn parse_registration(mut body: Value) -> Result<(Node, Option<Credentials>), ApiError> {
+    let Some(obj) = body.as_object_mut() else {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object (a node)".into(),
+        ));
+    };
+    let bad_credentials = || {
+        ApiError::BadRequest(
+            "`credentials` must be {\"username\": string, \"password\": string}".into(),
+        )
+    };
+    let parse = |v: Option<Value>| match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value::<Credentials>(v)
+            .map(Some)
+            .map_err(|_| bad_credentials()),
+    };
+    let top = parse(obj.remove("credentials"))?;
+    let in_oob = parse(
+        obj.get_mut("oob")
+            .and_then(Value::as_object_mut)
+            .and_then(|oob| oob.remove("credentials")),
+    )?;
+    let node: Node = serde_json::from_value(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid node: {e}")))?;
+    let credentials = match (top, in_oob) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give credentials once: top-level `credentials` or `oob.credentials`".into(),
+            ));
+        }
+        (a, b) => a.or(b),
+    };
+    if credentials.as_ref().is_some_and(|c| c.username.is_empty()) {
+        return Err(ApiError::BadRequest(
+            "`credentials.username` must not be empty".into(),
+        ));
+    }
+    validate_name(&node.name).map_err(ApiError::BadRequest)?;
+    if node.oob.oob_type.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "`oob.type` is required (e.g. `redfish`, `ipmi`, `sim`)".into(),
+        ));
+    }
+    Ok((node, credentials))
+}
+
+/// `POST /nodes`: registers (or replaces) a node; 201 with `Location` and
+/// the node dict.
+pub async fn register(
+    _caller: Authorized<Operate>,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let (mut node, credentials) = parse_registration(body)?;
+    let store = state.engine.store();
+    if let Some(c) = credentials {
+        let secret = node
+            .oob
+            .credential
+            .clone()
+            .unwrap_or_else(|| default_credential_name(&node.name));
+        let value = json!({"username": c.username, "password": c.password}).to_string();
+        store.put_secret(&secret, &value).await?;
+        node.oob.credential = Some(secret);
+    }
+    let spec = serde_json::to_value(&node)
+        .map_err(|e| ApiError::Internal(format!("serializing node {}: {e}", node.name)))?;
+    let record = store
+        .upsert_node(&node.name, &spec, node.oob.credential.as_deref())
+        .await?;
+    tracing::info!(node = %record.name, oob_type = %node.oob.oob_type, "node registered");
+    let location = view::node_href(&record.name);
+    let body = view::node_dict(&record);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `DELETE /nodes/{name}`: unregisters a node (and its credential, when the
+/// secret has the default name); 204, or 404.
+pub async fn delete(
+    _caller: Authorized<Operate>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let store = state.engine.store();
+    let record = store
+        .get_node(&name)
+        .await?
+        .ok_or_else(|| not_registered(&name))?;
+    if !store.delete_node(&name).await? {
+        return Err(not_registered(&name));
+    }
+    let default = default_credential_name(&name);
+    if record.credential.as_deref() == Some(default.as_str()) {
+        store.delete_secret(&default).await?;
+    }
+    tracing::info!(node = %name, "node removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /nodes/{name}/builddata?latest=true`: build data collected from the
+/// node, newest first (with `latest`, the newest per generator); 404 if the
+/// node is unknown and has no data.
+pub async fn build_data(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    q: QueryMap,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let latest = q.flag("latest")?;
+    let store = state.engine.store();
+    let items = store.build_data_for_node(&name, latest).await?;
+    if items.is_empty() && store.get_node(&name).await?.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "node `{name}` is not registered and has no build data"
+        )));
+    }
+    Ok(Json(items.iter().map(view::build_data_dict).collect()))
+}
+
+/// The body of `POST /nodefilter`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterRequest {
+    /// Drydock node filter; absent or `null` = every node.
+    #[serde(default)]
+    pub node_filter: Option<Value>,
+    /// Site design reference (accepted; site designs are not ingested yet).
+    #[serde(default)]
+    pub design_ref: Option<String>,
+}
+
+/// The registered nodes as [`Node`]s (unreadable ones are skipped, logged).
+async fn registered_nodes(store: &Store) -> Result<Vec<Node>, ApiError> {
+    let records = store.list_nodes().await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|r| match serde_json::from_value::<Node>(r.spec) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!(node = %r.name, error = %e, "skipping a node with an unreadable description");
+                None
+            }
+        })
+        .collect())
+}
+
+/// `POST /nodefilter`: the names of the registered nodes a filter selects.
+pub async fn filter(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<FilterRequest>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let filter = match &body.node_filter {
+        None => None,
+        Some(f) => NodeFilter::from_json(f).map_err(ApiError::BadRequest)?,
+    };
+    let nodes = registered_nodes(state.engine.store()).await?;
+    Ok(Json(select(&nodes, filter.as_ref(), &BTreeMap::new())))
+}

@@ -1,0 +1,254 @@
+//! `/tasks`: list, create, purge; `/tasks/{id}` with Drydock's `layers`,
+//! `subtaskerrors` and `builddata` parameters; `/tasks/{id}/builddata`;
+//! `/tasks/{id}/cancel`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::auth::{Administer, Authorized, Operate, Read};
+use super::error::{ApiError, JsonBody};
+use super::params::{QueryMap, task_id};
+use super::task_tree::{self, Loaded};
+use super::{AppState, view};
+use crate::store::{MessageRecord, Store, TaskFilter, TaskRecord, TaskStatus};
+use crate::tasks::TaskRequest;
+
+/// Tasks listed when `limit` is not given.
+pub const DEFAULT_LIMIT: i64 = 100;
+/// The largest `limit` accepted.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// `GET /tasks`: top-level tasks, newest first (`?limit=`, `?offset=`,
+/// `?status=`).
+pub async fn list(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+    q: QueryMap,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let what = "an integer from 1 to 1000";
+    let limit = q.parsed::<i64>("limit", what)?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "query parameter `limit` must be {what}, not `{limit}`"
+        )));
+    }
+    let offset = q
+        .parsed::<u32>("offset", "a non-negative integer")?
+        .unwrap_or(0);
+    let status = q.parsed::<TaskStatus>(
+        "status",
+        "one of requested, queued, running, complete, terminated",
+    )?;
+    let store = state.engine.store();
+    let tasks = store
+        .list_tasks(&TaskFilter {
+            parent: Some(None),
+            status,
+            limit,
+            offset: i64::from(offset),
+        })
+        .await?;
+    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+    let mut messages: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
+    for m in store.messages_for_tasks(&ids).await? {
+        messages.entry(m.task_id).or_default().push(m);
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in &tasks {
+        let subtasks = store.subtask_ids(t.id).await?;
+        let msgs = messages.get(&t.id).map(Vec::as_slice).unwrap_or_default();
+        out.push(view::task_dict(t, &subtasks, msgs));
+    }
+    Ok(Json(out))
+}
+
+/// The body of `POST /tasks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    /// The action (e.g. `power_cycle_node`).
+    pub action: String,
+    /// Site design reference.
+    #[serde(default)]
+    pub design_ref: Option<String>,
+    /// Drydock node filter; absent or `null` = every node.
+    #[serde(default)]
+    pub node_filter: Option<Value>,
+    /// Action parameters.
+    #[serde(default)]
+    pub params: Option<Value>,
+}
+
+/// `POST /tasks`: queues a task; 201 with `Location` and the task dict.
+pub async fn create(
+    caller: Authorized<Operate>,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateTask>,
+) -> Result<Response, ApiError> {
+    let record = state
+        .engine
+        .submit(TaskRequest {
+            action: body.action,
+            design_ref: body.design_ref,
+            node_filter: body.node_filter,
+            params: body.params,
+            created_by: Some(caller.actor()),
+        })
+        .await?;
+    let location = view::task_href(record.id);
+    let body = view::task_dict(&record, &[], &[]);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `DELETE /tasks?days=N`: deletes finished top-level tasks (with their
+/// subtasks and messages) last updated more than N days ago.
+pub async fn purge(
+    _caller: Authorized<Administer>,
+    State(state): State<AppState>,
+    q: QueryMap,
+) -> Result<Json<Value>, ApiError> {
+    let days = q
+        .parsed::<u32>("days", "a whole number of days, 0 or more")?
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "query parameter `days` is required: DELETE /tasks?days=N deletes finished \
+                 tasks older than N days"
+                    .into(),
+            )
+        })?;
+    let deleted = state.engine.store().delete_tasks_older_than(days).await?;
+    Ok(Json(json!({"deleted": deleted})))
+}
+
+/// A task, or 404.
+async fn find(store: &Store, id: Uuid) -> Result<TaskRecord, ApiError> {
+    store
+        .get_task(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))
+}
+
+/// `layers`: `None` when not asked (or 0, Drydock's default), `Some(None)`
+/// for -1 (all), `Some(Some(n))` for n ≥ 1.
+fn layers(q: &QueryMap) -> Result<Option<Option<usize>>, ApiError> {
+    let what = "a positive integer, or -1 for all layers";
+    match q.parsed::<i64>("layers", what)? {
+        None | Some(0) => Ok(None),
+        Some(-1) => Ok(Some(None)),
+        Some(n) if n > 0 => Ok(Some(Some(usize::try_from(n).unwrap_or(usize::MAX)))),
+        Some(n) => Err(ApiError::BadRequest(format!(
+            "query parameter `layers` must be {what}, not `{n}`"
+        ))),
+    }
+}
+
+/// A task dict, with its `build_data` when asked.
+async fn dict(store: &Store, t: &Loaded, build_data: bool) -> Result<Value, ApiError> {
+    let mut d = t.dict();
+    if build_data {
+        let items = store.build_data_for_task(t.record.id).await?;
+        d["build_data"] = items.iter().map(view::build_data_dict).collect();
+    }
+    Ok(d)
+}
+
+/// `GET /tasks/{id}`: the task dict; with `layers=N` a dict of the task and
+/// its descendants N layers deep keyed by id (plus `init_task_id`); with
+/// `subtaskerrors=true`, `subtask_errors` maps each descendant that reported
+/// errors to its result; with `builddata=true` each task dict gets its
+/// `build_data`.
+pub async fn get(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    q: QueryMap,
+) -> Result<Json<Value>, ApiError> {
+    let id = task_id(&raw)?;
+    let build_data = q.flag("builddata")?;
+    let subtask_errors = q.flag("subtaskerrors")?;
+    let layers = layers(&q)?;
+    let store = state.engine.store();
+    let root = find(store, id).await?;
+    let shown = layers.unwrap_or(Some(1));
+    let walk = if subtask_errors { None } else { shown };
+    let tree = task_tree::load(store, root, walk).await?;
+
+    let mut out = if layers.is_some() {
+        let mut m = Map::new();
+        m.insert("init_task_id".into(), json!(id.to_string()));
+        for (depth, layer) in tree.iter().enumerate() {
+            if shown.is_some_and(|n| depth >= n) {
+                break;
+            }
+            for t in layer {
+                m.insert(t.record.id.to_string(), dict(store, t, build_data).await?);
+            }
+        }
+        Value::Object(m)
+    } else {
+        dict(store, &tree[0][0], build_data).await?
+    };
+    if subtask_errors {
+        let mut errors = Map::new();
+        for t in tree.iter().skip(1).flatten() {
+            if view::has_errors(&t.record) {
+                let mut result = view::result_dict(&t.record, &t.messages);
+                result["task_id"] = json!(t.record.id.to_string());
+                errors.insert(t.record.id.to_string(), result);
+            }
+        }
+        out["subtask_errors"] = Value::Object(errors);
+    }
+    Ok(Json(out))
+}
+
+/// `GET /tasks/{id}/builddata`: build data collected by the task and its
+/// subtasks, oldest first; 404 if the task does not exist.
+pub async fn build_data(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let id = task_id(&raw)?;
+    let store = state.engine.store();
+    find(store, id).await?;
+    let mut items = Vec::new();
+    for t in task_tree::with_descendants(store, id).await? {
+        items.extend(store.build_data_for_task(t).await?);
+    }
+    items.sort_by_key(|b| (b.collected, b.id));
+    Ok(Json(items.iter().map(view::build_data_dict).collect()))
+}
+
+/// `POST /tasks/{id}/cancel`: asks the engine to stop the task; 200 with the
+/// task dict, 404 if unknown, 409 if it already finished.
+pub async fn cancel(
+    caller: Authorized<Operate>,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = task_id(&raw)?;
+    let store = state.engine.store();
+    let task = find(store, id).await?;
+    if task.status.is_terminal() {
+        return Err(ApiError::Conflict(format!(
+            "task {id} is already {}; there is nothing to cancel",
+            task.status
+        )));
+    }
+    let record = state.engine.cancel(id, &caller.actor()).await?;
+    let tree = task_tree::load(store, record, Some(1)).await?;
+    Ok(Json(tree[0][0].dict()))
+}
