@@ -40,7 +40,96 @@ fn main() {
             power_cycle(n).await;
         }
         pgbench().await;
+        api_latency(256, Duration::from_secs(5)).await;
     });
+}
+
+/// GET /tasks/{id} latency percentiles under `clients` concurrent clients,
+/// against a real `drydock serve` (in-process) on Postgres.
+async fn api_latency(clients: usize, run_for: Duration) {
+    let (store, db) = fresh_db().await;
+    store.close().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let token = "bench-token-0123456789abcdef".to_string();
+    let mut cfg = drydock::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().to_path_buf(),
+        database_url: Some(testing::database_url(&admin_url(), &db)),
+        ..Default::default()
+    };
+    cfg.apply_env(|k| (k == "DRYDOCK_TOKENS").then(|| format!("bench:admin:{token}")))
+        .unwrap();
+    let server = drydock::server::start(cfg).await.expect("server");
+    let base = format!("http://{}/api/v1.0", server.addr);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    // A finished task with 100 subtasks to read.
+    for i in 0..100 {
+        let name = format!("node-{i:03}");
+        server
+            .engine
+            .store()
+            .upsert_node(
+                &name,
+                &serde_json::json!({"name": name, "oob": {"type": "sim"}}),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let task = server
+        .engine
+        .submit(TaskRequest {
+            action: "power_cycle_node".into(),
+            ..TaskRequest::default()
+        })
+        .await
+        .unwrap();
+    server
+        .engine
+        .wait_finished(task.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let url = format!("{base}/tasks/{}", task.id);
+    let until = Instant::now() + run_for;
+    let mut handles = Vec::new();
+    for _ in 0..clients {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        handles.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < until {
+                let t = Instant::now();
+                let r = http.get(&url).bearer_auth(&token).send().await;
+                if let Ok(r) = r
+                    && r.status().is_success()
+                    && r.bytes().await.is_ok()
+                {
+                    lat.push(t.elapsed());
+                }
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort();
+    let p = |q: f64| all[((all.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "GET /tasks/{{id}} with {clients} concurrent clients for {:?}: {} requests, {:.0} req/s, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        run_for,
+        all.len(),
+        all.len() as f64 / run_for.as_secs_f64(),
+        p(0.5).as_secs_f64() * 1e3,
+        p(0.9).as_secs_f64() * 1e3,
+        p(0.99).as_secs_f64() * 1e3,
+        all.last().unwrap().as_secs_f64() * 1e3
+    );
+    server.shutdown().await.unwrap();
+    let _ = testing::drop_pg_database(&admin_url(), &db).await;
 }
 
 async fn fresh_db() -> (Store, String) {

@@ -251,7 +251,8 @@ pub mod db {
             .expect("sqlite store")
     }
 
-    /// A store on a fresh Postgres database, and its URL.
+    /// A store on a fresh Postgres database, and the database's name (pass
+    /// it to [`drop_postgres`] at the end).
     pub async fn postgres() -> (Store, String) {
         let name = unique("drydock_test");
         let url = drydock::store::testing::create_pg_database(&pg_admin_url(), &name)
@@ -259,6 +260,11 @@ pub mod db {
             .unwrap_or_else(|e| {
                 panic!("Postgres is needed for this test ({}): {e}", pg_admin_url())
             });
-        (Store::connect(&url).await.expect("postgres store"), url)
+        (Store::connect(&url).await.expect("postgres store"), name)
+    }
+
+    /// Drops a database made by [`postgres`] (best effort).
+    pub async fn drop_postgres(name: &str) {
+        let _ = drydock::store::testing::drop_pg_database(&pg_admin_url(), name).await;
     }
 }

@@ -90,9 +90,12 @@ fn parse_registration(mut body: Value) -> Result<(Node, Option<Credentials>), Ap
     };
     let parse = |v: Option<Value>| match v {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value::<Credentials>(v)
-            .map(Some)
-            .map_err(|_| bad_credentials()),
+        Some(Value::Object(m)) if m.keys().all(|k| k == "username" || k == "password") => {
+            serde_json::from_value::<Credentials>(Value::Object(m))
+                .map(Some)
+                .map_err(|_| bad_credentials())
+        }
+        Some(_) => Err(bad_credentials()),
     };
     let top = parse(obj.remove("credentials"))?;
     let in_oob = parse(

@@ -57,6 +57,7 @@ const MESSAGES_PER_NODE: usize = 5;
 /// Connection and output options shared by `task` and `node` (accepted before
 /// or after the subcommand).
 #[derive(Clone, Args)]
+#[command(next_help_heading = "Server options")]
 pub struct ConnArgs {
     /// Base URL of the Drydock API server (`/api/v1.0` is appended).
     #[arg(long, env = "DRYDOCK_URL", default_value = DEFAULT_URL, global = true)]

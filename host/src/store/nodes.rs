@@ -78,6 +78,29 @@ impl Store {
         }))
     }
 
+    /// The registered nodes among `names` (any order; unknown names are
+    /// left out), in as few queries as the bind limits allow.
+    pub async fn get_nodes(&self, names: &[String]) -> Result<Vec<NodeRecord>> {
+        let mut all = Vec::new();
+        for chunk in names.chunks(super::CHUNK) {
+            let rows: Vec<NodeRecord> = with_pool!(self, |pool, DB| {
+                let mut qb = sqlx::QueryBuilder::<DB>::new(concat!(
+                    "SELECT ",
+                    node_cols!(),
+                    " FROM nodes WHERE name IN ("
+                ));
+                let mut list = qb.separated(", ");
+                for n in chunk {
+                    list.push_bind(n.as_str());
+                }
+                qb.push(")");
+                qb.build_query_as().fetch_all(pool).await.db()?
+            });
+            all.extend(rows);
+        }
+        Ok(all)
+    }
+
     /// All registered nodes, by name.
     pub async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
         Ok(with_pool!(self, |pool| {

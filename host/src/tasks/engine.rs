@@ -22,8 +22,8 @@ use crate::drivers::{
 };
 use crate::model::{self, ActionParams};
 use crate::store::{
-    ClaimScope, ClaimSpec, NewBuildData, NewMessage, NewTask, ResultStatus, Store, StoreError,
-    TaskOutcome, TaskRecord, TaskStatus,
+    ClaimScope, ClaimSpec, NewBuildData, NewMessage, NewTask, NodeRecord, ResultStatus, Store,
+    StoreError, TaskOutcome, TaskRecord, TaskStatus,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -494,7 +494,19 @@ impl Engine {
                     .await;
                 match claimed {
                     Ok(tasks) if !tasks.is_empty() => {
+                        // One query for the batch's nodes.
+                        let names: Vec<String> =
+                            tasks.iter().filter_map(|t| t.node_name.clone()).collect();
+                        let mut nodes: HashMap<String, NodeRecord> =
+                            match self.inner.store.get_nodes(&names).await {
+                                Ok(rows) => rows.into_iter().map(|r| (r.name.clone(), r)).collect(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "prefetching nodes failed");
+                                    HashMap::new()
+                                }
+                            };
                         for t in tasks {
+                            let record = t.node_name.as_ref().and_then(|n| nodes.remove(n));
                             let Ok(permit) = self.inner.slots.clone().acquire_owned().await else {
                                 return;
                             };
@@ -507,7 +519,7 @@ impl Engine {
                             let engine = self.clone();
                             tokio::spawn(async move {
                                 let id = t.id;
-                                engine.run_subtask(t, token).await;
+                                engine.run_subtask(t, token, record).await;
                                 engine
                                     .inner
                                     .inflight
@@ -553,14 +565,22 @@ impl Engine {
         }));
     }
 
-    /// Loads a node and resolves its BMC credentials from the secrets store.
-    async fn load_node(&self, name: &str) -> Result<model::Node, String> {
+    /// Loads a node (unless prefetched) and resolves its BMC credentials
+    /// from the secrets store.
+    async fn load_node(
+        &self,
+        name: &str,
+        prefetched: Option<NodeRecord>,
+    ) -> Result<model::Node, String> {
         let store = &self.inner.store;
-        let record = store
-            .get_node(name)
-            .await
-            .map_err(|e| format!("reading node {name}: {e}"))?
-            .ok_or_else(|| format!("node {name} is not registered"))?;
+        let record = match prefetched {
+            Some(r) => r,
+            None => store
+                .get_node(name)
+                .await
+                .map_err(|e| format!("reading node {name}: {e}"))?
+                .ok_or_else(|| format!("node {name} is not registered"))?,
+        };
         let mut node: model::Node = serde_json::from_value(record.spec)
             .map_err(|e| format!("node {name} has an unusable description: {e}"))?;
         if let Some(secret) = record
@@ -583,7 +603,12 @@ impl Engine {
         Ok(node)
     }
 
-    async fn run_subtask(&self, t: TaskRecord, cancel: CancellationToken) {
+    async fn run_subtask(
+        &self,
+        t: TaskRecord,
+        cancel: CancellationToken,
+        prefetched: Option<NodeRecord>,
+    ) {
         let started = std::time::Instant::now();
         let owner = self.inner.cfg.instance_id.clone();
         let epoch = self.inner.epoch;
@@ -617,7 +642,7 @@ impl Engine {
             }
         };
         let node = match &node_name {
-            Some(n) => match self.load_node(n).await {
+            Some(n) => match self.load_node(n, prefetched).await {
                 Ok(node) => Some(node),
                 Err(e) => {
                     self.message(t.id, Some(n), e.clone(), true);
@@ -721,6 +746,12 @@ impl Engine {
                         }
                     }
                 }
+            }
+            Err(None) if self.inner.shutdown.is_cancelled() => {
+                // The engine is stopping, not the task: leave the subtask
+                // running; the next start of this instance requeues it.
+                tracing::debug!(task.id = %t.id, "driver call cut by shutdown; left for requeue");
+                return;
             }
             Err(None) => {
                 outcome.status = TaskStatus::Terminated;
