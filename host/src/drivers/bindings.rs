@@ -16,6 +16,6 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use drydock::driver::host;
-pub use drydock::driver::types;
-pub use exports::drydock::driver::{metadata, network, node, oob};
+pub use self::drydock::driver::host;
+pub use self::drydock::driver::types;
+pub use self::exports::drydock::driver::{metadata, network, node, oob};
