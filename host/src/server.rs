@@ -72,15 +72,6 @@ fn instance_id(data: &Dir) -> Result<String> {
     Ok(id)
 }
 
-fn role(name: &str) -> Result<Role> {
-    Ok(match name {
-        "viewer" => Role::Viewer,
-        "operator" => Role::Operator,
-        "admin" => Role::Admin,
-        other => bail!("token role `{other}` is not viewer, operator or admin"),
-    })
-}
-
 /// The configured tokens; with none configured, an admin token is generated
 /// once into `<data_dir>/admin-token` (mode 0600) so the API is never open.
 fn tokens(cfg: &Config, data: &Dir) -> Result<Vec<ApiToken>> {
@@ -99,7 +90,7 @@ fn tokens(cfg: &Config, data: &Dir) -> Result<Vec<ApiToken>> {
         out.push(ApiToken {
             name: t.name.clone(),
             token,
-            role: role(&t.role)?,
+            role: t.role.parse::<Role>().map_err(anyhow::Error::msg)?,
         });
     }
     if out.is_empty() {

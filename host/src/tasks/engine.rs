@@ -469,6 +469,18 @@ impl Engine {
         };
         let n = store.insert_tasks(&subtasks).await?;
         tracing::info!(task.id = %t.id, action = action.name(), subtasks = n, "task fanned out");
+        // A cancel that arrived between the claim and the insert did not
+        // reach the new subtasks: cascade it now.
+        if store.is_cancel_requested(t.id).await? {
+            let by = store
+                .get_task(t.id)
+                .await?
+                .and_then(|t| t.terminated_by)
+                .unwrap_or_else(|| "unknown".into());
+            store.request_cancel(t.id, &by).await?;
+            self.complete_parents(&[t.id]).await;
+            return Ok(());
+        }
         self.inner.wake_executor.notify_one();
         Ok(())
     }
