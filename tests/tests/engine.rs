@@ -268,6 +268,38 @@ async fn bad_requests_and_empty_filters(store: Store) {
     engine.shutdown();
 }
 
+async fn driver_state_is_stored_and_read_back(store: Store) {
+    register(&store, 2).await;
+    let engine = engine_with(store.clone(), &[], fast()).await;
+    let t = engine.submit(task("power_off_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success);
+    // The driver's key-value writes reached the store with the outcome.
+    assert_eq!(
+        store
+            .kv_get("sim", "power/node-001")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("off")
+    );
+    let t = engine.submit(task("interrogate_oob")).await.unwrap();
+    engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let data = store.build_data_for_node("node-001", true).await.unwrap();
+    assert!(
+        data.iter()
+            .any(|d| d.content.contains("\"power_state\":\"off\"")),
+        "{data:?}"
+    );
+    engine.shutdown();
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -299,4 +331,5 @@ both_backends!(
     per_action_timeout,
     restart_resumes_unfinished_work,
     bad_requests_and_empty_filters,
+    driver_state_is_stored_and_read_back,
 );

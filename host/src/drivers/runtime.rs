@@ -193,7 +193,13 @@ fn engine_config(rc: &RuntimeConfig, pooling: bool) -> Config {
             .total_stacks(n)
             .max_memories_per_component(4)
             .max_core_instances_per_component(16)
-            .max_memory_size(rc.max_memory_bytes);
+            .max_memory_size(rc.max_memory_bytes)
+            // Reset a slot's first pages with memset instead of returning
+            // them to the kernel: most calls touch little memory, and
+            // madvise + page faults cost more than the copy.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     }
     c

@@ -48,4 +48,37 @@ impl Store {
         });
         Ok(affected > 0)
     }
+
+    /// Applies many writes in one transaction, in order: `(driver, key,
+    /// Some(value))` stores, `(driver, key, None)` deletes.
+    pub async fn kv_apply(&self, writes: &[(String, String, Option<String>)]) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let now = now();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await.db()?;
+            for (driver, key, value) in writes {
+                match value {
+                    Some(value) => sqlx::query(
+                        "INSERT INTO driver_kv (driver, key, value, updated) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (driver, key) DO UPDATE SET value = excluded.value, \
+                         updated = excluded.updated",
+                    )
+                    .bind(driver)
+                    .bind(key)
+                    .bind(value)
+                    .bind(now),
+                    None => sqlx::query("DELETE FROM driver_kv WHERE driver = $1 AND key = $2")
+                        .bind(driver)
+                        .bind(key),
+                }
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            }
+            tx.commit().await.db()?;
+        });
+        Ok(())
+    }
 }

@@ -7,9 +7,13 @@
 //!   room for), runs each driver call under a global limit and a per-BMC
 //!   limit, retries retryable failures with backoff inside the action's
 //!   deadline, and stops at once when the task is cancelled.
-//! - **Writer**: batches subtask outcomes and status messages into the store
-//!   (fenced by owner and epoch), then completes every parent whose subtasks
-//!   are all finished, with Drydock's result algebra.
+//! - **Writer**: batches driver key-value writes, subtask outcomes and status
+//!   messages into the store (outcomes fenced by owner and epoch), then
+//!   completes every parent whose subtasks are all finished, with Drydock's
+//!   result algebra. Key-value writes are visible to reads on this instance
+//!   at once and reach the store before the outcome of the call that made
+//!   them; if the process dies first, that call was not recorded either and
+//!   is re-run (actions are idempotent).
 //!
 //! On start, this instance's unfinished work is put back in the queue: driver
 //! actions are idempotent by contract, so re-running them is safe.
@@ -123,6 +127,16 @@ struct Finished {
 enum Write {
     Finished(Finished),
     Message(NewMessage),
+    /// A driver key-value write (None deletes), with its sequence number.
+    Kv(String, String, Option<String>, u64),
+}
+
+/// Driver key-value writes not yet in the store: reads see them, the writer
+/// flushes them in batches before the outcomes of the calls that made them.
+#[derive(Default)]
+struct PendingKv {
+    seq: u64,
+    entries: HashMap<(String, String), (Option<String>, u64)>,
 }
 
 struct Inner {
@@ -141,6 +155,7 @@ struct Inner {
     shutdown: CancellationToken,
     /// Ids of top-level tasks as they finish.
     finished: tokio::sync::broadcast::Sender<Uuid>,
+    kv_pending: Mutex<PendingKv>,
 }
 
 /// The task engine. Cheap to clone.
@@ -181,6 +196,7 @@ impl Engine {
             writes: tx,
             shutdown: CancellationToken::new(),
             finished: tokio::sync::broadcast::channel(1024).0,
+            kv_pending: Mutex::new(PendingKv::default()),
         });
         let engine = Engine { inner };
         tokio::spawn(engine.clone().scheduler());
@@ -789,6 +805,7 @@ impl Engine {
     async fn writer(self, mut rx: mpsc::UnboundedReceiver<Write>) {
         let mut finished: Vec<Finished> = Vec::new();
         let mut messages: Vec<NewMessage> = Vec::new();
+        let mut kv: Vec<(String, String, Option<String>, u64)> = Vec::new();
         loop {
             let first = tokio::select! {
                 w = rx.recv() => w,
@@ -803,6 +820,7 @@ impl Engine {
                 match w {
                     Write::Finished(f) => finished.push(f),
                     Write::Message(m) => messages.push(m),
+                    Write::Kv(d, k, v, seq) => kv.push((d, k, v, seq)),
                 }
                 next = if finished.len() + messages.len() < self.inner.cfg.write_batch {
                     rx.try_recv().ok()
@@ -810,8 +828,63 @@ impl Engine {
                     None
                 };
             }
+            self.flush_kv(&mut kv).await;
             self.flush(&mut finished, &mut messages).await;
         }
+    }
+
+    /// Writes pending key-value changes (last write per key wins) in one
+    /// transaction, then forgets those the store now holds.
+    async fn flush_kv(&self, kv: &mut Vec<(String, String, Option<String>, u64)>) {
+        if kv.is_empty() {
+            return;
+        }
+        let mut last: HashMap<(String, String), (Option<String>, u64)> = HashMap::new();
+        for (d, k, v, seq) in kv.drain(..) {
+            last.insert((d, k), (v, seq));
+        }
+        let writes: Vec<(String, String, Option<String>)> = last
+            .iter()
+            .map(|((d, k), (v, _))| (d.clone(), k.clone(), v.clone()))
+            .collect();
+        loop {
+            match self.inner.store.kv_apply(&writes).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing driver key-value state failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        let mut pending = self.inner.kv_pending.lock().expect("kv lock");
+        for (key, (_, seq)) in last {
+            if pending.entries.get(&key).is_some_and(|(_, s)| *s == seq) {
+                pending.entries.remove(&key);
+            }
+        }
+    }
+
+    fn kv_write(&self, driver: &str, key: &str, value: Option<&str>) {
+        let mut pending = self.inner.kv_pending.lock().expect("kv lock");
+        pending.seq += 1;
+        let seq = pending.seq;
+        let k = (driver.to_owned(), key.to_owned());
+        pending.entries.insert(k, (value.map(str::to_owned), seq));
+        drop(pending);
+        let _ = self.inner.writes.send(Write::Kv(
+            driver.to_owned(),
+            key.to_owned(),
+            value.map(str::to_owned),
+            seq,
+        ));
+    }
+
+    fn kv_pending(&self, driver: &str, key: &str) -> Option<Option<String>> {
+        let pending = self.inner.kv_pending.lock().expect("kv lock");
+        pending
+            .entries
+            .get(&(driver.to_owned(), key.to_owned()))
+            .map(|(v, _)| v.clone())
     }
 
     async fn flush(&self, finished: &mut Vec<Finished>, messages: &mut Vec<NewMessage>) {
@@ -990,6 +1063,9 @@ fn svc(e: StoreError) -> ServiceError {
 #[async_trait]
 impl DriverServices for EngineServices {
     async fn kv_get(&self, driver: &str, key: &str) -> Result<Option<String>, ServiceError> {
+        if let Some(v) = self.engine.kv_pending(driver, key) {
+            return Ok(v);
+        }
         self.engine
             .inner
             .store
@@ -999,22 +1075,13 @@ impl DriverServices for EngineServices {
     }
 
     async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<(), ServiceError> {
-        self.engine
-            .inner
-            .store
-            .kv_set(driver, key, value)
-            .await
-            .map_err(svc)
+        self.engine.kv_write(driver, key, Some(value));
+        Ok(())
     }
 
     async fn kv_delete(&self, driver: &str, key: &str) -> Result<(), ServiceError> {
-        self.engine
-            .inner
-            .store
-            .kv_delete(driver, key)
-            .await
-            .map(|_| ())
-            .map_err(svc)
+        self.engine.kv_write(driver, key, None);
+        Ok(())
     }
 
     async fn status(&self, m: StatusMessage) -> Result<(), ServiceError> {
