@@ -508,8 +508,13 @@ impl Engine {
             if self.inner.shutdown.is_cancelled() {
                 return;
             }
+            // Claim in batches: each claim is a transaction, so wait until a
+            // quarter of the capacity is free (or nothing runs) rather than
+            // claiming a task or two every time a call ends.
             let room = self.inner.slots.available_permits() as i64;
-            if room > 0 {
+            let capacity = self.inner.cfg.max_concurrency as i64;
+            let threshold = (capacity / 4).clamp(1, self.inner.cfg.claim_batch.max(1));
+            if room >= threshold || (room > 0 && room == capacity) {
                 let claimed = self
                     .inner
                     .store
