@@ -49,33 +49,48 @@ impl Store {
         Ok(affected > 0)
     }
 
-    /// Applies many writes in one transaction, in order: `(driver, key,
-    /// Some(value))` stores, `(driver, key, None)` deletes.
+    /// Applies many writes in one transaction: `(driver, key, Some(value))`
+    /// stores, `(driver, key, None)` deletes. A key must appear at most once
+    /// (the caller keeps the last write). Stores go in multi-row statements.
     pub async fn kv_apply(&self, writes: &[(String, String, Option<String>)]) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
         let now = now();
-        with_pool!(self, |pool| {
+        let sets: Vec<(&String, &String, &String)> = writes
+            .iter()
+            .filter_map(|(d, k, v)| v.as_ref().map(|v| (d, k, v)))
+            .collect();
+        let deletes: Vec<(&String, &String)> = writes
+            .iter()
+            .filter(|(_, _, v)| v.is_none())
+            .map(|(d, k, _)| (d, k))
+            .collect();
+        with_pool!(self, |pool, DB| {
             let mut tx = pool.begin().await.db()?;
-            for (driver, key, value) in writes {
-                match value {
-                    Some(value) => sqlx::query(
-                        "INSERT INTO driver_kv (driver, key, value, updated) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (driver, key) DO UPDATE SET value = excluded.value, \
-                         updated = excluded.updated",
-                    )
+            for chunk in sets.chunks(super::CHUNK) {
+                let mut qb = sqlx::QueryBuilder::<DB>::new(
+                    "INSERT INTO driver_kv (driver, key, value, updated) ",
+                );
+                qb.push_values(chunk, |mut b, (d, k, v)| {
+                    b.push_bind(d.as_str())
+                        .push_bind(k.as_str())
+                        .push_bind(v.as_str())
+                        .push_bind(now);
+                });
+                qb.push(
+                    " ON CONFLICT (driver, key) DO UPDATE SET value = excluded.value, \
+                     updated = excluded.updated",
+                );
+                qb.build().execute(&mut *tx).await.db()?;
+            }
+            for (driver, key) in deletes {
+                sqlx::query("DELETE FROM driver_kv WHERE driver = $1 AND key = $2")
                     .bind(driver)
                     .bind(key)
-                    .bind(value)
-                    .bind(now),
-                    None => sqlx::query("DELETE FROM driver_kv WHERE driver = $1 AND key = $2")
-                        .bind(driver)
-                        .bind(key),
-                }
-                .execute(&mut *tx)
-                .await
-                .db()?;
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
             }
             tx.commit().await.db()?;
         });

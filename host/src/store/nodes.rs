@@ -160,37 +160,35 @@ impl Store {
         Ok(())
     }
 
-    /// Records many nodes' states in one transaction: `(name, power_state,
-    /// boot_device)`, `None` leaving that one unchanged. Nodes that are not
-    /// registered (any more) are skipped. Returns how many rows changed.
+    /// Records many nodes' states in one statement per chunk: `(name,
+    /// power_state, boot_device)`, `None` leaving that one unchanged. Nodes
+    /// that are not registered (any more) are skipped. Returns how many rows
+    /// changed.
     pub async fn set_node_states(
         &self,
         states: &[(String, Option<String>, Option<String>)],
     ) -> Result<u64> {
-        if states.is_empty() {
-            return Ok(0);
-        }
         let now = now();
-        Ok(with_pool!(self, |pool| {
-            let mut tx = pool.begin().await.db()?;
-            let mut changed = 0;
-            for (name, power, boot) in states {
-                changed += sqlx::query(
-                    "UPDATE nodes SET power_state = COALESCE($2, power_state), \
-                     boot_device = COALESCE($3, boot_device), updated = $4 WHERE name = $1",
-                )
-                .bind(name)
-                .bind(power.as_deref())
-                .bind(boot.as_deref())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .db()?
-                .rows_affected();
-            }
-            tx.commit().await.db()?;
-            changed
-        }))
+        let mut changed = 0;
+        for chunk in states.chunks(super::CHUNK) {
+            changed += with_pool!(self, |pool, DB| {
+                let mut qb = sqlx::QueryBuilder::<DB>::new(
+                    "UPDATE nodes SET power_state = COALESCE(v.column2, nodes.power_state), \
+                     boot_device = COALESCE(v.column3, nodes.boot_device), updated = ",
+                );
+                qb.push_bind(now);
+                qb.push(" FROM (");
+                qb.push_values(chunk, |mut b, (n, p, bd)| {
+                    b.push_bind(n.as_str())
+                        .push_bind(p.as_deref())
+                        .push_bind(bd.as_deref());
+                });
+                // VALUES columns are column1.. on both Postgres and SQLite.
+                qb.push(") AS v WHERE nodes.name = v.column1");
+                qb.build().execute(pool).await.db()?.rows_affected()
+            });
+        }
+        Ok(changed)
     }
 
     /// Stores (or replaces) a secret. The value never appears in errors or
