@@ -197,7 +197,7 @@ fn engine_config(rc: &RuntimeConfig, pooling: bool) -> Config {
             // Reset a slot's first pages with memset instead of returning
             // them to the kernel: most calls touch little memory, and
             // madvise + page faults cost more than the copy.
-            .linear_memory_keep_resident(1 << 20)
+            .linear_memory_keep_resident(128 << 10)
             .table_keep_resident(64 << 10)
             .async_stack_keep_resident(64 << 10);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
