@@ -139,22 +139,12 @@ impl Store {
         power_state: Option<&str>,
         boot_device: Option<&str>,
     ) -> Result<()> {
-        let now = now();
-        let affected = with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE nodes SET power_state = COALESCE($2, power_state), \
-                 boot_device = COALESCE($3, boot_device), updated = $4 WHERE name = $1",
-            )
-            .bind(name)
-            .bind(power_state)
-            .bind(boot_device)
-            .bind(now)
-            .execute(pool)
-            .await
-            .db()?
-            .rows_affected()
-        });
-        if affected == 0 {
+        let state = (
+            name.to_owned(),
+            power_state.map(str::to_owned),
+            boot_device.map(str::to_owned),
+        );
+        if self.set_node_states(&[state]).await? == 0 {
             return Err(StoreError::NotFound(format!("node {name}")));
         }
         Ok(())
