@@ -293,9 +293,14 @@ async fn provisioning_remembers_the_port_and_is_idempotent() {
 
     // Again: already there, no configuration sent, the remembered
     // configuration is still the one from before provisioning.
+    let started = Instant::now();
     c.run(&rt, &d, Action::ConfigPortProvisioning, Some(&n1()))
         .await
         .unwrap();
+    eprintln!(
+        "config_port_provisioning already in place (read only) took {:?}",
+        started.elapsed()
+    );
     let last = statuses(&c).last().unwrap().clone();
     assert!(last.contains("already in"), "{last}");
     let again: Value =
@@ -512,6 +517,17 @@ async fn bad_targets_and_port_names_are_refused_before_any_request() {
         assert!(error.message.contains(expected), "{}", error.message);
         assert!(c.services.kv_pairs("eos").is_empty());
     }
+    // An unknown scheme.
+    let mut c = on_port(call(&sw), &sw, "Ethernet1", None);
+    c.config = Arc::new(DriverConfig {
+        settings: BTreeMap::from([("scheme".to_string(), "telnet".to_string())]),
+        egress: vec![sw.grant().parse::<EgressGrant>().unwrap()],
+        ..DriverConfig::default()
+    });
+    let error = driver_error(c.run(&rt, &d, Action::InterrogatePort, Some(&n1())).await);
+    assert_eq!(error.kind, DriverErrorKind::InvalidInput);
+    assert!(error.message.contains("scheme"), "{}", error.message);
+
     // No grant for the switch: the host refuses the connection.
     let mut c = on_port(call(&sw), &sw, "Ethernet1", None);
     c.config = Arc::new(DriverConfig {

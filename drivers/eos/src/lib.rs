@@ -34,6 +34,8 @@
 pub mod eapi;
 pub mod port;
 
+use std::collections::BTreeSet;
+
 use drydock_sdk::prelude::*;
 use serde_json::{Value, json};
 
@@ -88,14 +90,27 @@ fn read(eapi: &Eapi, name: &str, more: &[&str]) -> Result<(Switchport, Value, Ve
     Ok((state, info, answers))
 }
 
-/// Takes the port to `target` in one configuration batch, then reads it back.
-/// `why` names the purpose in status messages. Sends nothing when the port is
-/// already there.
-fn apply(ctx: &Ctx, eapi: &Eapi, port: &SwitchPort, target: &PortVlans, why: &str) -> Result<()> {
-    let name = port_name(port)?;
+/// Reads what a configuration change needs: the port's switchport state and
+/// the VLANs the switch has (`show vlan`).
+fn read_for_config(eapi: &Eapi, name: &str) -> Result<(Switchport, BTreeSet<u16>)> {
     let (current, _, answers) = read(eapi, name, &["show vlan"])?;
+    Ok((current, port::existing_vlans(&answers[0])))
+}
+
+/// Takes port `name`, read as `current` on a switch with the VLANs
+/// `existing`, to `target` in one configuration batch, then reads it back.
+/// Sends nothing when the port is already there. `why` names the purpose in
+/// status messages.
+fn apply(
+    ctx: &Ctx,
+    eapi: &Eapi,
+    name: &str,
+    (current, existing): (Switchport, BTreeSet<u16>),
+    target: &PortVlans,
+    why: &str,
+) -> Result<()> {
     let lines = port::plan(&current, target);
-    let missing = port::missing_vlans(target, &port::existing_vlans(&answers[0]));
+    let missing = port::missing_vlans(target, &existing);
     let wanted = port::describe(target);
     if lines.is_empty() && missing.is_empty() {
         ctx.status(
@@ -239,20 +254,16 @@ impl NetworkDriver for Eos {
     ) -> Result<()> {
         let target = checked(port, target)?;
         let eapi = Eapi::new(ctx, &port.switch)?;
-        let key = previous_key(port);
+        let name = port_name(port)?;
+        let state = read_for_config(&eapi, name)?;
         // Remember the configuration before the first change only: a retry
         // must not overwrite it with the provisioning configuration.
+        let key = previous_key(port);
         if ctx.kv_get(&key).is_none() {
-            let (current, _, _) = read(&eapi, port_name(port)?, &[])?;
-            ctx.kv_set_json(&key, &current.vlans())?;
+            ctx.kv_set_json(&key, &state.0.vlans())?;
         }
-        apply(
-            ctx,
-            &eapi,
-            port,
-            &target,
-            &format!("provisioning node {}", node.name),
-        )
+        let why = format!("provisioning node {}", node.name);
+        apply(ctx, &eapi, name, state, &target, &why)
     }
 
     fn config_port_production(
@@ -280,11 +291,27 @@ impl NetworkDriver for Eos {
                 ))
             })?;
             let why = format!("restoring node {}'s port as before provisioning", node.name);
-            apply(ctx, &eapi, port, &previous, &why)?;
+            let name = port_name(port)?;
+            apply(
+                ctx,
+                &eapi,
+                name,
+                read_for_config(&eapi, name)?,
+                &previous,
+                &why,
+            )?;
         } else {
             let target = checked(port, target)?;
             let why = format!("production for node {}", node.name);
-            apply(ctx, &eapi, port, &target, &why)?;
+            let name = port_name(port)?;
+            apply(
+                ctx,
+                &eapi,
+                name,
+                read_for_config(&eapi, name)?,
+                &target,
+                &why,
+            )?;
         }
         ctx.kv_delete(&key);
         Ok(())
