@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a switch may take to start answering.
@@ -48,6 +49,8 @@ pub struct FakeSwitch {
     /// The HTTP port its eAPI listens on (127.0.0.1).
     pub port: u16,
     credentials: Option<Credentials>,
+    /// Every eAPI request the switch logged (Python's repr of the JSON).
+    log: Arc<Mutex<Vec<String>>>,
     child: Child,
 }
 
@@ -94,12 +97,18 @@ impl FakeSwitch {
         // thread so a hung start cannot block past the deadline.
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let requests = log.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let line = lines.next().and_then(Result::ok);
             let _ = tx.send(line);
             // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                if let Some(request) = line.strip_prefix("eapi ") {
+                    requests.lock().unwrap().push(request.to_string());
+                }
+            }
         });
         let line = match rx.recv_timeout(START_TIMEOUT) {
             Ok(Some(line)) => line,
@@ -116,6 +125,7 @@ impl FakeSwitch {
             name: name.into(),
             port,
             credentials,
+            log,
             child,
         };
         let started = Instant::now();
@@ -148,11 +158,15 @@ impl FakeSwitch {
     /// Runs `cmds` through eAPI directly (not through the driver), to set a
     /// port up or to read it back; returns the whole JSON-RPC answer.
     pub async fn eapi(&self, cmds: &[&str]) -> Value {
+        self.eapi_with_id(cmds, "test").await
+    }
+
+    async fn eapi_with_id(&self, cmds: &[&str], id: &str) -> Value {
         let body = json!({
             "jsonrpc": "2.0",
             "method": "runCmds",
             "params": { "version": 1, "cmds": cmds, "format": "json" },
-            "id": "test",
+            "id": id,
         });
         let mut request = reqwest::Client::new()
             .post(format!("http://127.0.0.1:{}/command-api", self.port))
@@ -167,6 +181,28 @@ impl FakeSwitch {
             .json()
             .await
             .expect("eAPI answer")
+    }
+
+    /// Every eAPI request the switch received so far, oldest first (the
+    /// driver's and [`FakeSwitch::eapi`]'s). Waits (bounded) until a marker
+    /// request sent now shows in the log, so nothing earlier is missing.
+    pub async fn requests(&self) -> Vec<String> {
+        static MARKS: AtomicU64 = AtomicU64::new(0);
+        let mark = format!("marker-{}", MARKS.fetch_add(1, Ordering::Relaxed));
+        self.eapi_with_id(&["show vlan 1"], &mark).await;
+        let started = Instant::now();
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if let Some(at) = log.iter().position(|r| r.contains(&mark)) {
+                return log[..at].to_vec();
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "switch {} never logged request {mark}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// `switchportInfo` of `port` as the switch reports it.

@@ -261,6 +261,7 @@ async fn provisioning_remembers_the_port_and_is_idempotent() {
     let rt = runtime();
     let d = eos(&rt).await;
     let c = on_port(call(&sw), &sw, "Ethernet1", Some(trunk(1, &[100])));
+    let before = sw.requests().await.len();
 
     let started = Instant::now();
     c.run(&rt, &d, Action::ConfigPortProvisioning, Some(&n1()))
@@ -269,6 +270,21 @@ async fn provisioning_remembers_the_port_and_is_idempotent() {
     let took = started.elapsed();
     eprintln!("config_port_provisioning (read, remember, configure, verify) took {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
+    // Three requests: read, one configuration batch with only the lines
+    // that differ (the port already is a trunk), read back.
+    let log = sw.requests().await;
+    let sent = &log[before + 1..]; // after the marker of `before`
+    assert_eq!(sent.len(), 3, "{sent:#?}");
+    assert!(sent[0].contains("'show interfaces Ethernet1 switchport', 'show vlan'"));
+    assert!(
+        sent[1].contains(
+            "['enable', 'configure terminal', 'vlan 100', 'interface Ethernet1', \
+             'switchport trunk allowed vlan 1,100', 'end']"
+        ),
+        "{}",
+        sent[1]
+    );
+    assert!(sent[2].contains("'show interfaces Ethernet1 switchport']"));
 
     // The port carries the provisioning VLAN (its native VLAN is allowed
     // too), and VLAN 100 was created.
@@ -303,6 +319,14 @@ async fn provisioning_remembers_the_port_and_is_idempotent() {
     );
     let last = statuses(&c).last().unwrap().clone();
     assert!(last.contains("already in"), "{last}");
+    let configures = |log: &[String]| {
+        log.iter()
+            .filter(|r| r.contains("configure terminal"))
+            .count()
+    };
+    let log = sw.requests().await;
+    // The setup above and the first call configured; the second did not.
+    assert_eq!(configures(&log), 2, "{log:#?}");
     let again: Value =
         serde_json::from_str(&c.services.kv_pairs("eos")["port/leaf3/Ethernet1/previous"]).unwrap();
     assert_eq!(again, previous);
