@@ -185,7 +185,13 @@ async fn a_switch_that_is_down_is_unreachable_and_retryable() {
 async fn interrogate_reads_mode_vlan_lists_and_link() {
     let sw = FakeSwitch::start(
         "leaf2",
-        &["Ethernet1", "Ethernet2", "Ethernet3", "Ethernet4"],
+        &[
+            "Ethernet1",
+            "Ethernet2",
+            "Ethernet3",
+            "Ethernet4",
+            "Ethernet5",
+        ],
     );
     let answer = sw
         .eapi(&[
@@ -199,6 +205,9 @@ async fn interrogate_reads_mode_vlan_lists_and_link() {
             "switchport trunk allowed vlan none",
             "interface Ethernet4",
             "switchport mode trunk",
+            "interface Ethernet5",
+            "switchport mode trunk",
+            "switchport trunk allowed vlan 1-4094",
             "end",
         ])
         .await;
@@ -242,6 +251,9 @@ async fn interrogate_reads_mode_vlan_lists_and_link() {
     assert_eq!(all.len(), 4094);
     assert_eq!((all[0].clone(), all[4093].clone()), (json!(1), json!(4094)));
     assert_eq!(p4["raw"]["switchport"]["trunkAllowedVlans"], "ALL");
+    let p5 = read("Ethernet5").await;
+    assert_eq!(p5["allowed_vlans"], p4["allowed_vlans"]);
+    assert_eq!(p5["raw"]["switchport"]["trunkAllowedVlans"], "1-4094");
 }
 
 #[tokio::test]

@@ -23,6 +23,12 @@
 //! | `scheme` | `https` (default) or `http` |
 //! | `request_timeout_s` | bound on each eAPI request, seconds (default 30) |
 //!
+//! The switch's address, port and credentials (HTTP basic auth) come with
+//! each call; the operator grants the driver egress to the switches'
+//! management addresses (e.g. `10.0.0.0/24:443`). With `https`, the host does
+//! TLS: switches with self-signed certificates need their CA in the host's
+//! TLS settings.
+//!
 //! # Key-value store
 //!
 //! `port/<switch>/<port>/previous`: the port's configuration before its first
