@@ -5,9 +5,11 @@
 //!
 //! What the model lacks, and so what these tests cannot show working:
 //! `switchport mode access`, `switchport access vlan N` and `switchport trunk
-//! native vlan N` are rejected (they are used to show the failing-command
-//! error instead), `show version` answers HTTP 500, descriptions are not
-//! kept, the link always reads up, and the native VLAN always reads 1.
+//! native vlan N` are rejected (the last two show the failing-command error
+//! instead), so a port cannot move to access mode nor change its native VLAN
+//! (always 1); `show version` answers HTTP 500; `description` lines are
+//! silently ignored; the link always reads up; there is no auth of its own
+//! (`launch.py` puts Twisted's basic-auth guard in front for the auth test).
 
 use drydock::drivers::{Action, CallError, DriverConfig, DriverErrorKind, EgressGrant, Interface};
 use drydock::model::{ActionParams, Node, PortMode, PortVlans, SwitchPort};
