@@ -276,15 +276,6 @@ async fn basic_auth_and_refused_credentials() {
     for m in call.services.messages() {
         assert!(!m.message.contains("s3cret-pw") && !m.message.contains("wrong-pw"));
     }
-
-    // Sessions forced on a BMC that has none: `unsupported`, saying what to do.
-    let call = call_with(config(&[("auth", "session")]));
-    let err = driver_error(
-        call.run(&rt, &d, Action::ValidateOobServices, Some(&n))
-            .await,
-    );
-    assert_eq!(err.kind, DriverErrorKind::Unsupported, "{err:?}");
-    assert!(err.message.contains("`auth`"), "{err:?}");
 }
 
 #[tokio::test]
@@ -464,6 +455,37 @@ async fn vendor_quirks_are_data() {
     );
     assert_eq!(err.kind, DriverErrorKind::InvalidInput, "{err:?}");
     assert!(err.message.contains("idrac, ilo, supermicro"), "{err:?}");
+
+    // Sessions forced on a BMC that has none (sushy answers 404 to the
+    // session POST when it does not ask for credentials): `unsupported`,
+    // saying what to do.
+    let mut with_credentials = n.clone();
+    with_credentials.oob.credentials = Some(drydock::model::Credentials {
+        username: "admin".into(),
+        password: "pw".into(),
+    });
+    let call = call_with(config(&[("auth", "session")]));
+    let err = driver_error(
+        call.run(
+            &rt,
+            &d,
+            Action::ValidateOobServices,
+            Some(&with_credentials),
+        )
+        .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::Unsupported, "{err:?}");
+    assert!(err.message.contains("`auth`"), "{err:?}");
+    // ...while `auto` falls back to basic auth.
+    let call = call_with(config(&[]));
+    ok(
+        &call,
+        &rt,
+        &d,
+        Action::ValidateOobServices,
+        &with_credentials,
+    )
+    .await;
 }
 
 /// Figure: power-cycling three emulated systems at once (one BMC process).
