@@ -1,7 +1,8 @@
 //! The bundled Redfish driver against the real sushy-tools 2.2.0 emulator
 //! (fake systems driver): every oob action, power transitions with the
 //! emulator's 1–11 s delays, basic auth, refused credentials, a BMC that is
-//! down, TLS with a private CA, and system selection.
+//! down, TLS with a private CA (and the explicit opt-out), system selection,
+//! vendor quirks, and the time to power-cycle three systems at once.
 
 use drydock::drivers::{
     Action, CallError, DriverConfig, DriverError, DriverErrorKind, Interface, Runtime, TlsSettings,
@@ -214,8 +215,25 @@ async fn graceful_timeout_falls_back_to_force_off() {
     let force = pos("ForceOff requested").expect("ForceOff");
     assert!(graceful < forcing && forcing < force, "{messages:#?}");
 
-    // `graceful = false` goes straight to ForceOff.
+    // `cycle = off-on`: off (gracefully), then on, instead of ForceRestart.
     ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
+    let cycle = call_with(config(&[("cycle", "off-on")]));
+    ok(&cycle, &rt, &d, Action::PowerCycleNode, &n).await;
+    let messages: Vec<String> = cycle
+        .services
+        .messages()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
+    let pos = |s: &str| messages.iter().position(|m| m.contains(s));
+    let off = pos("n1 is powered off").expect("off first");
+    let on = pos("n1 is powered on").expect("then on");
+    assert!(off < on, "{messages:#?}");
+    assert!(pos("ForceRestart").is_none(), "{messages:#?}");
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+
+    // `graceful = false` goes straight to ForceOff.
     let call = call_with(config(&[("graceful", "false")]));
     ok(&call, &rt, &d, Action::PowerOffNode, &n).await;
     let messages: Vec<String> = call
@@ -341,6 +359,13 @@ async fn tls_with_a_private_ca() {
     ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
     let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
     assert_eq!(facts["power_state"], "on");
+
+    // The explicit opt-out accepts the certificate without the CA.
+    let call = call_with(DriverConfig {
+        tls: TlsSettings::insecure_skip_verify(),
+        ..config(&[])
+    });
+    ok(&call, &rt, &d, Action::ValidateOobServices, &n).await;
 }
 
 #[tokio::test]

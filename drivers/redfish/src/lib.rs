@@ -23,6 +23,7 @@
 //! | `scheme` | `https` (default) or `http`; a node's oob param `scheme` wins |
 //! | `system_id` | the `ComputerSystem` to manage when a BMC has several; a node's oob param `system_id` wins |
 //! | `auth` | `auto` (default: a session where the BMC offers them, else basic), `session` or `basic` |
+//! | `cycle` | `restart` (default: `ForceRestart` or `PowerCycle` where allowed, else off then on) or `off-on` |
 //! | `graceful` | `true` (default): power off with `GracefulShutdown` first, then `ForceOff` |
 //! | `graceful_timeout_s` | how long to wait for a graceful shutdown (default 60) |
 //! | `poll_interval_ms` | how often to read `PowerState` while waiting (default 2000) |

@@ -23,6 +23,8 @@ pub struct Settings {
     pub system_id: Option<String>,
     /// Authentication.
     pub auth: AuthMode,
+    /// Cycle with `ForceRestart`/`PowerCycle` where allowed (else off, on).
+    pub cycle_with_reset: bool,
     /// Try `GracefulShutdown` before `ForceOff`.
     pub graceful: bool,
     /// How long to wait for a graceful shutdown.
@@ -68,7 +70,17 @@ impl Settings {
                 )));
             }
         };
+        let cycle_with_reset = match ctx.config("cycle").as_deref().map(str::trim) {
+            None | Some("restart") => true,
+            Some("off-on") => false,
+            Some(other) => {
+                return Err(DriverError::InvalidInput(format!(
+                    "driver setting `cycle` = `{other}` is invalid: use restart or off-on"
+                )));
+            }
+        };
         Ok(Settings {
+            cycle_with_reset,
             scheme,
             system_id: param("system_id").or_else(|| ctx.config("system_id")),
             auth,

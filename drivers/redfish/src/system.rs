@@ -237,7 +237,10 @@ pub fn power_off(bmc: &Bmc, sys: &System) -> Result<()> {
             .status(format!("{} is already off", bmc.node), false);
         return Ok(());
     }
-    let reset = ResetAction::read(bmc, sys)?;
+    turn_off(bmc, sys, &ResetAction::read(bmc, sys)?)
+}
+
+fn turn_off(bmc: &Bmc, sys: &System, reset: &ResetAction) -> Result<()> {
     if bmc.settings.graceful && reset.pick(&["GracefulShutdown"]).is_some() {
         reset.reset(bmc, "GracefulShutdown")?;
         let window = bmc.settings.graceful_timeout;
@@ -268,7 +271,10 @@ pub fn power_on(bmc: &Bmc, sys: &System) -> Result<()> {
         bmc.ctx.status(format!("{} is already on", bmc.node), false);
         return Ok(());
     }
-    let reset = ResetAction::read(bmc, sys)?;
+    turn_on(bmc, sys, &ResetAction::read(bmc, sys)?)
+}
+
+fn turn_on(bmc: &Bmc, sys: &System, reset: &ResetAction) -> Result<()> {
     let wanted = ["On", "ForceOn"];
     let kind = reset
         .pick(&wanted)
@@ -277,26 +283,29 @@ pub fn power_on(bmc: &Bmc, sys: &System) -> Result<()> {
     wait_power(bmc, sys, PowerState::On)
 }
 
-/// Power-cycles with `ForceRestart` (or `PowerCycle`) where allowed, else
-/// off then on; a node that is off is powered on. Waits until it reports
+/// Power-cycles with `ForceRestart` (or `PowerCycle`) where allowed and
+/// the `cycle` setting does not say `off-on`, else off then on; a node that is off is powered on. Waits until it reports
 /// on (a BMC that never reports off during a restart is done at once).
 pub fn power_cycle(bmc: &Bmc, sys: &System) -> Result<()> {
+    let reset = ResetAction::read(bmc, sys)?;
     if power_state(&sys.json) != PowerState::On {
         bmc.ctx
             .status(format!("{} is not on; powering it on", bmc.node), false);
-        return power_on(bmc, sys);
+        return turn_on(bmc, sys, &reset);
     }
-    let reset = ResetAction::read(bmc, sys)?;
-    if let Some(kind) = reset.pick(&["ForceRestart", "PowerCycle"]) {
-        reset.reset(bmc, kind)?;
-        return wait_power(bmc, sys, PowerState::On);
+    let restart = reset
+        .pick(&["ForceRestart", "PowerCycle"])
+        .filter(|_| bmc.settings.cycle_with_reset);
+    match restart {
+        Some(kind) => {
+            reset.reset(bmc, kind)?;
+            wait_power(bmc, sys, PowerState::On)
+        }
+        None => {
+            turn_off(bmc, sys, &reset)?;
+            turn_on(bmc, sys, &reset)
+        }
     }
-    power_off(bmc, sys)?;
-    let off = System {
-        path: sys.path.clone(),
-        json: json!({ "PowerState": "Off", "Actions": sys.json["Actions"] }),
-    };
-    power_on(bmc, &off)
 }
 
 /// Redfish's name for a boot device.
