@@ -338,39 +338,9 @@ impl<'a> Bmc<'a> {
         })
     }
 
-    /// The path of a same-origin `location` (absolute or relative);
-    /// redirects elsewhere are not followed (the credentials would go along).
+    /// The path of a same-origin `location`; see [`same_origin`].
     fn same_origin(&self, location: &str) -> Result<String> {
-        if location.starts_with('/') {
-            return Ok(location.to_string());
-        }
-        if let Some((scheme, rest)) = location.split_once("://") {
-            let end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(end);
-            let default_port = if scheme.eq_ignore_ascii_case("https") {
-                ":443"
-            } else {
-                ":80"
-            };
-            let same = scheme.eq_ignore_ascii_case(&self.settings.scheme)
-                && (authority.eq_ignore_ascii_case(&self.addr)
-                    || format!("{authority}{default_port}").eq_ignore_ascii_case(&self.addr));
-            if same {
-                return Ok(if path.is_empty() {
-                    "/".into()
-                } else {
-                    path.into()
-                });
-            }
-            return Err(DriverError::Failed(format!(
-                "BMC {} redirected to another host ({scheme}://{authority}); not followed",
-                self.addr
-            )));
-        }
-        Err(DriverError::Failed(format!(
-            "BMC {} answered with an unusable Location `{location}`",
-            self.addr
-        )))
+        same_origin(&self.settings.scheme, &self.addr, location)
     }
 
     /// `Ok` below 400, else the error the status means.
@@ -409,6 +379,40 @@ impl<'a> Bmc<'a> {
     }
 }
 
+/// The path of `location` (absolute or relative) if it points at the BMC
+/// itself (`scheme` and `addr` = `host:port`); redirects elsewhere are not
+/// followed, since the credentials would go along.
+fn same_origin(scheme: &str, addr: &str, location: &str) -> Result<String> {
+    if location.starts_with('/') {
+        return Ok(location.to_string());
+    }
+    if let Some((their_scheme, rest)) = location.split_once("://") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let default_port = if their_scheme.eq_ignore_ascii_case("https") {
+            ":443"
+        } else {
+            ":80"
+        };
+        let same = their_scheme.eq_ignore_ascii_case(scheme)
+            && (authority.eq_ignore_ascii_case(addr)
+                || format!("{authority}{default_port}").eq_ignore_ascii_case(addr));
+        if same {
+            return Ok(if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            });
+        }
+        return Err(DriverError::Failed(format!(
+            "BMC {addr} redirected to another host ({their_scheme}://{authority}); not followed"
+        )));
+    }
+    Err(DriverError::Failed(format!(
+        "BMC {addr} answered with an unusable Location `{location}`"
+    )))
+}
+
 /// `: <message>` from a Redfish error body, or nothing.
 fn redfish_message(response: &Response) -> String {
     let Ok(body) = response.json::<Value>() else {
@@ -431,5 +435,24 @@ fn method_name(method: Method) -> &'static str {
         Method::Patch => "PATCH",
         Method::Delete => "DELETE",
         Method::Options => "OPTIONS",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_origin_redirects_are_followed() {
+        let ok = |loc| same_origin("https", "10.0.0.5:443", loc);
+        assert_eq!(
+            ok("/redfish/v1/Systems/1").unwrap(),
+            "/redfish/v1/Systems/1"
+        );
+        assert_eq!(ok("https://10.0.0.5/redfish/v1/").unwrap(), "/redfish/v1/");
+        assert_eq!(ok("https://10.0.0.5:443").unwrap(), "/");
+        for bad in ["https://evil.example/x", "http://10.0.0.5/x", "x/y"] {
+            assert!(matches!(ok(bad), Err(DriverError::Failed(_))), "{bad}");
+        }
     }
 }

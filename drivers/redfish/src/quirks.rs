@@ -98,3 +98,26 @@ pub fn detect(vendor: Option<&str>, oob_type: &str, root: &Value) -> Result<&'st
         .find_map(by_name)
         .unwrap_or(&GENERIC))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quirks_come_from_setting_then_oob_type_then_service_root() {
+        let name = |vendor, oob_type, root| detect(vendor, oob_type, &root).unwrap().name;
+        assert_eq!(name(None, "redfish", json!({})), "generic");
+        assert_eq!(name(None, "redfish", json!({"Vendor": "Dell"})), "idrac");
+        assert_eq!(name(None, "redfish", json!({"Oem": {"Hpe": {}}})), "ilo");
+        assert_eq!(
+            name(None, "redfish", json!({"Vendor": "Supermicro"})),
+            "supermicro"
+        );
+        assert_eq!(name(None, "ilo", json!({"Vendor": "Dell"})), "ilo");
+        assert_eq!(name(Some("generic"), "idrac", json!({})), "generic");
+        assert_eq!(name(Some("dell"), "redfish", json!({})), "idrac");
+        let err = detect(Some("acme"), "redfish", &json!({})).unwrap_err();
+        assert!(matches!(err, DriverError::InvalidInput(_)), "{err:?}");
+    }
+}

@@ -450,3 +450,50 @@ fn ethernet_interfaces(bmc: &Bmc, path: &str) -> Result<Vec<Value>> {
     }
     Ok(nics)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_overrides_read_back() {
+        let read = |enabled: &str, target: &str| {
+            boot_override(&json!({
+                "BootSourceOverrideEnabled": enabled,
+                "BootSourceOverrideTarget": target,
+            }))
+        };
+        assert_eq!(read("Disabled", "Pxe"), None);
+        assert_eq!(read("Once", "UefiHttp"), None);
+        for device in [
+            BootDevice::Pxe,
+            BootDevice::Disk,
+            BootDevice::Cdrom,
+            BootDevice::BiosSetup,
+        ] {
+            let want = BootTarget {
+                device,
+                persistent: true,
+            };
+            assert_eq!(read("Continuous", redfish_target(device)), Some(want));
+        }
+        assert_eq!(
+            read("Once", "Hdd"),
+            Some(BootTarget {
+                device: BootDevice::Disk,
+                persistent: false
+            })
+        );
+    }
+
+    #[test]
+    fn power_states() {
+        assert_eq!(power_state(&json!({"PowerState": "On"})), PowerState::On);
+        assert_eq!(power_state(&json!({"PowerState": "Off"})), PowerState::Off);
+        assert_eq!(
+            power_state(&json!({"PowerState": "PoweringOn"})),
+            PowerState::Unknown
+        );
+        assert_eq!(power_state(&json!({})), PowerState::Unknown);
+    }
+}
