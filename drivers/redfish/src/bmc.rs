@@ -56,9 +56,9 @@ pub struct Bmc<'a> {
 
 /// Connects to `node`'s BMC, runs `f`, and closes the session it opened
 /// whether `f` succeeded or not.
-pub fn with_bmc<T>(ctx: &Ctx, node: &Node, f: impl FnOnce(&mut Bmc) -> Result<T>) -> Result<T> {
+pub fn with_bmc<T>(ctx: &Ctx, node: &Node, f: impl FnOnce(&Bmc) -> Result<T>) -> Result<T> {
     let mut bmc = Bmc::connect(ctx, node)?;
-    let result = f(&mut bmc);
+    let result = f(&bmc);
     bmc.logout();
     result
 }
@@ -149,7 +149,7 @@ impl<'a> Bmc<'a> {
 
     /// Creates a session. `Ok(None)` when the service has no sessions (or,
     /// with the quirk, when its session table is full).
-    fn open_session(&mut self, username: &str, password: &str) -> Result<Option<Auth>> {
+    fn open_session(&self, username: &str, password: &str) -> Result<Option<Auth>> {
         let path = self.root["Links"]["Sessions"]["@odata.id"]
             .as_str()
             .unwrap_or(SESSIONS)
