@@ -7,7 +7,10 @@ pub const SIM: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_SIM"));
 /// The Arista EOS eAPI driver (`drivers/eos`): network.
 pub const EOS: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_EOS"));
 
+/// The Redfish driver (`drivers/redfish`): oob for `redfish`, `idrac`, `ilo`.
+pub const REDFISH: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_REDFISH"));
+
 /// Every bundled driver, by file name.
-pub fn all() -> [(&'static str, &'static [u8]); 2] {
-    [("sim.wasm", SIM), ("eos.wasm", EOS)]
+pub fn all() -> [(&'static str, &'static [u8]); 3] {
+    [("sim.wasm", SIM), ("eos.wasm", EOS), ("redfish.wasm", REDFISH)]
 }

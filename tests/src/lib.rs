@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub mod fake_switches;
+pub mod sushy;
 
 /// Guest components built from `tests/guests/`.
 pub mod guests {

@@ -19,7 +19,9 @@ pub struct DriverConfig {
     pub memory_bytes: usize,
     /// Longest a single call may run, whatever the action's own timeout.
     pub max_call_time: Option<Duration>,
-    /// TLS roots for outbound HTTPS.
+    /// TLS roots for outbound HTTPS: public roots by default, plus a private
+    /// CA with `TlsSettings::with_extra_roots`; `TlsSettings::insecure_skip_verify`
+    /// turns verification off (logged as a warning on every connection).
     pub tls: TlsSettings,
     /// Secrets granted to this driver, by name (read with `secret-get`).
     /// Never logged: `Debug` prints only the names.
