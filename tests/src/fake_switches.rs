@@ -145,6 +145,7 @@ impl FakeSwitch {
             name: self.name.clone(),
             address: "127.0.0.1".into(),
             port: Some(self.port),
+            account: None,
             credential: None,
             credentials: self.credentials.clone(),
         }

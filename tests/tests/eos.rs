@@ -45,6 +45,7 @@ fn on_port(mut call: Call, switch: &FakeSwitch, port: &str, vlans: Option<PortVl
         switch_port: Some(SwitchPort {
             switch: switch.switch(),
             port: port.into(),
+            ..SwitchPort::default()
         }),
         vlans,
         ..ActionParams::default()
