@@ -12,5 +12,9 @@ pub const REDFISH: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_REDFISH"));
 
 /// Every bundled driver, by file name.
 pub fn all() -> [(&'static str, &'static [u8]); 3] {
-    [("sim.wasm", SIM), ("eos.wasm", EOS), ("redfish.wasm", REDFISH)]
+    [
+        ("sim.wasm", SIM),
+        ("eos.wasm", EOS),
+        ("redfish.wasm", REDFISH),
+    ]
 }

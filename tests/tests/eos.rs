@@ -567,12 +567,14 @@ async fn bad_targets_and_port_names_are_refused_before_any_request() {
     assert_eq!(error.kind, DriverErrorKind::InvalidInput);
     assert!(error.message.contains("scheme"), "{}", error.message);
 
-    // No grant for the switch: the host refuses the connection.
+    // No operator grant: the switch the call names is granted by the host
+    // (the design names it, as it names a node's BMC).
     let mut c = on_port(call(&sw), &sw, "Ethernet1", None);
     c.config = Arc::new(DriverConfig {
         settings: BTreeMap::from([("scheme".to_string(), "http".to_string())]),
         ..DriverConfig::default()
     });
-    let error = driver_error(c.run(&rt, &d, Action::InterrogatePort, Some(&n1())).await);
-    assert!(error.message.contains("egress"), "{}", error.message);
+    c.run(&rt, &d, Action::InterrogatePort, Some(&n1()))
+        .await
+        .expect("the named switch is reachable without a grant");
 }

@@ -386,7 +386,8 @@ pub struct OobSpec {
     pub account: Option<String>,
     /// Name of the secret holding the BMC password (or `{username,password}`).
     pub credential: Option<String>,
-    /// Anything else (driver parameters such as `system_id`).
+    /// Anything else: `port` (the BMC's port, when not 80/443) and driver
+    /// parameters such as `system_id` or `scheme`.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }

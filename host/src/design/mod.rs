@@ -278,7 +278,16 @@ impl Design {
                 .filter(|a| a != "dhcp")
         };
         let mut params = BTreeMap::new();
+        let mut port = None;
         for (k, v) in &spec.oob.extra {
+            if k == "port" {
+                // The BMC's port (Drydock extension), when not 80/443.
+                port = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .and_then(|p| u16::try_from(p).ok());
+                continue;
+            }
             let text = match v {
                 Value::String(s) => s.clone(),
                 Value::Null => continue,
@@ -289,7 +298,7 @@ impl Design {
         let oob = model::Oob {
             oob_type: spec.oob.oob_type.clone().unwrap_or_default(),
             address: spec.oob.network.as_deref().and_then(address_on),
-            port: None,
+            port,
             account: spec.oob.account.clone(),
             credential: spec.oob.credential.clone(),
             credentials: None,

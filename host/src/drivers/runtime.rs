@@ -589,7 +589,7 @@ impl Runtime {
 }
 
 /// The egress grants of one call: the driver's, plus the node's BMC for oob
-/// actions.
+/// actions and the switch for network actions.
 fn call_policy(req: &CallRequest<'_>) -> EgressPolicy {
     let mut policy = EgressPolicy::new(req.config.egress.clone());
     if req.action.interface() == Interface::Oob
@@ -603,6 +603,34 @@ fn call_policy(req: &CallRequest<'_>) -> EgressPolicy {
             match EgressGrant::host(addr, Some(port)) {
                 Ok(g) => policy.push(g),
                 Err(e) => tracing::warn!(error = %e, "node BMC address is not a valid host"),
+            }
+        }
+    }
+    // A network action may reach the switch it acts on (named by the
+    // operator's site design, as the BMC is).
+    if req.action.interface() == Interface::Network {
+        let switch = req
+            .params
+            .switch
+            .as_ref()
+            .or(req.params.switch_port.as_ref().map(|p| &p.switch))
+            .or_else(|| {
+                req.node.and_then(|n| {
+                    n.interfaces
+                        .iter()
+                        .find_map(|i| i.switch_port.as_ref().map(|p| &p.switch))
+                })
+            });
+        if let Some(sw) = switch.filter(|s| !s.address.is_empty()) {
+            let ports = match sw.port {
+                Some(p) => vec![p],
+                None => vec![80, 443],
+            };
+            for port in ports {
+                match EgressGrant::host(&sw.address, Some(port)) {
+                    Ok(g) => policy.push(g),
+                    Err(e) => tracing::warn!(error = %e, "switch address is not a valid host"),
+                }
             }
         }
     }
