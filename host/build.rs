@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 include!("../build-support/wasm.rs");
 
 fn main() {
+    // sqlx::migrate! embeds the migrations at compile time.
+    println!("cargo:rerun-if-changed=migrations");
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir
         .parent()

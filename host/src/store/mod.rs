@@ -40,6 +40,7 @@ use sqlx::sqlite::{
 };
 
 mod kv;
+mod lease;
 mod nodes;
 mod records;
 mod tasks;
@@ -47,6 +48,7 @@ mod tasks;
 pub mod testing;
 
 pub use chrono::{DateTime, Utc};
+pub use lease::{Lease, Reclaimed};
 pub use nodes::NodeRecord;
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};
 pub use tasks::{

@@ -1,0 +1,301 @@
+//! Leadership and liveness in the database (Postgres): the leader lease with
+//! its fencing epoch, instance heartbeats, and taking over the work of dead
+//! instances. Every time is the database's clock, so instances whose clocks
+//! disagree still agree on who leads.
+//!
+//! SQLite serves one instance: there, [`Store::acquire_lease`] always
+//! succeeds at epoch 1 and nothing is ever reclaimed.
+
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use uuid::Uuid;
+
+use super::{Backend, DbResult, Result, Store, StoreError, now, with_pool};
+
+/// The leader lease as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Holder's instance id.
+    pub holder: String,
+    /// Fencing epoch: grows with every change of leader (and every time a
+    /// lapsed lease is taken again).
+    pub epoch: i64,
+    /// When it lapses unless renewed.
+    pub expires: DateTime<Utc>,
+}
+
+/// What [`Store::reclaim_dead`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Driver subtasks put back in the queue to be run again.
+    pub requeued: u64,
+    /// Driver subtasks failed because their action is unsafe to repeat.
+    pub failed: u64,
+    /// Orchestration tasks and steps now owned by the caller.
+    pub adopted: u64,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+type LeaseRow = (String, i64, DateTime<Utc>);
+
+impl Store {
+    /// Takes the lease for `me` if it is free or lapsed, or renews it if
+    /// `me` holds it; `None` if another instance holds it. The epoch grows
+    /// whenever the lease changes hands or is taken again after lapsing.
+    pub async fn acquire_lease(&self, me: &str, length: Duration) -> Result<Option<Lease>> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(Some(Lease {
+                holder: me.to_owned(),
+                epoch: 1,
+                expires: now() + chrono::Duration::milliseconds(millis(length)),
+            }));
+        }
+        let row: Option<LeaseRow> = match &self.inner {
+            super::Inner::Postgres(pool) => sqlx::query_as(
+                "INSERT INTO leader_lease (id, holder, epoch, expires) \
+                 VALUES (1, $1, 1, clock_timestamp() + make_interval(secs => $2::float8 / 1000)) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                     holder = $1, \
+                     epoch = CASE WHEN leader_lease.holder = $1 \
+                                  AND leader_lease.expires > clock_timestamp() \
+                             THEN leader_lease.epoch ELSE leader_lease.epoch + 1 END, \
+                     expires = clock_timestamp() + make_interval(secs => $2::float8 / 1000) \
+                 WHERE leader_lease.holder = $1 OR leader_lease.expires <= clock_timestamp() \
+                 RETURNING holder, epoch, expires",
+            )
+            .bind(me)
+            .bind(millis(length) as f64)
+            .fetch_optional(pool)
+            .await
+            .db()?,
+            super::Inner::Sqlite(_) => unreachable!("handled above"),
+        };
+        Ok(row.map(|(holder, epoch, expires)| Lease {
+            holder,
+            epoch,
+            expires,
+        }))
+    }
+
+    /// The lease as it stands (possibly lapsed), if anyone ever held it.
+    pub async fn current_lease(&self) -> Result<Option<Lease>> {
+        let row: Option<LeaseRow> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT holder, epoch, expires FROM leader_lease WHERE id = 1")
+                .fetch_optional(pool)
+                .await
+                .db()?
+        });
+        Ok(row.map(|(holder, epoch, expires)| Lease {
+            holder,
+            epoch,
+            expires,
+        }))
+    }
+
+    /// Gives the lease up at once (a clean shutdown), if `me` holds it, so
+    /// another instance takes over without waiting for it to lapse.
+    pub async fn release_lease(&self, me: &str) -> Result<()> {
+        if let super::Inner::Postgres(pool) = &self.inner {
+            sqlx::query(
+                "UPDATE leader_lease SET expires = clock_timestamp() - interval '1 millisecond' \
+                 WHERE id = 1 AND holder = $1",
+            )
+            .bind(me)
+            .execute(pool)
+            .await
+            .db()?;
+        }
+        Ok(())
+    }
+
+    /// Records that instance `me` is alive.
+    pub async fn heartbeat(&self, me: &str) -> Result<()> {
+        if let super::Inner::Postgres(pool) = &self.inner {
+            sqlx::query(
+                "INSERT INTO instances (id, heartbeat, started) \
+                 VALUES ($1, clock_timestamp(), clock_timestamp()) \
+                 ON CONFLICT (id) DO UPDATE SET heartbeat = clock_timestamp()",
+            )
+            .bind(me)
+            .execute(pool)
+            .await
+            .db()?;
+        }
+        Ok(())
+    }
+
+    /// Instances whose heartbeat is younger than `alive`, with their last
+    /// heartbeat.
+    pub async fn live_instances(&self, alive: Duration) -> Result<Vec<(String, DateTime<Utc>)>> {
+        match &self.inner {
+            super::Inner::Postgres(pool) => Ok(sqlx::query_as(
+                "SELECT id, heartbeat FROM instances \
+                 WHERE heartbeat > clock_timestamp() - make_interval(secs => $1::float8 / 1000) \
+                 ORDER BY id",
+            )
+            .bind(millis(alive) as f64)
+            .fetch_all(pool)
+            .await
+            .db()?),
+            super::Inner::Sqlite(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The leader's takeover of dead instances' work (an instance is dead
+    /// when its heartbeat is older than `dead_after`, or it never beat),
+    /// fenced: nothing changes unless `me` holds the lease at `epoch`.
+    ///
+    /// - Driver subtasks they had running go back to the queue (actions are
+    ///   idempotent), except those whose action is in `unsafe_actions`,
+    ///   which complete as failures saying why.
+    /// - Orchestration tasks and steps (tasks with subtasks, and top-level
+    ///   tasks) they — or `me` under an older epoch — had running become
+    ///   `me`'s at `epoch`, to be settled by `me`.
+    pub async fn reclaim_dead(
+        &self,
+        me: &str,
+        epoch: i64,
+        dead_after: Duration,
+        unsafe_actions: &[String],
+    ) -> Result<Reclaimed> {
+        let super::Inner::Postgres(pool) = &self.inner else {
+            return Ok(Reclaimed::default());
+        };
+        let mut tx = pool.begin().await.db()?;
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
+             AND expires > clock_timestamp() FOR UPDATE",
+        )
+        .bind(me)
+        .bind(epoch)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if held.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "{me} does not hold the leader lease at epoch {epoch}"
+            )));
+        }
+        // Constant fragments only (no input is formatted into SQL).
+        let dead = "owner <> $1 AND owner NOT IN (SELECT id FROM instances \
+             WHERE heartbeat > clock_timestamp() - make_interval(secs => $2::float8 / 1000))";
+        let container = "(parent_id IS NULL OR EXISTS \
+             (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))";
+        let ts = now();
+        let failed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE tasks SET status = 'complete', result_status = 'failure', \
+                 result_message = 'in flight on instance ' || owner || \
+                     ' when it died; ' || action || ' is unsafe to repeat', \
+                 result_reason = 'owner_lost', error_count = 1, \
+                 successes = '[]', failures = CASE WHEN node_name IS NULL THEN '[]' \
+                     ELSE jsonb_build_array(node_name) END, updated = $4 \
+             WHERE status = 'running' AND {dead} AND NOT {container} \
+                 AND action = ANY($3)"
+        )))
+        .bind(me)
+        .bind(millis(dead_after) as f64)
+        .bind(unsafe_actions)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+        let requeued = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE tasks SET status = CASE WHEN terminate THEN 'terminated' ELSE 'queued' END, \
+                 result_status = CASE WHEN terminate THEN 'failure' ELSE result_status END, \
+                 result_message = CASE WHEN terminate THEN 'cancelled' ELSE result_message END, \
+                 owner = NULL, updated = $3 \
+             WHERE status = 'running' AND {dead} AND NOT {container}"
+        )))
+        .bind(me)
+        .bind(millis(dead_after) as f64)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+        let adopted = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE tasks SET owner = $1, epoch = $3, updated = $4 \
+             WHERE status = 'running' AND {container} \
+                 AND (({dead}) OR (owner = $1 AND epoch <> $3))"
+        )))
+        .bind(me)
+        .bind(millis(dead_after) as f64)
+        .bind(epoch)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+        tx.commit().await.db()?;
+        Ok(Reclaimed {
+            requeued,
+            failed,
+            adopted,
+        })
+    }
+
+    /// Running containers (top-level tasks and orchestration steps) owned
+    /// by `owner` whose subtasks have all finished: they are ready to be
+    /// settled.
+    pub async fn settled_containers(&self, owner: &str) -> Result<Vec<Uuid>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT p.id FROM tasks p WHERE p.status = 'running' AND p.owner = $1 \
+                 AND EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id) \
+                 AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id \
+                     AND c.status NOT IN ('complete', 'terminated')) \
+                 ORDER BY p.created LIMIT 100",
+            )
+            .bind(owner)
+            .fetch_all(pool)
+            .await
+            .db()?
+        }))
+    }
+
+    /// Which of `ids` have cancellation requested.
+    pub async fn terminate_requested(&self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let found: Vec<Uuid> = with_pool!(self, |pool, DB| {
+                let mut qb = sqlx::QueryBuilder::<DB>::new(
+                    "SELECT id FROM tasks WHERE terminate AND id IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+                qb.build_query_scalar().fetch_all(pool).await.db()?
+            });
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// Whether `me` holds the lease at `epoch` right now (database clock).
+    pub async fn holds_lease(&self, me: &str, epoch: i64) -> Result<bool> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(true);
+        }
+        let held: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
+                 AND expires > clock_timestamp()",
+            )
+            .bind(me)
+            .bind(epoch)
+            .fetch_optional(pool)
+            .await
+            .db()?
+        });
+        Ok(held.is_some())
+    }
+}
