@@ -16,6 +16,9 @@ use crate::machine::{Status, label, require};
 
 /// MAAS aligns partitions and logical volumes to 4 MiB (rounding down).
 const ALIGN: u64 = 4 << 20;
+/// Room left for the partition table: MAAS reports a blank device's whole
+/// size as available, then keeps a few MiB once it is partitioned.
+const TABLE_MARGIN: u64 = 8 << 20;
 
 /// A size in Drydock's grammar: `10g`, `>100g` (at least, then all that is
 /// left), `50%` (of the device or volume group).
@@ -187,7 +190,10 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
             .collect::<Result<_>>()?;
         for (i, part) in dev.partitions.iter().enumerate() {
             let now = maas.get(&bd_path, &[])?;
-            let available = n(&now, "available_size").max(0) as u64;
+            let mut available = n(&now, "available_size").max(0) as u64;
+            if list(&now["partitions"]).is_empty() {
+                available = available.saturating_sub(TABLE_MARGIN);
+            }
             let bytes = sizes[i]
                 .bytes(total, available, fixed(&sizes[i + 1..], total))
                 .ok_or_else(|| {
