@@ -289,10 +289,23 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
     Ok(())
 }
 
-/// Every volume group a device or partition names must be defined, and
-/// every defined one used.
+/// Every size must parse, every volume group a device or partition names
+/// must be defined, and every defined one used.
 fn validate(node: &Node) -> Result<()> {
     let storage = &node.storage;
+    for dev in &storage.physical_devices {
+        for p in &dev.partitions {
+            size(&format!("partition {} on {}", p.name, dev.name), &p.size)?;
+        }
+    }
+    for vg in &storage.volume_groups {
+        for lv in &vg.logical_volumes {
+            size(
+                &format!("logical volume {} in {}", lv.name, vg.name),
+                &lv.size,
+            )?;
+        }
+    }
     let used: Vec<&String> = storage
         .physical_devices
         .iter()

@@ -179,7 +179,9 @@ impl FakeMaas {
     /// Fails the next `times` requests containing `matches` with `status`.
     pub fn fail_next(&self, matches: Option<&str>, status: u16, times: u32) {
         let body = match status {
-            401 => "Authorization Error: 'Expired timestamp: given 0 and now 1 has a greater difference than threshold 300'",
+            401 => {
+                "Authorization Error: 'Expired timestamp: given 0 and now 1 has a greater difference than threshold 300'"
+            }
             409 => "Machine is busy: another operation is in progress.",
             503 => "Service Unavailable: the region is starting or overloaded.",
             _ => "Injected failure.",
@@ -218,7 +220,10 @@ async fn handle(
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     params.0.extend(form);
-    let op = params.get("op").map(|op| format!("?op={op}")).unwrap_or_default();
+    let op = params
+        .get("op")
+        .map(|op| format!("?op={op}"))
+        .unwrap_or_default();
     let line = format!("{method} {}{op}", uri.path());
     let reply = answer(&shared, &method, &uri, &headers, &line, &params);
     let status = match &reply {
@@ -234,8 +239,18 @@ async fn handle(
     });
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match reply {
-        Reply::Json(_, v) => (code, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
-        Reply::Text(_, t) => (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response(),
+        Reply::Json(_, v) => (
+            code,
+            [(header::CONTENT_TYPE, "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
+        Reply::Text(_, t) => (
+            code,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            t,
+        )
+            .into_response(),
         Reply::Bson(b) => (code, [(header::CONTENT_TYPE, "application/bson")], b).into_response(),
         Reply::NoContent => StatusCode::NO_CONTENT.into_response(),
     }
@@ -286,11 +301,17 @@ fn check_oauth(shared: &Shared, headers: &HeaderMap) -> Result<(), String> {
         let Some((k, v)) = field.trim().split_once('=') else {
             continue;
         };
-        oauth.insert(k.trim().to_string(), percent_decode(v.trim().trim_matches('"')));
+        oauth.insert(
+            k.trim().to_string(),
+            percent_decode(v.trim().trim_matches('"')),
+        );
     }
     let get = |k: &str| oauth.get(k).map(String::as_str).unwrap_or("");
     if get("oauth_signature_method") != "PLAINTEXT" {
-        return Err(format!("'Signature method {} not supported.'", get("oauth_signature_method")));
+        return Err(format!(
+            "'Signature method {} not supported.'",
+            get("oauth_signature_method")
+        ));
     }
     if !["", "1.0"].contains(&get("oauth_version")) {
         return Err("'OAuth version not supported.'".into());
@@ -298,8 +319,13 @@ fn check_oauth(shared: &Shared, headers: &HeaderMap) -> Result<(), String> {
     if get("oauth_nonce").is_empty() || get("oauth_timestamp").is_empty() {
         return Err("'Missing OAuth parameters: oauth_nonce, oauth_timestamp'".into());
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let ts: i64 = get("oauth_timestamp").parse().map_err(|_| "'Invalid timestamp'")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let ts: i64 = get("oauth_timestamp")
+        .parse()
+        .map_err(|_| "'Invalid timestamp'")?;
     if (now - ts).abs() > 300 {
         return Err(format!(
             "'Expired timestamp: given {ts} and now {now} has a greater difference than threshold 300'"
@@ -325,16 +351,14 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -405,7 +429,11 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<(String, String)>
         let name = name.ok_or("multipart part without a name")?;
         let value = if base64 {
             any_base64 = true;
-            let compact: Vec<u8> = content.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let compact: Vec<u8> = content
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
             base64::engine::general_purpose::STANDARD
                 .decode(compact)
                 .map_err(|e| format!("part {name}: bad base64: {e}"))?

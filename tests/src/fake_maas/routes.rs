@@ -4,8 +4,8 @@
 //! JSON object for 400, BSON for `op=details`).
 
 use super::state::{
-    BlockDevice, Fs, IpRange, Link, Partition, Repository, State, StaticRoute, Subnet, Tag,
-    VolumeGroup, Vlan, ALIGN, PARTITION_TABLE_OVERHEAD, status,
+    ALIGN, BlockDevice, Fs, IpRange, Link, PARTITION_TABLE_OVERHEAD, Partition, Repository, State,
+    StaticRoute, Subnet, Tag, Vlan, VolumeGroup, status,
 };
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -168,7 +168,10 @@ fn fabrics(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
         }
         ([id], "GET") => {
             let id = parse_id(id)?;
-            st.fabrics.contains_key(&id).then(|| st.fabric_json(id)).map_or(Err(not_found()), ok)
+            st.fabrics
+                .contains_key(&id)
+                .then(|| st.fabric_json(id))
+                .map_or(Err(not_found()), ok)
         }
         ([fid, "vlans"], "GET") => {
             let fid = parse_id(fid)?;
@@ -185,12 +188,17 @@ fn fabrics(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
             if !st.fabrics.contains_key(&fid) {
                 return Err(not_found());
             }
-            let vid = p.int("vid")?.ok_or_else(|| field_error("vid", "This field is required."))?;
+            let vid = p
+                .int("vid")?
+                .ok_or_else(|| field_error("vid", "This field is required."))?;
             if !(0..=4094).contains(&vid) {
                 return Err(field_error("vid", "VID must be between 0 and 4094."));
             }
             if st.vlans.iter().any(|v| v.fabric == fid && v.vid == vid) {
-                return Err(field_error("__all__", "VLAN with this Vid and Fabric already exists."));
+                return Err(field_error(
+                    "__all__",
+                    "VLAN with this Vid and Fabric already exists.",
+                ));
             }
             let id = st.id();
             st.vlans.push(Vlan {
@@ -214,7 +222,10 @@ fn fabrics(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
             if method == "PUT" {
                 if let Some(mtu) = p.int("mtu")? {
                     if !(552..=65535).contains(&mtu) {
-                        return Err(field_error("mtu", "Ensure this value is between 552 and 65535."));
+                        return Err(field_error(
+                            "mtu",
+                            "Ensure this value is between 552 and 65535.",
+                        ));
                     }
                     st.vlans[idx].mtu = mtu as u32;
                 }
@@ -222,7 +233,11 @@ fn fabrics(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
                     st.vlans[idx].name = name.into();
                 }
                 if let Some(rack) = p.get("primary_rack") {
-                    if !st.racks.iter().any(|r| r.system_id == rack || r.hostname == rack) {
+                    if !st
+                        .racks
+                        .iter()
+                        .any(|r| r.system_id == rack || r.hostname == rack)
+                    {
                         return Err(field_error("primary_rack", "Select a valid choice."));
                     }
                     st.vlans[idx].primary_rack = Some(rack.into());
@@ -232,7 +247,10 @@ fn fabrics(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
                     let vlan_id = st.vlans[idx].id;
                     let has_dynamic = st.ipranges.iter().any(|r| {
                         r.kind == "dynamic"
-                            && st.subnets.iter().any(|s| s.id == r.subnet && s.vlan == vlan_id)
+                            && st
+                                .subnets
+                                .iter()
+                                .any(|s| s.id == r.subnet && s.vlan == vlan_id)
                     });
                     if on && !has_dynamic {
                         return Err(field_error(
@@ -290,7 +308,10 @@ fn subnets(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
         ([], "POST") => {
             let cidr = p.req("cidr")?.to_string();
             if parse_cidr(&cidr).is_none() {
-                return Err(field_error("cidr", "Required format: <network>/<prefixlen>."));
+                return Err(field_error(
+                    "cidr",
+                    "Required format: <network>/<prefixlen>.",
+                ));
             }
             if st.subnets.iter().any(|s| s.cidr == cidr) {
                 return Err(field_error("cidr", "Subnet with this Cidr already exists."));
@@ -320,7 +341,11 @@ fn subnets(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
         }
         ([id], "GET" | "PUT") => {
             let id = parse_id(id)?;
-            let idx = st.subnets.iter().position(|s| s.id == id).ok_or_else(not_found)?;
+            let idx = st
+                .subnets
+                .iter()
+                .position(|s| s.id == id)
+                .ok_or_else(not_found)?;
             if method == "PUT" {
                 if let Some(v) = p.int("vlan")? {
                     if !st.vlans.iter().any(|x| x.id == v) {
@@ -342,7 +367,10 @@ fn subnets(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
 fn subnet_fields(subnet: &mut Subnet, p: &Params) -> Result<(), Reply> {
     if let Some(gw) = p.get("gateway_ip") {
         if !in_cidr(gw, &subnet.cidr) {
-            return Err(field_error("gateway_ip", "Gateway IP must be within CIDR range."));
+            return Err(field_error(
+                "gateway_ip",
+                "Gateway IP must be within CIDR range.",
+            ));
         }
         subnet.gateway_ip = Some(gw.into());
     }
@@ -362,7 +390,9 @@ fn ipranges(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
                "subnet": st.subnet_json(r.subnet), "comment": r.comment, "user": "admin"})
     };
     match (rest, method) {
-        ([], "GET") => ok(Value::Array(st.ipranges.iter().map(|r| json(st, r)).collect())),
+        ([], "GET") => ok(Value::Array(
+            st.ipranges.iter().map(|r| json(st, r)).collect(),
+        )),
         ([], "POST") => {
             let kind = p.req("type")?.to_string();
             if kind != "dynamic" && kind != "reserved" {
@@ -376,10 +406,16 @@ fn ipranges(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
             .ok_or_else(|| field_error("subnet", "Select a valid choice."))?
             .clone();
             if !in_cidr(&start, &subnet.cidr) || !in_cidr(&end, &subnet.cidr) {
-                return Err(field_error("__all__", "Range must be within the subnet's CIDR."));
+                return Err(field_error(
+                    "__all__",
+                    "Range must be within the subnet's CIDR.",
+                ));
             }
             if ip_u32(&start) > ip_u32(&end) {
-                return Err(field_error("end_ip", "End IP address must not be less than Start IP address."));
+                return Err(field_error(
+                    "end_ip",
+                    "End IP address must not be less than Start IP address.",
+                ));
             }
             let overlaps = st.ipranges.iter().any(|r| {
                 r.subnet == subnet.id
@@ -421,7 +457,10 @@ fn static_routes(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
                "gateway_ip": r.gateway_ip, "metric": r.metric})
     };
     let fields = |st: &State, r: &mut StaticRoute| -> Result<(), Reply> {
-        for (name, slot) in [("source", &mut r.source), ("destination", &mut r.destination)] {
+        for (name, slot) in [
+            ("source", &mut r.source),
+            ("destination", &mut r.destination),
+        ] {
             if let Some(id) = p.int(name)? {
                 if !st.subnets.iter().any(|s| s.id == id) {
                     return Err(field_error(name, "Select a valid choice."));
@@ -437,15 +476,23 @@ fn static_routes(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
         }
         let source = st.subnets.iter().find(|s| s.id == r.source);
         if source.is_none_or(|s| !in_cidr(&r.gateway_ip, &s.cidr)) {
-            return Err(field_error("gateway_ip", "Gateway IP must be within the source subnet."));
+            return Err(field_error(
+                "gateway_ip",
+                "Gateway IP must be within the source subnet.",
+            ));
         }
         if r.source == r.destination {
-            return Err(field_error("__all__", "source and destination cannot be the same subnet."));
+            return Err(field_error(
+                "__all__",
+                "source and destination cannot be the same subnet.",
+            ));
         }
         Ok(())
     };
     match (rest, method) {
-        ([], "GET") => ok(Value::Array(st.static_routes.iter().map(|r| json(st, r)).collect())),
+        ([], "GET") => ok(Value::Array(
+            st.static_routes.iter().map(|r| json(st, r)).collect(),
+        )),
         ([], "POST") => {
             let mut r = StaticRoute {
                 id: st.id(),
@@ -458,9 +505,14 @@ fn static_routes(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
             p.req("destination")?;
             fields(st, &mut r)?;
             if st.static_routes.iter().any(|x| {
-                x.source == r.source && x.destination == r.destination && x.gateway_ip == r.gateway_ip
+                x.source == r.source
+                    && x.destination == r.destination
+                    && x.gateway_ip == r.gateway_ip
             }) {
-                return Err(field_error("__all__", "Static route with this Source, Destination and Gateway ip already exists."));
+                return Err(field_error(
+                    "__all__",
+                    "Static route with this Source, Destination and Gateway ip already exists.",
+                ));
             }
             let out = json(st, &r);
             st.static_routes.push(r);
@@ -468,7 +520,11 @@ fn static_routes(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
         }
         ([id], "PUT") => {
             let id = parse_id(id)?;
-            let idx = st.static_routes.iter().position(|r| r.id == id).ok_or_else(not_found)?;
+            let idx = st
+                .static_routes
+                .iter()
+                .position(|r| r.id == id)
+                .ok_or_else(not_found)?;
             let mut r = st.static_routes[idx].clone();
             fields(st, &mut r)?;
             st.static_routes[idx] = r;
@@ -490,18 +546,32 @@ fn sshkeys(st: &mut State, method: &str, p: &Params) -> R {
         "POST" => {
             let key = p.req("key")?.trim().to_string();
             let fields: Vec<&str> = key.split_whitespace().collect();
-            let known = ["ssh-rsa", "ssh-ed25519", "ssh-dss", "ecdsa-sha2-nistp256",
-                         "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
-            let body_ok = fields.get(1).is_some_and(|b| {
-                base64::engine::general_purpose::STANDARD.decode(b).is_ok()
-            });
+            let known = [
+                "ssh-rsa",
+                "ssh-ed25519",
+                "ssh-dss",
+                "ecdsa-sha2-nistp256",
+                "ecdsa-sha2-nistp384",
+                "ecdsa-sha2-nistp521",
+            ];
+            let body_ok = fields
+                .get(1)
+                .is_some_and(|b| base64::engine::general_purpose::STANDARD.decode(b).is_ok());
             if fields.len() < 2 || !known.contains(&fields[0]) || !body_ok {
-                return Err(field_error("key", "Invalid SSH public key: Key type is not recognised."));
+                return Err(field_error(
+                    "key",
+                    "Invalid SSH public key: Key type is not recognised.",
+                ));
             }
             if st.sshkeys.iter().any(|(_, k)| {
-                k.split_whitespace().take(2).eq(fields.iter().take(2).copied())
+                k.split_whitespace()
+                    .take(2)
+                    .eq(fields.iter().take(2).copied())
             }) {
-                return Err(field_error("__all__", "This key has already been added for this user."));
+                return Err(field_error(
+                    "__all__",
+                    "This key has already been added for this user.",
+                ));
             }
             let entry = (st.id(), key);
             let out = json(&entry);
@@ -521,10 +591,16 @@ fn repositories(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
     };
     let fields = |r: &mut Repository| -> Result<(), Reply> {
         let list = |v: &str| -> Vec<String> {
-            v.split([',', ' ']).filter(|x| !x.is_empty()).map(str::to_string).collect()
+            v.split([',', ' '])
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
         };
         if let Some(url) = p.get("url") {
-            if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("ppa:")) {
+            if !(url.starts_with("http://")
+                || url.starts_with("https://")
+                || url.starts_with("ppa:"))
+            {
                 return Err(field_error("url", "Enter a valid URL."));
             }
             r.url = url.into();
@@ -549,9 +625,17 @@ fn repositories(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
             let name = p.req("name")?.to_string();
             p.req("url")?;
             if st.repositories.iter().any(|r| r.name == name) {
-                return Err(field_error("name", "Package repository with this Name already exists."));
+                return Err(field_error(
+                    "name",
+                    "Package repository with this Name already exists.",
+                ));
             }
-            let mut r = Repository { id: st.id(), name, enabled: true, ..Repository::default() };
+            let mut r = Repository {
+                id: st.id(),
+                name,
+                enabled: true,
+                ..Repository::default()
+            };
             fields(&mut r)?;
             let out = json(&r);
             st.repositories.push(r);
@@ -559,7 +643,11 @@ fn repositories(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
         }
         ([id], "PUT") => {
             let id = parse_id(id)?;
-            let r = st.repositories.iter_mut().find(|r| r.id == id).ok_or_else(not_found)?;
+            let r = st
+                .repositories
+                .iter_mut()
+                .find(|r| r.id == id)
+                .ok_or_else(not_found)?;
             fields(r)?;
             ok(json(r))
         }
@@ -599,7 +687,10 @@ fn tags(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
         ([], "GET") => ok(Value::Array(st.tags.values().map(json).collect())),
         ([], "POST") => {
             let name = p.req("name")?.to_string();
-            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(field_error("name", "Invalid character in tag name."));
             }
             if st.tags.contains_key(&name) {
@@ -643,7 +734,10 @@ fn tags(st: &mut State, method: &str, rest: &[&str], p: &Params) -> R {
             }
             let (mut added, mut removed) = (0, 0);
             for id in p.all("add") {
-                let m = st.machines.get_mut(id).ok_or_else(|| field_error("add", "Unknown node"))?;
+                let m = st
+                    .machines
+                    .get_mut(id)
+                    .ok_or_else(|| field_error("add", "Unknown node"))?;
                 added += u32::from(m.tags.insert(name.to_string()));
             }
             for id in p.all("remove") {
@@ -664,13 +758,19 @@ fn machines(st: &mut State, method: &str, p: &Params) -> R {
     match (method, op) {
         ("GET", "") => {
             let hostnames = p.all("hostname");
-            let macs: Vec<String> = p.all("mac_address").iter().map(|m| m.to_ascii_lowercase()).collect();
+            let macs: Vec<String> = p
+                .all("mac_address")
+                .iter()
+                .map(|m| m.to_ascii_lowercase())
+                .collect();
             let ids = p.all("id");
             ok(Value::Array(
                 st.machines
                     .values()
                     .filter(|m| hostnames.is_empty() || hostnames.contains(&m.hostname.as_str()))
-                    .filter(|m| macs.is_empty() || m.interfaces.iter().any(|i| macs.contains(&i.mac)))
+                    .filter(|m| {
+                        macs.is_empty() || m.interfaces.iter().any(|i| macs.contains(&i.mac))
+                    })
                     .filter(|m| ids.is_empty() || ids.contains(&m.system_id.as_str()))
                     .map(|m| st.machine_json(m))
                     .collect(),
@@ -752,18 +852,28 @@ fn machine(st: &mut State, method: &str, id: &str, p: &Params) -> R {
                 m.hostname, m.system_id
             );
             let lldp = "<?xml version=\"1.0\"?><lldp label=\"LLDP neighbors\"/>".to_string();
-            return Ok(Reply::Bson(super::bson_doc(&[("lshw", lshw.as_bytes()), ("lldp", lldp.as_bytes())])));
+            return Ok(Reply::Bson(super::bson_doc(&[
+                ("lshw", lshw.as_bytes()),
+                ("lldp", lldp.as_bytes()),
+            ])));
         }
         ("PUT", "") => {
             if let Some(h) = p.get("hostname") {
                 let valid = !h.is_empty()
                     && !h.starts_with('-')
-                    && h.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                    && h.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
                 if !valid {
-                    return Err(field_error("hostname", "Node hostname contains invalid characters."));
+                    return Err(field_error(
+                        "hostname",
+                        "Node hostname contains invalid characters.",
+                    ));
                 }
                 if hostnames.iter().any(|(sid, name)| sid != id && name == h) {
-                    return Err(field_error("hostname", &format!("Node with hostname \"{h}\" already exists.")));
+                    return Err(field_error(
+                        "hostname",
+                        &format!("Node with hostname \"{h}\" already exists."),
+                    ));
                 }
                 m.hostname = h.into();
             }
@@ -776,7 +886,12 @@ fn machine(st: &mut State, method: &str, id: &str, p: &Params) -> R {
             }
         }
         ("POST", "commission") => {
-            let allowed = [status::NEW, status::READY, status::FAILED_COMMISSIONING, status::BROKEN];
+            let allowed = [
+                status::NEW,
+                status::READY,
+                status::FAILED_COMMISSIONING,
+                status::BROKEN,
+            ];
             if !allowed.contains(&m.status) {
                 return Err(conflict(format!(
                     "Commission action is not available for this node in its current state ('{state_name}')."
@@ -803,7 +918,9 @@ fn machine(st: &mut State, method: &str, id: &str, p: &Params) -> R {
             if !series.contains(&distro) {
                 return Err(field_error(
                     "distro_series",
-                    &format!("'{distro}' is not a valid distro_series.  It should be one of: {series:?}."),
+                    &format!(
+                        "'{distro}' is not a valid distro_series.  It should be one of: {series:?}."
+                    ),
                 ));
             }
             if let Some(k) = p.get("hwe_kernel")
@@ -811,7 +928,10 @@ fn machine(st: &mut State, method: &str, id: &str, p: &Params) -> R {
             {
                 return Err(field_error(
                     "hwe_kernel",
-                    &format!("{distro} has no kernel {k}; available: {:?}", kernels_of(&distro)),
+                    &format!(
+                        "{distro} has no kernel {k}; available: {:?}",
+                        kernels_of(&distro)
+                    ),
                 ));
             }
             let user_data = match p.get("user_data") {
@@ -834,8 +954,13 @@ fn machine(st: &mut State, method: &str, id: &str, p: &Params) -> R {
         }
         ("POST", "release") => {
             let releasable = [
-                status::ALLOCATED, status::DEPLOYED, status::DEPLOYING, status::FAILED_DEPLOYMENT,
-                status::FAILED_RELEASING, status::FAILED_DISK_ERASING, status::BROKEN,
+                status::ALLOCATED,
+                status::DEPLOYED,
+                status::DEPLOYING,
+                status::FAILED_DEPLOYMENT,
+                status::FAILED_RELEASING,
+                status::FAILED_DISK_ERASING,
+                status::BROKEN,
             ];
             if !releasable.contains(&m.status) {
                 return Err(conflict(format!(
@@ -848,7 +973,12 @@ fn machine(st: &mut State, method: &str, id: &str, p: &Params) -> R {
             m.user_data = None;
             if m.erased {
                 m.status = status::DISK_ERASING;
-                m.status_message = if p.flag("quick_erase") { "Quick erasing disks" } else { "Erasing disks" }.into();
+                m.status_message = if p.flag("quick_erase") {
+                    "Quick erasing disks"
+                } else {
+                    "Erasing disks"
+                }
+                .into();
             } else {
                 m.status = status::RELEASING;
                 m.status_message = "Releasing".into();
@@ -862,7 +992,8 @@ fn machine(st: &mut State, method: &str, id: &str, p: &Params) -> R {
                 )));
             }
             let layout = p.req("storage_layout")?.to_string();
-            st.layout(id, &layout).map_err(|e| field_error("storage_layout", &e))?;
+            st.layout(id, &layout)
+                .map_err(|e| field_error("storage_layout", &e))?;
         }
         ("POST", "power_on" | "power_off") => {}
         _ => return Err(not_found()),
@@ -900,14 +1031,26 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
     match (rest, method, op) {
         ([], "GET", "") => {
             let m = &st.machines[id];
-            ok(Value::Array(m.interfaces.iter().map(|i| st.interface_json(m, i)).collect()))
+            ok(Value::Array(
+                m.interfaces
+                    .iter()
+                    .map(|i| st.interface_json(m, i))
+                    .collect(),
+            ))
         }
         ([], "POST", "create_bond") => {
             editable(st, id, "create a bond")?;
             let name = p.req("name")?.to_string();
-            let parents: Vec<i64> = p.all("parents").iter().filter_map(|x| x.parse().ok()).collect();
+            let parents: Vec<i64> = p
+                .all("parents")
+                .iter()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             if parents.is_empty() {
-                return Err(field_error("parents", "A bond interface must have one or more parents."));
+                return Err(field_error(
+                    "parents",
+                    "A bond interface must have one or more parents.",
+                ));
             }
             let new_id = st.id();
             let vlan = p.int("vlan")?;
@@ -917,16 +1060,33 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
             let mtu = p.int("mtu")?;
             let m = st.machines.get_mut(id).expect("checked");
             if m.interfaces.iter().any(|i| i.name == name) {
-                return Err(field_error("name", "Interface with this name already exists on the node."));
+                return Err(field_error(
+                    "name",
+                    "Interface with this name already exists on the node.",
+                ));
             }
             for pid in &parents {
-                let ok = m.interfaces.iter().any(|i| i.id == *pid && i.kind == "physical")
-                    && !m.interfaces.iter().any(|i| i.kind == "bond" && i.parents.contains(pid));
+                let ok = m
+                    .interfaces
+                    .iter()
+                    .any(|i| i.id == *pid && i.kind == "physical")
+                    && !m
+                        .interfaces
+                        .iter()
+                        .any(|i| i.kind == "bond" && i.parents.contains(pid));
                 if !ok {
-                    return Err(field_error("parents", &format!("{pid} is not a free physical interface of this node.")));
+                    return Err(field_error(
+                        "parents",
+                        &format!("{pid} is not a free physical interface of this node."),
+                    ));
                 }
             }
-            let first = m.interfaces.iter().find(|i| i.id == parents[0]).expect("checked").clone();
+            let first = m
+                .interfaces
+                .iter()
+                .find(|i| i.id == parents[0])
+                .expect("checked")
+                .clone();
             for i in m.interfaces.iter_mut().filter(|i| parents.contains(&i.id)) {
                 i.links.clear(); // Bonded parents are disconnected.
             }
@@ -934,7 +1094,9 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
                 id: new_id,
                 name,
                 kind: "bond".into(),
-                mac: p.get("mac_address").map_or(first.mac.clone(), str::to_string),
+                mac: p
+                    .get("mac_address")
+                    .map_or(first.mac.clone(), str::to_string),
                 vlan: vlan.or(first.vlan),
                 parents,
                 links: Vec::new(),
@@ -945,28 +1107,58 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
         }
         ([], "POST", "create_vlan") => {
             editable(st, id, "create a VLAN interface")?;
-            let parent = p.int("parent")?.ok_or_else(|| field_error("parent", "This field is required."))?;
-            let vlan = p.int("vlan")?.ok_or_else(|| field_error("vlan", "This field is required."))?;
-            let v = st.vlans.iter().find(|x| x.id == vlan).cloned()
+            let parent = p
+                .int("parent")?
+                .ok_or_else(|| field_error("parent", "This field is required."))?;
+            let vlan = p
+                .int("vlan")?
+                .ok_or_else(|| field_error("vlan", "This field is required."))?;
+            let v = st
+                .vlans
+                .iter()
+                .find(|x| x.id == vlan)
+                .cloned()
                 .ok_or_else(|| field_error("vlan", "Select a valid choice."))?;
             let new_id = st.id();
             let parent_fabric = {
                 let m = &st.machines[id];
-                let pi = m.interfaces.iter().find(|i| i.id == parent)
+                let pi = m
+                    .interfaces
+                    .iter()
+                    .find(|i| i.id == parent)
                     .ok_or_else(|| field_error("parent", "Select a valid choice."))?;
-                pi.vlan.and_then(|pv| st.vlans.iter().find(|x| x.id == pv)).map(|x| x.fabric)
+                pi.vlan
+                    .and_then(|pv| st.vlans.iter().find(|x| x.id == pv))
+                    .map(|x| x.fabric)
             };
             if v.vid == 0 {
-                return Err(field_error("vlan", "A VLAN interface can only belong to a tagged VLAN."));
+                return Err(field_error(
+                    "vlan",
+                    "A VLAN interface can only belong to a tagged VLAN.",
+                ));
             }
             if parent_fabric != Some(v.fabric) {
-                return Err(field_error("vlan", "A VLAN interface can only belong to a VLAN on the same fabric as its parent."));
+                return Err(field_error(
+                    "vlan",
+                    "A VLAN interface can only belong to a VLAN on the same fabric as its parent.",
+                ));
             }
             let m = st.machines.get_mut(id).expect("checked");
-            if m.interfaces.iter().any(|i| i.kind == "vlan" && i.parents == [parent] && i.vlan == Some(vlan)) {
-                return Err(field_error("__all__", "A VLAN interface with this parent and VLAN already exists."));
+            if m.interfaces
+                .iter()
+                .any(|i| i.kind == "vlan" && i.parents == [parent] && i.vlan == Some(vlan))
+            {
+                return Err(field_error(
+                    "__all__",
+                    "A VLAN interface with this parent and VLAN already exists.",
+                ));
             }
-            let parent_iface = m.interfaces.iter().find(|i| i.id == parent).expect("checked").clone();
+            let parent_iface = m
+                .interfaces
+                .iter()
+                .find(|i| i.id == parent)
+                .expect("checked")
+                .clone();
             m.interfaces.push(super::state::Interface {
                 id: new_id,
                 name: format!("{}.{}", parent_iface.name, v.vid),
@@ -995,7 +1187,11 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
                     }
                     let mtu = p.int("mtu")?;
                     let m = st.machines.get_mut(id).expect("checked");
-                    let i = m.interfaces.iter_mut().find(|i| i.id == iid).expect("checked");
+                    let i = m
+                        .interfaces
+                        .iter_mut()
+                        .find(|i| i.id == iid)
+                        .expect("checked");
                     if let Some(v) = vlan
                         && i.vlan != Some(v)
                     {
@@ -1012,7 +1208,8 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
                 ("DELETE", "") => {
                     editable(st, id, "delete an interface")?;
                     let m = st.machines.get_mut(id).expect("checked");
-                    m.interfaces.retain(|i| i.id != iid && !i.parents.contains(&iid));
+                    m.interfaces
+                        .retain(|i| i.id != iid && !i.parents.contains(&iid));
                     return Ok(Reply::NoContent);
                 }
                 ("POST", "link_subnet") => {
@@ -1022,38 +1219,72 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
                         return Err(field_error("mode", "Select a valid choice."));
                     }
                     let subnet = p.int("subnet")?;
-                    let subnet = match subnet {
-                        Some(s) => Some(st.subnets.iter().find(|x| x.id == s).cloned()
-                            .ok_or_else(|| field_error("subnet", "Select a valid choice."))?),
-                        None if mode == "link_up" => None,
-                        None => return Err(field_error("subnet", "This field is required.")),
+                    let subnet =
+                        match subnet {
+                            Some(s) => {
+                                Some(st.subnets.iter().find(|x| x.id == s).cloned().ok_or_else(
+                                    || field_error("subnet", "Select a valid choice."),
+                                )?)
+                            }
+                            None if mode == "link_up" => None,
+                            None => return Err(field_error("subnet", "This field is required.")),
+                        };
+                    let ip = p
+                        .get("ip_address")
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string);
+                    let in_use = |ip: &str| {
+                        st.machines.values().any(|m| {
+                            m.interfaces
+                                .iter()
+                                .any(|i| i.links.iter().any(|l| l.ip.as_deref() == Some(ip)))
+                        })
                     };
-                    let ip = p.get("ip_address").filter(|x| !x.is_empty()).map(str::to_string);
-                    let in_use = |ip: &str| st.machines.values().any(|m| {
-                        m.interfaces.iter().any(|i| i.links.iter().any(|l| l.ip.as_deref() == Some(ip)))
-                    });
                     if let (Some(s), Some(ip)) = (&subnet, &ip) {
                         if mode != "static" {
-                            return Err(field_error("ip_address", "IP address can only be set in STATIC mode."));
+                            return Err(field_error(
+                                "ip_address",
+                                "IP address can only be set in STATIC mode.",
+                            ));
                         }
                         if !in_cidr(ip, &s.cidr) {
-                            return Err(field_error("ip_address", &format!("IP address is not in subnet {}.", s.cidr)));
+                            return Err(field_error(
+                                "ip_address",
+                                &format!("IP address is not in subnet {}.", s.cidr),
+                            ));
                         }
-                        if st.ipranges.iter().any(|r| r.subnet == s.id && r.kind == "dynamic"
-                            && ip_u32(&r.start) <= ip_u32(ip) && ip_u32(ip) <= ip_u32(&r.end)) {
-                            return Err(field_error("ip_address", "IP address is inside a dynamic range."));
+                        if st.ipranges.iter().any(|r| {
+                            r.subnet == s.id
+                                && r.kind == "dynamic"
+                                && ip_u32(&r.start) <= ip_u32(ip)
+                                && ip_u32(ip) <= ip_u32(&r.end)
+                        }) {
+                            return Err(field_error(
+                                "ip_address",
+                                "IP address is inside a dynamic range.",
+                            ));
                         }
                         if in_use(ip) {
-                            return Err(field_error("ip_address", &format!("IP address {ip} is already in use.")));
+                            return Err(field_error(
+                                "ip_address",
+                                &format!("IP address {ip} is already in use."),
+                            ));
                         }
                     }
                     let link_id = st.id();
                     let m = st.machines.get_mut(id).expect("checked");
-                    let i = m.interfaces.iter_mut().find(|i| i.id == iid).expect("checked");
+                    let i = m
+                        .interfaces
+                        .iter_mut()
+                        .find(|i| i.id == iid)
+                        .expect("checked");
                     if let Some(s) = &subnet
                         && i.vlan != Some(s.vlan)
                     {
-                        return Err(field_error("subnet", "The subnet is not on the interface's VLAN."));
+                        return Err(field_error(
+                            "subnet",
+                            "The subnet is not on the interface's VLAN.",
+                        ));
                     }
                     i.links.push(Link {
                         id: link_id,
@@ -1064,9 +1295,15 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
                 }
                 ("POST", "unlink_subnet") => {
                     editable(st, id, "unlink a subnet")?;
-                    let link = p.int("id")?.ok_or_else(|| field_error("id", "This field is required."))?;
+                    let link = p
+                        .int("id")?
+                        .ok_or_else(|| field_error("id", "This field is required."))?;
                     let m = st.machines.get_mut(id).expect("checked");
-                    let i = m.interfaces.iter_mut().find(|i| i.id == iid).expect("checked");
+                    let i = m
+                        .interfaces
+                        .iter_mut()
+                        .find(|i| i.id == iid)
+                        .expect("checked");
                     let before = i.links.len();
                     i.links.retain(|l| l.id != link);
                     if i.links.len() == before {
@@ -1076,7 +1313,11 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
                 ("POST", "disconnect") => {
                     editable(st, id, "disconnect an interface")?;
                     let m = st.machines.get_mut(id).expect("checked");
-                    let i = m.interfaces.iter_mut().find(|i| i.id == iid).expect("checked");
+                    let i = m
+                        .interfaces
+                        .iter_mut()
+                        .find(|i| i.id == iid)
+                        .expect("checked");
                     i.links.clear();
                     i.vlan = None;
                 }
@@ -1090,7 +1331,9 @@ fn interfaces(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params)
 
 // --- storage --------------------------------------------------------------
 
-const FSTYPES: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "fat32", "vfat", "swap"];
+const FSTYPES: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "fat32", "vfat", "swap",
+];
 
 fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) -> R {
     let op = p.get("op").unwrap_or("");
@@ -1111,7 +1354,10 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
     let mounted: Vec<String> = st.machines[id]
         .block_devices
         .iter()
-        .flat_map(|b| b.fs.iter().chain(b.partitions.iter().filter_map(|p| p.fs.as_ref())))
+        .flat_map(|b| {
+            b.fs.iter()
+                .chain(b.partitions.iter().filter_map(|p| p.fs.as_ref()))
+        })
         .filter_map(|f| f.mount_point.clone())
         .collect();
     let fs_ops = |fs: &mut Option<Fs>, in_vg: bool| -> Result<(), Reply> {
@@ -1122,20 +1368,33 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
                     return Err(field_error("fstype", "Select a valid choice."));
                 }
                 if in_vg {
-                    return Err(field_error("__all__", "Cannot format: it is part of a volume group."));
+                    return Err(field_error(
+                        "__all__",
+                        "Cannot format: it is part of a volume group.",
+                    ));
                 }
-                *fs = Some(Fs { fstype: fstype.into(), mount_point: None, mount_options: None });
+                *fs = Some(Fs {
+                    fstype: fstype.into(),
+                    mount_point: None,
+                    mount_options: None,
+                });
             }
             "mount" => {
                 let mp = p.req("mount_point")?;
                 let Some(f) = fs else {
-                    return Err(field_error("__all__", "Cannot mount an unformatted block device or partition."));
+                    return Err(field_error(
+                        "__all__",
+                        "Cannot mount an unformatted block device or partition.",
+                    ));
                 };
                 if !(mp.starts_with('/') || (mp == "none" && f.fstype == "swap")) {
                     return Err(field_error("mount_point", "Enter a valid absolute path."));
                 }
                 if mounted.iter().any(|x| x == mp) {
-                    return Err(field_error("mount_point", &format!("Another filesystem is already mounted at {mp}.")));
+                    return Err(field_error(
+                        "mount_point",
+                        &format!("Another filesystem is already mounted at {mp}."),
+                    ));
                 }
                 f.mount_point = Some(mp.into());
                 f.mount_options = p.get("mount_options").map(str::to_string);
@@ -1150,18 +1409,28 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
         (["blockdevices"], "GET", "") => Value::Null,
         (["blockdevices", bid], _, _) => {
             let bid = parse_id(bid)?;
-            let b = m.block_devices.iter_mut().find(|b| b.id == bid).ok_or_else(not_found)?;
+            let b = m
+                .block_devices
+                .iter_mut()
+                .find(|b| b.id == bid)
+                .ok_or_else(not_found)?;
             match (method, op) {
                 ("GET", "") => {}
                 ("POST", "set_boot_disk") => {
                     if b.virtual_ {
-                        return Err(field_error("__all__", "Cannot set a virtual block device as the boot disk."));
+                        return Err(field_error(
+                            "__all__",
+                            "Cannot set a virtual block device as the boot disk.",
+                        ));
                     }
                     m.boot_disk = bid;
                 }
                 ("POST", _) => {
                     if !b.partitions.is_empty() && op == "format" {
-                        return Err(field_error("__all__", "Cannot format a block device that has partitions."));
+                        return Err(field_error(
+                            "__all__",
+                            "Cannot format a block device that has partitions.",
+                        ));
                     }
                     let in_vg = !b.virtual_ && b.vg.is_some();
                     fs_ops(&mut b.fs, in_vg)?;
@@ -1172,12 +1441,19 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
         }
         (["blockdevices", bid, "partitions"], _, "") => {
             let bid = parse_id(bid)?;
-            let b = m.block_devices.iter_mut().find(|b| b.id == bid).ok_or_else(not_found)?;
+            let b = m
+                .block_devices
+                .iter_mut()
+                .find(|b| b.id == bid)
+                .ok_or_else(not_found)?;
             match method {
                 "GET" => json!({"partitions_of": bid}),
                 "POST" => {
                     if b.virtual_ || b.fs.is_some() || b.vg.is_some() {
-                        return Err(field_error("__all__", "Cannot create a partition on this block device."));
+                        return Err(field_error(
+                            "__all__",
+                            "Cannot create a partition on this block device.",
+                        ));
                     }
                     let room = if b.partitions.is_empty() {
                         b.size.saturating_sub(PARTITION_TABLE_OVERHEAD)
@@ -1186,16 +1462,28 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
                     };
                     let size = match p.int("size")? {
                         Some(s) if s > 0 => (s as u64) / ALIGN * ALIGN,
-                        Some(_) => return Err(field_error("size", "Ensure this value is greater than 0.")),
+                        Some(_) => {
+                            return Err(field_error(
+                                "size",
+                                "Ensure this value is greater than 0.",
+                            ));
+                        }
                         None => room / ALIGN * ALIGN,
                     };
                     if size == 0 {
-                        return Err(field_error("size", "Partition is smaller than the 4 MiB alignment."));
+                        return Err(field_error(
+                            "size",
+                            "Partition is smaller than the 4 MiB alignment.",
+                        ));
                     }
                     if size > room {
-                        return Err(field_error("size", &format!(
-                            "Partition cannot be saved; not enough free space on the block device \
-                             ({size} requested, {room} available).")));
+                        return Err(field_error(
+                            "size",
+                            &format!(
+                                "Partition cannot be saved; not enough free space on the block device \
+                             ({size} requested, {room} available)."
+                            ),
+                        ));
                     }
                     b.partitions.push(Partition {
                         id: new_id,
@@ -1211,13 +1499,24 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
         }
         (["blockdevices", bid, "partition", pid], _, _) => {
             let (bid, pid) = (parse_id(bid)?, parse_id(pid)?);
-            let b = m.block_devices.iter_mut().find(|b| b.id == bid).ok_or_else(not_found)?;
-            let idx = b.partitions.iter().position(|x| x.id == pid).ok_or_else(not_found)?;
+            let b = m
+                .block_devices
+                .iter_mut()
+                .find(|b| b.id == bid)
+                .ok_or_else(not_found)?;
+            let idx = b
+                .partitions
+                .iter()
+                .position(|x| x.id == pid)
+                .ok_or_else(not_found)?;
             match (method, op) {
                 ("GET", "") => {}
                 ("DELETE", "") => {
                     if b.partitions[idx].vg.is_some() {
-                        return Err(field_error("__all__", "Cannot delete a partition that is part of a volume group."));
+                        return Err(field_error(
+                            "__all__",
+                            "Cannot delete a partition that is part of a volume group.",
+                        ));
                     }
                     b.partitions.remove(idx);
                     return Ok(Reply::NoContent);
@@ -1235,25 +1534,48 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
         (["volume-groups"], "POST", "") => {
             let name = p.req("name")?.to_string();
             if m.volume_groups.iter().any(|v| v.name == name) {
-                return Err(field_error("name", "Volume group with this name already exists."));
+                return Err(field_error(
+                    "name",
+                    "Volume group with this name already exists.",
+                ));
             }
             let mut size = 0;
-            let bds: Vec<i64> = p.all("block_devices").iter().filter_map(|x| x.parse().ok()).collect();
-            let parts: Vec<i64> = p.all("partitions").iter().filter_map(|x| x.parse().ok()).collect();
+            let bds: Vec<i64> = p
+                .all("block_devices")
+                .iter()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let parts: Vec<i64> = p
+                .all("partitions")
+                .iter()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             if bds.is_empty() && parts.is_empty() {
-                return Err(field_error("__all__", "At least one valid block device or partition is required."));
+                return Err(field_error(
+                    "__all__",
+                    "At least one valid block device or partition is required.",
+                ));
             }
             for bid in &bds {
                 let b = m.block_devices.iter().find(|b| b.id == *bid && !b.virtual_);
                 if b.is_none_or(|b| !b.partitions.is_empty() || b.fs.is_some() || b.vg.is_some()) {
-                    return Err(field_error("block_devices", &format!("{bid} is not an available block device.")));
+                    return Err(field_error(
+                        "block_devices",
+                        &format!("{bid} is not an available block device."),
+                    ));
                 }
             }
             for pid in &parts {
-                let free = m.block_devices.iter().flat_map(|b| &b.partitions)
+                let free = m
+                    .block_devices
+                    .iter()
+                    .flat_map(|b| &b.partitions)
                     .any(|x| x.id == *pid && x.fs.is_none() && x.vg.is_none());
                 if !free {
-                    return Err(field_error("partitions", &format!("{pid} is not an available partition.")));
+                    return Err(field_error(
+                        "partitions",
+                        &format!("{pid} is not an available partition."),
+                    ));
                 }
             }
             for b in &mut m.block_devices {
@@ -1268,17 +1590,27 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
                     }
                 }
             }
-            m.volume_groups.push(VolumeGroup { id: new_id, name, size });
+            m.volume_groups.push(VolumeGroup {
+                id: new_id,
+                name,
+                size,
+            });
             json!({"volume_group": new_id})
         }
         (["volume-group", vgid], _, _) => {
             let vgid = parse_id(vgid)?;
-            let vg = m.volume_groups.iter().find(|v| v.id == vgid).cloned().ok_or_else(not_found)?;
+            let vg = m
+                .volume_groups
+                .iter()
+                .find(|v| v.id == vgid)
+                .cloned()
+                .ok_or_else(not_found)?;
             match (method, op) {
                 ("GET", "") => json!({"volume_group": vgid}),
                 ("DELETE", "") => {
                     m.volume_groups.retain(|v| v.id != vgid);
-                    m.block_devices.retain(|b| !(b.virtual_ && b.vg == Some(vgid)));
+                    m.block_devices
+                        .retain(|b| !(b.virtual_ && b.vg == Some(vgid)));
                     for b in &mut m.block_devices {
                         if b.vg == Some(vgid) {
                             b.vg = None;
@@ -1295,17 +1627,27 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
                     let name = p.req("name")?.to_string();
                     let full = format!("{}-{name}", vg.name);
                     if m.block_devices.iter().any(|b| b.name == full) {
-                        return Err(field_error("name", "Logical volume with this name already exists."));
+                        return Err(field_error(
+                            "name",
+                            "Logical volume with this name already exists.",
+                        ));
                     }
-                    let used: u64 = m.block_devices.iter().filter(|b| b.virtual_ && b.vg == Some(vgid)).map(|b| b.size).sum();
+                    let used: u64 = m
+                        .block_devices
+                        .iter()
+                        .filter(|b| b.virtual_ && b.vg == Some(vgid))
+                        .map(|b| b.size)
+                        .sum();
                     let room = vg.size - used;
                     let size = match p.int("size")? {
                         Some(s) if s > 0 => (s as u64) / ALIGN * ALIGN,
                         _ => return Err(field_error("size", "This field is required.")),
                     };
                     if size == 0 || size > room {
-                        return Err(field_error("size", &format!(
-                            "Size is too large. Maximum size is {room}.")));
+                        return Err(field_error(
+                            "size",
+                            &format!("Size is too large. Maximum size is {room}."),
+                        ));
                     }
                     m.block_devices.push(BlockDevice {
                         id: new_id,
@@ -1327,21 +1669,40 @@ fn storage(st: &mut State, method: &str, id: &str, rest: &[&str], p: &Params) ->
     // Render what the request is about.
     let m = &st.machines[id];
     let render_bd = |bid: i64| {
-        m.block_devices.iter().find(|b| b.id == bid).map_or(Value::Null, |b| st.block_device_json(m, b))
+        m.block_devices
+            .iter()
+            .find(|b| b.id == bid)
+            .map_or(Value::Null, |b| st.block_device_json(m, b))
     };
     let render_vg = |vgid: i64| {
-        m.volume_groups.iter().find(|v| v.id == vgid).map_or(Value::Null, |v| st.volume_group_json(m, v))
+        m.volume_groups
+            .iter()
+            .find(|v| v.id == vgid)
+            .map_or(Value::Null, |v| st.volume_group_json(m, v))
     };
     ok(if out.is_null() {
-        Value::Array(m.block_devices.iter().map(|b| st.block_device_json(m, b)).collect())
+        Value::Array(
+            m.block_devices
+                .iter()
+                .map(|b| st.block_device_json(m, b))
+                .collect(),
+        )
     } else if let Some(bid) = out["block_device"].as_i64() {
         render_bd(bid)
     } else if let Some(bid) = out["partitions_of"].as_i64() {
         render_bd(bid)["partitions"].clone()
-    } else if let Some([bid, pid]) = out["partition"].as_array().map(|a| [a[0].as_i64(), a[1].as_i64()]) {
+    } else if let Some([bid, pid]) = out["partition"]
+        .as_array()
+        .map(|a| [a[0].as_i64(), a[1].as_i64()])
+    {
         list_find(&render_bd(bid.unwrap_or(0))["partitions"], pid.unwrap_or(0))
     } else if out["volume_groups"].as_bool() == Some(true) {
-        Value::Array(m.volume_groups.iter().map(|v| st.volume_group_json(m, v)).collect())
+        Value::Array(
+            m.volume_groups
+                .iter()
+                .map(|v| st.volume_group_json(m, v))
+                .collect(),
+        )
     } else {
         render_vg(out["volume_group"].as_i64().unwrap_or(0))
     })

@@ -391,7 +391,10 @@ impl NewMachine {
             mac: mac.into(),
             bmc: None,
             extra_nics: Vec::new(),
-            disks: vec![("sda".into(), 500_000_000_000), ("sdb".into(), 1_000_000_000_000)],
+            disks: vec![
+                ("sda".into(), 500_000_000_000),
+                ("sdb".into(), 1_000_000_000_000),
+            ],
         }
     }
 }
@@ -459,7 +462,9 @@ impl State {
         let n = self.machines.len() + 1;
         let system_id = format!("m{n:05x}");
         let mut interfaces = Vec::new();
-        for (name, mac) in std::iter::once(("eth0".to_string(), new.mac.clone())).chain(new.extra_nics) {
+        for (name, mac) in
+            std::iter::once(("eth0".to_string(), new.mac.clone())).chain(new.extra_nics)
+        {
             interfaces.push(Interface {
                 id: self.id(),
                 name,
@@ -548,10 +553,7 @@ impl State {
     /// Applies a storage layout (`flat`, `lvm` or `blank`) to a machine.
     pub fn layout(&mut self, system_id: &str, layout: &str) -> Result<(), String> {
         let ids: Vec<i64> = (0..3).map(|_| self.id()).collect();
-        let m = self
-            .machines
-            .get_mut(system_id)
-            .ok_or("no such machine")?;
+        let m = self.machines.get_mut(system_id).ok_or("no such machine")?;
         m.block_devices.retain(|b| !b.virtual_);
         m.volume_groups.clear();
         for b in &mut m.block_devices {
@@ -672,7 +674,12 @@ impl State {
 
     /// Interface JSON.
     pub fn interface_json(&self, m: &Machine, i: &Interface) -> Value {
-        let name_of = |id: &i64| m.interfaces.iter().find(|x| x.id == *id).map(|x| x.name.clone());
+        let name_of = |id: &i64| {
+            m.interfaces
+                .iter()
+                .find(|x| x.id == *id)
+                .map(|x| x.name.clone())
+        };
         let parents: Vec<String> = i.parents.iter().filter_map(name_of).collect();
         let children: Vec<String> = m
             .interfaces
@@ -684,7 +691,8 @@ impl State {
             .links
             .iter()
             .map(|l| {
-                let mut v = json!({"id": l.id, "mode": l.mode, "subnet": self.subnet_json(l.subnet)});
+                let mut v =
+                    json!({"id": l.id, "mode": l.mode, "subnet": self.subnet_json(l.subnet)});
                 if let Some(ip) = &l.ip {
                     v["ip_address"] = json!(ip);
                 }
@@ -767,7 +775,11 @@ impl State {
     /// Machine JSON.
     pub fn machine_json(&self, m: &Machine) -> Value {
         let domain = self.domains.get(&m.domain).cloned().unwrap_or_default();
-        let ifaces: Vec<Value> = m.interfaces.iter().map(|i| self.interface_json(m, i)).collect();
+        let ifaces: Vec<Value> = m
+            .interfaces
+            .iter()
+            .map(|i| self.interface_json(m, i))
+            .collect();
         let disks: Vec<Value> = m
             .block_devices
             .iter()
