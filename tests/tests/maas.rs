@@ -672,20 +672,22 @@ async fn configure_hardware_commissions_to_ready_and_stores_details() {
         "{messages:?}"
     );
 
-    // Ready already: no second commissioning.
+    // Ready already: no second commissioning, no second copy of the details.
     env.ok(Action::ConfigureHardware, Some(&n)).await;
     assert_eq!(
         env.fake.with_state(|st| st.machines[&id].ops["commission"]),
         1
     );
+    assert_eq!(env.services.build_data().len(), 2);
 
-    // A failed commissioning is recommissioned.
+    // A failed commissioning is recommissioned, and its details stored.
     env.set_status(&id, status::FAILED_COMMISSIONING);
     env.ok(Action::ConfigureHardware, Some(&n)).await;
     assert_eq!(
         env.fake.with_state(|st| st.machines[&id].ops["commission"]),
         2
     );
+    assert_eq!(env.services.build_data().len(), 4);
 }
 
 #[tokio::test]

@@ -224,7 +224,8 @@ impl<'a> Maas<'a> {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(&format!("{}={}", percent(k), percent(v)));
         }
-        let what = format!("{method:?} {}", path.trim_start_matches('/')).to_uppercase();
+        let verb = format!("{method:?}").to_uppercase();
+        let what = format!("{verb} {}", path.trim_start_matches('/'));
         let what = match query.iter().find(|(k, _)| *k == "op") {
             Some((_, op)) => format!("{what}?op={op}"),
             None => what,

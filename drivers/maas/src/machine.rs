@@ -257,6 +257,7 @@ pub fn commission(ctx: &Ctx, node: &Node) -> Result<()> {
     match n(&m, "status") {
         Status::NEW | Status::FAILED_COMMISSIONING | Status::FAILED_TESTING => {
             ctx.info(format!("commissioning {}", label(node, &m)));
+            ctx.kv_delete(&format!("details/{id}"));
             maas.post(
                 &format!("machines/{id}/"),
                 Some("commission"),
@@ -266,6 +267,7 @@ pub fn commission(ctx: &Ctx, node: &Node) -> Result<()> {
         Status::COMMISSIONING | Status::TESTING => {}
         Status::READY | Status::ALLOCATED | Status::DEPLOYING | Status::DEPLOYED => {
             ctx.debug(format!("{} is already commissioned", label(node, &m)));
+            store_details(ctx, &maas, &m);
             return Ok(());
         }
         _ => {
@@ -288,9 +290,14 @@ pub fn commission(ctx: &Ctx, node: &Node) -> Result<()> {
     Ok(())
 }
 
-/// Stores the `details` (lshw, lldp) of a machine as build data. Best
-/// effort: commissioning succeeded even if they cannot be read.
+/// Stores the `details` (lshw, lldp) of a machine as build data, once per
+/// machine (remembered in `details/<system_id>`). Best effort:
+/// commissioning succeeded even if they cannot be read.
 fn store_details(ctx: &Ctx, maas: &Maas, m: &Value) {
+    let marker = format!("details/{}", s(m, "system_id"));
+    if ctx.kv_get(&marker).is_some() {
+        return;
+    }
     let path = format!("machines/{}/", s(m, "system_id"));
     match maas.get_raw(&path, &[("op", "details")]) {
         Ok(bson) => match bson_fields(&bson) {
@@ -299,6 +306,7 @@ fn store_details(ctx: &Ctx, maas: &Maas, m: &Value) {
                     let text = String::from_utf8_lossy(&content);
                     ctx.build_data(&name, "text/xml", &text);
                 }
+                ctx.kv_set(&marker, "stored");
             }
             None => ctx.warn("MAAS answered undecodable BSON for the machine's details"),
         },
@@ -445,6 +453,7 @@ pub fn destroy(ctx: &Ctx, node: &Node) -> Result<()> {
     }
     maas.delete(&format!("machines/{id}/"))?;
     ctx.kv_delete(&kv_key(node));
+    ctx.kv_delete(&format!("details/{id}"));
     ctx.status(format!("{} ({id}) deleted from MAAS", node.name), false);
     Ok(())
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::api::{Form, Maas, list, n, s};
 use crate::machine::{Status, label, require};
-use crate::site::{fabric_vlan, vid_on};
+use crate::site::{bonded, fabric_vlan, vid_on};
 
 /// Statuses in which MAAS lets interfaces change.
 const EDITABLE: &[i64] = &[Status::READY, Status::ALLOCATED, Status::BROKEN];
@@ -152,7 +152,7 @@ fn base_interface(
             })
     };
     let vlan_id = n(untagged, "id");
-    let bond = design.slaves.len() > 1 || link.bonding_mode.is_some();
+    let bond = design.slaves.len() > 1 || bonded(link);
     let iface = if bond {
         match all
             .iter()
@@ -163,7 +163,10 @@ fn base_interface(
                 let mut form = Form::new()
                     .with("name", &design.name)
                     .with("vlan", vlan_id)
-                    .with_opt("bond_mode", link.bonding_mode.as_deref())
+                    .with_opt(
+                        "bond_mode",
+                        bonded(link).then(|| link.bonding_mode.clone()).flatten(),
+                    )
                     .with_opt("mtu", (link.mtu > 0).then_some(link.mtu));
                 for slave in &design.slaves {
                     form = form.with("parents", n(&physical(slave)?, "id"));

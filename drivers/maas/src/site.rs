@@ -75,7 +75,8 @@ pub fn validate(ctx: &Ctx) -> Result<()> {
     }))
 }
 
-/// The `op=` free fabric, VLAN and subnet lists, refreshed as we create.
+/// The region's fabrics (with their VLANs) and subnets, kept current as the
+/// template creates them.
 struct Inventory {
     fabrics: Vec<Value>,
     subnets: Vec<Value>,
@@ -96,14 +97,23 @@ pub fn fabric_vlan(fabric: &Value, vid: i64) -> Option<&Value> {
     list(&fabric["vlans"]).iter().find(|v| n(v, "vid") == vid)
 }
 
-/// The VLAN tag a network has on a link: 0 (untagged) for the link's native
-/// network or an untagged network.
+/// The VLAN tag a network has on a link: 0 (untagged) on a link that is
+/// not an 802.1q trunk, for the link's native network, or for an untagged
+/// network.
 pub fn vid_on(link: &NetworkLink, net: &Network) -> i64 {
-    if link.native_network.as_deref() == Some(net.name.as_str()) {
+    let trunk = link.trunk_mode.as_deref() == Some("802.1q");
+    if !trunk || link.native_network.as_deref() == Some(net.name.as_str()) {
         0
     } else {
         net.vlan.map_or(0, i64::from)
     }
+}
+
+/// Whether a link bonds its interfaces (Drydock writes `disabled` for no).
+pub fn bonded(link: &NetworkLink) -> bool {
+    link.bonding_mode
+        .as_deref()
+        .is_some_and(|m| !m.is_empty() && m != "disabled" && m != "none")
 }
 
 /// The networks a link carries: its native network, then the allowed ones.
@@ -156,6 +166,16 @@ pub fn network_template(ctx: &Ctx, site: &SiteNetworks) -> Result<()> {
         let fid = n(&fabric, "id");
         ensure_vlan(&maas, &fabric, 0, None, link.mtu)?;
         for net in link_networks(site, link) {
+            if let Some((_, fid, _)) = placed.iter().find(|(p, _, _)| p.name == net.name) {
+                ctx.status(
+                    format!(
+                        "network {} is on several links; MAAS keeps it on the first (fabric {fid})",
+                        net.name
+                    ),
+                    true,
+                );
+                continue;
+            }
             let vid = vid_on(link, net);
             if vid != 0 {
                 ensure_vlan(&maas, &fabric, vid, Some(&net.name), net.mtu)?;

@@ -115,7 +115,7 @@ pub struct BlockDevice {
 impl BlockDevice {
     /// Space left, as MAAS computes it.
     pub fn available(&self) -> u64 {
-        if self.fs.is_some() || (self.vg.is_some() && !self.virtual_) || self.virtual_ {
+        if self.fs.is_some() || self.vg.is_some() || self.virtual_ {
             return 0;
         }
         if self.partitions.is_empty() {
