@@ -381,6 +381,12 @@ async fn requests_are_signed_with_oauth_plaintext_and_a_wrong_key_is_auth() {
     assert_eq!(e.kind, DriverErrorKind::Auth);
     assert!(e.message.contains("HTTP 401"), "{}", e.message);
     assert!(e.message.contains("Invalid signature"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("answered HTTP 401 to GET users/?op=whoami"),
+        "{}",
+        e.message
+    );
     assert!(!e.message.contains("wrongsecret"), "{}", e.message);
 
     let malformed = Env::with(Duration::from_millis(10), &[("api_key", "just-a-token")]).await;
@@ -1188,4 +1194,63 @@ async fn fake_accepts_libmaas_base64_multipart() {
     let r = fake.requests().pop().unwrap();
     assert!(r.base64_parts);
     assert!(fake.with_state(|st| st.fabrics.values().any(|f| f == "fabric-from-libmaas")));
+}
+
+/// Drydock's `bonding: disabled` and a link that is not an 802.1q trunk: a
+/// plain interface, the network untagged on the link's fabric.
+#[tokio::test]
+async fn untrunked_link_is_untagged_and_disabled_bonding_is_no_bond() {
+    let env = Env::new().await;
+    let mut p = params();
+    let s = p.site.as_mut().unwrap();
+    s.links.push(NetworkLink {
+        name: "ops-link".into(),
+        mtu: 1500,
+        bonding_mode: Some("disabled".into()),
+        trunk_mode: None,
+        native_network: None,
+        allowed_networks: vec!["ops".into()],
+    });
+    s.networks.push(Network {
+        name: "ops".into(),
+        cidr: "10.3.0.0/24".into(),
+        vlan: Some(300),
+        mtu: 1500,
+        ..Network::default()
+    });
+    let t = Duration::from_secs(20);
+    env.call(Action::CreateNetworkTemplate, None, &p, t)
+        .await
+        .unwrap();
+    let (mut n, id) = env.enlisted("node-a").await;
+    env.ok(Action::ConfigureHardware, Some(&n)).await;
+    n.interfaces = vec![Interface {
+        name: "ops".into(),
+        device_link: Some("ops-link".into()),
+        slaves: vec!["eth1".into()],
+        networks: vec!["ops".into()],
+        addresses: vec![Address {
+            network: "ops".into(),
+            address: Some("10.3.0.9".into()),
+        }],
+        ..Interface::default()
+    }];
+    env.call(Action::ApplyNodeNetworking, Some(&n), &p, t)
+        .await
+        .unwrap();
+    env.fake.with_state(|st| {
+        let ops_fabric = *st.fabrics.iter().find(|(_, n)| *n == "ops-link").unwrap().0;
+        assert!(
+            !st.vlans.iter().any(|v| v.vid == 300),
+            "no VLAN 300 on an access link"
+        );
+        let subnet = st.subnets.iter().find(|s| s.cidr == "10.3.0.0/24").unwrap();
+        let vlan = st.vlans.iter().find(|v| v.id == subnet.vlan).unwrap();
+        assert_eq!((vlan.fabric, vlan.vid), (ops_fabric, 0));
+        let m = &st.machines[&id];
+        assert!(!m.interfaces.iter().any(|i| i.kind != "physical"));
+        let eth1 = m.interfaces.iter().find(|i| i.name == "eth1").unwrap();
+        assert_eq!(eth1.links.len(), 1);
+        assert_eq!(eth1.links[0].ip.as_deref(), Some("10.3.0.9"));
+    });
 }
