@@ -59,7 +59,10 @@ pub fn find(ctx: &Ctx, maas: &Maas, node: &Node) -> Result<Option<Value>> {
     }
     let found = match list(&maas.get("machines/", &[("hostname", &node.name)])?).first() {
         Some(m) => Some(m.clone()),
-        None => by_bmc(maas, node)?.or(by_mac(maas, node)?),
+        None => match by_bmc(maas, node)? {
+            Some(m) => Some(m),
+            None => by_mac(maas, node)?,
+        },
     };
     if let Some(m) = &found {
         ctx.kv_set(&kv_key(node), s(m, "system_id"));
@@ -199,12 +202,12 @@ fn wait(
     ctx: &Ctx,
     maas: &Maas,
     node: &Node,
+    id: &str,
     wanted: &[i64],
     failed: &[i64],
     what: &str,
 ) -> Result<Value> {
     let interval = Duration::from_millis(ctx.config_or("poll_interval_ms", 5000u64)?);
-    let id = ctx.kv_get(&kv_key(node)).unwrap_or_default();
     let mut last = String::new();
     loop {
         let m = maas.get(&format!("machines/{id}/"), &[])?;
@@ -282,6 +285,7 @@ pub fn commission(ctx: &Ctx, node: &Node) -> Result<()> {
         ctx,
         &maas,
         node,
+        &id,
         &[Status::READY],
         &[Status::FAILED_COMMISSIONING, Status::FAILED_TESTING],
         "commissioning",
@@ -408,6 +412,7 @@ pub fn deploy(ctx: &Ctx, node: &Node, options: &DeployOptions) -> Result<()> {
         ctx,
         &maas,
         node,
+        &id,
         &[Status::DEPLOYED],
         &[Status::FAILED_DEPLOYMENT],
         "deployment",
@@ -446,6 +451,7 @@ pub fn destroy(ctx: &Ctx, node: &Node) -> Result<()> {
             ctx,
             &maas,
             node,
+            &id,
             &[Status::READY, Status::NEW],
             &[Status::FAILED_RELEASING, Status::FAILED_DISK_ERASING],
             "release",
