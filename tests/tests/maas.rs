@@ -1161,39 +1161,93 @@ async fn a_node_from_enlistment_to_deletion() {
     }
 }
 
+/// Sends one raw HTTP/1.1 request to the fake and returns the whole answer.
+async fn raw(fake: &FakeMaas, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(fake.addr).await.unwrap();
+    let head = format!(
+        "{head}\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        fake.addr,
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(body).await.unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+fn oauth(timestamp: u64, secret: &str) -> String {
+    format!(
+        "authorization: OAuth realm=\"\", oauth_nonce=\"n1\", oauth_timestamp=\"{timestamp}\", \
+         oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", \
+         oauth_consumer_key=\"fakeconsumer\", oauth_token=\"faketoken\", \
+         oauth_signature=\"%26{secret}\""
+    )
+}
+
 /// The fake reads bodies the way python-libmaas sends them: every
 /// multipart part base64-encoded.
 #[tokio::test]
 async fn fake_accepts_libmaas_base64_multipart() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fake = FakeMaas::start(Duration::from_millis(10)).await;
     let body = fake_maas::libmaas_multipart("xyzzy", &[("name", "fabric-from-libmaas")]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let auth = format!(
-        "OAuth realm=\"\", oauth_nonce=\"n1\", oauth_timestamp=\"{now}\", oauth_version=\"1.0\", \
-         oauth_signature_method=\"PLAINTEXT\", oauth_consumer_key=\"fakeconsumer\", \
-         oauth_token=\"faketoken\", oauth_signature=\"%26fakesecret\""
-    );
     let head = format!(
-        "POST /MAAS/api/2.0/fabrics/ HTTP/1.1\r\nhost: {}\r\nauthorization: {auth}\r\n\
-         content-type: multipart/form-data; boundary=xyzzy\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        fake.addr,
-        body.len()
+        "POST /MAAS/api/2.0/fabrics/ HTTP/1.1\r\n{}\r\n\
+         content-type: multipart/form-data; boundary=xyzzy",
+        oauth(now, "fakesecret")
     );
-    let mut sock = tokio::net::TcpStream::connect(fake.addr).await.unwrap();
-    sock.write_all(head.as_bytes()).await.unwrap();
-    sock.write_all(&body).await.unwrap();
-    let mut answer = String::new();
-    sock.read_to_string(&mut answer).await.unwrap();
+    let answer = raw(&fake, &head, &body).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("fabric-from-libmaas"), "{answer}");
     let r = fake.requests().pop().unwrap();
     assert!(r.base64_parts);
     assert!(fake.with_state(|st| st.fabrics.values().any(|f| f == "fabric-from-libmaas")));
+}
+
+/// The fake refuses what MAAS refuses: no OAuth header, a stale timestamp,
+/// a wrong signature; `version/` needs no key.
+#[tokio::test]
+async fn fake_checks_oauth_like_maas() {
+    let fake = FakeMaas::start(Duration::from_millis(10)).await;
+    let get = "GET /MAAS/api/2.0/machines/ HTTP/1.1";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let answer = raw(&fake, get, b"").await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let answer = raw(
+        &fake,
+        &format!("{get}\r\n{}", oauth(now - 3600, "fakesecret")),
+        b"",
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 401") && answer.contains("Expired timestamp"),
+        "{answer}"
+    );
+    let answer = raw(&fake, &format!("{get}\r\n{}", oauth(now, "nope")), b"").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 401") && answer.contains("Invalid signature"),
+        "{answer}"
+    );
+    let answer = raw(
+        &fake,
+        &format!("{get}\r\n{}", oauth(now, "fakesecret")),
+        b"",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw(&fake, "GET /MAAS/api/2.0/version/ HTTP/1.1", b"").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("2.9.2"),
+        "{answer}"
+    );
 }
 
 /// Drydock's `bonding: disabled` and a link that is not an 802.1q trunk: a

@@ -375,6 +375,7 @@ mod tests {
         assert_eq!(Size::parse("512MB"), Some(Size::Bytes(512_000_000)));
         assert_eq!(Size::parse(">100g"), Some(Size::AtLeast(100_000_000_000)));
         assert_eq!(Size::parse("50%"), Some(Size::Percent(50.0)));
+        assert_eq!(Size::parse("99%"), Some(Size::Percent(99.0)));
         for bad in ["", "g", "10x", ">50%", "101%", "-1g", "0g"] {
             assert_eq!(Size::parse(bad), None, "{bad}");
         }
@@ -392,5 +393,8 @@ mod tests {
             Size::AtLeast(50 * gb).bytes(100 * gb, 60 * gb, 20 * gb),
             None
         );
+        let most = Size::Percent(99.0).bytes(100 * gb, 100 * gb, 0).unwrap();
+        assert!(most <= 99 * gb && most > 99 * gb - (4 << 20));
+        assert_eq!(Size::Percent(99.0).bytes(100 * gb, 50 * gb, 0), None);
     }
 }
