@@ -4,10 +4,21 @@
 /// The simulated driver (`drivers/sim`): oob, node and network.
 pub const SIM: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_SIM"));
 
-/// The MAAS node driver (`drivers/maas`).
+/// The Arista EOS eAPI driver (`drivers/eos`): network.
+pub const EOS: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_EOS"));
+
+/// The Redfish driver (`drivers/redfish`): oob for `redfish`, `idrac`, `ilo`.
+pub const REDFISH: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_REDFISH"));
+
+/// The MAAS driver (`drivers/maas`): node.
 pub const MAAS: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_MAAS"));
 
 /// Every bundled driver, by file name.
-pub fn all() -> [(&'static str, &'static [u8]); 2] {
-    [("sim.wasm", SIM), ("maas.wasm", MAAS)]
+pub fn all() -> [(&'static str, &'static [u8]); 4] {
+    [
+        ("sim.wasm", SIM),
+        ("eos.wasm", EOS),
+        ("redfish.wasm", REDFISH),
+        ("maas.wasm", MAAS),
+    ]
 }

@@ -100,6 +100,9 @@ pub struct DriverSettings {
     pub max_call_secs: Option<u64>,
     /// PEM file of CA certificates to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
+    /// Names of secrets the driver may read (`secret-get`), resolved at
+    /// start from the `[secrets]` table or `DRYDOCK_SECRET_<NAME>`.
+    pub secrets: Vec<String>,
 }
 
 /// The whole configuration.
@@ -128,6 +131,13 @@ pub struct Config {
     pub limits: Limits,
     /// Per-driver settings, by driver name.
     pub drivers: BTreeMap<String, DriverSettings>,
+    /// Directory `file:` design references are read from (nothing outside
+    /// it can be named). Default `examples` (the bundled sample site),
+    /// ignored when it does not exist.
+    pub design_dir: Option<PathBuf>,
+    /// Secrets by name (BMC and switch passwords, driver API keys). Prefer
+    /// `DRYDOCK_SECRET_<NAME>` variables or the database over this table.
+    pub secrets: crate::drivers::GrantedSecrets,
 }
 
 impl Default for Config {
@@ -144,6 +154,8 @@ impl Default for Config {
             tokens: Vec::new(),
             limits: Limits::default(),
             drivers: BTreeMap::new(),
+            design_dir: Some(PathBuf::from("examples")),
+            secrets: Default::default(),
         }
     }
 }
@@ -178,6 +190,9 @@ impl Config {
         }
         if let Some(v) = get("DRYDOCK_DRIVERS_DIR") {
             self.drivers_dir = Some(v.into());
+        }
+        if let Some(v) = get("DRYDOCK_DESIGN_DIR") {
+            self.design_dir = Some(v.into());
         }
         if let Some(v) = get("DRYDOCK_INSTANCE_ID") {
             self.instance_id = Some(v);

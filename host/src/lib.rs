@@ -8,6 +8,9 @@
 //! - [`drivers`]: everything about driver components: the only `bindgen!`,
 //!   the wasmtime engine and its limits, loading and checking components, the
 //!   compile cache, the egress policy, and calling actions in a fresh sandbox.
+//! - [`design`]: site designs: fetching, parsing both document forms,
+//!   profile inheritance, Drydock's validation rules, nodes for drivers.
+//! - [`tasks`]: the task engine and the orchestrator's plans.
 //! - [`cli`]: the `drydock` command line (parsing and the commands' effects).
 //! - [`telemetry`]: `tracing` subscriber set-up.
 //!
@@ -17,8 +20,10 @@ pub mod api;
 pub mod bundled;
 pub mod cli;
 pub mod config;
+pub mod design;
 pub mod drivers;
 pub mod model;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod tasks;

@@ -41,6 +41,10 @@ pub struct Oob {
     pub address: Option<String>,
     /// BMC port.
     pub port: Option<u16>,
+    /// BMC login name (the design's `oob.account`), used with a secret that
+    /// holds only the password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Name of the secret holding the BMC credentials.
     pub credential: Option<String>,
     /// Credentials resolved by the host; never serialized.
@@ -60,6 +64,9 @@ pub struct Switch {
     pub address: String,
     /// Management port.
     pub port: Option<u16>,
+    /// Login name, used with a secret that holds only the password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Name of the secret holding the switch credentials.
     pub credential: Option<String>,
     /// Credentials resolved by the host; never serialized.
@@ -75,6 +82,12 @@ pub struct SwitchPort {
     pub switch: Switch,
     /// Port name.
     pub port: String,
+    /// VLANs while the node is provisioned (from the site design).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<PortVlans>,
+    /// VLANs once the node is deployed (from the site design).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub production: Option<PortVlans>,
 }
 
 /// An address on one network.

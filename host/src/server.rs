@@ -126,7 +126,10 @@ fn tokens(cfg: &Config, data: &Dir) -> Result<Vec<ApiToken>> {
     Ok(out)
 }
 
-fn driver_config(s: Option<&DriverSettings>) -> Result<Arc<DriverConfig>> {
+fn driver_config(
+    s: Option<&DriverSettings>,
+    secrets: &crate::drivers::GrantedSecrets,
+) -> Result<Arc<DriverConfig>> {
     let Some(s) = s else {
         return Ok(Arc::new(DriverConfig::default()));
     };
@@ -141,6 +144,19 @@ fn driver_config(s: Option<&DriverSettings>) -> Result<Arc<DriverConfig>> {
         c.memory_bytes = m << 20;
     }
     c.max_call_time = s.max_call_secs.map(Duration::from_secs);
+    for name in &s.secrets {
+        let value = secrets
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(crate::secrets::EnvSecrets::variable(name)).ok())
+            .with_context(|| {
+                format!(
+                    "secret `{name}` granted to a driver is neither in [secrets] nor in {}",
+                    crate::secrets::EnvSecrets::variable(name)
+                )
+            })?;
+        c.secrets.insert(name.clone(), value);
+    }
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
         c.tls = TlsSettings::with_extra_roots(&pem).map_err(anyhow::Error::msg)?;
@@ -180,13 +196,26 @@ async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
             .await
             .with_context(|| format!("loading driver {origin}"))?;
         let name = driver.info().name.clone();
-        let config = driver_config(cfg.drivers.get(&name))
+        let config = driver_config(cfg.drivers.get(&name), &cfg.secrets)
             .with_context(|| format!("settings of driver {name}"))?;
         tracing::info!(driver = %name, version = %driver.info().version, origin = %origin, "driver loaded");
         set.add(driver, config).map_err(anyhow::Error::msg)?;
     }
-    set.set_node_driver(cfg.node_driver.clone());
-    set.set_network_driver(cfg.network_driver.clone());
+    // Several bundled drivers implement the node and network interfaces;
+    // unless the operator names one, the simulator serves them (a fresh
+    // install simulates rather than touching real hardware).
+    let pick = |configured: &Option<String>, what: &str| {
+        configured.clone().or_else(|| {
+            set.get("sim").map(|_| {
+                tracing::warn!("no {what} configured: the sim driver serves {what} actions");
+                "sim".to_owned()
+            })
+        })
+    };
+    let node = pick(&cfg.node_driver, "node_driver");
+    let network = pick(&cfg.network_driver, "network_driver");
+    set.set_node_driver(node);
+    set.set_network_driver(network);
     Ok(set)
 }
 
@@ -228,6 +257,14 @@ pub async fn start(cfg: Config) -> Result<Server> {
             max_concurrency: cfg.limits.max_concurrency,
             per_bmc: cfg.limits.per_bmc,
             max_attempts: cfg.limits.max_attempts,
+            design_dir: cfg.design_dir.clone().filter(|d| {
+                let ok = d.is_dir();
+                if !ok {
+                    tracing::warn!(dir = %d.display(), "design directory not found: file: design references are refused");
+                }
+                ok
+            }),
+            secrets: cfg.secrets.clone(),
             ..EngineConfig::default()
         },
     )

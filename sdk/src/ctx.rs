@@ -67,6 +67,12 @@ impl Ctx {
         host::config_get(key)
     }
 
+    /// Reads a secret the operator granted to this driver (e.g. an API key) by
+    /// its name in the host's secrets source. Never log or return the value.
+    pub fn secret(&self, name: &str) -> Option<String> {
+        host::secret_get(name)
+    }
+
     /// Reads a setting and parses it (surrounding whitespace ignored).
     /// `Ok(None)` if unset; [`DriverError::InvalidInput`] naming the key if the
     /// value does not parse.

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+pub mod fake_switches;
+pub mod sushy;
+
 /// Guest components built from `tests/guests/`.
 pub mod guests {
     /// Infinite loop in `power_on_node`.

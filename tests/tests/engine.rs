@@ -221,7 +221,7 @@ async fn bad_requests_and_empty_filters(store: Store) {
     let engine = engine_with(store.clone(), &[], fast()).await;
     assert!(engine.submit(task("power_on")).await.is_err());
     let err = engine.submit(task("deploy_nodes")).await.unwrap_err();
-    assert!(err.to_string().contains("site designs"), "{err}");
+    assert!(err.to_string().contains("design_ref"), "{err}");
     let mut bad = task("power_on_node");
     bad.node_filter = Some(json!({"filter_set_type": "xor"}));
     assert!(engine.submit(bad).await.is_err());

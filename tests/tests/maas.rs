@@ -4,8 +4,8 @@
 //! whole node lifecycle.
 
 use drydock::drivers::{
-    Action, CallError, CallRequest, DriverConfig, DriverErrorKind, EgressGrant, MemoryServices,
-    Runtime,
+    Action, CallError, CallRequest, DriverConfig, DriverErrorKind, EgressGrant, GrantedSecrets,
+    MemoryServices, Runtime,
 };
 use drydock::model::{
     ActionParams, Address, Filesystem, Interface, IpRange, LogicalVolume, Network, NetworkLink,
@@ -43,19 +43,24 @@ impl Env {
             .load("maas", drydock::bundled::MAAS)
             .await
             .expect("load maas");
-        let mut all: BTreeMap<String, String> = [
-            ("url", fake.url()),
-            ("api_key", fake_maas::API_KEY.to_string()),
-            ("poll_interval_ms", "25".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let mut all: BTreeMap<String, String> =
+            [("url", fake.url()), ("poll_interval_ms", "25".to_string())]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        let mut secrets = GrantedSecrets::default();
+        secrets.insert("maas-api-key", fake_maas::API_KEY);
         for (k, v) in settings {
-            all.insert(k.to_string(), v.to_string());
+            match k.strip_prefix("secret:") {
+                Some(name) => secrets.insert(name, *v),
+                None => {
+                    all.insert(k.to_string(), v.to_string());
+                }
+            }
         }
         let config = Arc::new(DriverConfig {
             settings: all,
+            secrets,
             egress: vec![fake.egress().parse::<EgressGrant>().unwrap()],
             ..DriverConfig::default()
         });
@@ -374,7 +379,7 @@ async fn requests_are_signed_with_oauth_plaintext_and_a_wrong_key_is_auth() {
 
     let bad = Env::with(
         Duration::from_millis(10),
-        &[("api_key", "fakeconsumer:faketoken:wrongsecret")],
+        &[("secret:maas-api-key", "fakeconsumer:faketoken:wrongsecret")],
     )
     .await;
     let e = driver_error(bad.run(Action::ValidateNodeServices, None).await);
@@ -389,10 +394,30 @@ async fn requests_are_signed_with_oauth_plaintext_and_a_wrong_key_is_auth() {
     );
     assert!(!e.message.contains("wrongsecret"), "{}", e.message);
 
-    let malformed = Env::with(Duration::from_millis(10), &[("api_key", "just-a-token")]).await;
+    let malformed = Env::with(
+        Duration::from_millis(10),
+        &[("secret:maas-api-key", "just-a-token")],
+    )
+    .await;
     let e = driver_error(malformed.run(Action::AvailableImages, None).await);
     assert_eq!(e.kind, DriverErrorKind::InvalidInput);
+    assert!(e.message.contains("`maas-api-key`"), "{}", e.message);
     assert!(!e.message.contains("just-a-token"), "{}", e.message);
+
+    // The secret's name is a setting; an ungranted secret is named.
+    let renamed = Env::with(
+        Duration::from_millis(10),
+        &[
+            ("api_key_secret", "region-1-key"),
+            ("secret:region-1-key", fake_maas::API_KEY),
+        ],
+    )
+    .await;
+    renamed.ok(Action::ValidateNodeServices, None).await;
+    let missing = Env::with(Duration::from_millis(10), &[("api_key_secret", "nope")]).await;
+    let e = driver_error(missing.run(Action::AvailableImages, None).await);
+    assert_eq!(e.kind, DriverErrorKind::InvalidInput);
+    assert!(e.message.contains("secret `nope`"), "{}", e.message);
 }
 
 #[tokio::test]

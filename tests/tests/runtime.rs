@@ -158,6 +158,7 @@ async fn sim_runs_every_action_of_every_interface() {
                     ..Default::default()
                 },
                 port: "Ethernet1".into(),
+                ..Default::default()
             }),
             ..ActionParams::default()
         },
@@ -198,6 +199,7 @@ async fn sim_port_configuration_round_trips() {
             ..Default::default()
         },
         port: "Ethernet7".into(),
+        ..Default::default()
     };
     call.params.switch_port = Some(port);
     call.params.vlans = Some(PortVlans {
@@ -430,6 +432,53 @@ async fn sdk_driver_makes_a_real_http_call_to_a_granted_server() {
         got[1]
     );
     assert_eq!(got[1].body, "{\"node\":\"n\"}");
+}
+
+#[tokio::test]
+async fn a_granted_secret_reaches_the_driver_call_and_nothing_else() {
+    let peer = HttpPeer::start().await;
+    let url = format!("http://127.0.0.1:{}/probe", peer.port);
+    let grant = format!("127.0.0.1:{}", peer.port);
+    let rt = runtime();
+    let probe = load(&rt, guests::HTTP).await;
+    let settings = [("url", url.as_str()), ("token_secret", "api-token")];
+    let mut granted = (*config(&settings, &[&grant])).clone();
+    granted.secrets.insert("api-token", "s3cr3t-value");
+    assert!(
+        !format!("{granted:?}").contains("s3cr3t-value"),
+        "Debug leaks the secret"
+    );
+    let call = Call {
+        config: Arc::new(granted),
+        ..Call::default()
+    };
+    let n = node("n", "http-probe");
+    call.run(&rt, &probe, Action::PowerOffNode, Some(&n))
+        .await
+        .expect("call with a granted secret");
+    let got = peer.requests();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0]
+            .headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("authorization: Bearer s3cr3t-value")),
+        "{:?}",
+        got[0].headers
+    );
+
+    // Not granted: the driver sees nothing.
+    let call = Call {
+        config: config(&settings, &[&grant]),
+        ..Call::default()
+    };
+    match call.run(&rt, &probe, Action::PowerOffNode, Some(&n)).await {
+        Err(CallError::Driver { error, .. }) => {
+            assert!(error.message.contains("not granted"), "{}", error.message)
+        }
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+    assert_eq!(peer.requests().len(), 1, "no request without the secret");
 }
 
 #[tokio::test]

@@ -67,20 +67,22 @@ impl ApiKey {
     }
 }
 
-/// Reads the API key. The key is a secret: it comes from the host's secret
-/// store once that exists; until then from the `api_key` setting.
-// TODO(secret-get): switch to `ctx.secret(name)` with the name in setting
-// `api_key_secret` (default `maas-api-key`) when the host import lands.
+/// Reads the API key from the secret named by setting `api_key_secret`
+/// (default `maas-api-key`). The message names the secret, never its value.
 fn api_key(ctx: &Ctx) -> Result<ApiKey> {
     let name = ctx
         .config("api_key_secret")
         .unwrap_or_else(|| "maas-api-key".into());
-    let text = ctx.config("api_key").ok_or_else(|| {
+    let text = ctx.secret(&name).ok_or_else(|| {
         DriverError::InvalidInput(format!(
-            "no MAAS API key: set the secret `{name}` (consumer:token:secret)"
+            "no MAAS API key: the secret `{name}` (consumer:token:secret) is not granted to this driver"
         ))
     })?;
-    ApiKey::parse(&text)
+    ApiKey::parse(&text).map_err(|_| {
+        DriverError::InvalidInput(format!(
+            "the secret `{name}` is not a MAAS API key of the form consumer:token:secret"
+        ))
+    })
 }
 
 /// A multipart/form-data body: fields in order; a name may repeat.

@@ -29,7 +29,8 @@
 //! | `rack_controller` | host name or system id of the rack controller serving DHCP (default: the first one) |
 //! | `erase_disks` | `true` (default) to erase disks on release, quickly |
 //!
-//! Until the host offers secrets, the key is read from setting `api_key`.
+//! The API key is a secret the operator grants to the driver; it is sent only
+//! in the `Authorization` header, never logged nor returned.
 
 pub mod api;
 mod machine;

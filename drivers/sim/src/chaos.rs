@@ -144,13 +144,13 @@ impl Settings {
 
     /// Why `action` on `subject` fails, if it does.
     pub fn failure(&self, action: &str, subject: &str) -> Option<&'static str> {
-        if !subject.is_empty() && self.fail_nodes.iter().any(|n| n == subject) {
-            return Some("node listed in fail_nodes");
-        }
         let applies = match &self.fail_actions {
             None => true,
             Some(actions) => actions.iter().any(|a| a == action),
         };
+        if applies && !subject.is_empty() && self.fail_nodes.iter().any(|n| n == subject) {
+            return Some("node listed in fail_nodes");
+        }
         (applies && self.fail_rate > 0.0 && draw(self.seed, subject, action) < self.fail_rate)
             .then_some("fail_rate")
     }

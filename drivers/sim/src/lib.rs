@@ -20,10 +20,11 @@
 //! | `delay_ms` | wait before acting, in ms (default 0); past the deadline → `timeout` |
 //! | `delay_ms.<action>` | the same for one action, e.g. `delay_ms.deploy_node` |
 //! | `fail_rate` | share of actions failing, `0.0`..=`1.0` (default 0) |
-//! | `fail_actions` | comma list of actions `fail_rate` applies to (default all) |
-//! | `fail_nodes` | comma list of nodes every action on which fails |
+//! | `fail_actions` | comma list of actions `fail_rate` and `fail_nodes` apply to (default all) |
+//! | `fail_nodes` | comma list of nodes every action on which fails (only the `fail_actions`, when set) |
 //! | `fail_kind` | `permanent` (default, `failed`) or `retryable` (`busy`) |
 //! | `seed` | u64 mixed into the failure decision (default 0) |
+//! | `enlist` | `after_pxe` (default: identify_node finds a node only once it was PXE-booted through the sim oob interface) or `always` |
 
 pub mod chaos;
 mod network;

@@ -1,7 +1,11 @@
 //! A simulated OS bootstrapper.
 //!
 //! Each node's record lives in `node/<node>` (JSON [`Record`]): identify
-//! creates it in status `New`, configure_hardware moves it to `Ready`, the
+//! creates it in status `New` once the node has enlisted — by default after
+//! it was PXE-booted (its boot override is PXE and it was powered on by the
+//! sim oob interface, as a real bootstrapper sees a node only once it boots
+//! from the network); setting `enlist = always` enlists any node at once.
+//! configure_hardware moves it to `Ready`, the
 //! apply actions record what they applied, deploy moves it to `Deployed`,
 //! destroy deletes it. Site-wide actions record what they got under `site/`.
 
@@ -124,6 +128,18 @@ impl NodeDriver for Sim {
         let record = match load(ctx, node)? {
             Some(record) => record,
             None => {
+                let always = ctx.config("enlist").as_deref() == Some("always");
+                let pxe = ctx
+                    .kv_get_json::<Value>(&format!("boot/{}", node.name))?
+                    .is_some_and(|b| b["device"] == "pxe");
+                let powered = ctx.kv_get(&format!("power/{}", node.name)).as_deref() == Some("on");
+                let enlisted = always || (pxe && powered);
+                if !enlisted {
+                    return Err(DriverError::Failed(format!(
+                        "{} is not enlisted: it has not PXE-booted yet",
+                        node.name
+                    )));
+                }
                 let record = Record {
                     id: format!("sim-{:08x}", fnv1a(&[node.name.as_bytes()]) as u32),
                     status: "New".to_string(),

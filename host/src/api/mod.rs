@@ -15,7 +15,7 @@
 //! - [`params`]: query-string and path parameter parsing.
 //! - [`health`]: `/versions`, `/health`, `/health/extended`.
 //! - [`tasks`] and [`task_tree`]: `/tasks...`; [`nodes`]: `/nodes...`,
-//!   `/nodefilter`.
+//!   `/nodefilter`; [`design`]: `/validatedesign`.
 //! - [`view`]: pure functions turning records into Drydock's JSON dicts.
 //!
 //! # Routes
@@ -23,12 +23,13 @@
 //! | route | role |
 //! | --- | --- |
 //! | `GET /versions`, `GET /api/v1.0/versions`, `GET /api/v1.0/health` | none |
-//! | every other `GET`, `POST /api/v1.0/nodefilter` | viewer |
+//! | every other `GET`, `POST /api/v1.0/nodefilter`, `POST /api/v1.0/validatedesign` | viewer |
 //! | `POST /tasks`, `POST /tasks/{id}/cancel`, `POST /nodes`, `DELETE /nodes/{name}` | operator |
 //! | `DELETE /tasks?days=N` | admin |
 
 pub mod auth;
 pub mod context;
+pub mod design;
 pub mod error;
 pub mod health;
 pub mod nodes;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route(v1!("/nodes/{name}"), get(nodes::get).delete(nodes::delete))
         .route(v1!("/nodes/{name}/builddata"), get(nodes::build_data))
         .route(v1!("/nodefilter"), post(nodes::filter))
+        .route(v1!("/validatedesign"), post(design::validate))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

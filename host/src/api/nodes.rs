@@ -212,7 +212,8 @@ pub struct FilterRequest {
     /// Drydock node filter; absent or `null` = every node.
     #[serde(default)]
     pub node_filter: Option<Value>,
-    /// Site design reference (accepted; site designs are not ingested yet).
+    /// Site design reference: filter the design's nodes (with its racks'
+    /// labels); absent: the registered nodes.
     #[serde(default)]
     pub design_ref: Option<String>,
 }
@@ -232,7 +233,8 @@ async fn registered_nodes(store: &Store) -> Result<Vec<Node>, ApiError> {
         .collect())
 }
 
-/// `POST /nodefilter`: the names of the registered nodes a filter selects.
+/// `POST /nodefilter`: the names of the nodes a filter selects, among the
+/// design's nodes when `design_ref` is given, else the registered ones.
 pub async fn filter(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
@@ -242,6 +244,14 @@ pub async fn filter(
         None => None,
         Some(f) => NodeFilter::from_json(f).map_err(ApiError::BadRequest)?,
     };
+    if let Some(r) = body.design_ref.as_deref().filter(|r| !r.trim().is_empty()) {
+        let design = state.engine.load_design(r).await?;
+        return Ok(Json(select(
+            &design.model_nodes(),
+            filter.as_ref(),
+            &design.rack_labels(),
+        )));
+    }
     let nodes = registered_nodes(state.engine.store()).await?;
     Ok(Json(select(&nodes, filter.as_ref(), &BTreeMap::new())))
 }

@@ -44,6 +44,10 @@ pub struct CallArgs {
     /// Grant outbound access to HOST, HOST:PORT, IP, CIDR (repeatable).
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_host: Vec<String>,
+    /// Grant the driver secret NAME, its value read from the environment
+    /// variable DRYDOCK_SECRET_<NAME> (repeatable).
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secret: Vec<String>,
     /// BMC user name for the node.
     #[arg(long, env = "DRYDOCK_OOB_USER")]
     pub oob_user: Option<String>,
@@ -171,12 +175,20 @@ async fn call(args: CallArgs) -> Result<ExitCode> {
         }
         None => TlsSettings::default(),
     };
+    let mut secrets = crate::drivers::GrantedSecrets::default();
+    for name in &args.secret {
+        let var = crate::secrets::EnvSecrets::variable(name);
+        let value = std::env::var(&var)
+            .with_context(|| format!("--secret {name}: set the environment variable {var}"))?;
+        secrets.insert(name.clone(), value);
+    }
     let config = Arc::new(DriverConfig {
         settings,
         egress,
         memory_bytes: args.memory_mib << 20,
         max_call_time: None,
         tls,
+        secrets,
     });
 
     let rt = runtime()?;

@@ -19,8 +19,42 @@ pub struct DriverConfig {
     pub memory_bytes: usize,
     /// Longest a single call may run, whatever the action's own timeout.
     pub max_call_time: Option<Duration>,
-    /// TLS roots for outbound HTTPS.
+    /// TLS roots for outbound HTTPS: public roots by default, plus a private
+    /// CA with `TlsSettings::with_extra_roots`; `TlsSettings::insecure_skip_verify`
+    /// turns verification off (logged as a warning on every connection).
     pub tls: TlsSettings,
+    /// Secrets granted to this driver, by name (read with `secret-get`).
+    /// Never logged: `Debug` prints only the names.
+    pub secrets: GrantedSecrets,
+}
+
+/// Secret values by name (granted to a driver, or the config file's
+/// `[secrets]` table). `Debug` shows names only.
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub struct GrantedSecrets(BTreeMap<String, String>);
+
+impl GrantedSecrets {
+    /// Grants `name` with `value`.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(name.into(), value.into());
+    }
+
+    /// The value of `name`, if granted.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.0.get(name)
+    }
+
+    /// Names of the granted secrets.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+impl std::fmt::Debug for GrantedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl Default for DriverConfig {
@@ -31,6 +65,7 @@ impl Default for DriverConfig {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             max_call_time: None,
             tls: TlsSettings::default(),
+            secrets: GrantedSecrets::default(),
         }
     }
 }

@@ -261,11 +261,15 @@ pub struct Denied {
 #[derive(Clone)]
 pub struct TlsSettings {
     config: Arc<rustls::ClientConfig>,
+    /// Certificates are not verified (see [`TlsSettings::insecure_skip_verify`]).
+    insecure: bool,
 }
 
 impl fmt::Debug for TlsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsSettings").finish_non_exhaustive()
+        f.debug_struct("TlsSettings")
+            .field("insecure", &self.insecure)
+            .finish_non_exhaustive()
     }
 }
 
@@ -305,7 +309,84 @@ impl TlsSettings {
             .with_no_client_auth();
         Ok(Self {
             config: Arc::new(config),
+            insecure: false,
         })
+    }
+
+    /// No certificate verification at all: any certificate, from any issuer,
+    /// for any name, is accepted (the handshake signature is still checked).
+    /// Only for BMCs whose self-signed certificates cannot be collected into
+    /// a CA bundle for [`TlsSettings::with_extra_roots`]; anyone on the path
+    /// can impersonate the BMC and read its credentials. Every connection
+    /// made with it logs a warning.
+    pub fn insecure_skip_verify() -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(NoVerification(provider.clone()));
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Self {
+            config: Arc::new(config),
+            insecure: true,
+        }
+    }
+
+    /// Whether certificates go unverified.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+}
+
+/// The verifier of [`TlsSettings::insecure_skip_verify`]: accepts any
+/// certificate, still checks that the server holds its key.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -439,6 +520,13 @@ async fn send(
         .map_err(|_| HttpError::HttpRequestUriInvalid)?;
 
     if use_tls {
+        if tls.insecure {
+            tracing::warn!(
+                target = %addr,
+                host = %host,
+                "TLS certificate verification is disabled for this driver (insecure TLS setting)"
+            );
+        }
         let name = host.trim_start_matches('[').trim_end_matches(']');
         let server_name = rustls::pki_types::ServerName::try_from(name.to_owned())
             .map_err(|_| HttpError::HttpRequestUriInvalid)?;

@@ -26,7 +26,7 @@ pub mod services;
 
 pub use action::{Action, Interface};
 pub use cache::CompileCache;
-pub use config::{DriverConfig, RuntimeConfig};
+pub use config::{DriverConfig, GrantedSecrets, RuntimeConfig};
 pub use egress::{EgressGrant, TlsSettings};
 pub use error::{CallError, DriverError, DriverErrorKind, LoadError};
 pub use registry::{DriverSet, Installed};

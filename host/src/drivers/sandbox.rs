@@ -248,6 +248,14 @@ impl host::Host for CallState {
         Ok(self.config.settings.get(&key).cloned())
     }
 
+    async fn secret_get(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        let value = self.config.secrets.get(&name).cloned();
+        if value.is_none() {
+            tracing::debug!(secret = %name, "driver asked for a secret it was not granted");
+        }
+        Ok(value)
+    }
+
     async fn config_keys(&mut self) -> wasmtime::Result<Vec<String>> {
         Ok(self.config.settings.keys().cloned().collect())
     }

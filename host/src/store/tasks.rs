@@ -281,6 +281,13 @@ pub struct NewTask {
     pub created_by: Option<String>,
     /// When the task must be finished by.
     pub deadline: Option<DateTime<Utc>>,
+    /// Owner, for a task created already `running` (an orchestrator step).
+    pub owner: Option<String>,
+    /// Fencing epoch of the owner.
+    pub epoch: i64,
+    /// Attempts allowed for the task's driver action (0: the engine's
+    /// default policy).
+    pub retry: i64,
 }
 
 impl NewTask {
@@ -298,6 +305,9 @@ impl NewTask {
             status: TaskStatus::Queued,
             created_by: None,
             deadline: None,
+            owner: None,
+            epoch: 0,
+            retry: 0,
         }
     }
 
@@ -457,8 +467,8 @@ impl Store {
         let row: TaskRow = with_pool!(self, |pool| {
             sqlx::query_as(concat!(
                 "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, node_name, \
-                 params, status, created, created_by, updated, deadline) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11) RETURNING ",
+                 params, status, created, created_by, updated, deadline, owner, epoch, retry) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14) RETURNING ",
                 task_cols!()
             ))
             .bind(task.id)
@@ -472,6 +482,9 @@ impl Store {
             .bind(now)
             .bind(&task.created_by)
             .bind(task.deadline.map(trunc))
+            .bind(&task.owner)
+            .bind(task.epoch)
+            .bind(task.retry)
             .fetch_one(pool)
             .await
             .db()?
@@ -493,7 +506,8 @@ impl Store {
             for chunk in tasks.chunks(CHUNK) {
                 let mut qb = QueryBuilder::<DB>::new(
                     "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, \
-                     node_name, params, status, created, created_by, updated, deadline) ",
+                     node_name, params, status, created, created_by, updated, deadline, \
+                     owner, epoch, retry) ",
                 );
                 qb.push_values(chunk, |mut b, t| {
                     b.push_bind(t.id)
@@ -507,7 +521,10 @@ impl Store {
                         .push_bind(now)
                         .push_bind(t.created_by.clone())
                         .push_bind(now)
-                        .push_bind(t.deadline.map(trunc));
+                        .push_bind(t.deadline.map(trunc))
+                        .push_bind(t.owner.clone())
+                        .push_bind(t.epoch)
+                        .push_bind(t.retry);
                 });
                 inserted += qb.build().execute(&mut *tx).await.db()?.rows_affected();
             }
@@ -859,7 +876,10 @@ impl Store {
 
     /// At start-up: tasks left `running` by `owner` go back to `queued`
     /// (owner cleared) to be claimed again; those whose cancellation was
-    /// requested are terminated instead. Returns how many changed.
+    /// requested are terminated instead. Orchestrator steps (subtasks that
+    /// have subtasks of their own) stay `running` under `owner`: they are
+    /// containers, settled when their subtasks finish. Returns how many
+    /// changed.
     pub async fn requeue_owned(&self, owner: &str) -> Result<u64> {
         let now = now();
         Ok(with_pool!(self, |pool| {
@@ -872,7 +892,9 @@ impl Store {
                          ELSE result_message END, \
                      terminated = CASE WHEN terminate THEN $2 ELSE terminated END, \
                      owner = NULL, updated = $2 \
-                 WHERE status = 'running' AND owner = $1",
+                 WHERE status = 'running' AND owner = $1 \
+                     AND (parent_id IS NULL OR NOT EXISTS \
+                         (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))",
             )
             .bind(owner)
             .bind(now)

@@ -19,18 +19,21 @@
 //! actions are idempotent by contract, so re-running them is safe.
 
 use super::filter::{NodeFilter, select};
+use super::orchestrator::{self, Orchestration, StepParams, StepResult};
 use super::result::rollup;
+use crate::design::{Design, DesignSource, PlatformCatalog};
 use crate::drivers::{
     Action, CallError, CallRequest, DriverServices, DriverSet, Runtime,
     services::{BuildData, ServiceError, StatusMessage},
 };
 use crate::model::{self, ActionParams};
+use crate::secrets::Secrets;
 use crate::store::{
     ClaimScope, ClaimSpec, NewBuildData, NewMessage, NewTask, NodeRecord, ResultStatus, Store,
     StoreError, TaskOutcome, TaskRecord, TaskStatus,
 };
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -58,6 +61,11 @@ pub struct EngineConfig {
     pub timeouts: BTreeMap<String, Duration>,
     /// Outcomes written per batch at most.
     pub write_batch: usize,
+    /// Directory `file:` design references are read from (none: refused).
+    pub design_dir: Option<std::path::PathBuf>,
+    /// Secrets from the config file (tried before the environment and the
+    /// database).
+    pub secrets: crate::drivers::GrantedSecrets,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +80,8 @@ impl Default for EngineConfig {
             retry_backoff: Duration::from_millis(500),
             timeouts: BTreeMap::new(),
             write_batch: 1000,
+            design_dir: None,
+            secrets: Default::default(),
         }
     }
 }
@@ -104,18 +114,6 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-/// Orchestrator actions, which arrive with site designs.
-const ORCHESTRATOR_ACTIONS: &[&str] = &[
-    "validate_design",
-    "verify_site",
-    "prepare_site",
-    "verify_nodes",
-    "prepare_nodes",
-    "deploy_nodes",
-    "destroy_nodes",
-    "relabel_nodes",
-];
 
 /// One finished subtask on its way to the store.
 struct Finished {
@@ -156,6 +154,11 @@ struct Inner {
     /// Ids of top-level tasks as they finish.
     finished: tokio::sync::broadcast::Sender<Uuid>,
     kv_pending: Mutex<PendingKv>,
+    designs: DesignSource,
+    secrets: Secrets,
+    /// The design of each orchestrator task in progress here (parsed once
+    /// per task; re-read after a restart).
+    task_designs: Mutex<HashMap<Uuid, Arc<Design>>>,
 }
 
 /// The task engine. Cheap to clone.
@@ -174,6 +177,9 @@ impl Engine {
         cfg: EngineConfig,
     ) -> Result<Engine, EngineError> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let designs = DesignSource::new(cfg.design_dir.as_deref())
+            .map_err(|e| EngineError::Invalid(format!("design directory: {e}")))?;
+        let secrets = Secrets::standard(cfg.secrets.clone(), store.clone());
         let requeued = store.requeue_owned(&cfg.instance_id).await?;
         if requeued > 0 {
             tracing::warn!(
@@ -197,6 +203,9 @@ impl Engine {
             shutdown: CancellationToken::new(),
             finished: tokio::sync::broadcast::channel(1024).0,
             kv_pending: Mutex::new(PendingKv::default()),
+            designs,
+            secrets,
+            task_designs: Mutex::new(HashMap::new()),
         });
         let engine = Engine { inner };
         tokio::spawn(engine.clone().scheduler());
@@ -262,16 +271,31 @@ impl Engine {
 
     /// Validates and queues a task.
     pub async fn submit(&self, req: TaskRequest) -> Result<TaskRecord, EngineError> {
-        let action: Action = match req.action.parse() {
-            Ok(a) => a,
-            Err(_) if ORCHESTRATOR_ACTIONS.contains(&req.action.as_str()) => {
+        let name: &str = match Orchestration::parse(&req.action) {
+            Some(_) => {
+                if req.design_ref.as_deref().unwrap_or("").trim().is_empty() {
+                    return Err(EngineError::Invalid(format!(
+                        "action `{}` needs a design_ref (file://, http(s):// or deckhand+http://)",
+                        req.action
+                    )));
+                }
+                &req.action
+            }
+            None if req.action == "relabel_nodes" || req.action == "noop" => {
                 return Err(EngineError::Invalid(format!(
-                    "action `{}` needs site designs, which this version does not ingest yet; \
-                     use a driver action such as power_cycle_node",
+                    "action `{}` is not supported",
                     req.action
                 )));
             }
-            Err(e) => return Err(EngineError::Invalid(e.to_string())),
+            None => match req.action.parse::<Action>() {
+                Ok(a) => a.name(),
+                Err(e) => {
+                    return Err(EngineError::Invalid(format!(
+                        "{e}; orchestrator actions are validate_design, verify_site, \
+                         prepare_site, verify_nodes, prepare_nodes, deploy_nodes, destroy_nodes"
+                    )));
+                }
+            },
         };
         if let Some(f) = &req.node_filter {
             NodeFilter::from_json(f).map_err(EngineError::Invalid)?;
@@ -279,13 +303,13 @@ impl Engine {
         let params = req.params.clone().unwrap_or(serde_json::json!({}));
         serde_json::from_value::<ActionParams>(params.clone())
             .map_err(|e| EngineError::Invalid(format!("invalid params: {e}")))?;
-        let mut task = NewTask::new(action.name());
-        task.design_ref = req.design_ref;
+        let mut task = NewTask::new(name);
+        task.design_ref = req.design_ref.clone();
         task.node_filter = req.node_filter.filter(|f| !f.is_null());
         task.params = params;
         task.created_by = req.created_by;
         let record = self.inner.store.insert_task(&task).await?;
-        tracing::info!(task.id = %record.id, action = action.name(), "task queued");
+        tracing::info!(task.id = %record.id, action = name, "task queued");
         self.inner.wake_scheduler.notify_one();
         Ok(record)
     }
@@ -299,11 +323,22 @@ impl Engine {
             .request_cancel(id, by)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("task {id} not found")))?;
+        // An orchestrator task's driver calls are its steps' subtasks.
+        let mut parents: HashSet<Uuid> = self
+            .inner
+            .store
+            .subtask_ids(id)
+            .await?
+            .into_iter()
+            .collect();
+        parents.insert(id);
         let tokens: Vec<CancellationToken> = {
             let inflight = self.inner.inflight.lock().expect("inflight lock");
             inflight
                 .iter()
-                .filter(|(sub, (parent, _))| **sub == id || *parent == Some(id))
+                .filter(|(sub, (parent, _))| {
+                    **sub == id || parent.is_some_and(|p| parents.contains(&p))
+                })
                 .map(|(_, (_, t))| t.clone())
                 .collect()
         };
@@ -312,7 +347,9 @@ impl Engine {
         }
         tracing::info!(task.id = %id, by, cut = tokens.len(), "task cancel requested");
         if tokens.is_empty() {
-            // Nothing in flight here: settle the parent now.
+            // Nothing in flight here: settle the steps and the task now.
+            let steps: Vec<Uuid> = parents.iter().copied().filter(|p| *p != id).collect();
+            self.complete_parents(&steps).await;
             self.complete_parents(&[id]).await;
         }
         Ok(self.inner.store.get_task(id).await?.unwrap_or(task))
@@ -439,6 +476,9 @@ impl Engine {
         if t.terminate {
             self.complete_parents(&[t.id]).await;
             return Ok(());
+        }
+        if let Some(o) = Orchestration::parse(&t.action) {
+            return self.start_orchestration(t, o).await;
         }
         let action: Action =
             t.action
@@ -604,6 +644,7 @@ impl Engine {
         &self,
         name: &str,
         prefetched: Option<NodeRecord>,
+        network: bool,
     ) -> Result<model::Node, String> {
         let store = &self.inner.store;
         let record = match prefetched {
@@ -616,22 +657,31 @@ impl Engine {
         };
         let mut node: model::Node = serde_json::from_value(record.spec)
             .map_err(|e| format!("node {name} has an unusable description: {e}"))?;
+        let secrets = &self.inner.secrets;
         if let Some(secret) = record
             .credential
             .as_deref()
             .or(node.oob.credential.as_deref())
         {
-            let value = store
-                .get_secret(secret)
+            let creds = secrets
+                .credentials(secret, node.oob.account.as_deref())
                 .await
-                .map_err(|e| format!("reading credential for node {name}: {e}"))?
-                .ok_or_else(|| {
-                    format!("node {name}'s credential `{secret}` is not in the secrets store")
-                })?;
-            let creds: model::Credentials = serde_json::from_str(&value).map_err(|_| {
-                format!("secret `{secret}` is not {{\"username\",\"password\"}} JSON")
-            })?;
+                .map_err(|e| format!("node {name}'s BMC credential: {e}"))?;
             node.oob.credentials = Some(creds);
+        }
+        if network {
+            for iface in &mut node.interfaces {
+                let Some(port) = iface.switch_port.as_mut() else {
+                    continue;
+                };
+                if let Some(secret) = port.switch.credential.clone() {
+                    let creds = secrets
+                        .credentials(&secret, port.switch.account.as_deref())
+                        .await
+                        .map_err(|e| format!("switch {}'s credential: {e}", port.switch.name))?;
+                    port.switch.credentials = Some(creds);
+                }
+            }
         }
         Ok(node)
     }
@@ -675,7 +725,14 @@ impl Engine {
             }
         };
         let node = match &node_name {
-            Some(n) => match self.load_node(n, prefetched).await {
+            Some(n) => match self
+                .load_node(
+                    n,
+                    prefetched,
+                    action.interface() == crate::drivers::Interface::Network,
+                )
+                .await
+            {
                 Ok(node) => Some(node),
                 Err(e) => {
                     self.message(t.id, Some(n), e.clone(), true);
@@ -709,27 +766,43 @@ impl Engine {
             engine: self.clone(),
             task: t.id,
         });
+        // Orchestrator steps set their own attempts (Drydock retries those
+        // steps on any failure that is not permanent by nature).
+        let (max_attempts, retry_any) = if t.retry > 0 {
+            (t.retry as u32, true)
+        } else {
+            (self.inner.cfg.max_attempts, false)
+        };
+        let calls = port_calls(action, node.as_ref(), &params);
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            let left = end.saturating_duration_since(tokio::time::Instant::now());
             let call = async {
                 let _bmc = bmc.acquire().await;
-                self.inner
-                    .runtime
-                    .call(
-                        &installed.driver,
-                        CallRequest {
-                            action,
-                            node: node.as_ref(),
-                            params: &params,
-                            config: installed.config.clone(),
-                            services: services.clone(),
-                            timeout: Some(left.max(Duration::from_millis(1))),
-                            task: Some(t.id.to_string()),
-                        },
-                    )
-                    .await
+                let mut last = Ok(serde_json::Value::Null);
+                for params in &calls {
+                    let left = end.saturating_duration_since(tokio::time::Instant::now());
+                    last = self
+                        .inner
+                        .runtime
+                        .call(
+                            &installed.driver,
+                            CallRequest {
+                                action,
+                                node: node.as_ref(),
+                                params,
+                                config: installed.config.clone(),
+                                services: services.clone(),
+                                timeout: Some(left.max(Duration::from_millis(1))),
+                                task: Some(t.id.to_string()),
+                            },
+                        )
+                        .await;
+                    if last.is_err() {
+                        break;
+                    }
+                }
+                last
             };
             let r = tokio::select! {
                 _ = cancel.cancelled() => break Err(None),
@@ -741,7 +814,8 @@ impl Engine {
                     let left = end.saturating_duration_since(tokio::time::Instant::now());
                     let backoff = (self.inner.cfg.retry_backoff * 2u32.saturating_pow(attempt - 1))
                         .min(Duration::from_secs(10));
-                    if e.is_retryable() && attempt < self.inner.cfg.max_attempts && left > backoff {
+                    let again = e.is_retryable() || (retry_any && !is_permanent(&e));
+                    if again && attempt < max_attempts && left > backoff {
                         self.message(
                             t.id,
                             node_name.as_deref(),
@@ -965,6 +1039,10 @@ impl Engine {
             if task.status != TaskStatus::Running {
                 continue;
             }
+            if Orchestration::parse(&task.action).is_some() {
+                self.advance(parent, true).await;
+                continue;
+            }
             let subs = match store.subtasks(parent).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -1002,12 +1080,544 @@ impl Engine {
                 Ok(1) => {
                     tracing::info!(task.id = %parent, result = r.status.as_str(), "task finished");
                     let _ = self.inner.finished.send(parent);
+                    if let Some(orchestrator) = task.parent_id {
+                        // A step finished: the orchestrator goes on.
+                        self.advance(orchestrator, false).await;
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(task.id = %parent, error = %e, "could not complete task"),
             }
         }
     }
+
+    // ------------------------------------------------------------- orchestrator
+
+    /// Fetches and parses a design (through the content cache).
+    pub async fn load_design(
+        &self,
+        design_ref: &str,
+    ) -> Result<Arc<Design>, crate::design::SourceError> {
+        self.inner.designs.load(design_ref).await
+    }
+
+    /// Images and kernels the node driver offers, for the platform rule.
+    /// `None` (rule skipped) without a node driver or when it fails.
+    pub async fn platform_catalog(&self) -> Option<PlatformCatalog> {
+        let installed = self
+            .inner
+            .drivers
+            .for_action(Action::AvailableImages, None)
+            .ok()?
+            .clone();
+        let services: Arc<dyn DriverServices> = Arc::new(crate::drivers::MemoryServices::new());
+        let call = |action, params: ActionParams| {
+            let installed = installed.clone();
+            let services = services.clone();
+            async move {
+                self.inner
+                    .runtime
+                    .call(
+                        &installed.driver,
+                        CallRequest {
+                            action,
+                            node: None,
+                            params: &params,
+                            config: installed.config.clone(),
+                            services,
+                            timeout: Some(Duration::from_secs(60)),
+                            task: None,
+                        },
+                    )
+                    .await
+            }
+        };
+        let strings = |v: serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let images = match call(Action::AvailableImages, ActionParams::default()).await {
+            Ok(v) => strings(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "the node driver did not list its images; platform rule skipped");
+                return None;
+            }
+        };
+        let mut catalog = PlatformCatalog::default();
+        for image in images {
+            let params = ActionParams {
+                image: Some(image.clone()),
+                ..ActionParams::default()
+            };
+            let kernels = call(Action::AvailableKernels, params)
+                .await
+                .map(strings)
+                .unwrap_or_default();
+            catalog.images.insert(image, kernels);
+        }
+        Some(catalog)
+    }
+
+    /// The design of orchestrator task `t`, parsed once per task.
+    async fn task_design(&self, t: &TaskRecord) -> Result<Arc<Design>, String> {
+        if let Some(d) = self.inner.task_designs.lock().expect("designs").get(&t.id) {
+            return Ok(d.clone());
+        }
+        let r = t
+            .design_ref
+            .as_deref()
+            .ok_or("the task has no design_ref")?;
+        let d = self
+            .inner
+            .designs
+            .load(r)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.inner
+            .task_designs
+            .lock()
+            .expect("designs")
+            .insert(t.id, d.clone());
+        Ok(d)
+    }
+
+    /// The design nodes task `t` selects.
+    fn selected(t: &TaskRecord, design: &Design) -> Result<BTreeSet<String>, String> {
+        let filter = match &t.node_filter {
+            Some(f) => NodeFilter::from_json(f)?,
+            None => None,
+        };
+        Ok(select(
+            &design.model_nodes(),
+            filter.as_ref(),
+            &design.rack_labels(),
+        )
+        .into_iter()
+        .collect())
+    }
+
+    /// Ingests and validates the design of a newly claimed orchestrator
+    /// task, records the design's nodes, and starts its first step.
+    async fn start_orchestration(
+        &self,
+        t: &TaskRecord,
+        o: Orchestration,
+    ) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let design = match self.task_design(t).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail_task(t, &e).await;
+                return Ok(());
+            }
+        };
+        let catalog = self.platform_catalog().await;
+        let findings = crate::design::validate::validate(&design, catalog.as_ref());
+        let errors = findings.iter().filter(|f| f.is_error()).count();
+        let messages: Vec<NewMessage> = findings
+            .iter()
+            .map(|f| NewMessage {
+                task_id: t.id,
+                message: f.message.clone(),
+                error: f.is_error(),
+                context_type: "design".into(),
+                context: f.rule.into(),
+                extra: Some(
+                    serde_json::json!({"rule": f.rule, "level": f.level, "documents": f.documents}),
+                ),
+            })
+            .collect();
+        store.add_messages(&messages).await?;
+        if errors > 0 {
+            self.fail_task(
+                t,
+                &format!("the site design has {errors} error(s); see the task's messages or POST /validatedesign"),
+            )
+            .await;
+            return Ok(());
+        }
+        if o == Orchestration::ValidateDesign {
+            let mut outcome = TaskOutcome::complete(
+                t.id,
+                self.instance_id(),
+                self.inner.epoch,
+                ResultStatus::Success,
+            );
+            outcome.result_message = Some(format!(
+                "the site design is valid ({} warning(s))",
+                findings.len()
+            ));
+            store.finish_tasks(&[outcome]).await?;
+            let _ = self.inner.finished.send(t.id);
+            return Ok(());
+        }
+        let selected = match Self::selected(t, &design) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_task(t, &e).await;
+                return Ok(());
+            }
+        };
+        if o.is_node_scoped() {
+            if selected.is_empty() {
+                self.fail_task(t, "the node filter selects no node of the site design")
+                    .await;
+                return Ok(());
+            }
+            for node in design
+                .model_nodes()
+                .iter()
+                .filter(|n| selected.contains(&n.name))
+            {
+                let spec = serde_json::to_value(node)
+                    .map_err(|e| EngineError::Invalid(format!("node {}: {e}", node.name)))?;
+                store
+                    .upsert_node(&node.name, &spec, node.oob.credential.as_deref())
+                    .await?;
+            }
+        }
+        tracing::info!(task.id = %t.id, action = %t.action, nodes = selected.len(), "orchestration started");
+        self.advance(t.id, false).await;
+        Ok(())
+    }
+
+    /// Moves orchestrator task `id` on: once every step so far is finished,
+    /// starts the next step that has nodes to act on, or completes the task
+    /// with the rolled-up result. `settle` first completes steps whose
+    /// subtasks are all finished (after a restart).
+    fn advance(&self, id: Uuid, settle: bool) -> futures_boxed::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.try_advance(id, settle).await {
+                tracing::warn!(task.id = %id, error = %e, "could not advance the orchestration; will retry");
+            }
+        })
+    }
+
+    async fn try_advance(&self, id: Uuid, settle: bool) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let Some(t) = store.get_task(id).await? else {
+            return Ok(());
+        };
+        let Some(o) = Orchestration::parse(&t.action) else {
+            return Ok(());
+        };
+        if t.status != TaskStatus::Running {
+            return Ok(());
+        }
+        let steps = store.subtasks(id).await?;
+        let open: Vec<Uuid> = steps
+            .iter()
+            .filter(|s| !s.status.is_terminal())
+            .map(|s| s.id)
+            .collect();
+        if !open.is_empty() {
+            if settle {
+                self.complete_parents(&open).await;
+            }
+            return Ok(());
+        }
+        let plan = orchestrator::plan(o);
+        if t.terminate {
+            return self.finish_orchestration(&t, o, &plan, &steps, None).await;
+        }
+        let design = match self.task_design(&t).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail_task(&t, &e).await;
+                return Ok(());
+            }
+        };
+        let selected: BTreeSet<String> = if o.is_node_scoped() {
+            Self::selected(&t, &design).map_err(EngineError::Invalid)?
+        } else {
+            [SITE.to_owned()].into()
+        };
+        let nodes: HashMap<String, model::Node> = design
+            .model_nodes()
+            .into_iter()
+            .map(|n| (n.name.clone(), n))
+            .collect();
+        let rows: HashMap<usize, &TaskRecord> = steps
+            .iter()
+            .filter_map(|s| s.params["step"].as_u64().map(|i| (i as usize, s)))
+            .collect();
+        let mut results: BTreeMap<usize, StepResult> = BTreeMap::new();
+        for (i, step) in plan.iter().enumerate() {
+            if let Some(row) = rows.get(&i) {
+                results.insert(i, step_result(row));
+                continue;
+            }
+            let targets = step.targets.resolve(&selected, &results);
+            let (eligible, pass): (BTreeSet<String>, BTreeSet<String>) = targets
+                .into_iter()
+                .partition(|n| nodes.get(n).is_none_or(|node| step.only.includes(node)));
+            if eligible.is_empty() {
+                results.insert(
+                    i,
+                    StepResult {
+                        successes: pass,
+                        failures: BTreeSet::new(),
+                    },
+                );
+                continue;
+            }
+            return self.create_step(&t, i, step, &design, eligible, pass).await;
+        }
+        self.finish_orchestration(&t, o, &plan, &steps, Some((&selected, &results)))
+            .await
+    }
+
+    async fn create_step(
+        &self,
+        t: &TaskRecord,
+        index: usize,
+        step: &orchestrator::Step,
+        design: &Design,
+        eligible: BTreeSet<String>,
+        pass: BTreeSet<String>,
+    ) -> Result<(), EngineError> {
+        let params = match step.params {
+            StepParams::None => serde_json::json!({}),
+            StepParams::Site => serde_json::json!({ "site": design.site_networks() }),
+            StepParams::SshKeys => serde_json::json!({ "ssh_keys": design.ssh_keys() }),
+            StepParams::Repositories => {
+                serde_json::json!({ "repositories": design.repositories() })
+            }
+            StepParams::PxeBoot => serde_json::json!({ "boot": orchestrator::pxe_once() }),
+        };
+        let action = step.action;
+        let deadline = chrono::Utc::now()
+            + chrono::Duration::from_std(self.timeout(action)).unwrap_or(chrono::Duration::MAX);
+        let mut parent = NewTask::new(action.name());
+        parent.parent_id = Some(t.id);
+        parent.status = TaskStatus::Running;
+        parent.owner = Some(self.instance_id().to_owned());
+        parent.epoch = self.inner.epoch;
+        parent.design_ref = t.design_ref.clone();
+        parent.created_by = t.created_by.clone();
+        parent.deadline = Some(deadline);
+        parent.params =
+            serde_json::json!({ "step": index, "passthrough": pass, "probe": step.probe });
+        let sub = |node: Option<&String>| {
+            let mut s = match node {
+                Some(n) => NewTask::subtask(parent.id, action.name(), n.clone()),
+                None => NewTask {
+                    parent_id: Some(parent.id),
+                    ..NewTask::new(action.name())
+                },
+            };
+            s.params = params.clone();
+            s.deadline = Some(deadline);
+            s.retry = step.attempts;
+            s.created_by = t.created_by.clone();
+            s
+        };
+        let mut rows = vec![parent.clone()];
+        if action.is_node_scoped() {
+            rows.extend(eligible.iter().map(|n| sub(Some(n))));
+        } else {
+            rows.push(sub(None));
+        }
+        self.inner.store.insert_tasks(&rows).await?;
+        let who = if action.is_node_scoped() {
+            format!("{} node(s)", eligible.len())
+        } else {
+            "the site".to_owned()
+        };
+        self.message(
+            t.id,
+            None,
+            format!("step {}: {} on {who}", index + 1, action.name()),
+            false,
+        );
+        tracing::info!(task.id = %t.id, step = index, action = action.name(), targets = eligible.len(), "orchestration step started");
+        self.inner.wake_executor.notify_one();
+        Ok(())
+    }
+
+    async fn finish_orchestration(
+        &self,
+        t: &TaskRecord,
+        o: Orchestration,
+        plan: &[orchestrator::Step],
+        steps: &[TaskRecord],
+        done: Option<(&BTreeSet<String>, &BTreeMap<usize, StepResult>)>,
+    ) -> Result<(), EngineError> {
+        let errors: i64 = steps
+            .iter()
+            .filter(|s| !s.params["probe"].as_bool().unwrap_or(false))
+            .map(|s| s.error_count)
+            .sum();
+        let mut outcome = TaskOutcome::complete(
+            t.id,
+            t.owner.as_deref().unwrap_or_default(),
+            t.epoch,
+            ResultStatus::Failure,
+        );
+        outcome.error_count = errors;
+        match done {
+            None => {
+                outcome.status = TaskStatus::Terminated;
+                outcome.terminated_by = t.terminated_by.clone();
+                outcome.result_message = Some(format!(
+                    "cancelled by {}",
+                    t.terminated_by.as_deref().unwrap_or("?")
+                ));
+            }
+            Some((selected, results)) => {
+                let last = plan
+                    .len()
+                    .checked_sub(1)
+                    .and_then(|i| results.get(&i))
+                    .cloned()
+                    .unwrap_or_default();
+                let successes: Vec<String> =
+                    selected.intersection(&last.successes).cloned().collect();
+                let failed: Vec<String> = selected.difference(&last.successes).cloned().collect();
+                // Where each failed node dropped out.
+                let why: Vec<String> = failed
+                    .iter()
+                    .map(|n| {
+                        let at = plan.iter().enumerate().find(|(i, s)| {
+                            !s.probe && results.get(i).is_some_and(|r| r.failures.contains(n))
+                        });
+                        match at {
+                            Some((_, s)) => format!("{n} ({})", s.action.name()),
+                            None => n.clone(),
+                        }
+                    })
+                    .collect();
+                outcome.result_status = match (successes.is_empty(), failed.is_empty()) {
+                    (_, true) => ResultStatus::Success,
+                    (true, false) => ResultStatus::Failure,
+                    (false, false) => ResultStatus::PartialSuccess,
+                };
+                outcome.result_message = Some(if o.is_node_scoped() {
+                    if failed.is_empty() {
+                        format!("{}: all {} node(s) succeeded", t.action, successes.len())
+                    } else {
+                        format!(
+                            "{}: {} of {} node(s) succeeded; failed: {}",
+                            t.action,
+                            successes.len(),
+                            selected.len(),
+                            why.join(", ")
+                        )
+                    }
+                } else if failed.is_empty() {
+                    format!("{} succeeded", t.action)
+                } else {
+                    let step = plan
+                        .iter()
+                        .enumerate()
+                        .find(|(i, _)| results.get(i).is_some_and(|r| !r.failures.is_empty()))
+                        .map(|(_, s)| s.action.name())
+                        .unwrap_or("a step");
+                    format!("{} failed at {step}", t.action)
+                });
+                if o.is_node_scoped() {
+                    outcome.successes = successes;
+                    outcome.failures = failed;
+                }
+            }
+        }
+        if self.inner.store.finish_tasks(&[outcome.clone()]).await? == 1 {
+            tracing::info!(task.id = %t.id, result = outcome.result_status.as_str(), "orchestration finished");
+            let _ = self.inner.finished.send(t.id);
+            self.inner
+                .task_designs
+                .lock()
+                .expect("designs")
+                .remove(&t.id);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a failure will not go away by retrying (bad credentials, an
+/// unsupported action, invalid input, a broken driver).
+fn is_permanent(e: &CallError) -> bool {
+    use crate::drivers::DriverErrorKind::*;
+    match e {
+        CallError::Driver { error, .. } => matches!(error.kind, Auth | Unsupported | InvalidInput),
+        CallError::Deadline { .. } => false,
+        _ => true,
+    }
+}
+
+/// The driver calls one subtask makes: one per switch port for a port
+/// action on a node whose ports come from the design (each with that port's
+/// target VLANs), else the single call.
+fn port_calls(
+    action: Action,
+    node: Option<&model::Node>,
+    params: &ActionParams,
+) -> Vec<ActionParams> {
+    let target = |p: &model::SwitchPort| match action {
+        Action::ConfigPortProvisioning => p.provisioning.clone(),
+        Action::ConfigPortProduction => p.production.clone(),
+        _ => None,
+    };
+    let portwise = matches!(
+        action,
+        Action::ConfigPortProvisioning | Action::ConfigPortProduction | Action::InterrogatePort
+    );
+    if !portwise || params.switch_port.is_some() {
+        return vec![params.clone()];
+    }
+    let ports: Vec<ActionParams> = node
+        .into_iter()
+        .flat_map(|n| n.interfaces.iter().filter_map(|i| i.switch_port.as_ref()))
+        .map(|p| ActionParams {
+            switch_port: Some(p.clone()),
+            vlans: params.vlans.clone().or_else(|| target(p)),
+            ..params.clone()
+        })
+        .collect();
+    if ports.is_empty() {
+        vec![params.clone()]
+    } else {
+        ports
+    }
+}
+
+/// The pseudo-node name site-wide steps report under.
+const SITE: &str = "site";
+
+/// What a finished step left: its successes plus the nodes it passed
+/// through, its failures (a site step succeeds or fails as [`SITE`]).
+fn step_result(row: &TaskRecord) -> StepResult {
+    let mut r = StepResult {
+        successes: row.successes.iter().cloned().collect(),
+        failures: row.failures.iter().cloned().collect(),
+    };
+    if let Some(pass) = row.params["passthrough"].as_array() {
+        r.successes
+            .extend(pass.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+    }
+    if !row
+        .action
+        .parse::<Action>()
+        .is_ok_and(Action::is_node_scoped)
+    {
+        if row.result_status == ResultStatus::Success {
+            r.successes.insert(SITE.to_owned());
+        } else {
+            r.failures.insert(SITE.to_owned());
+        }
+    }
+    r
+}
+
+mod futures_boxed {
+    /// A boxed, sendable future (the orchestrator and parent completion
+    /// call each other).
+    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 }
 
 /// A short machine-readable reason for a failed call: the driver's error

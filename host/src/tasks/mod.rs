@@ -5,11 +5,13 @@
 //!   out into per-node subtasks), the executor (claims subtasks, calls
 //!   drivers with concurrency limits, retries and deadlines) and the writer
 //!   (batches outcomes and messages into the store, completes parents).
+//! - [`orchestrator`]: Drydock's orchestrator actions as plans of steps.
 //! - [`filter`]: Drydock node filters (pure).
 //! - [`result`]: the result algebra (pure).
 
 pub mod engine;
 pub mod filter;
+pub mod orchestrator;
 pub mod result;
 
 pub use engine::{Engine, EngineConfig, EngineError, TaskRequest};

@@ -6,6 +6,9 @@
 //!   `{"status": <code>, "body": "<text>"}`.
 //! - `power_on_node` POSTs `{"node": "<name>"}` to `url` and fails on a
 //!   non-2xx status as the SDK maps it.
+//! - `power_off_node` POSTs to `url` with `Authorization: Bearer <secret>`,
+//!   the secret named by the `token_secret` setting (invalid input when the
+//!   host does not grant it).
 
 use drydock_sdk::http::Request;
 use drydock_sdk::prelude::*;
@@ -57,6 +60,18 @@ impl OobDriver for HttpProbe {
                 response.status
             )));
         }
+        Ok(())
+    }
+
+    fn power_off_node(ctx: &Ctx, _node: &Node) -> Result<()> {
+        let name = ctx.config("token_secret").unwrap_or_default();
+        let token = ctx.secret(&name).ok_or_else(|| {
+            DriverError::InvalidInput(format!("secret `{name}` is not granted to this driver"))
+        })?;
+        Request::post(url(ctx)?)
+            .header("authorization", format!("Bearer {token}"))
+            .send()?
+            .error_for_status()?;
         Ok(())
     }
 }

@@ -1,0 +1,515 @@
+//! Site designs: ingestion, validation and what the orchestrator takes
+//! from them.
+//!
+//! A design is a YAML stream of Drydock documents ([`documents`]), fetched
+//! from a `design_ref` ([`source`]), parsed once, resolved (host profile
+//! inheritance), validated with Drydock's rules ([`validate`]) and turned into
+//! the [`model::Node`]s and site data the drivers get.
+
+pub mod documents;
+pub mod source;
+pub mod validate;
+
+use crate::model::{self, PortMode, PortVlans};
+use documents::{
+    DocRef, Document, HardwareProfileSpec, HostSpec, Kind, Malformed, NetworkLinkSpec, NetworkSpec,
+    RackSpec, RegionSpec, YamlError, inherit, parse_stream, strip_removals,
+};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub use source::{DesignSource, SourceError};
+pub use validate::{Finding, Level, PlatformCatalog};
+
+/// A parsed site design. Built once per task (and cached by content).
+#[derive(Clone, Debug, Default)]
+pub struct Design {
+    /// Every Drydock document, in stream order.
+    pub documents: Vec<Document>,
+    /// Drydock documents that could not be read (reported by validation).
+    pub malformed: Vec<Malformed>,
+    /// Documents that failed to deserialize into their kind, or profiles
+    /// whose inheritance is broken: `(document, message)`.
+    pub unreadable: Vec<(DocRef, String)>,
+    /// Region settings (the first Region; Drydock allows one).
+    pub region: Option<(String, RegionSpec)>,
+    /// Racks by name.
+    pub racks: BTreeMap<String, RackSpec>,
+    /// Network links by name.
+    pub links: BTreeMap<String, NetworkLinkSpec>,
+    /// Networks by name.
+    pub networks: BTreeMap<String, NetworkSpec>,
+    /// Hardware profiles by name.
+    pub hardware: BTreeMap<String, HardwareProfileSpec>,
+    /// Host profiles by name, inheritance applied.
+    pub profiles: BTreeMap<String, HostSpec>,
+    /// Nodes by name, inheritance applied.
+    pub nodes: BTreeMap<String, HostSpec>,
+}
+
+impl Design {
+    /// Parses a YAML stream. Fails only on YAML syntax; everything else is
+    /// kept for [`validate::validate`] to report.
+    pub fn parse(text: &str) -> Result<Design, YamlError> {
+        let (documents, malformed) = parse_stream(text)?;
+        let mut d = Design {
+            documents,
+            malformed,
+            ..Design::default()
+        };
+        d.index();
+        Ok(d)
+    }
+
+    fn typed<T: serde::de::DeserializeOwned + Default>(
+        &mut self,
+        doc: &Document,
+        data: &Value,
+    ) -> T {
+        match serde_json::from_value(data.clone()) {
+            Ok(v) => v,
+            Err(e) => {
+                self.unreadable.push((
+                    DocRef::new(doc.kind, &doc.name),
+                    format!("{}: {e}", doc.kind.name()),
+                ));
+                T::default()
+            }
+        }
+    }
+
+    fn index(&mut self) {
+        let docs = self.documents.clone();
+        let mut raw_profiles: BTreeMap<String, Value> = BTreeMap::new();
+        let mut raw_nodes: Vec<(Document, Value)> = Vec::new();
+        for doc in &docs {
+            match doc.kind {
+                Kind::Region => {
+                    let spec: RegionSpec = self.typed(doc, &doc.data);
+                    if self.region.is_none() {
+                        self.region = Some((doc.name.clone(), spec));
+                    }
+                }
+                Kind::Rack => {
+                    let spec = self.typed(doc, &doc.data);
+                    self.racks.entry(doc.name.clone()).or_insert(spec);
+                }
+                Kind::NetworkLink => {
+                    let spec = self.typed(doc, &doc.data);
+                    self.links.entry(doc.name.clone()).or_insert(spec);
+                }
+                Kind::Network => {
+                    let spec = self.typed(doc, &doc.data);
+                    self.networks.entry(doc.name.clone()).or_insert(spec);
+                }
+                Kind::HardwareProfile => {
+                    let spec = self.typed(doc, &doc.data);
+                    self.hardware.entry(doc.name.clone()).or_insert(spec);
+                }
+                Kind::HostProfile => {
+                    raw_profiles
+                        .entry(doc.name.clone())
+                        .or_insert(doc.data.clone());
+                }
+                Kind::BaremetalNode => raw_nodes.push((doc.clone(), doc.data.clone())),
+                Kind::BootAction => {
+                    let _: documents::BootActionSpec = self.typed(doc, &doc.data);
+                }
+            }
+        }
+        let mut resolved: BTreeMap<String, Value> = BTreeMap::new();
+        for name in raw_profiles.keys() {
+            match resolve_profile(name, &raw_profiles, &mut resolved, &mut Vec::new()) {
+                Ok(v) => {
+                    let doc = Document {
+                        kind: Kind::HostProfile,
+                        name: name.clone(),
+                        data: v.clone(),
+                        index: 0,
+                    };
+                    let spec = self.typed(&doc, &v);
+                    self.profiles.insert(name.clone(), spec);
+                }
+                Err(e) => self
+                    .unreadable
+                    .push((DocRef::new(Kind::HostProfile, name), e)),
+            }
+        }
+        for (doc, data) in raw_nodes {
+            let merged = match data.get("host_profile").and_then(Value::as_str) {
+                Some(p) => match resolved.get(p) {
+                    Some(parent) => inherit(parent, &data),
+                    None => data.clone(), // reported by validation (unresolved reference)
+                },
+                None => data.clone(),
+            };
+            let mut merged = merged;
+            strip_removals(&mut merged);
+            let spec = self.typed(&doc, &merged);
+            if self.nodes.contains_key(&doc.name) {
+                continue; // duplicate, reported by validation
+            }
+            self.nodes.insert(doc.name.clone(), spec);
+        }
+    }
+
+    /// Labels of every rack (for node filters' `rack_labels`).
+    pub fn rack_labels(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.racks
+            .iter()
+            .map(|(n, r)| (n.clone(), r.labels.clone()))
+            .collect()
+    }
+
+    /// SSH keys from the Region.
+    pub fn ssh_keys(&self) -> Vec<String> {
+        self.region
+            .as_ref()
+            .map(|(_, r)| r.authorized_keys.clone())
+            .unwrap_or_default()
+    }
+
+    /// Package repositories from the Region.
+    pub fn repositories(&self) -> Vec<model::Repository> {
+        let Some((_, region)) = &self.region else {
+            return Vec::new();
+        };
+        let strings = |v: &Value| -> Vec<String> {
+            match v {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect(),
+                Value::String(s) => s.split(',').map(|s| s.trim().to_owned()).collect(),
+                _ => Vec::new(),
+            }
+        };
+        region
+            .repositories
+            .iter()
+            .filter(|(_, v)| v.is_object())
+            .map(|(name, v)| model::Repository {
+                name: name.clone(),
+                url: v["url"].as_str().unwrap_or_default().to_owned(),
+                distributions: strings(&v["distributions"]),
+                components: strings(&v["components"]),
+                gpg_key: v["gpgkey"].as_str().map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// The site's networks and links as drivers get them.
+    pub fn site_networks(&self) -> model::SiteNetworks {
+        let links = self
+            .links
+            .iter()
+            .map(|(name, l)| model::NetworkLink {
+                name: name.clone(),
+                mtu: l.mtu.unwrap_or(1500),
+                bonding_mode: l.bonding.mode.clone().filter(|m| m != "disabled"),
+                trunk_mode: l.trunking.mode.clone(),
+                native_network: l.trunking.default_network.clone(),
+                allowed_networks: l.allowed_networks.clone(),
+            })
+            .collect();
+        let networks = self
+            .networks
+            .iter()
+            .map(|(name, n)| model::Network {
+                name: name.clone(),
+                cidr: n.cidr.clone(),
+                vlan: n.vlan_id().ok().flatten(),
+                mtu: n.mtu.unwrap_or(1500),
+                routes: n
+                    .routes
+                    .iter()
+                    .map(|r| model::Route {
+                        subnet: r.subnet.clone(),
+                        gateway: r.gateway.clone(),
+                        metric: r.metric.unwrap_or(100),
+                    })
+                    .collect(),
+                ranges: n
+                    .ranges
+                    .iter()
+                    .map(|r| model::IpRange {
+                        kind: r.kind.clone(),
+                        start: r.start.clone(),
+                        end: r.end.clone(),
+                    })
+                    .collect(),
+                dns_servers: n
+                    .dns
+                    .servers
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                dns_domain: n.dns.domain.clone(),
+            })
+            .collect();
+        model::SiteNetworks { links, networks }
+    }
+
+    /// Every node as drivers get it, by name. Credentials are not resolved
+    /// here (secrets reach only the driver call).
+    pub fn model_nodes(&self) -> Vec<model::Node> {
+        self.nodes
+            .iter()
+            .map(|(name, spec)| self.model_node(name, spec))
+            .collect()
+    }
+
+    fn vlan(&self, network: &str) -> Option<u16> {
+        self.networks
+            .get(network)
+            .and_then(|n| n.vlan_id().ok().flatten())
+    }
+
+    fn model_node(&self, name: &str, spec: &HostSpec) -> model::Node {
+        let address_on = |net: &str| {
+            spec.addressing
+                .iter()
+                .find(|a| a.network == net)
+                .and_then(|a| a.address.clone())
+                .filter(|a| a != "dhcp")
+        };
+        let mut params = BTreeMap::new();
+        for (k, v) in &spec.oob.extra {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            params.insert(k.clone(), text);
+        }
+        let oob = model::Oob {
+            oob_type: spec.oob.oob_type.clone().unwrap_or_default(),
+            address: spec.oob.network.as_deref().and_then(address_on),
+            port: None,
+            account: spec.oob.account.clone(),
+            credential: spec.oob.credential.clone(),
+            credentials: None,
+            params,
+        };
+        let interfaces =
+            spec.interfaces
+                .iter()
+                .map(|(iname, i)| model::Interface {
+                    name: iname.clone(),
+                    device_link: i.device_link.clone(),
+                    slaves: i.slaves.clone(),
+                    networks: i.networks.clone(),
+                    addresses: i
+                        .networks
+                        .iter()
+                        .filter_map(|n| {
+                            spec.addressing.iter().find(|a| &a.network == n).map(|a| {
+                                model::Address {
+                                    network: n.clone(),
+                                    address: a.address.clone(),
+                                }
+                            })
+                        })
+                        .collect(),
+                    mac: None,
+                    switch_port: i
+                        .switch_port
+                        .as_ref()
+                        .and_then(|sp| self.switch_port(sp, i)),
+                })
+                .collect();
+        let storage = model::Storage {
+            layout: spec.storage.layout.clone(),
+            physical_devices: spec
+                .storage
+                .physical_devices
+                .iter()
+                .map(|(dname, d)| model::PhysicalDevice {
+                    name: dname.clone(),
+                    partition_table: d.partition_table.clone(),
+                    volume_group: d.volume_group.clone(),
+                    partitions: d
+                        .partitions
+                        .iter()
+                        .map(|p| model::Partition {
+                            name: p.name.clone(),
+                            size: p.size.clone().unwrap_or_default(),
+                            bootable: p.bootable,
+                            volume_group: p.volume_group.clone(),
+                            filesystem: p.filesystem.as_ref().map(filesystem),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            volume_groups: spec
+                .storage
+                .volume_groups
+                .iter()
+                .map(|(vname, vg)| model::VolumeGroup {
+                    name: vname.clone(),
+                    logical_volumes: vg
+                        .logical_volumes
+                        .iter()
+                        .map(|lv| model::LogicalVolume {
+                            name: lv.name.clone(),
+                            size: lv.size.clone().unwrap_or_default(),
+                            filesystem: lv.filesystem.as_ref().map(filesystem),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let platform = model::Platform {
+            image: spec.platform.image.clone(),
+            kernel: spec.platform.kernel.clone(),
+            kernel_params: spec
+                .platform
+                .kernel_params
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Bool(true) => String::new(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        };
+        model::Node {
+            name: name.to_owned(),
+            oob,
+            boot_mac: spec.metadata.boot_mac.clone(),
+            interfaces,
+            platform,
+            storage,
+            tags: spec.metadata.tags.clone(),
+            labels: spec.metadata.owner_data.clone(),
+            rack: spec.metadata.rack.clone(),
+            domain: spec
+                .primary_network
+                .as_deref()
+                .and_then(|n| self.networks.get(n))
+                .and_then(|n| n.dns.domain.clone()),
+        }
+    }
+
+    /// The ToR switch named `name` in any rack.
+    pub fn tor_switch(&self, name: &str) -> Option<&documents::TorSwitch> {
+        self.racks.values().find_map(|r| r.tor_switches.get(name))
+    }
+
+    fn switch_port(
+        &self,
+        sp: &documents::SwitchPortSpec,
+        iface: &documents::InterfaceSpec,
+    ) -> Option<model::SwitchPort> {
+        let tor = self.tor_switch(&sp.switch)?;
+        let address = tor.mgmt_ip.clone().or_else(|| {
+            tor.sdn_api_uri
+                .as_deref()
+                .and_then(|u| u.split("://").nth(1))
+                .map(|rest| rest.split(['/', ':']).next().unwrap_or(rest).to_owned())
+        })?;
+        let link = iface.device_link.as_deref().and_then(|l| self.links.get(l));
+        let trunked = link.and_then(|l| l.trunking.mode.as_deref()) == Some("802.1q");
+        let native = link.and_then(|l| l.trunking.default_network.clone());
+        let pxe = sp.provisioning_network.clone().or(native.clone());
+        let pxe_vlan = pxe.as_deref().and_then(|n| self.vlan(n));
+        let provisioning = if trunked {
+            PortVlans {
+                mode: PortMode::Trunk,
+                access_vlan: None,
+                native_vlan: pxe_vlan,
+                allowed_vlans: pxe_vlan.into_iter().collect(),
+            }
+        } else {
+            PortVlans {
+                mode: PortMode::Access,
+                access_vlan: pxe_vlan,
+                native_vlan: None,
+                allowed_vlans: Vec::new(),
+            }
+        };
+        let production = if trunked {
+            let mut allowed: Vec<u16> =
+                iface.networks.iter().filter_map(|n| self.vlan(n)).collect();
+            let native_vlan = native.as_deref().and_then(|n| self.vlan(n));
+            allowed.extend(native_vlan);
+            allowed.sort_unstable();
+            allowed.dedup();
+            PortVlans {
+                mode: PortMode::Trunk,
+                access_vlan: None,
+                native_vlan,
+                allowed_vlans: allowed,
+            }
+        } else {
+            PortVlans {
+                mode: PortMode::Access,
+                access_vlan: iface.networks.first().and_then(|n| self.vlan(n)),
+                native_vlan: None,
+                allowed_vlans: Vec::new(),
+            }
+        };
+        Some(model::SwitchPort {
+            switch: model::Switch {
+                name: sp.switch.clone(),
+                address,
+                port: tor.port,
+                account: tor.account.clone(),
+                credential: tor.credential.clone(),
+                credentials: None,
+            },
+            port: sp.port.clone(),
+            provisioning: Some(provisioning),
+            production: Some(production),
+        })
+    }
+}
+
+fn filesystem(f: &documents::FilesystemSpec) -> model::Filesystem {
+    model::Filesystem {
+        mountpoint: f.mountpoint.clone(),
+        fstype: f.fstype.clone().unwrap_or_else(|| "ext4".into()),
+        mount_options: f.mount_options.clone(),
+    }
+}
+
+/// Resolves a profile's inheritance chain (cycles and missing parents are
+/// errors).
+fn resolve_profile(
+    name: &str,
+    raw: &BTreeMap<String, Value>,
+    done: &mut BTreeMap<String, Value>,
+    path: &mut Vec<String>,
+) -> Result<Value, String> {
+    if let Some(v) = done.get(name) {
+        return Ok(v.clone());
+    }
+    if path.iter().any(|p| p == name) {
+        path.push(name.to_owned());
+        return Err(format!(
+            "host profile inheritance cycle: {}",
+            path.join(" -> ")
+        ));
+    }
+    let data = raw
+        .get(name)
+        .ok_or_else(|| format!("host profile `{name}` does not exist"))?;
+    path.push(name.to_owned());
+    let merged = match data.get("host_profile").and_then(Value::as_str) {
+        Some(parent) => {
+            let p = resolve_profile(parent, raw, done, path)?;
+            inherit(&p, data)
+        }
+        None => data.clone(),
+    };
+    path.pop();
+    done.insert(name.to_owned(), merged.clone());
+    Ok(merged)
+}

@@ -1,0 +1,565 @@
+//! The bundled Redfish driver against the real sushy-tools 2.2.0 emulator
+//! (fake systems driver): every oob action, power transitions with the
+//! emulator's 1–11 s delays, basic auth, refused credentials, a BMC that is
+//! down, TLS with a private CA (and the explicit opt-out), system selection,
+//! vendor quirks, and the time to power-cycle three systems at once.
+
+use drydock::drivers::{
+    Action, CallError, DriverConfig, DriverError, DriverErrorKind, Interface, Runtime, TlsSettings,
+};
+use drydock::model::{BootDevice, BootTarget};
+use drydock_tests::sushy::{FakeSystem, Sushy, SushyConfig, free_port};
+use drydock_tests::{Call, runtime};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn redfish(rt: &Runtime) -> drydock::drivers::Driver {
+    rt.load("redfish", drydock::bundled::REDFISH)
+        .await
+        .expect("load the bundled redfish driver")
+}
+
+/// Driver settings: `poll_interval_ms = 250` unless given, plus `settings`.
+fn config(settings: &[(&str, &str)]) -> DriverConfig {
+    let mut map: BTreeMap<String, String> = [("poll_interval_ms", "250")]
+        .iter()
+        .chain(settings)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    map.retain(|_, v| !v.is_empty());
+    DriverConfig {
+        settings: map,
+        ..DriverConfig::default()
+    }
+}
+
+/// A call with `config` and a 60 s limit (power changes take up to 11 s).
+fn call_with(config: DriverConfig) -> Call {
+    Call {
+        config: Arc::new(config),
+        timeout: Some(Duration::from_secs(60)),
+        ..Call::default()
+    }
+}
+
+fn one_system(power_on: bool) -> SushyConfig {
+    SushyConfig {
+        systems: vec![FakeSystem::numbered(1, power_on)],
+        ..SushyConfig::default()
+    }
+}
+
+/// The driver error of a failed call.
+fn driver_error(result: Result<Value, CallError>) -> DriverError {
+    match result {
+        Err(CallError::Driver { error, .. }) => error,
+        other => panic!("expected a driver error, got {other:?}"),
+    }
+}
+
+/// Runs an action that must succeed.
+async fn ok(
+    call: &Call,
+    rt: &Runtime,
+    d: &drydock::drivers::Driver,
+    action: Action,
+    node: &drydock::model::Node,
+) -> Value {
+    call.run(rt, d, action, Some(node))
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"))
+}
+
+#[tokio::test]
+async fn info_claims_redfish_idrac_and_ilo() {
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let info = d.info();
+    assert_eq!(info.name, "redfish");
+    assert_eq!(info.oob_types, ["redfish", "idrac", "ilo"]);
+    assert_eq!(info.interfaces, [Interface::Oob]);
+    assert!(info.outbound.node_bmc);
+}
+
+#[tokio::test]
+async fn every_oob_action_against_sushy() {
+    let bmc = Sushy::start(one_system(false));
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let call = call_with(config(&[]));
+    let n = bmc.node("n1", None);
+
+    ok(&call, &rt, &d, Action::ValidateOobServices, &n).await;
+
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "off");
+    assert_eq!(facts["manufacturer"], "Sushy Emulator");
+    assert_eq!(facts["macs"], json!(["52:54:00:00:00:01"]));
+    assert_eq!(facts["raw"]["system"]["Name"], "node-1");
+    assert_eq!(
+        facts["raw"]["ethernet_interfaces"][0]["MACAddress"],
+        "52:54:00:00:00:01"
+    );
+    let stored = call.services.build_data();
+    let stored = stored
+        .iter()
+        .find(|b| b.generator == "redfish" && b.scope.node.as_deref() == Some("n1"))
+        .expect("interrogate_oob stores build data");
+    assert_eq!(stored.format, "application/json");
+    let stored: Value = serde_json::from_str(&stored.content).unwrap();
+    assert_eq!(stored, facts["raw"]);
+
+    // Power on waits for the emulator's delayed change; again is a no-op.
+    ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+    let again = Instant::now();
+    ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
+    let again = again.elapsed();
+    eprintln!(
+        "FIGURE power_on_node on a node already on (root, systems, system): {} ms",
+        again.as_millis()
+    );
+    assert!(again < Duration::from_secs(2), "{again:?}");
+    let start = Instant::now();
+    ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    eprintln!(
+        "FIGURE interrogate_oob (root, systems, system, NICs): {} ms",
+        start.elapsed().as_millis()
+    );
+
+    // Boot overrides.
+    let mut boot = call_with(config(&[]));
+    boot.services = call.services.clone();
+    boot.params.boot = Some(BootTarget {
+        device: BootDevice::Disk,
+        persistent: true,
+    });
+    ok(&boot, &rt, &d, Action::SetNodeBoot, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(
+        facts["boot_override"],
+        json!({"device": "disk", "persistent": true})
+    );
+    ok(&call, &rt, &d, Action::ConfigNodePxe, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    // sushy always reads back `Continuous`, whatever was set.
+    assert_eq!(facts["boot_override"]["device"], "pxe");
+    assert_eq!(
+        facts["raw"]["system"]["Boot"]["BootSourceOverrideTarget"],
+        "Pxe"
+    );
+
+    // A target the BMC does not offer is `unsupported`, naming what it offers.
+    boot.params.boot = Some(BootTarget {
+        device: BootDevice::BiosSetup,
+        persistent: false,
+    });
+    let err = driver_error(boot.run(&rt, &d, Action::SetNodeBoot, Some(&n)).await);
+    assert_eq!(err.kind, DriverErrorKind::Unsupported, "{err:?}");
+    assert!(err.message.contains("BiosSetup"), "{err:?}");
+    assert!(err.message.contains("Pxe, Cd, Hdd"), "{err:?}");
+
+    // Cycle an on node (ForceRestart: off at once, on 1–11 s later).
+    ok(&call, &rt, &d, Action::PowerCycleNode, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+
+    // Power off (GracefulShutdown is allowed and works), then again.
+    ok(&call, &rt, &d, Action::PowerOffNode, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "off");
+    ok(&call, &rt, &d, Action::PowerOffNode, &n).await;
+
+    // Cycling an off node powers it on.
+    ok(&call, &rt, &d, Action::PowerCycleNode, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+
+    let messages: Vec<String> = call
+        .services
+        .messages()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
+    for want in [
+        "n1: On requested",
+        "n1 is powered on",
+        "n1 is already on",
+        "n1: ForceRestart requested",
+        "n1: GracefulShutdown requested",
+        "n1 is powered off",
+        "n1 is already off",
+        "n1 is not on; powering it on",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(want)),
+            "no status `{want}` in {messages:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn graceful_timeout_falls_back_to_force_off() {
+    let bmc = Sushy::start(one_system(true));
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let n = bmc.node("n1", None);
+
+    let call = call_with(config(&[("graceful_timeout_s", "0")]));
+    ok(&call, &rt, &d, Action::PowerOffNode, &n).await;
+    let messages: Vec<String> = call
+        .services
+        .messages()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
+    let pos = |s: &str| messages.iter().position(|m| m.contains(s));
+    let graceful = pos("GracefulShutdown requested").expect("graceful first");
+    let forcing = pos("did not shut down within 0 s; forcing it off").expect("then forcing");
+    let force = pos("ForceOff requested").expect("ForceOff");
+    assert!(graceful < forcing && forcing < force, "{messages:#?}");
+
+    // `cycle = off-on`: off (gracefully), then on, instead of ForceRestart.
+    ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
+    let cycle = call_with(config(&[("cycle", "off-on")]));
+    ok(&cycle, &rt, &d, Action::PowerCycleNode, &n).await;
+    let messages: Vec<String> = cycle
+        .services
+        .messages()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
+    let pos = |s: &str| messages.iter().position(|m| m.contains(s));
+    let off = pos("n1 is powered off").expect("off first");
+    let on = pos("n1 is powered on").expect("then on");
+    assert!(off < on, "{messages:#?}");
+    assert!(pos("ForceRestart").is_none(), "{messages:#?}");
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+
+    // `graceful = false` goes straight to ForceOff.
+    let call = call_with(config(&[("graceful", "false")]));
+    ok(&call, &rt, &d, Action::PowerOffNode, &n).await;
+    let messages: Vec<String> = call
+        .services
+        .messages()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
+    assert!(
+        !messages.iter().any(|m| m.contains("GracefulShutdown")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("ForceOff requested")),
+        "{messages:#?}"
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_and_refused_credentials() {
+    let bmc = Sushy::start(SushyConfig {
+        basic_auth: Some(("admin".into(), "s3cret-pw".into())),
+        ..one_system(false)
+    });
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let call = call_with(config(&[]));
+
+    let n = bmc.node("n1", None);
+    ok(&call, &rt, &d, Action::ValidateOobServices, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "off");
+
+    // A wrong password: `auth`, naming the BMC and the user, never the password.
+    let mut wrong = n.clone();
+    wrong.oob.credentials.as_mut().unwrap().password = "wrong-pw".into();
+    for action in [Action::ValidateOobServices, Action::PowerOnNode] {
+        let err = driver_error(call.run(&rt, &d, action, Some(&wrong)).await);
+        assert_eq!(err.kind, DriverErrorKind::Auth, "{err:?}");
+        assert!(
+            err.message.contains(&format!("127.0.0.1:{}", bmc.port)),
+            "{err:?}"
+        );
+        assert!(err.message.contains("`admin`"), "{err:?}");
+        assert!(!err.message.contains("wrong-pw"), "{err:?}");
+    }
+    // No credentials at all.
+    let mut none = n.clone();
+    none.oob.credentials = None;
+    let err = driver_error(
+        call.run(&rt, &d, Action::ValidateOobServices, Some(&none))
+            .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::Auth, "{err:?}");
+    assert!(err.message.contains("needs credentials"), "{err:?}");
+
+    // Passwords never reach logs or task messages.
+    for m in call.services.messages() {
+        assert!(!m.message.contains("s3cret-pw") && !m.message.contains("wrong-pw"));
+    }
+}
+
+#[tokio::test]
+async fn a_bmc_that_is_down_is_unreachable() {
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let call = call_with(config(&[]));
+    let port = free_port();
+    let mut n = drydock_tests::node("n1", "redfish");
+    n.oob.address = Some("127.0.0.1".into());
+    n.oob.port = Some(port);
+    n.oob.params.insert("scheme".into(), "http".into());
+    let err = driver_error(call.run(&rt, &d, Action::PowerOnNode, Some(&n)).await);
+    assert_eq!(err.kind, DriverErrorKind::Unreachable, "{err:?}");
+    assert!(err.kind.is_retryable());
+    assert!(
+        err.message.contains(&format!("127.0.0.1:{port}")),
+        "{err:?}"
+    );
+
+    // No address at all is the node's fault, not the network's.
+    let err = driver_error(
+        call.run(
+            &rt,
+            &d,
+            Action::PowerOnNode,
+            Some(&drydock_tests::node("n2", "redfish")),
+        )
+        .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::InvalidInput, "{err:?}");
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca() {
+    let bmc = Sushy::start(SushyConfig {
+        tls: true,
+        basic_auth: Some(("admin".into(), "pw".into())),
+        ..one_system(false)
+    });
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let n = bmc.node("n1", None);
+    assert_eq!(n.oob.params["scheme"], "https");
+
+    // Without the CA the certificate is refused.
+    let call = call_with(config(&[]));
+    let err = driver_error(
+        call.run(&rt, &d, Action::ValidateOobServices, Some(&n))
+            .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::Failed, "{err:?}");
+    assert!(err.message.contains("TLS"), "{err:?}");
+    assert!(err.message.contains("CA"), "{err:?}");
+
+    // Trusting the private CA, everything works.
+    let ca = bmc.ca_pem.as_deref().expect("a CA");
+    let call = call_with(DriverConfig {
+        tls: TlsSettings::with_extra_roots(ca.as_bytes()).expect("CA PEM"),
+        ..config(&[])
+    });
+    ok(&call, &rt, &d, Action::ValidateOobServices, &n).await;
+    ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+
+    // The explicit opt-out accepts the certificate without the CA.
+    let call = call_with(DriverConfig {
+        tls: TlsSettings::insecure_skip_verify(),
+        ..config(&[])
+    });
+    ok(&call, &rt, &d, Action::ValidateOobServices, &n).await;
+}
+
+#[tokio::test]
+async fn system_selection() {
+    let systems: Vec<FakeSystem> = (1..=3).map(|i| FakeSystem::numbered(i, false)).collect();
+    let bmc = Sushy::start(SushyConfig {
+        systems: systems.clone(),
+        ..SushyConfig::default()
+    });
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let call = call_with(config(&[]));
+
+    // Several systems and no id: `invalid-input` listing them.
+    let err = driver_error(
+        call.run(&rt, &d, Action::InterrogateOob, Some(&bmc.node("n", None)))
+            .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::InvalidInput, "{err:?}");
+    for s in &systems {
+        assert!(err.message.contains(&s.uuid), "{err:?}");
+    }
+    assert!(err.message.contains("system_id"), "{err:?}");
+
+    // By id (the node's oob param).
+    let facts = ok(
+        &call,
+        &rt,
+        &d,
+        Action::InterrogateOob,
+        &bmc.node("n", Some(&systems[1].uuid)),
+    )
+    .await;
+    assert_eq!(facts["macs"], json!([systems[1].mac]));
+
+    // By name: sushy redirects `/Systems/<name>` (307) to the UUID.
+    let facts = ok(
+        &call,
+        &rt,
+        &d,
+        Action::InterrogateOob,
+        &bmc.node("n", Some("node-3")),
+    )
+    .await;
+    assert_eq!(facts["macs"], json!([systems[2].mac]));
+    assert_eq!(facts["raw"]["system"]["Id"], systems[2].uuid);
+
+    // By the driver setting.
+    let by_setting = call_with(config(&[("system_id", &systems[0].uuid)]));
+    let facts = ok(
+        &by_setting,
+        &rt,
+        &d,
+        Action::InterrogateOob,
+        &bmc.node("n", None),
+    )
+    .await;
+    assert_eq!(facts["macs"], json!([systems[0].mac]));
+
+    // An id the BMC does not have.
+    let err = driver_error(
+        call.run(
+            &rt,
+            &d,
+            Action::InterrogateOob,
+            Some(&bmc.node("n", Some("nope"))),
+        )
+        .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::InvalidInput, "{err:?}");
+    assert!(err.message.contains("`nope`"), "{err:?}");
+    assert!(err.message.contains(&systems[0].uuid), "{err:?}");
+
+    // With one system, no id is needed.
+    let single = Sushy::start(one_system(false));
+    ok(
+        &call,
+        &rt,
+        &d,
+        Action::ValidateOobServices,
+        &single.node("n", None),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn vendor_quirks_are_data() {
+    let bmc = Sushy::start(one_system(false));
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let n = bmc.node("n1", None);
+
+    // Supermicro re-sends BootSourceOverrideMode; sushy accepts it unchanged.
+    let mut call = call_with(config(&[("vendor", "supermicro")]));
+    call.params.boot = Some(BootTarget {
+        device: BootDevice::Cdrom,
+        persistent: false,
+    });
+    ok(&call, &rt, &d, Action::SetNodeBoot, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["boot_override"]["device"], "cdrom");
+    assert_eq!(
+        facts["raw"]["system"]["Boot"]["BootSourceOverrideMode"],
+        "UEFI"
+    );
+
+    // An unknown vendor is the operator's mistake, with the choices.
+    let call = call_with(config(&[("vendor", "acme")]));
+    let err = driver_error(
+        call.run(&rt, &d, Action::ValidateOobServices, Some(&n))
+            .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::InvalidInput, "{err:?}");
+    assert!(err.message.contains("idrac, ilo, supermicro"), "{err:?}");
+
+    // Sessions forced on a BMC that has none (sushy answers 404 to the
+    // session POST when it does not ask for credentials): `unsupported`,
+    // saying what to do.
+    let mut with_credentials = n.clone();
+    with_credentials.oob.credentials = Some(drydock::model::Credentials {
+        username: "admin".into(),
+        password: "pw".into(),
+    });
+    let call = call_with(config(&[("auth", "session")]));
+    let err = driver_error(
+        call.run(
+            &rt,
+            &d,
+            Action::ValidateOobServices,
+            Some(&with_credentials),
+        )
+        .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::Unsupported, "{err:?}");
+    assert!(err.message.contains("`auth`"), "{err:?}");
+    // ...while `auto` falls back to basic auth.
+    let call = call_with(config(&[]));
+    ok(
+        &call,
+        &rt,
+        &d,
+        Action::ValidateOobServices,
+        &with_credentials,
+    )
+    .await;
+}
+
+/// Figure: power-cycling three emulated systems at once (one BMC process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cycle_three_systems_concurrently() {
+    let systems: Vec<FakeSystem> = (1..=3).map(|i| FakeSystem::numbered(i, true)).collect();
+    let bmc = Sushy::start(SushyConfig {
+        systems: systems.clone(),
+        ..SushyConfig::default()
+    });
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let call = call_with(config(&[]));
+    let nodes: Vec<_> = systems
+        .iter()
+        .map(|s| bmc.node(&s.name, Some(&s.uuid)))
+        .collect();
+
+    let start = Instant::now();
+    let (a, b, c) = tokio::join!(
+        call.run(&rt, &d, Action::PowerCycleNode, Some(&nodes[0])),
+        call.run(&rt, &d, Action::PowerCycleNode, Some(&nodes[1])),
+        call.run(&rt, &d, Action::PowerCycleNode, Some(&nodes[2])),
+    );
+    let elapsed = start.elapsed();
+    for r in [a, b, c] {
+        r.expect("power cycle");
+    }
+    eprintln!(
+        "FIGURE power_cycle x3 concurrent: {:.2} s",
+        elapsed.as_secs_f64()
+    );
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+    for n in &nodes {
+        let facts = ok(&call, &rt, &d, Action::InterrogateOob, n).await;
+        assert_eq!(facts["power_state"], "on");
+    }
+    let restarts = call
+        .services
+        .messages()
+        .iter()
+        .filter(|m| m.message.contains("ForceRestart requested"))
+        .count();
+    assert_eq!(restarts, 3);
+}
