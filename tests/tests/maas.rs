@@ -836,6 +836,43 @@ async fn apply_node_networking_builds_bonds_vlans_and_links() {
     env.ok(Action::ApplyNodeNetworking, Some(&n)).await;
     assert_eq!(env.writes_since(before), Vec::<String>::new());
 
+    // A link the design does not have is removed.
+    env.fake.with_state(|st| {
+        let storage = st
+            .subnets
+            .iter()
+            .find(|s| s.cidr == "10.2.0.0/24")
+            .unwrap()
+            .id;
+        let m = st.machines.get_mut(&id).unwrap();
+        let eth0 = m.interfaces.iter_mut().find(|i| i.name == "eth0").unwrap();
+        eth0.links.push(fake_maas::state::Link {
+            id: 9999,
+            mode: "auto".into(),
+            subnet: storage,
+            ip: None,
+        });
+    });
+    env.ok(Action::ApplyNodeNetworking, Some(&n)).await;
+    let m = env.fake.machine(&id).unwrap();
+    let eth0 = m["interface_set"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "eth0")
+        .unwrap()
+        .clone();
+    let modes: Vec<(&str, &str)> = eth0["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let cidr = l["subnet"]["cidr"].as_str().unwrap();
+            (l["mode"].as_str().unwrap(), cidr)
+        })
+        .collect();
+    assert_eq!(modes, vec![("dhcp", "10.0.0.0/24")]);
+
     // A changed address replaces the link.
     let mut moved = n.clone();
     moved.interfaces[1].addresses[0].address = Some("10.1.0.21".into());

@@ -5,7 +5,7 @@
 //! physical device (or a bond of its slaves) joins the fabric's untagged
 //! VLAN, each tagged network gets a VLAN interface on top, and each network
 //! is linked to its subnet (static address, DHCP, or link-up when the design
-//! gives no address). Links to other subnets on those interfaces are
+//! gives no address). Links those interfaces have to other subnets are
 //! removed; what already matches is left alone.
 
 use drydock_sdk::prelude::*;
@@ -54,6 +54,8 @@ pub fn apply(ctx: &Ctx, node: &Node, site: &SiteNetworks) -> Result<()> {
     }
     let fabrics = maas.get("fabrics/", &[])?;
     let subnets = maas.get("subnets/", &[])?;
+    // Interface id → the subnet ids the design links it to.
+    let mut wanted: Vec<(i64, Vec<i64>)> = Vec::new();
     for design in &node.interfaces {
         let invalid = |why: String| {
             DriverError::InvalidInput(format!("interface {} of {}: {why}", design.name, node.name))
@@ -108,6 +110,31 @@ pub fn apply(ctx: &Ctx, node: &Node, site: &SiteNetworks) -> Result<()> {
                 })?;
             let address = design.addresses.iter().find(|a| &a.network == net_name);
             link_subnet(ctx, &maas, &id, &target, subnet, address)?;
+            let iface = n(&target, "id");
+            match wanted.iter_mut().find(|(i, _)| *i == iface) {
+                Some((_, subnets)) => subnets.push(n(subnet, "id")),
+                None => wanted.push((iface, vec![n(subnet, "id")])),
+            }
+        }
+    }
+    // Links to subnets the design does not put on those interfaces go.
+    for iface in interfaces(&maas, &id)? {
+        let Some((iid, subnets)) = wanted.iter().find(|(i, _)| *i == n(&iface, "id")) else {
+            continue;
+        };
+        for l in list(&iface["links"]) {
+            if !subnets.contains(&n(&l["subnet"], "id")) {
+                ctx.info(format!(
+                    "unlinking {} from {}",
+                    s(&iface, "name"),
+                    s(&l["subnet"], "cidr")
+                ));
+                maas.post(
+                    &path(&id, *iid),
+                    Some("unlink_subnet"),
+                    Form::new().with("id", n(l, "id")),
+                )?;
+            }
         }
     }
     ctx.status(
