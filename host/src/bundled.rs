@@ -10,11 +10,15 @@ pub const EOS: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_EOS"));
 /// The Redfish driver (`drivers/redfish`): oob for `redfish`, `idrac`, `ilo`.
 pub const REDFISH: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_REDFISH"));
 
+/// The MAAS driver (`drivers/maas`): node.
+pub const MAAS: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_MAAS"));
+
 /// Every bundled driver, by file name.
-pub fn all() -> [(&'static str, &'static [u8]); 3] {
+pub fn all() -> [(&'static str, &'static [u8]); 4] {
     [
         ("sim.wasm", SIM),
         ("eos.wasm", EOS),
         ("redfish.wasm", REDFISH),
+        ("maas.wasm", MAAS),
     ]
 }

@@ -4,6 +4,8 @@
 //! Each test gets its own runtime and services; nothing here is a mock of
 //! Drydock itself.
 
+pub mod fake_maas;
+
 use drydock::drivers::{
     Action, CallError, CallRequest, Driver, DriverConfig, MemoryServices, Runtime, RuntimeConfig,
 };
