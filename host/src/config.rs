@@ -86,6 +86,50 @@ impl Default for Limits {
     }
 }
 
+/// Leader lease timing (several instances on one Postgres). The defaults
+/// give a failover of about two seconds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderSettings {
+    /// How long the lease lasts without renewal, in ms.
+    pub lease_ms: u64,
+    /// How often every instance beats and renews or tries the lease, in ms.
+    pub renew_ms: u64,
+    /// How old a heartbeat makes an instance dead, in ms.
+    pub dead_after_ms: u64,
+}
+
+impl Default for LeaderSettings {
+    fn default() -> Self {
+        Self {
+            lease_ms: 2000,
+            renew_ms: 400,
+            dead_after_ms: 2000,
+        }
+    }
+}
+
+impl LeaderSettings {
+    /// Checks the timings make sense together.
+    pub fn check(&self) -> Result<()> {
+        if self.renew_ms == 0 || self.renew_ms * 2 > self.lease_ms {
+            bail!(
+                "leader.renew_ms ({}) must be positive and at most half of leader.lease_ms ({})",
+                self.renew_ms,
+                self.lease_ms
+            );
+        }
+        if self.dead_after_ms < self.renew_ms * 2 {
+            bail!(
+                "leader.dead_after_ms ({}) must be at least twice leader.renew_ms ({})",
+                self.dead_after_ms,
+                self.renew_ms
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Settings and grants for one driver.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -138,6 +182,8 @@ pub struct Config {
     /// Secrets by name (BMC and switch passwords, driver API keys). Prefer
     /// `DRYDOCK_SECRET_<NAME>` variables or the database over this table.
     pub secrets: crate::drivers::GrantedSecrets,
+    /// Leader lease timing.
+    pub leader: LeaderSettings,
 }
 
 impl Default for Config {
@@ -156,6 +202,7 @@ impl Default for Config {
             drivers: BTreeMap::new(),
             design_dir: Some(PathBuf::from("examples")),
             secrets: Default::default(),
+            leader: LeaderSettings::default(),
         }
     }
 }
@@ -172,6 +219,7 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.leader.check()?;
         Ok(cfg)
     }
 

@@ -27,6 +27,8 @@ pub struct Server {
     pub engine: Engine,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio_util::sync::CancellationToken,
+    /// The SQLite lock (one instance per database file), held while running.
+    _sqlite_lock: Option<std::fs::File>,
 }
 
 impl Server {
@@ -226,6 +228,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
         Some(u) => u.clone(),
         None => format!("sqlite:{}", cfg.data_dir.join("drydock.db").display()),
     };
+    let sqlite_lock = lock_sqlite(&database_url)?;
     let store = Store::connect(&database_url).await?;
     tracing::info!(backend = %store.backend(), "store ready");
 
@@ -265,6 +268,11 @@ pub async fn start(cfg: Config) -> Result<Server> {
                 ok
             }),
             secrets: cfg.secrets.clone(),
+            leader: crate::tasks::LeaderConfig {
+                lease: Duration::from_millis(cfg.leader.lease_ms),
+                renew: Duration::from_millis(cfg.leader.renew_ms),
+                dead_after: Duration::from_millis(cfg.leader.dead_after_ms),
+            },
             ..EngineConfig::default()
         },
     )
@@ -292,7 +300,43 @@ pub async fn start(cfg: Config) -> Result<Server> {
         engine,
         task,
         stop,
+        _sqlite_lock: sqlite_lock,
     })
+}
+
+/// SQLite serves one instance: takes an exclusive lock beside the database
+/// file, refusing to start when another instance holds it.
+fn lock_sqlite(database_url: &str) -> Result<Option<std::fs::File>> {
+    let Some(rest) = database_url.strip_prefix("sqlite:") else {
+        return Ok(None);
+    };
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    if let Some(dir) = std::path::Path::new(&lock_path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another drydock instance is using the SQLite database {path}: SQLite serves a \
+             single instance; to run several, point them all at one Postgres (database_url)"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {lock_path}"))
+        }
+    }
 }
 
 /// Runs until `shutdown` resolves (e.g. Ctrl-C), then stops cleanly.

@@ -13,5 +13,3 @@ CREATE TABLE instances (
     heartbeat  TIMESTAMPTZ NOT NULL,
     started    TIMESTAMPTZ NOT NULL
 );
-
-CREATE INDEX tasks_owner_running ON tasks (owner) WHERE status = 'running';

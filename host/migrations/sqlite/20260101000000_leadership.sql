@@ -14,5 +14,3 @@ CREATE TABLE instances (
     heartbeat  TEXT NOT NULL,
     started    TEXT NOT NULL
 );
-
-CREATE INDEX tasks_owner_running ON tasks (owner) WHERE status = 'running';

@@ -22,8 +22,10 @@ pub async fn health(State(state): State<AppState>) -> Result<StatusCode, ApiErro
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /health/extended`: the database, the drivers and the engine; 503
-/// with `"status": "unhealthy"` when the database does not answer.
+/// `GET /health/extended`: the database, the leadership (this instance,
+/// the leader, the fencing epoch, when the lease lapses), the drivers and
+/// the engine; 503 with `"status": "unhealthy"` when the database does not
+/// answer.
 pub async fn extended(_caller: Authorized<Read>, State(state): State<AppState>) -> Response {
     let engine = &state.engine;
     let store = engine.store();
@@ -46,10 +48,14 @@ pub async fn extended(_caller: Authorized<Read>, State(state): State<AppState>) 
             })
         })
         .collect();
+    let lead = engine.leadership().view();
     let body = json!({
         "status": if ping.is_ok() { "ok" } else { "unhealthy" },
         "instance_id": engine.instance_id(),
-        "leader": engine.instance_id(),
+        "leader": lead.leader,
+        "is_leader": lead.is_leader,
+        "epoch": lead.epoch,
+        "lease_expires": lead.lease_expires,
         "database": database,
         "drivers": drivers,
         "inflight": engine.inflight(),

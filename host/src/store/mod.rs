@@ -128,6 +128,10 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),
+    /// A write only the leader may make was refused: the writer does not
+    /// hold the leader lease at its epoch (it was deposed).
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 /// Shorthand for the store's results.

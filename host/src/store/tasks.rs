@@ -458,6 +458,37 @@ pub struct TaskPatch {
     pub deadline: Option<Option<DateTime<Utc>>>,
 }
 
+/// A multi-row `INSERT` of `$chunk` (a slice of [`NewTask`]) for database
+/// type `$db`, all created at `$now`.
+macro_rules! insert_values {
+    ($db:ty, $chunk:expr, $now:expr) => {{
+        let now = $now;
+        let mut qb = QueryBuilder::<$db>::new(
+            "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, \
+             node_name, params, status, created, created_by, updated, deadline, \
+             owner, epoch, retry) ",
+        );
+        qb.push_values($chunk, |mut b, t| {
+            b.push_bind(t.id)
+                .push_bind(t.parent_id)
+                .push_bind(t.action.clone())
+                .push_bind(t.design_ref.clone())
+                .push_bind(t.node_filter_json().map(|j| Json(j.0.clone())))
+                .push_bind(t.node_name.clone())
+                .push_bind(t.params_json())
+                .push_bind(t.status.as_str())
+                .push_bind(now)
+                .push_bind(t.created_by.clone())
+                .push_bind(now)
+                .push_bind(t.deadline.map(trunc))
+                .push_bind(t.owner.clone())
+                .push_bind(t.epoch)
+                .push_bind(t.retry);
+        });
+        qb
+    }};
+}
+
 impl Store {
     /// Creates one task and returns it as stored.
     ///
@@ -496,36 +527,51 @@ impl Store {
     /// (500 rows per statement). Returns how many were inserted. All share
     /// the same `created` time.
     pub async fn insert_tasks(&self, tasks: &[NewTask]) -> Result<u64> {
+        self.insert_tasks_fenced(tasks, None).await
+    }
+
+    /// Like [`Store::insert_tasks`], but when `fence` is `(holder, epoch)`
+    /// nothing is inserted unless that instance holds the leader lease at
+    /// that epoch when the transaction runs (Postgres; the lease row is
+    /// share-locked so a takeover waits for the insert, or the insert sees
+    /// the takeover). Fails with [`StoreError::Fenced`] otherwise.
+    pub async fn insert_tasks_fenced(
+        &self,
+        tasks: &[NewTask],
+        fence: Option<(&str, i64)>,
+    ) -> Result<u64> {
         if tasks.is_empty() {
             return Ok(0);
         }
         let now = now();
         let mut inserted = 0;
+        if let (Some((holder, epoch)), super::Inner::Postgres(pool)) = (fence, &self.inner) {
+            let mut tx = pool.begin().await.db()?;
+            let held: Option<i64> = sqlx::query_scalar(
+                "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
+                 AND expires > clock_timestamp() FOR SHARE",
+            )
+            .bind(holder)
+            .bind(epoch)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+            if held.is_none() {
+                return Err(StoreError::Fenced(format!(
+                    "{holder} does not hold the leader lease at epoch {epoch}"
+                )));
+            }
+            for chunk in tasks.chunks(CHUNK) {
+                let mut qb = insert_values!(sqlx::Postgres, chunk, now);
+                inserted += qb.build().execute(&mut *tx).await.db()?.rows_affected();
+            }
+            tx.commit().await.db()?;
+            return Ok(inserted);
+        }
         with_pool!(self, |pool, DB| {
             let mut tx = pool.begin().await.db()?;
             for chunk in tasks.chunks(CHUNK) {
-                let mut qb = QueryBuilder::<DB>::new(
-                    "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, \
-                     node_name, params, status, created, created_by, updated, deadline, \
-                     owner, epoch, retry) ",
-                );
-                qb.push_values(chunk, |mut b, t| {
-                    b.push_bind(t.id)
-                        .push_bind(t.parent_id)
-                        .push_bind(t.action.clone())
-                        .push_bind(t.design_ref.clone())
-                        .push_bind(t.node_filter_json().map(|j| Json(j.0.clone())))
-                        .push_bind(t.node_name.clone())
-                        .push_bind(t.params_json())
-                        .push_bind(t.status.as_str())
-                        .push_bind(now)
-                        .push_bind(t.created_by.clone())
-                        .push_bind(now)
-                        .push_bind(t.deadline.map(trunc))
-                        .push_bind(t.owner.clone())
-                        .push_bind(t.epoch)
-                        .push_bind(t.retry);
-                });
+                let mut qb = insert_values!(DB, chunk, now);
                 inserted += qb.build().execute(&mut *tx).await.db()?.rows_affected();
             }
             tx.commit().await.db()?;

@@ -19,6 +19,7 @@
 //! actions are idempotent by contract, so re-running them is safe.
 
 use super::filter::{NodeFilter, select};
+use super::leader::{LeaderConfig, Leadership};
 use super::orchestrator::{self, Orchestration, StepParams, StepResult};
 use super::result::rollup;
 use crate::design::{Design, DesignSource, PlatformCatalog};
@@ -66,6 +67,8 @@ pub struct EngineConfig {
     /// Secrets from the config file (tried before the environment and the
     /// database).
     pub secrets: crate::drivers::GrantedSecrets,
+    /// Leader lease timing.
+    pub leader: LeaderConfig,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +85,7 @@ impl Default for EngineConfig {
             write_batch: 1000,
             design_dir: None,
             secrets: Default::default(),
+            leader: LeaderConfig::default(),
         }
     }
 }
@@ -142,7 +146,7 @@ struct Inner {
     runtime: Arc<Runtime>,
     drivers: Arc<DriverSet>,
     cfg: EngineConfig,
-    epoch: i64,
+    leadership: Arc<Leadership>,
     wake_scheduler: Notify,
     wake_executor: Notify,
     slots: Arc<Semaphore>,
@@ -159,6 +163,8 @@ struct Inner {
     /// The design of each orchestrator task in progress here (parsed once
     /// per task; re-read after a restart).
     task_designs: Mutex<HashMap<Uuid, Arc<Design>>>,
+    /// Serialises orchestration steps (see `advance`).
+    advance_lock: tokio::sync::Mutex<()>,
 }
 
 /// The task engine. Cheap to clone.
@@ -180,6 +186,9 @@ impl Engine {
         let designs = DesignSource::new(cfg.design_dir.as_deref())
             .map_err(|e| EngineError::Invalid(format!("design directory: {e}")))?;
         let secrets = Secrets::standard(cfg.secrets.clone(), store.clone());
+        // Lead (or learn who leads) before taking any work.
+        let leadership = Arc::new(Leadership::new(cfg.instance_id.clone(), cfg.leader.clone()));
+        leadership.tick(&store).await;
         let requeued = store.requeue_owned(&cfg.instance_id).await?;
         if requeued > 0 {
             tracing::warn!(
@@ -193,8 +202,8 @@ impl Engine {
             store,
             runtime,
             drivers,
+            leadership: leadership.clone(),
             cfg,
-            epoch: 0,
             wake_scheduler: Notify::new(),
             wake_executor: Notify::new(),
             bmc_limits: Mutex::new(HashMap::new()),
@@ -206,8 +215,18 @@ impl Engine {
             designs,
             secrets,
             task_designs: Mutex::new(HashMap::new()),
+            advance_lock: tokio::sync::Mutex::new(()),
         });
         let engine = Engine { inner };
+        {
+            let (l, store, stop) = (
+                engine.inner.leadership.clone(),
+                engine.inner.store.clone(),
+                engine.inner.shutdown.clone(),
+            );
+            tokio::spawn(async move { l.run(store, stop).await });
+        }
+        tokio::spawn(engine.clone().cancel_watch());
         tokio::spawn(engine.clone().scheduler());
         tokio::spawn(engine.clone().executor());
         tokio::spawn(engine.clone().writer(rx));
@@ -223,6 +242,16 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The fencing epoch this instance claims and writes under.
+    fn epoch(&self) -> i64 {
+        self.inner.leadership.epoch()
+    }
+
+    /// Who leads, as this instance knows it.
+    pub fn leadership(&self) -> &Leadership {
+        &self.inner.leadership
     }
 
     /// This instance's id.
@@ -376,9 +405,19 @@ impl Engine {
 
     async fn scheduler(self) {
         let mut sweep = tokio::time::Instant::now();
+        let mut reclaim = tokio::time::Instant::now();
         loop {
             if self.inner.shutdown.is_cancelled() {
                 return;
+            }
+            // Only the leader schedules; the others wait for a change.
+            if !self.inner.leadership.is_leader() {
+                tokio::select! {
+                    _ = self.inner.shutdown.cancelled() => return,
+                    _ = self.inner.leadership.changed() => {}
+                    _ = tokio::time::sleep(self.inner.cfg.poll_interval) => {}
+                }
+                continue;
             }
             let claimed = self
                 .inner
@@ -386,7 +425,7 @@ impl Engine {
                 .claim_tasks(&ClaimSpec {
                     scope: ClaimScope::TopLevel,
                     owner: &self.inner.cfg.instance_id,
-                    epoch: self.inner.epoch,
+                    epoch: self.epoch(),
                     limit: 16,
                 })
                 .await;
@@ -403,8 +442,28 @@ impl Engine {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "claiming tasks failed; retrying"),
             }
-            // Periodically settle parents whose completion check was missed
-            // (a crash between writing outcomes and completing the parent).
+            // Settle tasks whose subtasks have all finished (the last one
+            // may have run on another instance, which cannot settle what
+            // this one owns).
+            match self
+                .inner
+                .store
+                .settled_containers(self.instance_id())
+                .await
+            {
+                Ok(ids) if !ids.is_empty() => self.complete_parents(&ids).await,
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "looking for settled tasks failed"),
+            }
+            // Take over the work of dead instances.
+            if self.inner.leadership.may_reclaim()
+                && reclaim.elapsed() >= self.inner.leadership.config().renew
+            {
+                reclaim = tokio::time::Instant::now();
+                self.reclaim().await;
+            }
+            // Periodically resume top-level tasks left without subtasks (a
+            // leader died between claiming and fanning out).
             if sweep.elapsed() > Duration::from_secs(5) {
                 sweep = tokio::time::Instant::now();
                 self.sweep_parents().await;
@@ -415,6 +474,9 @@ impl Engine {
         }
     }
 
+    /// Running top-level tasks this instance owns that have no subtasks
+    /// (claimed, then the claimer died before fanning out, and this
+    /// instance adopted them) are fanned out again.
     async fn sweep_parents(&self) {
         let running = self
             .inner
@@ -426,13 +488,55 @@ impl Engine {
                 offset: 0,
             })
             .await;
-        if let Ok(tasks) = running {
-            let mine: Vec<Uuid> = tasks
-                .iter()
-                .filter(|t| t.owner.as_deref() == Some(self.instance_id()))
-                .map(|t| t.id)
-                .collect();
-            self.complete_parents(&mine).await;
+        let Ok(tasks) = running else {
+            return;
+        };
+        for t in tasks
+            .iter()
+            .filter(|t| t.owner.as_deref() == Some(self.instance_id()))
+        {
+            if matches!(self.inner.store.subtask_ids(t.id).await, Ok(ids) if ids.is_empty()) {
+                tracing::info!(task.id = %t.id, "resuming a task left without subtasks");
+                if let Err(e) = self.decompose(t).await {
+                    self.fail_task(t, &format!("scheduling failed: {e}")).await;
+                }
+            }
+        }
+    }
+
+    /// Requeues (or fails, where unsafe to repeat) the driver calls dead
+    /// instances had in flight, and adopts their orchestrations.
+    async fn reclaim(&self) {
+        let unsafe_actions: Vec<String> = self
+            .inner
+            .drivers
+            .all()
+            .iter()
+            .flat_map(|d| d.driver.info().unsafe_to_repeat.iter().cloned())
+            .collect();
+        let dead_after = self.inner.leadership.config().dead_after;
+        match self
+            .inner
+            .store
+            .reclaim_dead(
+                self.instance_id(),
+                self.epoch(),
+                dead_after,
+                &unsafe_actions,
+            )
+            .await
+        {
+            Ok(r) if r != crate::store::Reclaimed::default() => {
+                tracing::warn!(
+                    requeued = r.requeued,
+                    failed = r.failed,
+                    adopted = r.adopted,
+                    "took over the work of dead instances"
+                );
+                self.inner.wake_executor.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "reclaiming dead instances' work failed"),
         }
     }
 
@@ -440,7 +544,7 @@ impl Engine {
         let mut outcome = TaskOutcome::complete(
             t.id,
             &self.inner.cfg.instance_id,
-            self.inner.epoch,
+            self.epoch(),
             ResultStatus::Failure,
         );
         outcome.result_message = Some(reason.to_owned());
@@ -561,7 +665,7 @@ impl Engine {
                     .claim_tasks(&ClaimSpec {
                         scope: ClaimScope::Subtasks,
                         owner: &self.inner.cfg.instance_id,
-                        epoch: self.inner.epoch,
+                        epoch: self.epoch(),
                         limit: room.min(self.inner.cfg.claim_batch),
                     })
                     .await;
@@ -611,6 +715,40 @@ impl Engine {
             }
             if !self.idle(&self.inner.wake_executor).await {
                 return;
+            }
+        }
+    }
+
+    /// Cuts in-flight calls whose task was cancelled through another
+    /// instance (this one sees only the `terminate` flag in the database).
+    async fn cancel_watch(self) {
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.inner.cfg.poll_interval.max(Duration::from_millis(250))) => {}
+            }
+            let watched: Vec<(Uuid, Option<Uuid>)> = {
+                let inflight = self.inner.inflight.lock().expect("inflight lock");
+                inflight
+                    .iter()
+                    .map(|(id, (parent, _))| (*id, *parent))
+                    .collect()
+            };
+            if watched.is_empty() {
+                continue;
+            }
+            let ids: Vec<Uuid> = watched.iter().map(|(id, _)| *id).collect();
+            let Ok(cancelled) = self.inner.store.terminate_requested(&ids).await else {
+                continue;
+            };
+            if cancelled.is_empty() {
+                continue;
+            }
+            let inflight = self.inner.inflight.lock().expect("inflight lock");
+            for id in &cancelled {
+                if let Some((_, token)) = inflight.get(id) {
+                    token.cancel();
+                }
             }
         }
     }
@@ -694,7 +832,7 @@ impl Engine {
     ) {
         let started = std::time::Instant::now();
         let owner = self.inner.cfg.instance_id.clone();
-        let epoch = self.inner.epoch;
+        let epoch = t.epoch;
         let node_name = t.node_name.clone();
         let mut outcome = TaskOutcome::complete(t.id, &owner, epoch, ResultStatus::Failure);
         let finish = |mut outcome: TaskOutcome, state| {
@@ -1063,10 +1201,11 @@ impl Engine {
             } else {
                 (TaskStatus::Complete, r.message.clone())
             };
+            // Only the owner settles a task (fenced by owner and epoch).
             let outcome = TaskOutcome {
                 id: parent,
-                owner: task.owner.clone().unwrap_or_default(),
-                epoch: task.epoch,
+                owner: self.instance_id().to_owned(),
+                epoch: self.epoch(),
                 status,
                 result_status: r.status,
                 result_message: Some(message),
@@ -1245,7 +1384,7 @@ impl Engine {
             let mut outcome = TaskOutcome::complete(
                 t.id,
                 self.instance_id(),
-                self.inner.epoch,
+                self.epoch(),
                 ResultStatus::Success,
             );
             outcome.result_message = Some(format!(
@@ -1292,13 +1431,39 @@ impl Engine {
     /// subtasks are all finished (after a restart).
     fn advance(&self, id: Uuid, settle: bool) -> futures_boxed::BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Err(e) = self.try_advance(id, settle).await {
+            if settle {
+                // Steps whose subtasks have all finished are completed first
+                // (completing one advances the orchestration by itself).
+                match self.inner.store.subtasks(id).await {
+                    Ok(steps) => {
+                        let open: Vec<Uuid> = steps
+                            .iter()
+                            .filter(|s| !s.status.is_terminal())
+                            .map(|s| s.id)
+                            .collect();
+                        if !open.is_empty() {
+                            self.complete_parents(&open).await;
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(task.id = %id, error = %e, "could not read the steps");
+                        return;
+                    }
+                }
+            }
+            // One advance at a time: two could both see the last step
+            // finished and both start the next.
+            let guard = self.inner.advance_lock.lock().await;
+            let r = self.try_advance(id).await;
+            drop(guard);
+            if let Err(e) = r {
                 tracing::warn!(task.id = %id, error = %e, "could not advance the orchestration; will retry");
             }
         })
     }
 
-    async fn try_advance(&self, id: Uuid, settle: bool) -> Result<(), EngineError> {
+    async fn try_advance(&self, id: Uuid) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let Some(t) = store.get_task(id).await? else {
             return Ok(());
@@ -1316,9 +1481,6 @@ impl Engine {
             .map(|s| s.id)
             .collect();
         if !open.is_empty() {
-            if settle {
-                self.complete_parents(&open).await;
-            }
             return Ok(());
         }
         let plan = orchestrator::plan(o);
@@ -1397,7 +1559,7 @@ impl Engine {
         parent.parent_id = Some(t.id);
         parent.status = TaskStatus::Running;
         parent.owner = Some(self.instance_id().to_owned());
-        parent.epoch = self.inner.epoch;
+        parent.epoch = self.epoch();
         parent.design_ref = t.design_ref.clone();
         parent.created_by = t.created_by.clone();
         parent.deadline = Some(deadline);
@@ -1423,7 +1585,10 @@ impl Engine {
         } else {
             rows.push(sub(None));
         }
-        self.inner.store.insert_tasks(&rows).await?;
+        self.inner
+            .store
+            .insert_tasks_fenced(&rows, Some((self.instance_id(), self.epoch())))
+            .await?;
         let who = if action.is_node_scoped() {
             format!("{} node(s)", eligible.len())
         } else {
@@ -1455,8 +1620,8 @@ impl Engine {
             .sum();
         let mut outcome = TaskOutcome::complete(
             t.id,
-            t.owner.as_deref().unwrap_or_default(),
-            t.epoch,
+            self.instance_id(),
+            self.epoch(),
             ResultStatus::Failure,
         );
         outcome.error_count = errors;

@@ -6,12 +6,15 @@
 //!   drivers with concurrency limits, retries and deadlines) and the writer
 //!   (batches outcomes and messages into the store, completes parents).
 //! - [`orchestrator`]: Drydock's orchestrator actions as plans of steps.
+//! - [`leader`]: the leader lease, its fencing epoch and heartbeats.
 //! - [`filter`]: Drydock node filters (pure).
 //! - [`result`]: the result algebra (pure).
 
 pub mod engine;
 pub mod filter;
+pub mod leader;
 pub mod orchestrator;
 pub mod result;
 
 pub use engine::{Engine, EngineConfig, EngineError, TaskRequest};
+pub use leader::{LeaderConfig, LeaderView, Leadership};
