@@ -53,6 +53,10 @@ pub struct SushyConfig {
     pub basic_auth: Option<(String, String)>,
     /// Serve HTTPS with a certificate for `127.0.0.1` from a fresh private CA.
     pub tls: bool,
+    /// Address to listen on (default `127.0.0.1`); `0.0.0.0` lets several
+    /// loopback addresses (127.0.0.2, 127.0.0.3...) reach one emulator, as
+    /// distinct BMC addresses of a site design.
+    pub listen_ip: Option<String>,
 }
 
 /// A running emulator.
@@ -169,7 +173,10 @@ impl Sushy {
         let venv = install();
         let dir = scratch();
         let mut lines = vec![
-            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'".to_string(),
+            format!(
+                "SUSHY_EMULATOR_LISTEN_IP = '{}'",
+                config.listen_ip.as_deref().unwrap_or("127.0.0.1")
+            ),
             "SUSHY_EMULATOR_FAKE_DRIVER = True".to_string(),
             format!(
                 "SUSHY_EMULATOR_STATE_DIR = '{}'",
@@ -281,6 +288,31 @@ impl Sushy {
             },
             ..Node::default()
         }
+    }
+}
+
+impl Sushy {
+    /// The emulator's view of system `id` (`GET /redfish/v1/Systems/<id>`,
+    /// with its credentials if it requires some), read directly rather than
+    /// through a driver.
+    pub async fn system(&self, id: &str) -> serde_json::Value {
+        let mut client = reqwest::Client::builder();
+        if let Some(ca) = &self.ca_pem {
+            client = client.add_root_certificate(
+                reqwest::Certificate::from_pem(ca.as_bytes()).expect("the emulator's CA"),
+            );
+        }
+        let scheme = if self.config.tls { "https" } else { "http" };
+        let mut request = client.build().expect("HTTP client").get(format!(
+            "{scheme}://127.0.0.1:{}/redfish/v1/Systems/{id}",
+            self.port
+        ));
+        if let Some((user, password)) = &self.config.basic_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let answer = request.send().await.expect("GET the system");
+        assert!(answer.status().is_success(), "system {id}: {answer:?}");
+        answer.json().await.expect("system JSON")
     }
 }
 

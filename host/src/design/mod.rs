@@ -304,33 +304,35 @@ impl Design {
             credentials: None,
             params,
         };
-        let interfaces =
-            spec.interfaces
-                .iter()
-                .map(|(iname, i)| model::Interface {
-                    name: iname.clone(),
-                    device_link: i.device_link.clone(),
-                    slaves: i.slaves.clone(),
-                    networks: i.networks.clone(),
-                    addresses: i
-                        .networks
-                        .iter()
-                        .filter_map(|n| {
-                            spec.addressing.iter().find(|a| &a.network == n).map(|a| {
-                                model::Address {
-                                    network: n.clone(),
-                                    address: a.address.clone(),
-                                }
-                            })
+        let interfaces = spec
+            .interfaces
+            .iter()
+            .map(|(iname, i)| model::Interface {
+                name: iname.clone(),
+                device_link: i.device_link.clone(),
+                slaves: i.slaves.clone(),
+                networks: i.networks.clone(),
+                addresses: i
+                    .networks
+                    .iter()
+                    .filter_map(|n| {
+                        spec.addressing.iter().find(|a| &a.network == n).map(|a| {
+                            model::Address {
+                                network: n.clone(),
+                                // `dhcp` in the design is no static
+                                // address (the model's `None`).
+                                address: a.address.clone().filter(|x| x != "dhcp"),
+                            }
                         })
-                        .collect(),
-                    mac: None,
-                    switch_port: i
-                        .switch_port
-                        .as_ref()
-                        .and_then(|sp| self.switch_port(sp, i)),
-                })
-                .collect();
+                    })
+                    .collect(),
+                mac: None,
+                switch_port: i
+                    .switch_port
+                    .as_ref()
+                    .and_then(|sp| self.switch_port(sp, i)),
+            })
+            .collect();
         let storage = model::Storage {
             layout: spec.storage.layout.clone(),
             physical_devices: spec
