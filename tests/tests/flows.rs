@@ -469,29 +469,40 @@ const EOS_NODES: [(&str, &str); 3] = [
     ("cmp02", "Ethernet3"),
 ];
 
+/// A node in rack02 cabled to `Ethernet1` of a switch whose eAPI password
+/// is not the one the design's credential holds.
+const LOCKED_OUT: &str = "cmp03";
+
 /// The sample site cut to [`EOS_NODES`], all in rack01 behind `sw`
-/// (eAPI over HTTP, credential by name). The model cannot set a native VLAN
+/// (eAPI over HTTP, credential by name), plus [`LOCKED_OUT`] in rack02
+/// behind `locked` with the same credential, which `locked` refuses. The model cannot set a native VLAN
 /// other than 1 nor access VLANs, so the PXE network is VLAN 1: its link
 /// (`pxe`, 802.1q, default network `pxe`) makes provisioning a trunk with
 /// native VLAN 1 allowing 1, and production a trunk with native VLAN 1
 /// allowing the interface's networks, pxe (1) and mgmt (101).
-fn eos_site(sw: &FakeSwitch) -> Vec<Value> {
-    let keep: Vec<&str> = EOS_NODES.iter().map(|n| n.0).collect();
+fn eos_site(sw: &FakeSwitch, locked: &FakeSwitch) -> Vec<Value> {
+    let mut keep: Vec<&str> = EOS_NODES.iter().map(|n| n.0).collect();
+    keep.push(LOCKED_OUT);
     let mut docs = site(&keep);
-    doc_mut(&mut docs, "Rack", "rack01")["data"]["tor_switches"] = json!({
-        "leaf01": {
-            "mgmt_ip": "127.0.0.1",
-            "port": sw.port,
-            "account": "admin",
-            "credential": "switch-password",
-        }
-    });
+    for (rack, switch) in [("rack01", sw), ("rack02", locked)] {
+        doc_mut(&mut docs, "Rack", rack)["data"]["tor_switches"] = json!({
+            switch.name.as_str(): {
+                "mgmt_ip": "127.0.0.1",
+                "port": switch.port,
+                "account": "admin",
+                "credential": "switch-password",
+            }
+        });
+    }
     doc_mut(&mut docs, "Network", "pxe")["data"]["vlan"] = json!("1");
     for (name, port) in EOS_NODES {
         let node = &mut doc_mut(&mut docs, "BaremetalNode", name)["data"];
         node["interfaces"]["pxe"]["switch_port"] = json!({"switch": sw.name, "port": port});
         node["metadata"]["rack"] = json!("rack01");
     }
+    let node = &mut doc_mut(&mut docs, "BaremetalNode", LOCKED_OUT)["data"];
+    node["interfaces"]["pxe"]["switch_port"] = json!({"switch": locked.name, "port": "Ethernet1"});
+    node["metadata"]["rack"] = json!("rack02");
     docs
 }
 
@@ -510,11 +521,13 @@ async fn switchport(sw: &FakeSwitch, port: &str) -> (String, String) {
 /// `prepare_nodes` then `deploy_nodes` with the sim as BMCs and
 /// bootstrapper and the eos driver on a fake Arista switch (basic auth):
 /// ports go to the provisioning VLAN, then to production; a node whose
-/// deploy fails keeps its port in provisioning.
+/// deploy fails keeps its port in provisioning; a node whose switch refuses
+/// the design's credential is not PXE booted.
 #[tokio::test]
 async fn eos_switch_ports_through_the_orchestrator() {
     let ports: Vec<&str> = EOS_NODES.iter().map(|n| n.1).collect();
     let sw = FakeSwitch::start_with_auth("leaf01", &ports, "admin", "arista");
+    let locked = FakeSwitch::start_with_auth("leaf02", &[], "admin", "not-arista");
     // cmp02's port starts as a trunk of other VLANs.
     let answer = sw
         .eapi(&[
@@ -529,7 +542,7 @@ async fn eos_switch_ports_through_the_orchestrator() {
         ])
         .await;
     assert!(answer.get("result").is_some(), "{answer}");
-    let dir = design_dir(&eos_site(&sw));
+    let dir = design_dir(&eos_site(&sw, &locked));
     let store = drydock_tests::db::sqlite().await;
     let rt: Arc<Runtime> = Arc::new(drydock_tests::runtime());
     let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
@@ -570,10 +583,33 @@ async fn eos_switch_ports_through_the_orchestrator() {
     }
 
     let prep = run(&e, "prepare_nodes", None).await;
-    assert_eq!(prep.result_status, ResultStatus::Success, "{prep:?}");
+    assert_eq!(prep.result_status, ResultStatus::PartialSuccess, "{prep:?}");
+    assert_eq!(prep.successes, names(&all));
+    assert_eq!(prep.failures, [LOCKED_OUT]);
+    let msg = prep.result_message.as_deref().unwrap();
+    assert!(msg.contains("cmp03 (config_port_provisioning)"), "{msg}");
     let s = steps(&store, prep.id).await;
     assert_eq!(actions(&s)[1], "config_port_provisioning");
     assert_eq!(s[1].1, names(&all));
+    assert_eq!(s[1].2, [LOCKED_OUT]);
+    // Refused credentials: an auth error naming the switch and the account,
+    // never the password; the node is not PXE booted on a port that did not
+    // reach the provisioning VLAN.
+    let refused = node_subtask(&store, prep.id, 1, LOCKED_OUT).await;
+    assert_eq!(
+        refused.result_reason.as_deref(),
+        Some("auth"),
+        "{refused:?}"
+    );
+    let said = refused.result_message.as_deref().unwrap();
+    assert!(said.contains("leaf02") && said.contains("admin"), "{said}");
+    assert!(!said.contains("arista"), "{said}");
+    assert!(!s[2].1.contains(&LOCKED_OUT.to_string()), "{s:?}");
+    assert!(
+        store.kv_get("sim", "boot/cmp03").await.unwrap().is_none(),
+        "cmp03 was PXE booted"
+    );
+    assert_eq!(switchport(&locked, "Ethernet1").await.0, "access");
     for (name, port) in EOS_NODES {
         assert_eq!(
             switchport(&sw, port).await,
@@ -597,9 +633,12 @@ async fn eos_switch_ports_through_the_orchestrator() {
 
     let dep = run(&e, "deploy_nodes", None).await;
     assert_eq!(dep.result_status, ResultStatus::PartialSuccess, "{dep:?}");
-    assert_eq!(dep.failures, ["cmp02"]);
+    assert_eq!(dep.failures, ["cmp02", LOCKED_OUT]);
     let msg = dep.result_message.as_deref().unwrap();
-    assert!(msg.contains("cmp02 (deploy_node)"), "{msg}");
+    assert!(
+        msg.contains("cmp02 (deploy_node)") && msg.contains("cmp03 (apply_node_networking)"),
+        "{msg}"
+    );
     let s = steps(&store, dep.id).await;
     assert_eq!(
         actions(&s),
@@ -864,6 +903,12 @@ async fn maas_through_the_orchestrator() {
         assert_eq!(st, status::DEPLOYED, "{name} after deploy_nodes");
         let m = fake.machine(&id).unwrap();
         assert_eq!(m["distro_series"], "jammy", "{name}");
+        let kernel = if name == "ctl01" {
+            "ga-22.04"
+        } else {
+            "hwe-22.04"
+        };
+        assert_eq!(m["hwe_kernel"], kernel, "{name}");
         let tags = m["tag_names"].as_array().unwrap();
         let role = if name == "ctl01" {
             "control"
@@ -874,6 +919,45 @@ async fn maas_through_the_orchestrator() {
             assert!(tags.contains(&json!(tag)), "{name}: {tag} not in {tags:?}");
         }
     }
+
+    // cmp01's links as the design has them: PXE by DHCP on eth0 (the
+    // design's `dhcp`), mgmt static on VLAN 101 over it, private static on
+    // VLAN 102 over the bond.
+    let (id, _) = machine_by_host(&fake, "cmp01").unwrap();
+    let m = fake.machine(&id).unwrap();
+    let links: BTreeMap<String, (String, String, Value)> = m["interface_set"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            i["links"].as_array().unwrap().iter().map(move |l| {
+                (
+                    l["subnet"]["cidr"].as_str().unwrap().to_owned(),
+                    (
+                        i["name"].as_str().unwrap().to_owned(),
+                        l["mode"].as_str().unwrap().to_owned(),
+                        l["ip_address"].clone(),
+                    ),
+                )
+            })
+        })
+        .collect();
+    let link = |i: &str, mode: &str, ip: Value| (i.to_owned(), mode.to_owned(), ip);
+    let expected = BTreeMap::from([
+        (
+            "172.16.0.0/24".to_owned(),
+            link("eth0", "dhcp", Value::Null),
+        ),
+        (
+            "172.16.1.0/24".to_owned(),
+            link("eth0.101", "static", json!("172.16.1.15")),
+        ),
+        (
+            "172.16.2.0/24".to_owned(),
+            link("bond0.102", "static", json!("172.16.2.15")),
+        ),
+    ]);
+    assert_eq!(links, expected);
 
     let gone = run(
         &e,
