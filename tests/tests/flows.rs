@@ -875,22 +875,9 @@ async fn maas_through_the_orchestrator() {
         }
     }
 
-    // The nodes' shared tags exist already. Without this, parallel
-    // apply_node_platform calls race to create them and the losers fail
-    // (HTTP 400 "Tag with this Name already exists.", as MAAS answers): the
-    // driver checks then creates, and does not take "already exists" as done.
-    fake.with_state(|st| {
-        for tag in ["site01", "default", "compute", "control"] {
-            st.tags.insert(
-                tag.into(),
-                drydock_tests::fake_maas::state::Tag {
-                    name: tag.into(),
-                    comment: "made by an earlier deployment".into(),
-                    kernel_opts: String::new(),
-                },
-            );
-        }
-    });
+    // The nodes' shared tags (site01, compute...) are created by parallel
+    // apply_node_platform calls racing each other: the driver takes MAAS's
+    // "already exists" for done.
     let dep = run(&e, "deploy_nodes", None).await;
     assert_eq!(
         dep.result_status,

@@ -507,14 +507,21 @@ pub fn platform(ctx: &Ctx, node: &Node) -> Result<()> {
     for (tag, kernel_opts) in wanted {
         match maas.get_opt(&format!("tags/{tag}/"))? {
             None => {
-                maas.post(
+                let created = maas.post(
                     "tags/",
                     None,
                     Form::new()
                         .with("name", &tag)
                         .with("comment", "managed by Drydock")
                         .with_opt("kernel_opts", kernel_opts.as_deref()),
-                )?;
+                );
+                // Another node's call may have created it in between (MAAS
+                // answers 400 "already exists"): carry on if it is there now.
+                if let Err(e) = created
+                    && maas.get_opt(&format!("tags/{tag}/"))?.is_none()
+                {
+                    return Err(e);
+                }
             }
             Some(t) => {
                 if let Some(opts) = &kernel_opts

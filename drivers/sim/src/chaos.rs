@@ -49,6 +49,12 @@ pub const ACTIONS: &[&str] = &[
 /// settings, waits the configured delay, then fails if the settings say so.
 pub fn begin(ctx: &Ctx, action: &str, subject: &str) -> Result<()> {
     let settings = Settings::read(ctx)?;
+    if ctx.config("count_calls").as_deref() == Some("true") {
+        // How often each action ran on each subject (tests of re-runs).
+        let key = format!("calls/{action}/{subject}");
+        let n: u64 = ctx.kv_get(&key).and_then(|v| v.parse().ok()).unwrap_or(0);
+        ctx.kv_set(&key, &(n + 1).to_string());
+    }
     let delay = settings.delay_ms(ctx, action)?;
     if delay > 0 {
         ctx.sleep(Duration::from_millis(delay)).map_err(|_| {

@@ -24,6 +24,7 @@
 //! | `fail_nodes` | comma list of nodes every action on which fails (only the `fail_actions`, when set) |
 //! | `fail_kind` | `permanent` (default, `failed`) or `retryable` (`busy`) |
 //! | `seed` | u64 mixed into the failure decision (default 0) |
+//! | `count_calls` | `true`: count each action's calls per subject in the key-value store (`calls/<action>/<subject>`) |
 //! | `enlist` | `after_pxe` (default: identify_node finds a node only once it was PXE-booted through the sim oob interface) or `always` |
 
 pub mod chaos;

@@ -152,8 +152,9 @@ impl Store {
     ///   idempotent), except those whose action is in `unsafe_actions`,
     ///   which complete as failures saying why.
     /// - Orchestration tasks and steps (tasks with subtasks, and top-level
-    ///   tasks) they — or `me` under an older epoch — had running become
-    ///   `me`'s at `epoch`, to be settled by `me`.
+    ///   tasks) running under any other owner — dead, or alive but no longer
+    ///   leading — or under `me` at an older epoch become `me`'s at `epoch`,
+    ///   to be settled by `me` (only the leader schedules).
     pub async fn reclaim_dead(
         &self,
         me: &str,
@@ -217,13 +218,16 @@ impl Store {
         .await
         .db()?
         .rows_affected();
+        // Only the leader settles orchestrations: it adopts every running
+        // one it does not own at its epoch (a dead instance's, a former
+        // leader's that is alive but no longer leads, its own from an older
+        // epoch).
         let adopted = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE tasks SET owner = $1, epoch = $3, updated = $4 \
+            "UPDATE tasks SET owner = $1, epoch = $2, updated = $3 \
              WHERE status = 'running' AND {container} \
-                 AND (({dead}) OR (owner = $1 AND epoch <> $3))"
+                 AND (owner IS DISTINCT FROM $1 OR epoch <> $2)"
         )))
         .bind(me)
-        .bind(millis(dead_after) as f64)
         .bind(epoch)
         .bind(ts)
         .execute(&mut *tx)

@@ -1,0 +1,280 @@
+//! High availability with real processes on real Postgres: several
+//! `drydock serve` instances behave as one service; killing the leader, a
+//! non-leader, pausing the leader past its lease or restarting Postgres
+//! loses and duplicates nothing; SQLite refuses a second instance.
+//!
+//! The tests run one at a time (they stop Postgres, and each starts several
+//! processes on a two-core machine).
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use cluster::Cluster;
+use drydock::store::{ResultStatus, TaskStatus};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sim settings: each call takes `delay_ms`, and counts itself.
+fn config(delay_ms: u64) -> String {
+    format!("[drivers.sim.settings]\ndelay_ms = \"{delay_ms}\"\ncount_calls = \"true\"\n")
+}
+
+const NODES: usize = 500;
+/// Driver calls in flight per instance.
+const CONCURRENCY: usize = 16;
+
+/// Every node's subtask is complete and successful, exactly one per node,
+/// and the task completed successfully.
+fn assert_exactly_once(c: &Cluster, task: drydock::store::Uuid) {
+    let t = c.task(task);
+    assert_eq!(t.status, TaskStatus::Complete, "{t:?}");
+    assert_eq!(t.result_status, ResultStatus::Success, "{t:?}");
+    assert_eq!(t.successes.len(), NODES);
+    let subs = c.subtasks(task);
+    assert_eq!(subs.len(), NODES, "one subtask per node");
+    let names: BTreeSet<_> = subs.iter().filter_map(|s| s.node_name.clone()).collect();
+    assert_eq!(names.len(), NODES, "no node twice");
+    for s in &subs {
+        assert_eq!(s.status, TaskStatus::Complete, "{s:?}");
+        assert_eq!(s.result_status, ResultStatus::Success, "{s:?}");
+    }
+}
+
+#[test]
+fn killing_the_leader_then_a_follower_loses_nothing() {
+    let _serial = serial();
+    let mut c = Cluster::new("kill", &config(250), CONCURRENCY);
+    for id in ["ha-a", "ha-b", "ha-c"] {
+        c.start(id);
+    }
+    c.register(NODES);
+    let task = c.submit(0, json!({"action": "power_on_node"}));
+
+    // Kill the leader once a fifth of the work is done.
+    c.wait(Duration::from_secs(60), "20% done", |c| {
+        c.finished(task) >= NODES / 5
+    });
+    let leader = c.leader(Duration::from_secs(5));
+    let old_epoch = c.lease().unwrap().epoch;
+    let killed_leader = c.instances[leader].id.clone();
+    c.instances[leader].signal("KILL");
+
+    // A new leader, at a higher epoch, within seconds.
+    c.wait(Duration::from_secs(10), "a new leader", |c| {
+        c.lease().is_some_and(|l| {
+            l.holder != killed_leader && l.epoch > old_epoch && l.expires > chrono::Utc::now()
+        })
+    });
+
+    // Then kill a follower (not the new leader) at half way.
+    c.wait(Duration::from_secs(60), "50% done", |c| {
+        c.finished(task) >= NODES / 2
+    });
+    let leader = c.leader(Duration::from_secs(5));
+    let follower = (0..c.instances.len())
+        .find(|&i| i != leader && c.instances[i].child.is_some())
+        .expect("a live follower");
+    let killed_follower = c.instances[follower].id.clone();
+    c.instances[follower].signal("KILL");
+
+    c.wait(Duration::from_secs(120), "the task to complete", |c| {
+        c.task(task).status.is_terminal()
+    });
+    assert_exactly_once(&c, task);
+    // Nothing is left with a dead owner.
+    for s in c.subtasks(task) {
+        assert_ne!(s.status, TaskStatus::Running);
+    }
+    // Re-runs only for calls in flight at a kill (the counter of a call cut
+    // by a kill may be lost with its instance, never counted twice).
+    let mut reruns = 0;
+    for i in 0..NODES {
+        let n = c.calls("power_on_node", &format!("n{i:04}"));
+        assert!(n <= 2, "n{i:04} ran {n} times");
+        reruns += n.saturating_sub(1) as usize;
+    }
+    // At most what the two killed instances could have had in flight.
+    assert!(
+        reruns <= 2 * CONCURRENCY,
+        "{reruns} re-runs, more than two instances' in-flight capacity"
+    );
+    assert!(!killed_follower.is_empty());
+}
+
+#[test]
+fn a_paused_leader_writes_nothing_after_its_lease_is_taken() {
+    let _serial = serial();
+    let mut c = Cluster::new("stop", &config(400), 16);
+    c.start("ha-a");
+    c.start("ha-b");
+    c.register(NODES);
+    let task = c.submit(0, json!({"action": "power_on_node"}));
+    c.wait(Duration::from_secs(60), "some progress", |c| {
+        c.finished(task) >= 40
+    });
+    let leader = c.leader(Duration::from_secs(5));
+    let paused = c.instances[leader].id.clone();
+    let old_epoch = c.lease().unwrap().epoch;
+    c.instances[leader].signal("STOP");
+    let stalled: Vec<_> = c
+        .subtasks(task)
+        .into_iter()
+        .filter(|s| s.status == TaskStatus::Running && s.owner.as_deref() == Some(&paused))
+        .map(|s| s.id)
+        .collect();
+
+    // The other instance takes the lease and the paused one's work.
+    c.wait(Duration::from_secs(10), "a takeover", |c| {
+        c.lease()
+            .is_some_and(|l| l.holder != paused && l.epoch > old_epoch)
+    });
+    // ... and finishes the calls the paused one had in flight.
+    c.wait(
+        Duration::from_secs(30),
+        "the paused instance's calls to be re-run",
+        |c| {
+            let subs = c.subtasks(task);
+            stalled.iter().all(|id| {
+                subs.iter()
+                    .find(|s| s.id == *id)
+                    .is_some_and(|s| s.status.is_terminal() && s.owner.as_deref() != Some(&paused))
+            })
+        },
+    );
+    c.instances[leader].signal("CONT");
+    c.wait(
+        Duration::from_secs(10),
+        "the resumed instance to step down",
+        |c| c.instances[leader].logged("no longer leads"),
+    );
+    c.wait(Duration::from_secs(120), "the task to complete", |c| {
+        c.task(task).status.is_terminal()
+    });
+    assert_exactly_once(&c, task);
+    // The calls it had in flight when paused were finished by others: its
+    // own late outcomes were refused.
+    for s in c.subtasks(task).iter().filter(|s| stalled.contains(&s.id)) {
+        assert_ne!(s.owner.as_deref(), Some(paused.as_str()), "{s:?}");
+    }
+    // It did not settle the task either: the new leader adopted and
+    // completed it.
+    let t = c.task(task);
+    let new_leader = c.lease().unwrap().holder;
+    assert_eq!(t.owner.as_deref(), Some(new_leader.as_str()), "{t:?}");
+    assert_ne!(new_leader, paused);
+}
+
+fn pg_cluster_cmd(action: &str) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .expect("a Postgres cluster in /etc/postgresql");
+    let status = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", action])
+        .status()
+        .expect("pg_ctlcluster");
+    assert!(status.success(), "pg_ctlcluster {action} failed");
+}
+
+#[test]
+fn a_postgres_restart_mid_task_loses_and_duplicates_nothing() {
+    let _serial = serial();
+    let mut c = Cluster::new("pgrestart", &config(250), 16);
+    c.start("ha-a");
+    c.start("ha-b");
+    c.register(NODES);
+    let task = c.submit(1, json!({"action": "power_on_node"}));
+    c.wait(Duration::from_secs(60), "some progress", |c| {
+        c.finished(task) >= 60
+    });
+
+    pg_cluster_cmd("stop");
+    // Every instance reports unhealthy while the database is gone.
+    let health = |url: &str| {
+        cluster::client()
+            .get(format!("{url}/health"))
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    for i in &c.instances {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while health(&i.url) != 503 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never reported 503",
+                i.id
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    pg_cluster_cmd("start");
+    for i in &c.instances {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while health(&i.url) != 204 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never recovered",
+                i.id
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // The test's own store reconnects (its pool's connections died).
+    c.wait(Duration::from_secs(180), "the task to complete", |c| {
+        c.rt.block_on(c.store.get_task(task))
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.status.is_terminal())
+    });
+    assert_exactly_once(&c, task);
+}
+
+#[test]
+fn sqlite_refuses_a_second_instance() {
+    let _serial = serial();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ha-sqlite-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_drydock"))
+        .args(["serve"])
+        .current_dir(&dir)
+        .env("DRYDOCK_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first holds the lock (its database exists and it serves).
+    let lock = dir.join(".drydock/drydock.db.lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !lock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first instance did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = Command::new(env!("CARGO_BIN_EXE_drydock"))
+        .args(["serve"])
+        .current_dir(&dir)
+        .env("DRYDOCK_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another drydock instance"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
