@@ -962,3 +962,78 @@ async fn maas_through_the_orchestrator() {
     e.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ------------------------------------------------------- per-node TLS trust
+
+/// A BMC with a private CA: the node's `tls_ca_secret` makes it trusted,
+/// without it the call fails on the certificate, and `tls_verify: false`
+/// turns verification off for that node only.
+#[tokio::test]
+async fn per_node_tls_trust_for_a_redfish_bmc() {
+    let systems: Vec<FakeSystem> = (1..=4).map(|i| FakeSystem::numbered(i, false)).collect();
+    let bmc = Sushy::start(SushyConfig {
+        systems: systems[..1].to_vec(),
+        basic_auth: Some(("admin".into(), "calvin".into())),
+        tls: true,
+        ..SushyConfig::default()
+    });
+    let ca = bmc.ca_pem.clone().expect("a private CA");
+    // One node at 127.0.0.1 (the certificate's address), over https.
+    let design = |oob_extra: Value| {
+        let mut docs = redfish_site(&bmc, &systems);
+        docs.retain(|d| {
+            d["schema"] != "drydock/BaremetalNode/v1" || d["metadata"]["name"] == "cmp01"
+        });
+        doc_mut(&mut docs, "Network", "oob")["data"]["cidr"] = json!("127.0.0.0/8");
+        doc_mut(&mut docs, "HostProfile", "defaults")["data"]["oob"]["scheme"] = json!("https");
+        let node = &mut doc_mut(&mut docs, "BaremetalNode", "cmp01")["data"];
+        for a in node["addressing"].as_array_mut().unwrap() {
+            if a["network"] == "oob" {
+                a["address"] = json!("127.0.0.1");
+            }
+        }
+        for (k, v) in oob_extra.as_object().unwrap() {
+            node["oob"][k] = v.clone();
+        }
+        design_dir(&docs)
+    };
+    let verify = |dir: PathBuf| {
+        let ca = ca.clone();
+        async move {
+            let store = drydock_tests::db::sqlite().await;
+            let rt: Arc<Runtime> = Arc::new(drydock_tests::runtime());
+            let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
+            let redfish = rt.load("redfish", drydock::bundled::REDFISH).await.unwrap();
+            let e = engine(
+                store.clone(),
+                rt,
+                Drivers {
+                    list: vec![
+                        (sim, DriverConfig::default()),
+                        (redfish, DriverConfig::default()),
+                    ],
+                    node: Some("sim"),
+                    network: Some("sim"),
+                },
+                &dir,
+                &[("bmc-password", "calvin"), ("bmc-ca", &ca)],
+            )
+            .await;
+            let done = run(&e, "verify_nodes", None).await;
+            let errs = errors(&store, done.id).await;
+            e.shutdown();
+            (done, errs)
+        }
+    };
+    let (trusted, errs) = verify(design(json!({"tls_ca_secret": "bmc-ca"}))).await;
+    assert_eq!(trusted.result_status, ResultStatus::Success, "{errs:?}");
+    let (untrusted, errs) = verify(design(json!({}))).await;
+    assert_eq!(untrusted.result_status, ResultStatus::Failure);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("CA") || e.contains("certificate")),
+        "{errs:?}"
+    );
+    let (unverified, errs) = verify(design(json!({"tls_verify": "false"}))).await;
+    assert_eq!(unverified.result_status, ResultStatus::Success, "{errs:?}");
+}

@@ -824,6 +824,38 @@ impl Engine {
         Ok(node)
     }
 
+    /// TLS trust for a node's BMC from its oob parameters:
+    /// `tls_ca_secret = <secret holding PEM CA certificates>` trusts those
+    /// CAs (besides the public roots); `tls_verify = "false"` turns
+    /// verification off for this node (logged on every connection). `None`
+    /// keeps the driver's settings.
+    async fn node_tls(
+        &self,
+        n: &model::Node,
+    ) -> Result<Option<crate::drivers::TlsSettings>, String> {
+        if n.oob.params.get("tls_verify").map(String::as_str) == Some("false") {
+            return Ok(Some(crate::drivers::TlsSettings::insecure_skip_verify()));
+        }
+        let Some(secret) = n.oob.params.get("tls_ca_secret") else {
+            return Ok(None);
+        };
+        let pem = self
+            .inner
+            .secrets
+            .get(secret)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "node {}: TLS CA secret `{secret}` is in no secrets source",
+                    n.name
+                )
+            })?;
+        crate::drivers::TlsSettings::with_extra_roots(pem.as_bytes())
+            .map(Some)
+            .map_err(|e| format!("node {}: TLS CA secret `{secret}`: {e}", n.name))
+    }
+
     async fn run_subtask(
         &self,
         t: TaskRecord,
@@ -881,7 +913,7 @@ impl Engine {
             },
             None => None,
         };
-        let installed = match self.inner.drivers.for_action(action, node.as_ref()) {
+        let mut installed = match self.inner.drivers.for_action(action, node.as_ref()) {
             Ok(i) => i.clone(),
             Err(e) => {
                 self.message(t.id, node_name.as_deref(), e.clone(), true);
@@ -890,6 +922,25 @@ impl Engine {
                 return finish(outcome, None);
             }
         };
+        // A node may carry its own TLS trust for its BMC (oob calls).
+        if action.interface() == crate::drivers::Interface::Oob
+            && let Some(n) = &node
+        {
+            match self.node_tls(n).await {
+                Ok(Some(tls)) => {
+                    let mut config = (*installed.config).clone();
+                    config.tls = tls;
+                    installed.config = Arc::new(config);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.message(t.id, node_name.as_deref(), e.clone(), true);
+                    outcome.result_message = Some(e);
+                    outcome.error_count = 1;
+                    return finish(outcome, None);
+                }
+            }
+        }
         let bmc_key = node
             .as_ref()
             .map(|n| n.oob.address.clone().unwrap_or_else(|| n.name.clone()))
