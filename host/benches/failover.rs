@@ -43,7 +43,10 @@ fn main() {
             if t.status != TaskStatus::Queued && t.owner.as_deref() != Some(id.as_str()) {
                 break;
             }
-            assert!(Instant::now() < until, "no new leader scheduled within 60 s");
+            assert!(
+                Instant::now() < until,
+                "no new leader scheduled within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         let took = killed_at.elapsed();

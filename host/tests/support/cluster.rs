@@ -288,7 +288,14 @@ impl Drop for Cluster {
             for i in &self.instances {
                 let log = i.log.lock().unwrap();
                 eprintln!("---- last log lines of {}", i.id);
-                for l in log.iter().rev().take(25).collect::<Vec<_>>().into_iter().rev() {
+                for l in log
+                    .iter()
+                    .rev()
+                    .take(25)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
                     eprintln!("{l}");
                 }
             }
