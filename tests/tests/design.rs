@@ -709,3 +709,40 @@ async fn validatedesign_and_nodefilter_routes() {
     assert_eq!(body, json!(["ctl01", "ctl03"]));
     e.shutdown();
 }
+
+#[tokio::test]
+async fn designs_come_over_http_and_deckhand_http_and_are_parsed_once() {
+    let text = sample("site.yaml");
+    let app = axum::Router::new()
+        .route(
+            "/site.yaml",
+            axum::routing::get(move || async move { text.clone() }),
+        )
+        .route(
+            "/missing.yaml",
+            axum::routing::get(|| async { (StatusCode::NOT_FOUND, "no") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let e = engine(drydock_tests::db::sqlite().await, &[]).await;
+    let plain = e
+        .load_design(&format!("http://127.0.0.1:{port}/site.yaml"))
+        .await
+        .unwrap();
+    assert_eq!(plain.nodes.len(), 24);
+    let deckhand = e
+        .load_design(&format!("deckhand+http://127.0.0.1:{port}/site.yaml"))
+        .await
+        .unwrap();
+    // The same text is parsed once: the cache hands out the same design.
+    assert!(Arc::ptr_eq(&plain, &deckhand));
+    let from_file = e.load_design("file:site.yaml").await.unwrap();
+    assert!(Arc::ptr_eq(&plain, &from_file));
+    let err = e
+        .load_design(&format!("http://127.0.0.1:{port}/missing.yaml"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    e.shutdown();
+}
