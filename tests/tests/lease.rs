@@ -1,0 +1,199 @@
+//! The leader lease, heartbeats and takeover in the store, on Postgres:
+//! epochs, refusals, expiry by the database clock, fenced inserts, and the
+//! reclaim of a dead instance's work (re-run, failed when unsafe to repeat,
+//! orchestrations adopted).
+
+use drydock::store::{ClaimScope, ClaimSpec};
+use drydock::store::{NewTask, ResultStatus, Store, StoreError, TaskStatus, Uuid};
+use std::time::Duration;
+
+async fn pg() -> (Store, String) {
+    drydock_tests::db::postgres().await
+}
+
+#[tokio::test]
+async fn the_lease_has_one_holder_and_a_growing_epoch() {
+    let (store, db) = pg().await;
+    let long = Duration::from_secs(30);
+    let a = store
+        .acquire_lease("a", long)
+        .await
+        .unwrap()
+        .expect("a takes it");
+    assert_eq!((a.holder.as_str(), a.epoch), ("a", 1));
+    // Renewal keeps the epoch; another instance is refused.
+    let again = store.acquire_lease("a", long).await.unwrap().unwrap();
+    assert_eq!(again.epoch, 1);
+    assert!(again.expires >= a.expires);
+    assert!(store.acquire_lease("b", long).await.unwrap().is_none());
+    assert!(store.holds_lease("a", 1).await.unwrap());
+    assert!(!store.holds_lease("b", 1).await.unwrap());
+    // A clean release hands over at once, at a higher epoch.
+    store.release_lease("a").await.unwrap();
+    let b = store
+        .acquire_lease("b", long)
+        .await
+        .unwrap()
+        .expect("b takes it");
+    assert_eq!((b.holder.as_str(), b.epoch), ("b", 2));
+    assert!(!store.holds_lease("a", 1).await.unwrap());
+    // A lapsed lease is taken again at a new epoch, even by its holder.
+    store
+        .acquire_lease("b", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let c = loop {
+        if let Some(l) = store.acquire_lease("c", long).await.unwrap() {
+            break l;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease never lapsed"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert_eq!((c.holder.as_str(), c.epoch), ("c", 3));
+    store.close().await;
+    drydock_tests::db::drop_postgres(&db).await;
+}
+
+#[tokio::test]
+async fn inserts_only_the_leader_may_make_are_fenced() {
+    let (store, db) = pg().await;
+    let lease = store
+        .acquire_lease("leader", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let t = NewTask::new("noop");
+    assert_eq!(
+        store
+            .insert_tasks_fenced(std::slice::from_ref(&t), Some(("leader", lease.epoch)))
+            .await
+            .unwrap(),
+        1
+    );
+    for fence in [("leader", lease.epoch + 1), ("other", lease.epoch)] {
+        let t = NewTask::new("noop");
+        let err = store
+            .insert_tasks_fenced(std::slice::from_ref(&t), Some(fence))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Fenced(_)), "{err:?}");
+        assert!(store.get_task(t.id).await.unwrap().is_none());
+    }
+    store.close().await;
+    drydock_tests::db::drop_postgres(&db).await;
+}
+
+#[tokio::test]
+async fn a_dead_instances_work_is_requeued_failed_or_adopted() {
+    let (store, db) = pg().await;
+    let dead_after = Duration::from_millis(300);
+    store.heartbeat("dead").await.unwrap();
+    store.heartbeat("alive").await.unwrap();
+    // An orchestration with a step, claimed by `dead`, and three driver
+    // calls: two of `dead` (one unsafe to repeat), one of `alive`.
+    let top = NewTask::new("deploy_nodes");
+    store.insert_task(&top).await.unwrap();
+    let claim = |owner: &'static str, scope| ClaimSpec {
+        scope,
+        owner,
+        epoch: 1,
+        limit: 10,
+    };
+    store
+        .claim_tasks(&claim("dead", ClaimScope::TopLevel))
+        .await
+        .unwrap();
+    let mut step = NewTask::new("deploy_node");
+    step.parent_id = Some(top.id);
+    step.status = TaskStatus::Running;
+    step.owner = Some("dead".into());
+    step.epoch = 1;
+    store.insert_task(&step).await.unwrap();
+    let sub = |node: &str, action: &str| NewTask::subtask(step.id, action, node);
+    let (safe, unsafe_, other) = (
+        sub("n1", "deploy_node"),
+        sub("n2", "destroy_node"),
+        sub("n3", "deploy_node"),
+    );
+    store
+        .insert_tasks(&[safe.clone(), unsafe_.clone()])
+        .await
+        .unwrap();
+    store
+        .claim_tasks(&claim("dead", ClaimScope::ChildrenOf(step.id)))
+        .await
+        .unwrap();
+    store.insert_task(&other).await.unwrap();
+    store
+        .claim_tasks(&claim("alive", ClaimScope::ChildrenOf(step.id)))
+        .await
+        .unwrap();
+
+    // Nobody is dead yet: nothing moves.
+    let lease = store
+        .acquire_lease("leader", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    store.heartbeat("leader").await.unwrap();
+    let none = store
+        .reclaim_dead("leader", lease.epoch, Duration::from_secs(60), &[])
+        .await
+        .unwrap();
+    assert_eq!((none.requeued, none.failed), (0, 0));
+
+    // `dead` stops beating; `alive` goes on.
+    tokio::time::sleep(dead_after * 2).await;
+    store.heartbeat("alive").await.unwrap();
+    store.heartbeat("leader").await.unwrap();
+    let r = store
+        .reclaim_dead(
+            "leader",
+            lease.epoch,
+            dead_after,
+            &["destroy_node".to_string()],
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.requeued, r.failed), (1, 1), "{r:?}");
+    let get = |id: Uuid| {
+        let store = store.clone();
+        async move { store.get_task(id).await.unwrap().unwrap() }
+    };
+    let s = get(safe.id).await;
+    assert_eq!((s.status, s.owner.as_deref()), (TaskStatus::Queued, None));
+    let u = get(unsafe_.id).await;
+    assert_eq!(u.status, TaskStatus::Complete);
+    assert_eq!(u.result_status, ResultStatus::Failure);
+    assert!(
+        u.result_message
+            .as_deref()
+            .unwrap()
+            .contains("unsafe to repeat"),
+        "{u:?}"
+    );
+    assert_eq!(u.failures, ["n2"]);
+    let o = get(other.id).await;
+    assert_eq!(
+        (o.status, o.owner.as_deref()),
+        (TaskStatus::Running, Some("alive"))
+    );
+    for id in [top.id, step.id] {
+        let t = get(id).await;
+        assert_eq!(t.owner.as_deref(), Some("leader"));
+        assert_eq!(t.epoch, lease.epoch);
+    }
+    // The deposed cannot reclaim.
+    let err = store
+        .reclaim_dead("other", lease.epoch, dead_after, &[])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not hold"), "{err}");
+    store.close().await;
+    drydock_tests::db::drop_postgres(&db).await;
+}
