@@ -184,6 +184,31 @@ pub struct Config {
     pub secrets: crate::drivers::GrantedSecrets,
     /// Leader lease timing.
     pub leader: LeaderSettings,
+    /// Installed drivers: trusted vendor keys, development mode, polling.
+    pub driver_store: DriverStoreSettings,
+}
+
+/// `[driver_store]`: who may sign installed drivers and how instances learn
+/// about activations.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriverStoreSettings {
+    /// Trusted vendor keys, `VENDOR:HEXPUBLICKEY` (from `drydock driver keygen`).
+    pub trusted_keys: Vec<String>,
+    /// Development only: install unsigned components.
+    pub allow_unsigned: bool,
+    /// How often each instance polls the active versions, ms.
+    pub poll_ms: u64,
+}
+
+impl Default for DriverStoreSettings {
+    fn default() -> Self {
+        Self {
+            trusted_keys: Vec::new(),
+            allow_unsigned: false,
+            poll_ms: 1000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -203,6 +228,7 @@ impl Default for Config {
             design_dir: Some(PathBuf::from("examples")),
             secrets: Default::default(),
             leader: LeaderSettings::default(),
+            driver_store: DriverStoreSettings::default(),
         }
     }
 }
@@ -249,6 +275,22 @@ impl Config {
             self.limits.max_concurrency = v
                 .parse()
                 .with_context(|| format!("DRYDOCK_MAX_CONCURRENCY `{v}` is not a number"))?;
+        }
+        if let Some(v) = get("DRYDOCK_TRUSTED_KEYS") {
+            self.driver_store.trusted_keys.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        if let Some(v) = get("DRYDOCK_ALLOW_UNSIGNED_DRIVERS") {
+            self.driver_store.allow_unsigned = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = get("DRYDOCK_DRIVER_POLL_MS") {
+            self.driver_store.poll_ms = v
+                .parse()
+                .with_context(|| format!("DRYDOCK_DRIVER_POLL_MS `{v}` is not a number"))?;
         }
         if let Some(v) = get("DRYDOCK_TOKENS") {
             for entry in v.split(',').filter(|e| !e.trim().is_empty()) {

@@ -10,6 +10,8 @@
 //!   compile cache, the egress policy, and calling actions in a fresh sandbox.
 //! - [`design`]: site designs: fetching, parsing both document forms,
 //!   profile inheritance, Drydock's validation rules, nodes for drivers.
+//! - [`lifecycle`]: installing, verifying, activating and rolling back
+//!   driver versions across the instances of a cluster.
 //! - [`tasks`]: the task engine and the orchestrator's plans.
 //! - [`cli`]: the `drydock` command line (parsing and the commands' effects).
 //! - [`telemetry`]: `tracing` subscriber set-up.
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod design;
 pub mod drivers;
+pub mod lifecycle;
 pub mod model;
 pub mod secrets;
 pub mod server;

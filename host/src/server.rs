@@ -25,6 +25,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The engine (for tests and embedding).
     pub engine: Engine,
+    /// Installed driver versions (for tests and embedding).
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio_util::sync::CancellationToken,
     /// The SQLite lock (one instance per database file), held while running.
@@ -221,6 +223,37 @@ async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
     Ok(set)
 }
 
+/// The lifecycle settings: trusted keys, development mode, the grants of
+/// every configured driver.
+fn lifecycle_config(cfg: &Config) -> Result<crate::lifecycle::LifecycleConfig> {
+    let mut trusted = Vec::new();
+    for k in &cfg.driver_store.trusted_keys {
+        trusted.push(
+            k.parse::<crate::drivers::package::TrustedKey>()
+                .with_context(|| "driver_store.trusted_keys")?,
+        );
+    }
+    if cfg.driver_store.allow_unsigned {
+        tracing::warn!(
+            "driver_store.allow_unsigned: unsigned drivers can be installed (development only)"
+        );
+    }
+    let mut grants = std::collections::BTreeMap::new();
+    for (name, s) in &cfg.drivers {
+        grants.insert(
+            name.clone(),
+            driver_config(Some(s), &cfg.secrets)
+                .with_context(|| format!("settings of driver {name}"))?,
+        );
+    }
+    Ok(crate::lifecycle::LifecycleConfig {
+        trusted_keys: trusted,
+        allow_unsigned: cfg.driver_store.allow_unsigned,
+        poll: Duration::from_millis(cfg.driver_store.poll_ms.max(50)),
+        grants,
+    })
+}
+
 /// Starts a server from `cfg`; it runs until [`Server::shutdown`].
 pub async fn start(cfg: Config) -> Result<Server> {
     let data = open_dir(&cfg.data_dir)?;
@@ -246,6 +279,18 @@ pub async fn start(cfg: Config) -> Result<Server> {
         Some(cache),
     )?);
     let drivers = Arc::new(load_drivers(&cfg, &runtime).await?);
+    let lifecycle = crate::lifecycle::Lifecycle::new(
+        store.clone(),
+        runtime.clone(),
+        drivers.clone(),
+        lifecycle_config(&cfg)?,
+    );
+    // Installed active versions replace the bundled and directory ones
+    // before any work is taken.
+    lifecycle
+        .sync()
+        .await
+        .context("loading the active installed drivers")?;
 
     let instance = match &cfg.instance_id {
         Some(id) => id.clone(),
@@ -279,15 +324,17 @@ pub async fn start(cfg: Config) -> Result<Server> {
     .await?;
 
     let auth = Arc::new(Auth::new(tokens(&cfg, &data)?));
-    let app = router(AppState {
+    let state = AppState {
         engine: engine.clone(),
         auth,
-    });
+    };
+    let app = router(state.clone()).merge(crate::api::drivers::router(state, lifecycle.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(lifecycle.clone().run(stop.clone()));
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -298,6 +345,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
     Ok(Server {
         addr,
         engine,
+        lifecycle,
         task,
         stop,
         _sqlite_lock: sqlite_lock,

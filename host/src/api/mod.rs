@@ -26,10 +26,12 @@
 //! | every other `GET`, `POST /api/v1.0/nodefilter`, `POST /api/v1.0/validatedesign` | viewer |
 //! | `POST /tasks`, `POST /tasks/{id}/cancel`, `POST /nodes`, `DELETE /nodes/{name}` | operator |
 //! | `DELETE /tasks?days=N` | admin |
+//! | `/drivers...` ([`drivers`], merged by the server) | viewer reads, admin changes |
 
 pub mod auth;
 pub mod context;
 pub mod design;
+pub mod drivers;
 pub mod error;
 pub mod health;
 pub mod nodes;

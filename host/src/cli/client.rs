@@ -430,6 +430,28 @@ impl Client {
         })
     }
 
+    /// `POST /drivers`: uploads a driver component; returns the installation.
+    pub async fn upload_driver(&self, bytes: Vec<u8>) -> Result<Value, ClientError> {
+        let url = format!("{}/drivers", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .header(header::CONTENT_TYPE, "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| transport_error(&url, e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| transport_error(&url, e))?;
+        if !status.is_success() {
+            return Err(http_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
+            url,
+            detail: format!("not JSON ({e})"),
+        })
+    }
+
     /// `POST /tasks`: creates a task from a [`task_body`]; returns the task dict.
     pub async fn create_task(&self, body: &Value) -> Result<Value, ClientError> {
         self.call(Method::POST, "/tasks", &[], Some(body)).await
@@ -1253,7 +1275,7 @@ pub fn attach_credentials(
 
 /// Prints an API error (and a hint) and turns it into its exit code; other
 /// errors are passed on (the caller prints them and exits 2).
-fn finish(r: Result<ExitCode>) -> Result<ExitCode> {
+pub(crate) fn finish(r: Result<ExitCode>) -> Result<ExitCode> {
     match r {
         Ok(code) => Ok(code),
         Err(e) => match e.downcast_ref::<ClientError>() {

@@ -1,5 +1,6 @@
 //! `drydock driver ...`: inspect a component, run one action in the sandbox.
 
+use crate::drivers::package;
 use crate::drivers::{
     Action, CallRequest, DriverConfig, EgressGrant, MemoryServices, Runtime, RuntimeConfig,
     TlsSettings,
@@ -23,6 +24,80 @@ pub enum DriverCommand {
     },
     /// Run one driver action in the sandbox and print its result as JSON.
     Call(Box<CallArgs>),
+    /// Create a vendor signing key: PREFIX.key (secret, mode 0600) and
+    /// PREFIX.pub (give `VENDOR:<contents>` to operators as a trusted key).
+    Keygen {
+        /// Output path prefix.
+        prefix: PathBuf,
+    },
+    /// Embed a manifest and an Ed25519 signature in a component.
+    Sign(SignArgs),
+    /// Upload a driver component to a Drydock server (admin).
+    Install {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Activate it right away.
+        #[arg(long)]
+        activate: bool,
+        /// Connection and output options.
+        #[command(flatten)]
+        conn: crate::cli::client::ConnArgs,
+    },
+    /// List the drivers of a Drydock server, or show one.
+    List {
+        /// Show only this driver, with its versions and grants.
+        name: Option<String>,
+        /// Connection and output options.
+        #[command(flatten)]
+        conn: crate::cli::client::ConnArgs,
+    },
+    /// Make an installed version active on every instance (admin).
+    Activate {
+        /// Driver name.
+        name: String,
+        /// Version.
+        version: String,
+        /// Connection and output options.
+        #[command(flatten)]
+        conn: crate::cli::client::ConnArgs,
+    },
+    /// Return a driver to the version active before the current one (admin).
+    Rollback {
+        /// Driver name.
+        name: String,
+        /// Connection and output options.
+        #[command(flatten)]
+        conn: crate::cli::client::ConnArgs,
+    },
+}
+
+/// Arguments of `drydock driver sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The component (`.wasm`).
+    pub file: PathBuf,
+    /// The secret key file (from `drydock driver keygen`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Where to write the signed component.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// A manifest JSON file; without it the manifest is built from the
+    /// component's `info` and the options below.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// The package version (default: the component's `info` version).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Requested outbound host, IP or CIDR, with optional port (repeatable).
+    #[arg(long = "request-host", value_name = "HOST")]
+    pub request_host: Vec<String>,
+    /// Requested memory per call, MiB.
+    #[arg(long)]
+    pub request_memory_mib: Option<u64>,
+    /// Requested longest call, seconds.
+    #[arg(long)]
+    pub request_call_secs: Option<u64>,
 }
 
 /// Arguments of `drydock driver call`.
@@ -74,7 +149,218 @@ pub async fn run(cmd: DriverCommand) -> Result<ExitCode> {
     match cmd {
         DriverCommand::Inspect { file } => inspect(file).await,
         DriverCommand::Call(args) => call(*args).await,
+        DriverCommand::Keygen { prefix } => keygen(&prefix),
+        DriverCommand::Sign(args) => sign(args).await,
+        DriverCommand::Install {
+            file,
+            activate,
+            conn,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let client = conn.client()?;
+            crate::cli::client::finish(install(&client, bytes, activate, conn.json).await)
+        }
+        DriverCommand::List { name, conn } => {
+            let client = conn.client()?;
+            crate::cli::client::finish(list(&client, name, conn.json).await)
+        }
+        DriverCommand::Activate {
+            name,
+            version,
+            conn,
+        } => {
+            let client = conn.client()?;
+            let body = serde_json::json!({ "version": version });
+            crate::cli::client::finish(
+                print_call(
+                    client
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/drivers/{name}/activate"),
+                            &[],
+                            Some(&body),
+                        )
+                        .await,
+                )
+                .await,
+            )
+        }
+        DriverCommand::Rollback { name, conn } => {
+            let client = conn.client()?;
+            crate::cli::client::finish(
+                print_call(
+                    client
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/drivers/{name}/rollback"),
+                            &[],
+                            None,
+                        )
+                        .await,
+                )
+                .await,
+            )
+        }
     }
+}
+
+async fn print_call(
+    r: Result<serde_json::Value, crate::cli::client::ClientError>,
+) -> Result<ExitCode> {
+    let v = r?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(prefix: &std::path::Path) -> Result<ExitCode> {
+    let secret = package::generate_key()?;
+    let public = package::public_key(&secret)?;
+    let key_path = prefix.with_extension("key");
+    let pub_path = prefix.with_extension("pub");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&key_path)
+        .with_context(|| format!("creating {}", key_path.display()))?;
+    std::io::Write::write_all(&mut f, format!("{secret}\n").as_bytes())?;
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .with_context(|| format!("writing {}", pub_path.display()))?;
+    println!("secret key: {}", key_path.display());
+    println!("public key: {} ({public})", pub_path.display());
+    println!("operators trust it with: trusted_keys = [\"VENDOR:{public}\"]");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sign(args: SignArgs) -> Result<ExitCode> {
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let secret = std::fs::read_to_string(&args.key)
+        .with_context(|| format!("reading {}", args.key.display()))?;
+    let manifest = match &args.manifest {
+        Some(p) => {
+            let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_slice::<package::Manifest>(&text)
+                .with_context(|| format!("parsing manifest {}", p.display()))?
+        }
+        None => {
+            let rt = runtime()?;
+            let driver = rt.load(&args.file.display().to_string(), &bytes).await?;
+            let info = driver.info();
+            package::Manifest {
+                name: info.name.clone(),
+                version: args.version.clone().unwrap_or_else(|| info.version.clone()),
+                vendor: info.vendor.clone(),
+                interfaces: info.interfaces.iter().map(|i| i.to_string()).collect(),
+                oob_types: info.oob_types.clone(),
+                requested: package::Requested {
+                    outbound: if args.request_host.is_empty() {
+                        info.outbound.hosts.clone()
+                    } else {
+                        args.request_host.clone()
+                    },
+                    memory_mib: args.request_memory_mib,
+                    call_secs: args.request_call_secs,
+                },
+            }
+        }
+    };
+    let with_manifest = package::with_section(
+        &bytes,
+        package::MANIFEST_SECTION,
+        &serde_json::to_vec(&manifest)?,
+    )?;
+    let signed = package::sign(&with_manifest, &secret)?;
+    std::fs::write(&args.output, &signed)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    println!(
+        "signed {} {} with key {} -> {}",
+        manifest.name,
+        manifest.version,
+        package::public_key(&secret)?,
+        args.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn install(
+    client: &crate::cli::client::Client,
+    bytes: Vec<u8>,
+    activate: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let done = client.upload_driver(bytes).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    } else {
+        println!(
+            "installed {} {} (sha256 {}, signer {})",
+            done["name"].as_str().unwrap_or("?"),
+            done["version"].as_str().unwrap_or("?"),
+            done["sha256"].as_str().unwrap_or("?"),
+            done["signer"].as_str().unwrap_or("none: unsigned")
+        );
+    }
+    if activate {
+        let name = done["name"].as_str().unwrap_or_default();
+        let body = serde_json::json!({ "version": done["version"] });
+        client
+            .call(
+                reqwest::Method::POST,
+                &format!("/drivers/{name}/activate"),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        println!(
+            "activated {name} {}",
+            done["version"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(
+    client: &crate::cli::client::Client,
+    name: Option<String>,
+    json: bool,
+) -> Result<ExitCode> {
+    let path = match &name {
+        Some(n) => format!("/drivers/{n}"),
+        None => "/drivers".to_owned(),
+    };
+    let v = client.call(reqwest::Method::GET, &path, &[], None).await?;
+    if json || name.is_some() {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| {
+                    vec![
+                        d["name"].as_str().unwrap_or("?").to_owned(),
+                        d["active"]["version"]
+                            .as_str()
+                            .or(d["loaded"]["version"].as_str())
+                            .unwrap_or("-")
+                            .to_owned(),
+                        d["versions"].as_array().map_or(0, Vec::len).to_string(),
+                        d["loaded"]["calls"].as_u64().unwrap_or(0).to_string(),
+                        d["loaded"]["errors"].as_u64().unwrap_or(0).to_string(),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    print!(
+        "{}",
+        crate::cli::client::format_table(&["NAME", "ACTIVE", "VERSIONS", "CALLS", "ERRORS"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The runtime for one CLI command; `DRYDOCK_CACHE_DIR` names a compile

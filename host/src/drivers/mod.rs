@@ -6,6 +6,8 @@
 //! - [`egress`]: which hosts a call may reach, enforced at connect time.
 //! - [`services`]: key-value, status messages and build data behind the host imports.
 //! - [`error`]: load and call errors.
+//! - [`package`]: the manifest and Ed25519 signature a component carries
+//!   in custom sections.
 //! - private: `bindings` (the only `bindgen!`), `sandbox` (store data and host
 //!   functions), `dispatch` (action → export), `convert` (model ↔ WIT),
 //!   `cache` (compiled code on disk), `guest_log` (guest logs → tracing).
@@ -19,6 +21,7 @@ mod dispatch;
 pub mod egress;
 pub mod error;
 mod guest_log;
+pub mod package;
 pub mod registry;
 pub mod runtime;
 mod sandbox;

@@ -2,12 +2,17 @@
 //! and which one serves an action: oob drivers by the node's `oob.type`
 //! (first driver claiming it wins, as in Drydock), node and network drivers
 //! by configuration.
+//!
+//! The set is swappable: [`DriverSet::replace`] installs another version of
+//! a driver atomically. Every lookup reads the current snapshot once and
+//! hands back an owned [`Installed`], so a call in flight keeps the version
+//! it started with while new calls get the new one.
 
 use super::action::{Action, Interface};
 use super::config::DriverConfig;
 use super::runtime::Driver;
 use crate::model::Node;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// A loaded driver and the operator's settings for it.
 #[derive(Clone, Debug)]
@@ -18,12 +23,33 @@ pub struct Installed {
     pub config: Arc<DriverConfig>,
 }
 
-/// The set of loaded drivers.
 #[derive(Clone, Debug, Default)]
-pub struct DriverSet {
+struct Snapshot {
     entries: Vec<Installed>,
     node_driver: Option<String>,
     network_driver: Option<String>,
+}
+
+/// The set of loaded drivers.
+#[derive(Default)]
+pub struct DriverSet {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl std::fmt::Debug for DriverSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverSet")
+            .field("drivers", &self.snapshot().entries)
+            .finish()
+    }
+}
+
+impl Clone for DriverSet {
+    fn clone(&self) -> Self {
+        Self {
+            current: RwLock::new(self.snapshot()),
+        }
+    }
 }
 
 impl DriverSet {
@@ -32,38 +58,83 @@ impl DriverSet {
         Self::default()
     }
 
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().expect("driver set lock").clone()
+    }
+
+    fn edit(&mut self) -> &mut Snapshot {
+        Arc::make_mut(self.current.get_mut().expect("driver set lock"))
+    }
+
     /// Adds a driver. Two drivers with one name are refused.
     pub fn add(&mut self, driver: Driver, config: Arc<DriverConfig>) -> Result<(), String> {
-        let name = &driver.info().name;
-        if self.get(name).is_some() {
+        let name = driver.info().name.clone();
+        if self.get(&name).is_some() {
             return Err(format!("two drivers are named `{name}`"));
         }
-        self.entries.push(Installed { driver, config });
+        self.edit().entries.push(Installed { driver, config });
         Ok(())
+    }
+
+    /// Installs `installed` in place of the driver of the same name (or adds
+    /// it), atomically; returns the one it replaced. Calls already holding
+    /// the old one finish on it.
+    pub fn replace(&self, installed: Installed) -> Option<Installed> {
+        let mut guard = self.current.write().expect("driver set lock");
+        let mut next = Snapshot::clone(&guard);
+        let name = installed.driver.info().name.clone();
+        let old = match next
+            .entries
+            .iter_mut()
+            .find(|e| e.driver.info().name == name)
+        {
+            Some(slot) => Some(std::mem::replace(slot, installed)),
+            None => {
+                next.entries.push(installed);
+                None
+            }
+        };
+        *guard = Arc::new(next);
+        old
     }
 
     /// Names the driver that serves node (bootstrapper) actions.
     pub fn set_node_driver(&mut self, name: Option<String>) {
-        self.node_driver = name;
+        self.edit().node_driver = name;
     }
 
     /// Names the driver that serves network (switch) actions.
     pub fn set_network_driver(&mut self, name: Option<String>) {
-        self.network_driver = name;
+        self.edit().network_driver = name;
     }
 
     /// The driver named `name`.
-    pub fn get(&self, name: &str) -> Option<&Installed> {
-        self.entries.iter().find(|e| e.driver.info().name == name)
+    pub fn get(&self, name: &str) -> Option<Installed> {
+        self.snapshot().get(name).cloned()
     }
 
     /// Every loaded driver, in load order.
-    pub fn all(&self) -> &[Installed] {
-        &self.entries
+    pub fn all(&self) -> Vec<Installed> {
+        self.snapshot().entries.clone()
     }
 
     /// The first driver claiming `oob_type`.
-    pub fn for_oob_type(&self, oob_type: &str) -> Option<&Installed> {
+    pub fn for_oob_type(&self, oob_type: &str) -> Option<Installed> {
+        self.snapshot().for_oob_type(oob_type).cloned()
+    }
+
+    /// The driver that serves `action` for `node` (the version current now).
+    pub fn for_action(&self, action: Action, node: Option<&Node>) -> Result<Installed, String> {
+        self.snapshot().for_action(action, node).cloned()
+    }
+}
+
+impl Snapshot {
+    fn get(&self, name: &str) -> Option<&Installed> {
+        self.entries.iter().find(|e| e.driver.info().name == name)
+    }
+
+    fn for_oob_type(&self, oob_type: &str) -> Option<&Installed> {
         self.entries.iter().find(|e| {
             e.driver.info().interfaces.contains(&Interface::Oob)
                 && e.driver.info().oob_types.iter().any(|t| t == oob_type)
@@ -92,8 +163,7 @@ impl DriverSet {
         }
     }
 
-    /// The driver that serves `action` for `node`.
-    pub fn for_action(&self, action: Action, node: Option<&Node>) -> Result<&Installed, String> {
+    fn for_action(&self, action: Action, node: Option<&Node>) -> Result<&Installed, String> {
         match action.interface() {
             Interface::Oob => {
                 let node = node.ok_or("an oob action needs a node")?;

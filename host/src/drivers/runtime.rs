@@ -68,6 +68,9 @@ pub(crate) struct LoadedDriver {
     pub(crate) oob: Option<oob::GuestIndices>,
     pub(crate) node: Option<node::GuestIndices>,
     pub(crate) network: Option<network::GuestIndices>,
+    /// Calls made and calls failed (any error) on this instance.
+    pub(crate) calls: std::sync::atomic::AtomicU64,
+    pub(crate) errors: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Driver {
@@ -121,6 +124,14 @@ impl Driver {
             Interface::Node => self.0.node.is_some(),
             Interface::Network => self.0.network.is_some(),
         }
+    }
+
+    /// Calls made through this loaded driver and how many failed.
+    pub fn call_counts(&self) -> (u64, u64) {
+        (
+            self.0.calls.load(Ordering::Relaxed),
+            self.0.errors.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn loaded(&self) -> &LoadedDriver {
@@ -379,6 +390,8 @@ impl Runtime {
             oob,
             node,
             network,
+            calls: Default::default(),
+            errors: Default::default(),
         };
         loaded.info = self.read_info(origin, &loaded).await?;
         validate_info(origin, &loaded)?;
@@ -580,6 +593,10 @@ impl Runtime {
             }),
             Ok(Ok(Ok(v))) => Ok(v),
         };
+        d.calls.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            d.errors.fetch_add(1, Ordering::Relaxed);
+        }
         span.in_scope(|| match &result {
             Ok(_) => tracing::debug!("driver call succeeded"),
             Err(e) => tracing::info!(error = %e, kind = e.kind(), "driver call failed"),

@@ -39,6 +39,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+mod drivers;
 mod kv;
 mod lease;
 mod nodes;
@@ -48,6 +49,7 @@ mod tasks;
 pub mod testing;
 
 pub use chrono::{DateTime, Utc};
+pub use drivers::{ActiveDriver, DriverVersionRecord, NewDriverVersion};
 pub use lease::{Lease, Reclaimed};
 pub use nodes::NodeRecord;
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};

@@ -1,0 +1,490 @@
+//! Driver lifecycle: install (verify the signature, check and compile the
+//! component, store it content-addressed), activate, roll back, and the
+//! loop that makes every instance of a cluster run the active versions.
+//!
+//! Activation is a database write ([`Store::driver_activate`]); each
+//! instance polls the active versions (every [`LifecycleConfig::poll`]) and
+//! swaps what changed into its [`DriverSet`]: calls in flight finish on the
+//! version they started with, new calls take the new one. Versions this
+//! instance has loaded stay loaded (warm), so a rollback swaps instantly;
+//! each instance compiles into its own compile cache.
+
+use crate::drivers::package::{self, Manifest, PackageError, Requested, TrustedKey};
+use crate::drivers::{Driver, DriverInfo};
+use crate::drivers::{DriverConfig, DriverSet, Installed, LoadError, Runtime};
+use crate::store::{ActiveDriver, NewDriverVersion, Store, StoreError};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Lifecycle settings.
+#[derive(Clone, Debug)]
+pub struct LifecycleConfig {
+    /// Vendor keys whose signatures are accepted.
+    pub trusted_keys: Vec<TrustedKey>,
+    /// Development only: accept unsigned components.
+    pub allow_unsigned: bool,
+    /// How often the active versions are polled.
+    pub poll: Duration,
+    /// Grants of drivers by name (drivers not named get the defaults).
+    pub grants: BTreeMap<String, Arc<DriverConfig>>,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            trusted_keys: Vec::new(),
+            allow_unsigned: false,
+            poll: Duration::from_secs(1),
+            grants: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why a lifecycle request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The package was refused (unsigned, tampered, wrong key, malformed).
+    #[error("driver refused: {0}")]
+    Refused(#[from] PackageError),
+    /// The component does not load (not a driver, wrong WIT, ...).
+    #[error("driver refused: {0}")]
+    Load(#[from] LoadError),
+    /// The manifest contradicts the component.
+    #[error("driver refused: {0}")]
+    Manifest(String),
+    /// No such driver or version.
+    #[error("{0}")]
+    NotFound(String),
+    /// The state forbids it (active version, nothing to roll back to).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for LifecycleError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => LifecycleError::NotFound(format!("not found: {m}")),
+            StoreError::Conflict(m) | StoreError::Invalid(m) => LifecycleError::Conflict(m),
+            other => LifecycleError::Store(other),
+        }
+    }
+}
+
+/// What an install did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Installation {
+    /// Driver name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// Vendor whose key signed it (None: unsigned, development mode).
+    pub signer: Option<String>,
+    /// Whether a new version was stored (false: the same file was there).
+    pub stored: bool,
+    /// Whether compiled code came from this instance's cache.
+    pub cache_hit: bool,
+    /// Time to check, compile and load it, ms.
+    pub load_ms: f64,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// Installs, activates and spreads driver versions on one instance.
+pub struct Lifecycle {
+    store: Store,
+    runtime: Arc<Runtime>,
+    drivers: Arc<DriverSet>,
+    cfg: LifecycleConfig,
+    /// Versions loaded here, by SHA-256 (warm for activation or rollback).
+    warm: Mutex<HashMap<String, Driver>>,
+    /// The generation applied here, by driver name.
+    applied: Mutex<HashMap<String, i64>>,
+    /// Serialises applying activations.
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle").finish_non_exhaustive()
+    }
+}
+
+/// The manifest a component without one gets: what its `info` says.
+fn derived_manifest(info: &DriverInfo) -> Manifest {
+    Manifest {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        vendor: info.vendor.clone(),
+        interfaces: info.interfaces.iter().map(|i| i.to_string()).collect(),
+        oob_types: info.oob_types.clone(),
+        requested: Requested {
+            outbound: info.outbound.hosts.clone(),
+            ..Requested::default()
+        },
+    }
+}
+
+impl Lifecycle {
+    /// A lifecycle over the engine's driver set.
+    pub fn new(
+        store: Store,
+        runtime: Arc<Runtime>,
+        drivers: Arc<DriverSet>,
+        cfg: LifecycleConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            runtime,
+            drivers,
+            cfg,
+            warm: Mutex::new(HashMap::new()),
+            applied: Mutex::new(HashMap::new()),
+            sync_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The driver set calls are served from.
+    pub fn drivers(&self) -> &Arc<DriverSet> {
+        &self.drivers
+    }
+
+    /// Verifies, checks, compiles and stores a driver file. The version is
+    /// the manifest's (the component's `info` version without a manifest).
+    pub async fn install(
+        &self,
+        bytes: &[u8],
+        by: Option<&str>,
+    ) -> Result<Installation, LifecycleError> {
+        let signer = package::verify(bytes, &self.cfg.trusted_keys, self.cfg.allow_unsigned)?;
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let started = Instant::now();
+        let cache_hit = self.runtime.compile("upload", bytes).await?.2;
+        let driver = self
+            .runtime
+            .load(&format!("upload {sha256}"), bytes)
+            .await?;
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let manifest = match package::manifest(bytes)? {
+            Some(m) => {
+                if m.name != driver.info().name {
+                    return Err(LifecycleError::Manifest(format!(
+                        "the manifest names `{}`, the component `{}`",
+                        m.name,
+                        driver.info().name
+                    )));
+                }
+                if m.version.is_empty() {
+                    return Err(LifecycleError::Manifest(
+                        "the manifest has no version".into(),
+                    ));
+                }
+                m
+            }
+            None => derived_manifest(driver.info()),
+        };
+        let stored = self
+            .store
+            .driver_version_insert(&NewDriverVersion {
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+                sha256: sha256.clone(),
+                bytes: bytes.to_vec(),
+                manifest: serde_json::to_string(&manifest).expect("manifest serialises"),
+                signer: signer.clone(),
+                installed_by: by.map(str::to_owned),
+            })
+            .await?;
+        self.warm
+            .lock()
+            .expect("warm lock")
+            .insert(sha256.clone(), driver);
+        tracing::info!(driver = %manifest.name, version = %manifest.version, sha256 = %sha256,
+            signer = signer.as_deref().unwrap_or("(unsigned)"), cache_hit, load_ms, "driver installed");
+        Ok(Installation {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            size: bytes.len(),
+            sha256,
+            signer,
+            stored,
+            cache_hit,
+            load_ms,
+            manifest,
+        })
+    }
+
+    /// Makes `version` active on every instance; applied here before this
+    /// returns.
+    pub async fn activate(
+        &self,
+        name: &str,
+        version: &str,
+        message: Option<&str>,
+    ) -> Result<ActiveDriver, LifecycleError> {
+        let active = self.store.driver_activate(name, version, message).await?;
+        tracing::info!(driver = %name, version = %version, generation = active.generation, "driver activated");
+        self.sync().await?;
+        Ok(active)
+    }
+
+    /// Activates the version that was active before the current one.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        reason: Option<&str>,
+    ) -> Result<ActiveDriver, LifecycleError> {
+        let current = self
+            .store
+            .active_drivers()
+            .await?
+            .into_iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| {
+                LifecycleError::NotFound(format!("driver {name} has no installed active version"))
+            })?;
+        let previous = current.previous.clone().ok_or_else(|| {
+            LifecycleError::Conflict(format!(
+                "driver {name} has no previous version to roll back to"
+            ))
+        })?;
+        let msg = format!(
+            "rolled back from {} to {previous}{}",
+            current.version,
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        );
+        self.activate(name, &previous, Some(&msg)).await
+    }
+
+    /// Deletes an inactive version.
+    pub async fn delete(&self, name: &str, version: &str) -> Result<(), LifecycleError> {
+        Ok(self.store.driver_version_delete(name, version).await?)
+    }
+
+    /// Applies every activation not applied here yet. Returns how many
+    /// drivers were swapped.
+    pub async fn sync(&self) -> Result<usize, LifecycleError> {
+        let _one = self.sync_lock.lock().await;
+        let active = self.store.active_drivers().await?;
+        let mut swapped = 0;
+        for a in active {
+            let seen = self
+                .applied
+                .lock()
+                .expect("applied lock")
+                .get(&a.name)
+                .copied();
+            if seen == Some(a.generation) {
+                continue;
+            }
+            let current = self.drivers.get(&a.name);
+            if current.as_ref().map(|c| c.driver.sha256()) != Some(a.sha256.as_str()) {
+                let driver = match self.warm_driver(&a.sha256).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(driver = %a.name, version = %a.version, error = %e,
+                            "cannot load the active driver version; keeping the one loaded");
+                        continue;
+                    }
+                };
+                let config = current
+                    .map(|c| c.config)
+                    .or_else(|| self.cfg.grants.get(&a.name).cloned())
+                    .unwrap_or_default();
+                self.drivers.replace(Installed { driver, config });
+                swapped += 1;
+                tracing::info!(driver = %a.name, version = %a.version, generation = a.generation,
+                    "driver version swapped in");
+            }
+            self.applied
+                .lock()
+                .expect("applied lock")
+                .insert(a.name.clone(), a.generation);
+        }
+        Ok(swapped)
+    }
+
+    /// The loaded driver with this SHA-256, loading it from the store.
+    async fn warm_driver(&self, sha256: &str) -> Result<Driver, LifecycleError> {
+        if let Some(d) = self.warm.lock().expect("warm lock").get(sha256) {
+            return Ok(d.clone());
+        }
+        let bytes = self
+            .store
+            .driver_bytes(sha256)
+            .await?
+            .ok_or_else(|| LifecycleError::NotFound(format!("no stored driver {sha256}")))?;
+        let driver = self
+            .runtime
+            .load(&format!("stored {sha256}"), &bytes)
+            .await?;
+        self.warm
+            .lock()
+            .expect("warm lock")
+            .insert(sha256.to_owned(), driver.clone());
+        Ok(driver)
+    }
+
+    /// Polls the active versions until `stop`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.sync().await {
+                tracing::warn!(error = %e, "driver activation poll failed");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.cfg.poll) => {}
+            }
+        }
+    }
+
+    /// Every driver: loaded ones (bundled, directory, installed) and
+    /// installed versions, with what is active.
+    pub async fn list(&self) -> Result<Value, LifecycleError> {
+        let mut names: Vec<String> = self
+            .drivers
+            .all()
+            .iter()
+            .map(|d| d.driver.info().name.clone())
+            .collect();
+        for v in self.store.driver_versions(None).await? {
+            if !names.contains(&v.name) {
+                names.push(v.name);
+            }
+        }
+        let mut out = Vec::new();
+        for n in names {
+            out.push(self.describe(&n).await?);
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// One driver: its versions, the active one, requested versus granted,
+    /// call counts and errors of the version loaded here.
+    pub async fn describe(&self, name: &str) -> Result<Value, LifecycleError> {
+        let versions = self.store.driver_versions(Some(name)).await?;
+        let active = self
+            .store
+            .active_drivers()
+            .await?
+            .into_iter()
+            .find(|a| a.name == name);
+        let loaded = self.drivers.get(name);
+        if versions.is_empty() && loaded.is_none() {
+            return Err(LifecycleError::NotFound(format!("no driver named {name}")));
+        }
+        let warm: Vec<String> = self
+            .warm
+            .lock()
+            .expect("warm lock")
+            .keys()
+            .cloned()
+            .collect();
+        let versions: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                let manifest: Value = serde_json::from_str(&v.manifest).unwrap_or(Value::Null);
+                json!({
+                    "version": v.version,
+                    "sha256": v.sha256,
+                    "size": v.size,
+                    "signer": v.signer,
+                    "installed": v.installed.to_rfc3339(),
+                    "installed_by": v.installed_by,
+                    "active": active.as_ref().is_some_and(|a| a.version == v.version),
+                    "warm": warm.contains(&v.sha256),
+                    "requested": manifest.get("requested").cloned().unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        let (loaded_json, granted) = match &loaded {
+            Some(i) => {
+                let (calls, errors) = i.driver.call_counts();
+                let c = &i.config;
+                (
+                    json!({
+                        "version": i.driver.info().version,
+                        "sha256": i.driver.sha256(),
+                        "calls": calls,
+                        "errors": errors,
+                    }),
+                    json!({
+                        "outbound": c.egress.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+                        "memory_mib": c.memory_bytes >> 20,
+                        "call_secs": c.max_call_time.map(|d| d.as_secs()),
+                    }),
+                )
+            }
+            None => (Value::Null, Value::Null),
+        };
+        // Requested versus granted for the active (else loaded) version.
+        let active_requested = active
+            .as_ref()
+            .and_then(|a| versions.iter().find(|v| v["version"] == a.version.as_str()))
+            .map(|v| v["requested"].clone())
+            .unwrap_or_else(|| {
+                loaded
+                    .as_ref()
+                    .map(|i| json!(derived_manifest(i.driver.info()).requested))
+                    .unwrap_or(Value::Null)
+            });
+        let not_granted = not_granted(&active_requested, &granted);
+        Ok(json!({
+            "name": name,
+            "active": active.as_ref().map(|a| json!({
+                "version": a.version,
+                "sha256": a.sha256,
+                "previous": a.previous,
+                "generation": a.generation,
+                "changed": a.changed.to_rfc3339(),
+                "message": a.message,
+            })),
+            "loaded": loaded_json,
+            "versions": versions,
+            "requested": active_requested,
+            "granted": granted,
+            "not_granted": not_granted,
+        }))
+    }
+}
+
+/// What a driver asked for and was not granted.
+fn not_granted(requested: &Value, granted: &Value) -> Value {
+    let granted_hosts: Vec<&str> = granted["outbound"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let hosts: Vec<&str> = requested["outbound"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter(|h| !granted_hosts.contains(h))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = json!({ "outbound": hosts });
+    if let (Some(r), Some(g)) = (
+        requested["memory_mib"].as_u64(),
+        granted["memory_mib"].as_u64(),
+    ) && r > g
+    {
+        out["memory_mib"] = json!(r);
+    }
+    if let Some(r) = requested["call_secs"].as_u64()
+        && granted["call_secs"].as_u64().is_some_and(|g| r > g)
+    {
+        out["call_secs"] = json!(r);
+    }
+    out
+}

@@ -1,0 +1,514 @@
+//! Driver lifecycle (issue 7): signed packages, install through the API,
+//! activation and rollback under a continuous load of sim driver calls with
+//! zero failed calls, refusals of unsigned, tampered and wrong-key uploads,
+//! and two instances on one Postgres.
+//!
+//! Each test prints its figures (`cargo test ... -- --nocapture`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use drydock::api::{ApiToken, AppState, Auth, Role, router};
+use drydock::drivers::package::{self, Manifest, TrustedKey};
+use drydock::drivers::{
+    Action, CallRequest, DriverConfig, DriverServices, DriverSet, MemoryServices, Runtime,
+};
+use drydock::lifecycle::{Lifecycle, LifecycleConfig};
+use drydock::model::ActionParams;
+use drydock::store::Store;
+use drydock::tasks::{Engine, EngineConfig};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-lifecycle-token";
+const VIEWER: &str = "viewer-lifecycle-token";
+
+/// The bundled sim driver repackaged as `version`: a manifest section, then
+/// signed with `secret` (unsigned with None).
+fn sim_package(version: &str, secret: Option<&str>, padding: usize) -> Vec<u8> {
+    let manifest = Manifest {
+        name: "sim".into(),
+        version: version.into(),
+        vendor: "Drydock tests".into(),
+        interfaces: vec!["oob".into(), "node".into(), "network".into()],
+        oob_types: vec!["sim".into()],
+        requested: package::Requested {
+            outbound: vec!["10.0.0.0/8:443".into()],
+            memory_mib: Some(128),
+            call_secs: None,
+        },
+    };
+    let mut bytes = package::with_section(
+        drydock::bundled::SIM,
+        package::MANIFEST_SECTION,
+        &serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    if padding > 0 {
+        bytes = package::with_section(&bytes, "padding", &vec![0x5a; padding]).unwrap();
+    }
+    match secret {
+        Some(s) => package::sign(&bytes, s).unwrap(),
+        None => bytes,
+    }
+}
+
+struct Host {
+    router: Router,
+    runtime: Arc<Runtime>,
+    drivers: Arc<DriverSet>,
+    lifecycle: Arc<Lifecycle>,
+    engine: Engine,
+}
+
+async fn host(store: Store, trusted: Vec<TrustedKey>, poll: Duration) -> Host {
+    let runtime = Arc::new(drydock_tests::runtime());
+    let sim = runtime
+        .load("bundled:sim", drydock::bundled::SIM)
+        .await
+        .expect("sim");
+    let mut set = DriverSet::new();
+    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
+    let drivers = Arc::new(set);
+    let lifecycle = Lifecycle::new(
+        store.clone(),
+        runtime.clone(),
+        drivers.clone(),
+        LifecycleConfig {
+            trusted_keys: trusted,
+            allow_unsigned: false,
+            poll,
+            ..LifecycleConfig::default()
+        },
+    );
+    let engine = Engine::start(
+        store,
+        runtime.clone(),
+        drivers.clone(),
+        EngineConfig::default(),
+    )
+    .await
+    .expect("engine");
+    let token = |name: &str, token: &str, role| ApiToken {
+        name: name.into(),
+        token: token.into(),
+        role,
+    };
+    let state = AppState {
+        engine: engine.clone(),
+        auth: Arc::new(Auth::new(vec![
+            token("admin", ADMIN, Role::Admin),
+            token("viewer", VIEWER, Role::Viewer),
+        ])),
+    };
+    let router =
+        router(state.clone()).merge(drydock::api::drivers::router(state, lifecycle.clone()));
+    Host {
+        router,
+        runtime,
+        drivers,
+        lifecycle,
+        engine,
+    }
+}
+
+impl Host {
+    async fn send(&self, method: &str, path: &str, token: &str, body: Body) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1.0{path}"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    async fn upload(&self, bytes: Vec<u8>) -> (StatusCode, Value) {
+        self.send("POST", "/drivers", ADMIN, Body::from(bytes))
+            .await
+    }
+
+    async fn activate(&self, version: &str) -> (StatusCode, Value) {
+        self.send(
+            "POST",
+            "/drivers/sim/activate",
+            ADMIN,
+            Body::from(json!({ "version": version }).to_string()),
+        )
+        .await
+    }
+}
+
+fn key() -> (String, TrustedKey) {
+    let secret = package::generate_key().unwrap();
+    let trusted = TrustedKey {
+        vendor: "drydock-tests".into(),
+        key: package::public_key(&secret).unwrap(),
+    };
+    (secret, trusted)
+}
+
+/// One call record: when it started, which component served it.
+type Record = (Instant, String);
+
+/// Drives sim `power_on_node` calls from `workers` tasks until `stop`,
+/// looking the driver up per call as the engine does.
+fn load(
+    h: &Host,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    failed: Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<Vec<Record>>> {
+    (0..workers)
+        .map(|w| {
+            let (drivers, runtime, stop, failed) = (
+                h.drivers.clone(),
+                h.runtime.clone(),
+                stop.clone(),
+                failed.clone(),
+            );
+            tokio::spawn(async move {
+                let node = drydock_tests::node(&format!("n{w}"), "sim");
+                let params = ActionParams::default();
+                let services: Arc<dyn DriverServices> = Arc::new(MemoryServices::new());
+                let mut out = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let installed = drivers
+                        .for_action(Action::PowerOnNode, Some(&node))
+                        .expect("sim serves oob");
+                    let r = runtime
+                        .call(
+                            &installed.driver,
+                            CallRequest {
+                                action: Action::PowerOnNode,
+                                node: Some(&node),
+                                params: &params,
+                                config: installed.config.clone(),
+                                services: services.clone(),
+                                timeout: None,
+                                task: None,
+                            },
+                        )
+                        .await;
+                    if let Err(e) = r {
+                        eprintln!("call failed: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    out.push((started, installed.driver.sha256().to_owned()));
+                }
+                out
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_and_rollback_under_load_fail_no_call() {
+    let (secret, trusted) = key();
+    let h = host(
+        drydock_tests::db::sqlite().await,
+        vec![trusted],
+        Duration::from_secs(1),
+    )
+    .await;
+    let v1 = sim_package("1.0.0", Some(&secret), 0);
+    let v2 = sim_package("2.0.0", Some(&secret), 0);
+    let sha = |b: &[u8]| sha256_hex(b);
+    let (sha1, sha2) = (sha(&v1), sha(&v2));
+
+    let (s, body) = h.upload(v1.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["signer"], "drydock-tests");
+    assert_eq!(h.activate("1.0.0").await.0, StatusCode::OK);
+    assert_eq!(h.drivers.get("sim").unwrap().driver.sha256(), sha1);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let load_started = Instant::now();
+    let workers = load(&h, 8, stop.clone(), failed.clone());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Upgrade: upload and activate v2 while calls run.
+    let t0 = Instant::now();
+    let (s, body) = h.upload(v2.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = h.activate("2.0.0").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let upgraded = Instant::now();
+    let upload_to_active = upgraded - t0;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Rollback: back to v1, warm.
+    let t1 = Instant::now();
+    let (s, body) = h
+        .send("POST", "/drivers/sim/rollback", ADMIN, Body::empty())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], "1.0.0");
+    let rolled_back = Instant::now();
+    let rollback_time = rolled_back - t1;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut records = Vec::new();
+    for w in workers {
+        records.extend(w.await.unwrap());
+    }
+    let elapsed = load_started.elapsed();
+    let mut per_sha: HashMap<&str, usize> = HashMap::new();
+    for (_, s) in &records {
+        *per_sha.entry(s.as_str()).or_default() += 1;
+    }
+    // The switch is visible: calls started after the activation answered
+    // run v2 until the rollback began, and v1 after it answered.
+    let wrong_after_upgrade = records
+        .iter()
+        .filter(|(t, s)| *t > upgraded && *t < t1 && *s != sha2)
+        .count();
+    let wrong_after_rollback = records
+        .iter()
+        .filter(|(t, s)| *t > rolled_back && *s != sha1)
+        .count();
+    let rate = records.len() as f64 / elapsed.as_secs_f64();
+    println!(
+        "lifecycle under load: {} calls in {:.1} s ({rate:.0}/s), failed {}, v1 {} calls, v2 {} calls; \
+         upload+activate {:.1} ms, rollback {:.1} ms",
+        records.len(),
+        elapsed.as_secs_f64(),
+        failed.load(Ordering::Relaxed),
+        per_sha.get(sha1.as_str()).unwrap_or(&0),
+        per_sha.get(sha2.as_str()).unwrap_or(&0),
+        upload_to_active.as_secs_f64() * 1e3,
+        rollback_time.as_secs_f64() * 1e3,
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "calls failed during the swaps"
+    );
+    assert!(per_sha.get(sha1.as_str()).copied().unwrap_or(0) > 0);
+    assert!(per_sha.get(sha2.as_str()).copied().unwrap_or(0) > 0);
+    assert_eq!(
+        wrong_after_upgrade, 0,
+        "calls on the old version after activation"
+    );
+    assert_eq!(wrong_after_rollback, 0, "calls on v2 after rollback");
+
+    // What GET /drivers/sim shows.
+    let (s, d) = h.send("GET", "/drivers/sim", VIEWER, Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d["active"]["version"], "1.0.0");
+    assert_eq!(d["active"]["previous"], "2.0.0");
+    assert!(
+        d["active"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back from 2.0.0 to 1.0.0")
+    );
+    assert_eq!(d["versions"].as_array().unwrap().len(), 2);
+    assert!(d["loaded"]["calls"].as_u64().unwrap() > 0);
+    assert_eq!(d["loaded"]["errors"], 0);
+    // Asked for 10.0.0.0/8:443 and 128 MiB; granted nothing and 64 MiB.
+    assert_eq!(d["not_granted"]["outbound"], json!(["10.0.0.0/8:443"]));
+    assert_eq!(d["not_granted"]["memory_mib"], 128);
+    assert_eq!(d["granted"]["memory_mib"], 64);
+
+    // Deleting: the active version is refused, the inactive one goes.
+    let (s, _) = h
+        .send(
+            "DELETE",
+            "/drivers/sim/versions/1.0.0",
+            ADMIN,
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = h
+        .send(
+            "DELETE",
+            "/drivers/sim/versions/2.0.0",
+            ADMIN,
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    h.engine.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_tampered_and_wrong_key_uploads_are_refused() {
+    let (secret, trusted) = key();
+    let h = host(
+        drydock_tests::db::sqlite().await,
+        vec![trusted],
+        Duration::from_secs(1),
+    )
+    .await;
+    let (s, body) = h.upload(sim_package("1.0.0", None, 0)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("unsigned"),
+        "{body}"
+    );
+
+    let mut tampered = sim_package("1.0.0", Some(&secret), 0);
+    // Flip a byte inside the component's code (well before the sections
+    // appended at the end).
+    let at = tampered.len() / 3;
+    tampered[at] ^= 0x01;
+    let (s, body) = h.upload(tampered).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let m = body["message"].as_str().unwrap();
+    assert!(
+        m.contains("tampered") && m.contains("drydock-tests"),
+        "{body}"
+    );
+
+    let (other, _) = key();
+    let (s, body) = h.upload(sim_package("1.0.0", Some(&other), 0)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("wrong key"),
+        "{body}"
+    );
+
+    // A changed manifest is tampering too (the manifest is signed).
+    let signed = sim_package("1.0.0", Some(&secret), 0);
+    let relabelled = package::with_section(
+        &signed,
+        package::MANIFEST_SECTION,
+        br#"{"name":"sim","version":"9.9.9"}"#,
+    )
+    .unwrap();
+    let (s, body) = h.upload(relabelled).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("tampered"),
+        "{body}"
+    );
+
+    // Only admins install.
+    let (s, _) = h
+        .send(
+            "POST",
+            "/drivers",
+            VIEWER,
+            Body::from(sim_package("1.0.0", Some(&secret), 0)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Nothing was stored; the bundled sim still serves.
+    let (s, d) = h.send("GET", "/drivers/sim", VIEWER, Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d["versions"], json!([]));
+    assert_eq!(d["active"], Value::Null);
+    // Nothing to roll back to.
+    let (s, _) = h
+        .send("POST", "/drivers/sim/rollback", ADMIN, Body::empty())
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    h.engine.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_install_on_one_active_on_both() {
+    let (secret, trusted) = key();
+    let (store_a, db) = drydock_tests::db::postgres().await;
+    let url = drydock::store::testing::database_url(&drydock_tests::db::pg_admin_url(), &db);
+    let store_b = Store::connect(&url).await.unwrap();
+    let a = host(store_a, vec![trusted.clone()], Duration::from_millis(200)).await;
+    let b = host(store_b, vec![trusted], Duration::from_millis(200)).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(b.lifecycle.clone().run(stop.clone()));
+
+    let v2 = sim_package("2.0.0", Some(&secret), 0);
+    let sha2 = sha256_hex(&v2);
+    let t0 = Instant::now();
+    assert_eq!(a.upload(v2).await.0, StatusCode::CREATED);
+    assert_eq!(a.activate("2.0.0").await.0, StatusCode::OK);
+    let on_a = t0.elapsed();
+    assert_eq!(a.drivers.get("sim").unwrap().driver.sha256(), sha2);
+    while b.drivers.get("sim").unwrap().driver.sha256() != sha2 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "b never activated");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let on_b = t0.elapsed();
+    println!(
+        "two instances on Postgres: active on a {:.1} ms, on b {:.1} ms after upload began",
+        on_a.as_secs_f64() * 1e3,
+        on_b.as_secs_f64() * 1e3
+    );
+    stop.cancel();
+    a.engine.shutdown();
+    b.engine.shutdown();
+    drydock_tests::db::drop_postgres(&db).await;
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_upload_to_active_cold_and_cached() {
+    let (secret, trusted) = key();
+    // A compile cache of its own, so the first load compiles.
+    let dir = std::env::temp_dir().join(drydock_tests::db::unique("lifecycle_cache"));
+    let runtime = Arc::new(
+        Runtime::new(
+            Default::default(),
+            Some(drydock::drivers::CompileCache::open_path(&dir).unwrap()),
+        )
+        .unwrap(),
+    );
+    let drivers = Arc::new(DriverSet::new());
+    let lifecycle = Lifecycle::new(
+        drydock_tests::db::sqlite().await,
+        runtime,
+        drivers.clone(),
+        LifecycleConfig {
+            trusted_keys: vec![trusted],
+            ..LifecycleConfig::default()
+        },
+    );
+    let one_mb = (1usize << 20).saturating_sub(drydock::bundled::SIM.len() + 1024);
+    for (label, version, padding) in [("sim", "3.0.0", 0usize), ("1 MB", "4.0.0", one_mb)] {
+        let bytes = sim_package(version, Some(&secret), padding);
+        let t0 = Instant::now();
+        let cold = lifecycle.install(&bytes, None).await.unwrap();
+        lifecycle.activate("sim", version, None).await.unwrap();
+        let upload_to_active = t0.elapsed();
+        assert_eq!(drivers.get("sim").unwrap().driver.sha256(), cold.sha256);
+        // The same file again: the compile cache answers.
+        let t1 = Instant::now();
+        let warm = lifecycle.install(&bytes, None).await.unwrap();
+        let again = t1.elapsed();
+        println!(
+            "benchmark {label} ({} bytes): upload->active {:.1} ms (load {:.1} ms, cache hit {}); \
+             reinstall {:.1} ms (load {:.1} ms, cache hit {})",
+            bytes.len(),
+            upload_to_active.as_secs_f64() * 1e3,
+            cold.load_ms,
+            cold.cache_hit,
+            again.as_secs_f64() * 1e3,
+            warm.load_ms,
+            warm.cache_hit
+        );
+        assert!(warm.cache_hit);
+        assert!(!warm.stored);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
