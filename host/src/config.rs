@@ -199,6 +199,12 @@ pub struct DriverStoreSettings {
     pub allow_unsigned: bool,
     /// How often each instance polls the active versions, ms.
     pub poll_ms: u64,
+    /// Run a new version's validate actions before activating it.
+    pub validate: bool,
+    /// First calls of a newly activated version to watch (0: none) ...
+    pub watch_calls: u64,
+    /// ... rolling back by itself when more than this share failed.
+    pub max_error_ratio: f64,
 }
 
 impl Default for DriverStoreSettings {
@@ -207,6 +213,9 @@ impl Default for DriverStoreSettings {
             trusted_keys: Vec::new(),
             allow_unsigned: false,
             poll_ms: 1000,
+            validate: true,
+            watch_calls: 20,
+            max_error_ratio: 0.5,
         }
     }
 }

@@ -31,6 +31,15 @@ pub struct LifecycleConfig {
     pub poll: Duration,
     /// Grants of drivers by name (drivers not named get the defaults).
     pub grants: BTreeMap<String, Arc<DriverConfig>>,
+    /// Before an activation, run the new version's `validate_node_services`
+    /// (when it implements the node interface); a failure refuses the
+    /// activation and the running version stays.
+    pub validate: bool,
+    /// After an activation made here, watch this many first calls of the new
+    /// version (0: do not watch) ...
+    pub watch_calls: u64,
+    /// ... and roll back by itself when more than this share of them failed.
+    pub max_error_ratio: f64,
 }
 
 impl Default for LifecycleConfig {
@@ -40,6 +49,9 @@ impl Default for LifecycleConfig {
             allow_unsigned: false,
             poll: Duration::from_secs(1),
             grants: BTreeMap::new(),
+            validate: true,
+            watch_calls: 20,
+            max_error_ratio: 0.5,
         }
     }
 }
@@ -62,6 +74,9 @@ pub enum LifecycleError {
     /// The state forbids it (active version, nothing to roll back to).
     #[error("{0}")]
     Conflict(String),
+    /// The new version failed its validate action: not activated.
+    #[error("activation refused, the running version stays: {0}")]
+    Validation(String),
     /// The database failed.
     #[error(transparent)]
     Store(StoreError),
@@ -225,8 +240,34 @@ impl Lifecycle {
     }
 
     /// Makes `version` active on every instance; applied here before this
-    /// returns.
+    /// returns. The new version is validated first (see
+    /// [`LifecycleConfig::validate`]) and its first calls here watched (see
+    /// [`LifecycleConfig::watch_calls`]).
     pub async fn activate(
+        self: &Arc<Self>,
+        name: &str,
+        version: &str,
+        message: Option<&str>,
+    ) -> Result<ActiveDriver, LifecycleError> {
+        let record = self
+            .store
+            .driver_version(name, version)
+            .await?
+            .ok_or_else(|| {
+                LifecycleError::NotFound(format!("driver {name} has no version {version}"))
+            })?;
+        if self.cfg.validate {
+            let driver = self.warm_driver(&record.sha256).await?;
+            self.validate(name, &driver).await?;
+        }
+        let active = self.activate_now(name, version, message).await?;
+        if self.cfg.watch_calls > 0 && active.previous.is_some() {
+            tokio::spawn(self.clone().watch(name.to_owned(), active.clone()));
+        }
+        Ok(active)
+    }
+
+    async fn activate_now(
         &self,
         name: &str,
         version: &str,
@@ -238,7 +279,139 @@ impl Lifecycle {
         Ok(active)
     }
 
-    /// Activates the version that was active before the current one.
+    /// The grant of driver `name`.
+    fn grant(&self, name: &str) -> Arc<DriverConfig> {
+        self.drivers
+            .get(name)
+            .map(|c| c.config)
+            .or_else(|| self.cfg.grants.get(name).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Runs the validate action `driver` implements that needs no node.
+    async fn validate(&self, name: &str, driver: &Driver) -> Result<(), LifecycleError> {
+        use crate::drivers::{Action, CallError, CallRequest, MemoryServices};
+        let config = self.grant(name);
+        let params = crate::model::ActionParams::default();
+        // validate_oob_services and validate_network_services need a node or
+        // a switch: those run with the first tasks, under the watch.
+        for action in [Action::ValidateNodeServices] {
+            if !driver.exports(action.interface())
+                || !driver.info().interfaces.contains(&action.interface())
+            {
+                continue;
+            }
+            let r = self
+                .runtime
+                .call(
+                    driver,
+                    CallRequest {
+                        action,
+                        node: None,
+                        params: &params,
+                        config: config.clone(),
+                        services: Arc::new(MemoryServices::new()),
+                        timeout: Some(Duration::from_secs(60)),
+                        task: None,
+                    },
+                )
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(CallError::Unsupported { .. } | CallError::InvalidRequest { .. }) => {}
+                Err(CallError::Driver { error, .. })
+                    if error.kind == crate::drivers::DriverErrorKind::Unsupported
+                        || error.kind == crate::drivers::DriverErrorKind::InvalidInput => {}
+                Err(e) => {
+                    return Err(LifecycleError::Validation(format!(
+                        "{} {} failed {action}: {e}",
+                        name,
+                        driver.info().version
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Watches the first calls of a version activated here; rolls back by
+    /// itself past the error threshold, telling running tasks.
+    async fn watch(self: Arc<Self>, name: String, active: ActiveDriver) {
+        let Some(driver) = self
+            .drivers
+            .get(&name)
+            .filter(|i| i.driver.sha256() == active.sha256)
+            .map(|i| i.driver)
+        else {
+            return;
+        };
+        let (calls0, errors0) = driver.call_counts();
+        let give_up = Instant::now() + Duration::from_secs(24 * 3600);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let still = self
+                .drivers
+                .get(&name)
+                .is_some_and(|i| i.driver.sha256() == active.sha256);
+            if !still || Instant::now() > give_up {
+                return;
+            }
+            let (calls, errors) = driver.call_counts();
+            let (calls, errors) = (calls - calls0, errors - errors0);
+            if calls < self.cfg.watch_calls {
+                continue;
+            }
+            let ratio = errors as f64 / calls as f64;
+            if ratio <= self.cfg.max_error_ratio {
+                tracing::info!(driver = %name, version = %active.version, calls, errors, "new driver version passed its first calls");
+                return;
+            }
+            let reason = format!(
+                "automatic rollback: {errors} of the first {calls} calls of {name} {} failed",
+                active.version
+            );
+            tracing::warn!(driver = %name, version = %active.version, calls, errors, "{reason}");
+            match self.rollback(&name, Some(&reason)).await {
+                Ok(back) => self.tell_running_tasks(&name, &back, &reason).await,
+                Err(e) => tracing::error!(driver = %name, error = %e, "automatic rollback failed"),
+            }
+            return;
+        }
+    }
+
+    /// Adds a status message about a driver change to every running task.
+    async fn tell_running_tasks(&self, name: &str, back: &ActiveDriver, reason: &str) {
+        let filter = crate::store::TaskFilter {
+            parent: Some(None),
+            status: Some(crate::store::TaskStatus::Running),
+            limit: 0,
+            offset: 0,
+        };
+        let tasks = match self.store.list_tasks(&filter).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list running tasks");
+                return;
+            }
+        };
+        let messages: Vec<crate::store::NewMessage> = tasks
+            .iter()
+            .map(|t| crate::store::NewMessage {
+                task_id: t.id,
+                message: format!("driver {name}: {reason}; now on {}", back.version),
+                error: true,
+                context_type: "task".into(),
+                context: t.id.to_string(),
+                extra: None,
+            })
+            .collect();
+        if let Err(e) = self.store.add_messages(&messages).await {
+            tracing::warn!(error = %e, "cannot tell running tasks about the rollback");
+        }
+    }
+
+    /// Activates the version that was active before the current one (no
+    /// validation, no watch: it ran before).
     pub async fn rollback(
         &self,
         name: &str,
@@ -261,9 +434,9 @@ impl Lifecycle {
         let msg = format!(
             "rolled back from {} to {previous}{}",
             current.version,
-            reason.map(|r| format!(": {r}")).unwrap_or_default()
+            reason.map(|r| format!(" ({r})")).unwrap_or_default()
         );
-        self.activate(name, &previous, Some(&msg)).await
+        self.activate_now(name, &previous, Some(&msg)).await
     }
 
     /// Deletes an inactive version.
@@ -297,10 +470,7 @@ impl Lifecycle {
                         continue;
                     }
                 };
-                let config = current
-                    .map(|c| c.config)
-                    .or_else(|| self.cfg.grants.get(&a.name).cloned())
-                    .unwrap_or_default();
+                let config = self.grant(&a.name);
                 self.drivers.replace(Installed { driver, config });
                 swapped += 1;
                 tracing::info!(driver = %a.name, version = %a.version, generation = a.generation,

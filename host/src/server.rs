@@ -251,6 +251,9 @@ fn lifecycle_config(cfg: &Config) -> Result<crate::lifecycle::LifecycleConfig> {
         allow_unsigned: cfg.driver_store.allow_unsigned,
         poll: Duration::from_millis(cfg.driver_store.poll_ms.max(50)),
         grants,
+        validate: cfg.driver_store.validate,
+        watch_calls: cfg.driver_store.watch_calls,
+        max_error_ratio: cfg.driver_store.max_error_ratio,
     })
 }
 

@@ -67,13 +67,30 @@ struct Host {
 }
 
 async fn host(store: Store, trusted: Vec<TrustedKey>, poll: Duration) -> Host {
+    host_with(store, trusted, poll, &[]).await
+}
+
+/// A host whose sim grant has these settings.
+async fn host_with(
+    store: Store,
+    trusted: Vec<TrustedKey>,
+    poll: Duration,
+    settings: &[(&str, &str)],
+) -> Host {
     let runtime = Arc::new(drydock_tests::runtime());
     let sim = runtime
         .load("bundled:sim", drydock::bundled::SIM)
         .await
         .expect("sim");
     let mut set = DriverSet::new();
-    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
+    let config = DriverConfig {
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..DriverConfig::default()
+    };
+    set.add(sim, Arc::new(config)).unwrap();
     let drivers = Arc::new(set);
     let lifecycle = Lifecycle::new(
         store.clone(),
@@ -511,4 +528,116 @@ async fn benchmark_upload_to_active_cold_and_cached() {
         assert!(!warm.stored);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Calls `power_on_node` on `node` `n` times through the current version.
+async fn calls(h: &Host, node: &str, n: usize) -> usize {
+    let node = drydock_tests::node(node, "sim");
+    let params = ActionParams::default();
+    let services: Arc<dyn DriverServices> = Arc::new(MemoryServices::new());
+    let mut failed = 0;
+    for _ in 0..n {
+        let i = h
+            .drivers
+            .for_action(Action::PowerOnNode, Some(&node))
+            .unwrap();
+        let r = h
+            .runtime
+            .call(
+                &i.driver,
+                CallRequest {
+                    action: Action::PowerOnNode,
+                    node: Some(&node),
+                    params: &params,
+                    config: i.config.clone(),
+                    services: services.clone(),
+                    timeout: None,
+                    task: None,
+                },
+            )
+            .await;
+        failed += usize::from(r.is_err());
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_first_calls_roll_back_by_themselves_and_tasks_are_told() {
+    let (secret, trusted) = key();
+    let store = drydock_tests::db::sqlite().await;
+    // The sim grant fails every call on node `bad`.
+    let h = host_with(
+        store.clone(),
+        vec![trusted],
+        Duration::from_secs(1),
+        &[("fail_nodes", "bad")],
+    )
+    .await;
+    let v1 = sim_package("1.0.0", Some(&secret), 0);
+    let v2 = sim_package("2.0.0", Some(&secret), 0);
+    let sha1 = sha256_hex(&v1);
+    assert_eq!(h.upload(v1).await.0, StatusCode::CREATED);
+    assert_eq!(h.upload(v2).await.0, StatusCode::CREATED);
+    assert_eq!(h.activate("1.0.0").await.0, StatusCode::OK);
+    assert_eq!(h.activate("2.0.0").await.0, StatusCode::OK);
+    // A task running meanwhile (owned elsewhere) hears about the rollback.
+    let mut t = drydock::store::NewTask::new("prepare_nodes");
+    t.status = drydock::store::TaskStatus::Running;
+    t.owner = Some("elsewhere".into());
+    let task = store.insert_task(&t).await.unwrap();
+
+    // Healthy calls, then failing ones: past 20 calls more than half failed.
+    assert_eq!(calls(&h, "good", 5).await, 0);
+    assert_eq!(calls(&h, "bad", 20).await, 20);
+    let t0 = Instant::now();
+    while h.drivers.get("sim").unwrap().driver.sha256() != sha1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no automatic rollback"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, d) = h.send("GET", "/drivers/sim", VIEWER, Body::empty()).await;
+    assert_eq!(d["active"]["version"], "1.0.0");
+    let m = d["active"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("automatic rollback: 20 of the first 25 calls"),
+        "{m}"
+    );
+    let msgs = store.messages(task.id).await.unwrap();
+    assert!(
+        msgs.iter()
+            .any(|m| m.message.contains("automatic rollback") && m.message.contains("now on 1.0.0")),
+        "{msgs:?}"
+    );
+    h.engine.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_failing_its_validate_action_is_not_activated() {
+    let (secret, trusted) = key();
+    let h = host_with(
+        drydock_tests::db::sqlite().await,
+        vec![trusted],
+        Duration::from_secs(1),
+        &[
+            ("fail_actions", "validate_node_services"),
+            ("fail_rate", "1.0"),
+        ],
+    )
+    .await;
+    let bundled = h.drivers.get("sim").unwrap().driver.sha256().to_owned();
+    assert_eq!(
+        h.upload(sim_package("1.0.0", Some(&secret), 0)).await.0,
+        StatusCode::CREATED
+    );
+    let (s, body) = h.activate("1.0.0").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    let m = body["message"].as_str().unwrap();
+    assert!(
+        m.contains("activation refused") && m.contains("validate_node_services"),
+        "{m}"
+    );
+    assert_eq!(h.drivers.get("sim").unwrap().driver.sha256(), bundled);
+    h.engine.shutdown();
 }
