@@ -197,6 +197,9 @@ pub struct DriverStoreSettings {
     pub trusted_keys: Vec<String>,
     /// Development only: install unsigned components.
     pub allow_unsigned: bool,
+    /// Development only (with `allow_unsigned`): a directory whose new or
+    /// changed `*.wasm` files are installed and activated.
+    pub dev_dir: Option<PathBuf>,
     /// How often each instance polls the active versions, ms.
     pub poll_ms: u64,
     /// Run a new version's validate actions before activating it.
@@ -212,6 +215,7 @@ impl Default for DriverStoreSettings {
         Self {
             trusted_keys: Vec::new(),
             allow_unsigned: false,
+            dev_dir: None,
             poll_ms: 1000,
             validate: true,
             watch_calls: 20,

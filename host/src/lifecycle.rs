@@ -181,6 +181,17 @@ impl Lifecycle {
         bytes: &[u8],
         by: Option<&str>,
     ) -> Result<Installation, LifecycleError> {
+        self.install_inner(bytes, by, false).await
+    }
+
+    /// `dev`: a component without a manifest gets the version
+    /// `<info version>+dev.<sha256 prefix>` (rebuilds differ).
+    async fn install_inner(
+        &self,
+        bytes: &[u8],
+        by: Option<&str>,
+        dev: bool,
+    ) -> Result<Installation, LifecycleError> {
         let signer = package::verify(bytes, &self.cfg.trusted_keys, self.cfg.allow_unsigned)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
         let started = Instant::now();
@@ -204,6 +215,11 @@ impl Lifecycle {
                         "the manifest has no version".into(),
                     ));
                 }
+                m
+            }
+            None if dev => {
+                let mut m = derived_manifest(driver.info());
+                m.version = format!("{}+dev.{}", m.version, &sha256[..12]);
                 m
             }
             None => derived_manifest(driver.info()),
@@ -503,6 +519,66 @@ impl Lifecycle {
             .expect("warm lock")
             .insert(sha256.to_owned(), driver.clone());
         Ok(driver)
+    }
+
+    /// Development mode: installs and activates every new or changed
+    /// `*.wasm` in `dir` (checked every poll interval) until `stop`. Only
+    /// with unsigned drivers allowed.
+    pub async fn watch_dir(self: Arc<Self>, dir: cap_std::fs::Dir, stop: CancellationToken) {
+        if !self.cfg.allow_unsigned {
+            tracing::warn!(
+                "the driver development directory is watched only when unsigned drivers are allowed"
+            );
+            return;
+        }
+        let mut seen: HashMap<String, String> = HashMap::new();
+        loop {
+            let mut names: Vec<String> = match dir.entries() {
+                Ok(e) => e
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".wasm"))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the driver development directory");
+                    Vec::new()
+                }
+            };
+            names.sort();
+            for name in names {
+                let Ok(bytes) = dir.read(&name) else { continue };
+                let sha = hex::encode(Sha256::digest(&bytes));
+                if seen.get(&name) == Some(&sha) {
+                    continue;
+                }
+                seen.insert(name.clone(), sha);
+                let done = match self
+                    .install_inner(&bytes, Some("development directory"), true)
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(file = %name, error = %e, "development driver not installed");
+                        continue;
+                    }
+                };
+                match self
+                    .activate(&done.name, &done.version, Some("development directory"))
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(file = %name, driver = %done.name, version = %done.version, "development driver active")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %name, error = %e, "development driver not activated")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.cfg.poll) => {}
+            }
+        }
     }
 
     /// Polls the active versions until `stop`.

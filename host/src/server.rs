@@ -338,6 +338,10 @@ pub async fn start(cfg: Config) -> Result<Server> {
     let addr = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(lifecycle.clone().run(stop.clone()));
+    if let Some(path) = &cfg.driver_store.dev_dir {
+        let dir = open_dir(path).context("driver_store.dev_dir")?;
+        tokio::spawn(lifecycle.clone().watch_dir(dir, stop.clone()));
+    }
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -641,3 +641,54 @@ async fn a_version_failing_its_validate_action_is_not_activated() {
     assert_eq!(h.drivers.get("sim").unwrap().driver.sha256(), bundled);
     h.engine.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_directory_installs_unsigned_rebuilds() {
+    let runtime = Arc::new(drydock_tests::runtime());
+    let mut set = DriverSet::new();
+    set.add(
+        runtime
+            .load("bundled:sim", drydock::bundled::SIM)
+            .await
+            .unwrap(),
+        Arc::new(DriverConfig::default()),
+    )
+    .unwrap();
+    let drivers = Arc::new(set);
+    let lifecycle = Lifecycle::new(
+        drydock_tests::db::sqlite().await,
+        runtime,
+        drivers.clone(),
+        LifecycleConfig {
+            allow_unsigned: true,
+            poll: Duration::from_millis(100),
+            ..LifecycleConfig::default()
+        },
+    );
+    let path = std::env::temp_dir().join(drydock_tests::db::unique("lifecycle_dev"));
+    std::fs::create_dir_all(&path).unwrap();
+    let dir = cap_std::fs::Dir::open_ambient_dir(&path, cap_std::ambient_authority()).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(lifecycle.clone().watch_dir(dir, stop.clone()));
+
+    // Two "rebuilds" of the sim driver (unsigned, no manifest).
+    for build in 1..=2u8 {
+        let bytes = package::with_section(drydock::bundled::SIM, "build", &[build; 16]).unwrap();
+        let sha = sha256_hex(&bytes);
+        std::fs::write(path.join("sim.wasm"), &bytes).unwrap();
+        let t0 = Instant::now();
+        while drivers.get("sim").unwrap().driver.sha256() != sha {
+            assert!(
+                t0.elapsed() < Duration::from_secs(15),
+                "build {build} not active"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let d = lifecycle.describe("sim").await.unwrap();
+        let v = d["active"]["version"].as_str().unwrap().to_owned();
+        assert!(v.ends_with(&format!("+dev.{}", &sha[..12])), "{v}");
+        assert_eq!(d["versions"][usize::from(build) - 1]["signer"], Value::Null);
+    }
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&path);
+}
