@@ -362,6 +362,14 @@ mod tests {
         assert_eq!(cfg.tokens.len(), 3);
         assert!(!format!("{cfg:?}").contains("s3cret"));
         assert!(toml::from_str::<Config>("listne = 1").is_err());
+        let store: Config = toml::from_str(
+            "[driver_store]\ntrusted_keys = [\"acme:00\"]\nallow_unsigned = true\nwatch_calls = 0\n",
+        )
+        .unwrap();
+        assert_eq!(store.driver_store.trusted_keys, ["acme:00"]);
+        assert!(store.driver_store.allow_unsigned && store.driver_store.validate);
+        assert_eq!(store.driver_store.watch_calls, 0);
+        assert_eq!(store.driver_store.poll_ms, 1000);
         let bad: BTreeMap<&str, &str> = [("DRYDOCK_TOKENS", "nocolons")].into();
         assert!(
             cfg.apply_env(|k| bad.get(k).map(|v| v.to_string()))
