@@ -201,6 +201,16 @@ pub enum CallError {
         /// What failed.
         reason: String,
     },
+    /// A host service the driver used (its key-value store, status
+    /// messages, build data) was unavailable, e.g. the database was down:
+    /// worth retrying once it is back.
+    #[error("driver {driver}: host services unavailable: {reason}")]
+    ServicesUnavailable {
+        /// Driver name.
+        driver: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl CallError {
@@ -209,6 +219,7 @@ impl CallError {
         match self {
             CallError::Driver { error, .. } => error.kind.is_retryable(),
             CallError::Deadline { .. } => true,
+            CallError::ServicesUnavailable { .. } => true,
             _ => false,
         }
     }
@@ -223,6 +234,7 @@ impl CallError {
             CallError::Unsupported { .. } => "unsupported",
             CallError::InvalidRequest { .. } => "invalid_request",
             CallError::Host { .. } => "host",
+            CallError::ServicesUnavailable { .. } => "services_unavailable",
         }
     }
 }

@@ -663,6 +663,14 @@ fn classify(
     limit: Duration,
 ) -> CallError {
     let state = store.data();
+    if let Some(reason) = &state.host_failure
+        && state.services_down
+    {
+        return CallError::ServicesUnavailable {
+            driver: driver.to_owned(),
+            reason: reason.clone(),
+        };
+    }
     if let Some(reason) = &state.host_failure {
         return CallError::Host {
             driver: driver.to_owned(),

@@ -103,6 +103,8 @@ pub(crate) struct CallState {
     status_posted: u32,
     /// A host service failure during the call (the call fails as a host error).
     pub(crate) host_failure: Option<String>,
+    /// The host failure was a service being unavailable (transient).
+    pub(crate) services_down: bool,
 }
 
 impl CallState {
@@ -137,6 +139,7 @@ impl CallState {
             stderr,
             status_posted: 0,
             host_failure: None,
+            services_down: false,
         }
     }
 
@@ -170,6 +173,12 @@ impl CallState {
     fn fail(&mut self, what: String) -> wasmtime::Error {
         self.host_failure = Some(what.clone());
         wasmtime::Error::msg(what)
+    }
+
+    /// A failure of a host service (the database behind it): transient.
+    fn unavailable(&mut self, what: String) -> wasmtime::Error {
+        self.services_down = true;
+        self.fail(what)
     }
 }
 
@@ -239,7 +248,7 @@ impl host::Host for CallState {
             is_error,
         };
         if let Err(e) = self.services.status(msg).await {
-            return Err(self.fail(format!("recording a status message failed: {e}")));
+            return Err(self.unavailable(format!("recording a status message failed: {e}")));
         }
         Ok(())
     }
@@ -264,7 +273,7 @@ impl host::Host for CallState {
         check_key(&key).map_err(|e| self.fail(e))?;
         match self.services.kv_get(&self.scope.driver, &key).await {
             Ok(v) => Ok(v),
-            Err(e) => Err(self.fail(format!("key-value read failed: {e}"))),
+            Err(e) => Err(self.unavailable(format!("key-value read failed: {e}"))),
         }
     }
 
@@ -278,7 +287,7 @@ impl host::Host for CallState {
         }
         match self.services.kv_set(&self.scope.driver, &key, &value).await {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(format!("key-value write failed: {e}"))),
+            Err(e) => Err(self.unavailable(format!("key-value write failed: {e}"))),
         }
     }
 
@@ -286,7 +295,7 @@ impl host::Host for CallState {
         check_key(&key).map_err(|e| self.fail(e))?;
         match self.services.kv_delete(&self.scope.driver, &key).await {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(format!("key-value delete failed: {e}"))),
+            Err(e) => Err(self.unavailable(format!("key-value delete failed: {e}"))),
         }
     }
 
@@ -324,7 +333,7 @@ impl host::Host for CallState {
             content,
         };
         if let Err(e) = self.services.build_data(data).await {
-            return Err(self.fail(format!("recording build data failed: {e}")));
+            return Err(self.unavailable(format!("recording build data failed: {e}")));
         }
         Ok(())
     }

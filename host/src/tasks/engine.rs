@@ -856,6 +856,38 @@ impl Engine {
             .map_err(|e| format!("node {}: TLS CA secret `{secret}`: {e}", n.name))
     }
 
+    /// [`Engine::load_node`], waiting out a database outage (the node and
+    /// its secrets are read from it) until the subtask's deadline.
+    async fn load_node_patiently(
+        &self,
+        name: &str,
+        prefetched: Option<NodeRecord>,
+        network: bool,
+        t: &TaskRecord,
+        cancel: &CancellationToken,
+    ) -> Result<model::Node, String> {
+        let mut prefetched = prefetched;
+        loop {
+            let r = self.load_node(name, prefetched.take(), network).await;
+            let down = r.is_err() && self.inner.store.ping().await.is_err();
+            let left = t
+                .deadline
+                .map(|d| (d - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(60));
+            if !down || left < Duration::from_secs(1) || cancel.is_cancelled() {
+                return r;
+            }
+            tracing::debug!(
+                node = name,
+                "database unavailable: waiting to read the node"
+            );
+            tokio::select! {
+                _ = cancel.cancelled() => return r,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
     async fn run_subtask(
         &self,
         t: TaskRecord,
@@ -896,10 +928,12 @@ impl Engine {
         };
         let node = match &node_name {
             Some(n) => match self
-                .load_node(
+                .load_node_patiently(
                     n,
                     prefetched,
                     action.interface() == crate::drivers::Interface::Network,
+                    &t,
+                    &cancel,
                 )
                 .await
             {
@@ -1004,7 +1038,16 @@ impl Engine {
                     let backoff = (self.inner.cfg.retry_backoff * 2u32.saturating_pow(attempt - 1))
                         .min(Duration::from_secs(10));
                     let again = e.is_retryable() || (retry_any && !is_permanent(&e));
-                    if again && attempt < max_attempts && left > backoff {
+                    // The host's own services (the database) being down is
+                    // not the driver's failure: wait for them, deadline
+                    // permitting, however many attempts that takes.
+                    let ours = matches!(e, CallError::ServicesUnavailable { .. });
+                    let backoff = if ours {
+                        backoff.min(Duration::from_secs(1))
+                    } else {
+                        backoff
+                    };
+                    if again && (attempt < max_attempts || ours) && left > backoff {
                         self.message(
                             t.id,
                             node_name.as_deref(),
