@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub mod fake_switches;
+pub mod packages;
 pub mod sushy;
 
 /// Guest components built from `tests/guests/`.

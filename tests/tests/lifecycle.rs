@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use drydock::api::{ApiToken, AppState, Auth, Role, router};
-use drydock::drivers::package::{self, Manifest, TrustedKey};
+use drydock::drivers::package::{self, TrustedKey};
 use drydock::drivers::{
     Action, CallRequest, DriverConfig, DriverServices, DriverSet, MemoryServices, Runtime,
 };
@@ -28,35 +28,7 @@ use tower::ServiceExt;
 const ADMIN: &str = "admin-lifecycle-token";
 const VIEWER: &str = "viewer-lifecycle-token";
 
-/// The bundled sim driver repackaged as `version`: a manifest section, then
-/// signed with `secret` (unsigned with None).
-fn sim_package(version: &str, secret: Option<&str>, padding: usize) -> Vec<u8> {
-    let manifest = Manifest {
-        name: "sim".into(),
-        version: version.into(),
-        vendor: "Drydock tests".into(),
-        interfaces: vec!["oob".into(), "node".into(), "network".into()],
-        oob_types: vec!["sim".into()],
-        requested: package::Requested {
-            outbound: vec!["10.0.0.0/8:443".into()],
-            memory_mib: Some(128),
-            call_secs: None,
-        },
-    };
-    let mut bytes = package::with_section(
-        drydock::bundled::SIM,
-        package::MANIFEST_SECTION,
-        &serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
-    if padding > 0 {
-        bytes = package::with_section(&bytes, "padding", &vec![0x5a; padding]).unwrap();
-    }
-    match secret {
-        Some(s) => package::sign(&bytes, s).unwrap(),
-        None => bytes,
-    }
-}
+use drydock_tests::packages::{key, sim_package};
 
 struct Host {
     router: Router,
@@ -166,15 +138,6 @@ impl Host {
         )
         .await
     }
-}
-
-fn key() -> (String, TrustedKey) {
-    let secret = package::generate_key().unwrap();
-    let trusted = TrustedKey {
-        vendor: "drydock-tests".into(),
-        key: package::public_key(&secret).unwrap(),
-    };
-    (secret, trusted)
 }
 
 /// One call record: when it started, which component served it.
