@@ -233,7 +233,10 @@ fn wait(
                 reason(&m)
             )));
         }
-        if ctx.sleep(interval).is_err() {
+        // Keep time for the next status read and the answer: a wait cut by
+        // the host's deadline could not say why the machine is stuck.
+        let margin = Duration::from_millis(500);
+        if ctx.deadline_remaining() < interval + margin || ctx.sleep(interval).is_err() {
             return Err(DriverError::Timeout(format!(
                 "timed out waiting for {} to finish {what}: still {} ({})",
                 label(node, &m),
