@@ -460,8 +460,9 @@ fn describe(code: &ErrorCode) -> String {
     }
 }
 
-/// Standard base64 with padding, for basic auth.
-fn base64(input: &[u8]) -> String {
+/// Standard base64 with padding (basic auth; also for drivers whose APIs
+/// want base64 fields, e.g. MAAS `user_data`).
+pub fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {

@@ -6,11 +6,8 @@
 //!
 //! `cargo bench -p drydock-tests --bench lifecycle`
 
-use drydock::drivers::{
-    Action, CallRequest, DriverServices, DriverSet, MemoryServices, Runtime, RuntimeConfig,
-};
+use drydock::drivers::{DriverServices, DriverSet, MemoryServices, Runtime, RuntimeConfig};
 use drydock::lifecycle::{Lifecycle, LifecycleConfig};
-use drydock::model::ActionParams;
 use drydock_tests::packages::{key, sim_package};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,26 +81,11 @@ async fn main() {
         );
         workers.push(tokio::spawn(async move {
             let node = drydock_tests::node(&format!("n{w}"), "sim");
-            let params = ActionParams::default();
             let services: Arc<dyn DriverServices> = Arc::new(MemoryServices::new());
             while !stop.load(Ordering::Relaxed) {
-                let i = drivers
-                    .for_action(Action::PowerOnNode, Some(&node))
-                    .expect("sim serves oob");
-                let r = runtime
-                    .call(
-                        &i.driver,
-                        CallRequest {
-                            action: Action::PowerOnNode,
-                            node: Some(&node),
-                            params: &params,
-                            config: i.config.clone(),
-                            services: services.clone(),
-                            timeout: None,
-                            task: None,
-                        },
-                    )
-                    .await;
+                let (r, _) =
+                    drydock_tests::power_on_current(&runtime, &drivers, &node, services.clone())
+                        .await;
                 if r.is_err() {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }

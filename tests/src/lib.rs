@@ -52,6 +52,36 @@ pub fn runtime() -> Runtime {
     .expect("driver runtime")
 }
 
+/// Calls `power_on_node` on `node` through whichever version of the driver
+/// serving it `drivers` holds now (looked up per call, as the engine does);
+/// returns the result and that version's SHA-256.
+pub async fn power_on_current(
+    rt: &Runtime,
+    drivers: &drydock::drivers::DriverSet,
+    node: &Node,
+    services: Arc<dyn drydock::drivers::DriverServices>,
+) -> (Result<serde_json::Value, CallError>, String) {
+    let installed = drivers
+        .for_action(Action::PowerOnNode, Some(node))
+        .expect("a driver serves oob for the node");
+    let params = ActionParams::default();
+    let r = rt
+        .call(
+            &installed.driver,
+            CallRequest {
+                action: Action::PowerOnNode,
+                node: Some(node),
+                params: &params,
+                config: installed.config.clone(),
+                services,
+                timeout: None,
+                task: None,
+            },
+        )
+        .await;
+    (r, installed.driver.sha256().to_owned())
+}
+
 /// Loads a guest fixture by path.
 pub async fn load(rt: &Runtime, path: &str) -> Driver {
     rt.load_file(std::path::Path::new(path))

@@ -15,11 +15,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use drydock::api::{ApiToken, AppState, Auth, Role, router};
 use drydock::drivers::package::{self, TrustedKey};
-use drydock::drivers::{
-    Action, CallRequest, DriverConfig, DriverServices, DriverSet, MemoryServices, Runtime,
-};
+use drydock::drivers::{DriverConfig, DriverServices, DriverSet, MemoryServices, Runtime};
 use drydock::lifecycle::{Lifecycle, LifecycleConfig};
-use drydock::model::ActionParams;
 use drydock::store::Store;
 use drydock::tasks::{Engine, EngineConfig};
 use serde_json::{Value, json};
@@ -161,33 +158,22 @@ fn load(
             );
             tokio::spawn(async move {
                 let node = drydock_tests::node(&format!("n{w}"), "sim");
-                let params = ActionParams::default();
                 let services: Arc<dyn DriverServices> = Arc::new(MemoryServices::new());
                 let mut out = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    let installed = drivers
-                        .for_action(Action::PowerOnNode, Some(&node))
-                        .expect("sim serves oob");
-                    let r = runtime
-                        .call(
-                            &installed.driver,
-                            CallRequest {
-                                action: Action::PowerOnNode,
-                                node: Some(&node),
-                                params: &params,
-                                config: installed.config.clone(),
-                                services: services.clone(),
-                                timeout: None,
-                                task: None,
-                            },
-                        )
-                        .await;
+                    let (r, sha) = drydock_tests::power_on_current(
+                        &runtime,
+                        &drivers,
+                        &node,
+                        services.clone(),
+                    )
+                    .await;
                     if let Err(e) = r {
                         eprintln!("call failed: {e}");
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
-                    out.push((started, installed.driver.sha256().to_owned()));
+                    out.push((started, sha));
                 }
                 out
             })
@@ -496,29 +482,11 @@ async fn benchmark_upload_to_active_cold_and_cached() {
 /// Calls `power_on_node` on `node` `n` times through the current version.
 async fn calls(h: &Host, node: &str, n: usize) -> usize {
     let node = drydock_tests::node(node, "sim");
-    let params = ActionParams::default();
     let services: Arc<dyn DriverServices> = Arc::new(MemoryServices::new());
     let mut failed = 0;
     for _ in 0..n {
-        let i = h
-            .drivers
-            .for_action(Action::PowerOnNode, Some(&node))
-            .unwrap();
-        let r = h
-            .runtime
-            .call(
-                &i.driver,
-                CallRequest {
-                    action: Action::PowerOnNode,
-                    node: Some(&node),
-                    params: &params,
-                    config: i.config.clone(),
-                    services: services.clone(),
-                    timeout: None,
-                    task: None,
-                },
-            )
-            .await;
+        let (r, _) =
+            drydock_tests::power_on_current(&h.runtime, &h.drivers, &node, services.clone()).await;
         failed += usize::from(r.is_err());
     }
     failed

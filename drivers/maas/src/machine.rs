@@ -5,7 +5,8 @@
 use drydock_sdk::prelude::*;
 use serde_json::Value;
 
-use crate::api::{Form, Maas, base64, list, n, s};
+use crate::api::{Form, Maas, list, n, s};
+use drydock_sdk::http::base64;
 
 /// MAAS node status codes (`maasserver.enum.NODE_STATUS`).
 pub struct Status;

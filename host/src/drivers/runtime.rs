@@ -606,52 +606,49 @@ impl Runtime {
 }
 
 /// The egress grants of one call: the driver's, plus the node's BMC for oob
-/// actions and the switch for network actions.
+/// actions and the switch for network actions (the operator's design names
+/// both).
 fn call_policy(req: &CallRequest<'_>) -> EgressPolicy {
     let mut policy = EgressPolicy::new(req.config.egress.clone());
-    if req.action.interface() == Interface::Oob
-        && let Some(addr) = req.node.and_then(|n| n.oob.address.as_deref())
-    {
-        let ports = match req.node.and_then(|n| n.oob.port) {
-            Some(p) => vec![p],
-            None => vec![80, 443],
-        };
-        for port in ports {
-            match EgressGrant::host(addr, Some(port)) {
-                Ok(g) => policy.push(g),
-                Err(e) => tracing::warn!(error = %e, "node BMC address is not a valid host"),
+    match req.action.interface() {
+        Interface::Oob => {
+            if let Some(n) = req.node
+                && let Some(addr) = n.oob.address.as_deref()
+            {
+                grant_endpoint(&mut policy, addr, n.oob.port, "node BMC");
             }
         }
-    }
-    // A network action may reach the switch it acts on (named by the
-    // operator's site design, as the BMC is).
-    if req.action.interface() == Interface::Network {
-        let switch = req
-            .params
-            .switch
-            .as_ref()
-            .or(req.params.switch_port.as_ref().map(|p| &p.switch))
-            .or_else(|| {
-                req.node.and_then(|n| {
-                    n.interfaces
-                        .iter()
-                        .find_map(|i| i.switch_port.as_ref().map(|p| &p.switch))
-                })
-            });
-        if let Some(sw) = switch.filter(|s| !s.address.is_empty()) {
-            let ports = match sw.port {
-                Some(p) => vec![p],
-                None => vec![80, 443],
-            };
-            for port in ports {
-                match EgressGrant::host(&sw.address, Some(port)) {
-                    Ok(g) => policy.push(g),
-                    Err(e) => tracing::warn!(error = %e, "switch address is not a valid host"),
-                }
+        Interface::Network => {
+            let switch = req
+                .params
+                .switch
+                .as_ref()
+                .or(req.params.switch_port.as_ref().map(|p| &p.switch))
+                .or_else(|| {
+                    req.node.and_then(|n| {
+                        n.interfaces
+                            .iter()
+                            .find_map(|i| i.switch_port.as_ref().map(|p| &p.switch))
+                    })
+                });
+            if let Some(sw) = switch.filter(|s| !s.address.is_empty()) {
+                grant_endpoint(&mut policy, &sw.address, sw.port, "switch");
             }
         }
+        Interface::Node => {}
     }
     policy
+}
+
+/// Grants `addr` on `port`, or on 80 and 443 when no port is given.
+fn grant_endpoint(policy: &mut EgressPolicy, addr: &str, port: Option<u16>, what: &str) {
+    let ports = port.map_or_else(|| vec![80, 443], |p| vec![p]);
+    for port in ports {
+        match EgressGrant::host(addr, Some(port)) {
+            Ok(g) => policy.push(g),
+            Err(e) => tracing::warn!(error = %e, "{what} address is not a valid host"),
+        }
+    }
 }
 
 /// Turns a wasmtime error from instantiation or a call into a `CallError`.

@@ -1420,18 +1420,18 @@ impl Engine {
     }
 
     /// The design nodes task `t` selects.
-    fn selected(t: &TaskRecord, design: &Design) -> Result<BTreeSet<String>, String> {
+    fn selected(
+        t: &TaskRecord,
+        design: &Design,
+        nodes: &[model::Node],
+    ) -> Result<BTreeSet<String>, String> {
         let filter = match &t.node_filter {
             Some(f) => NodeFilter::from_json(f)?,
             None => None,
         };
-        Ok(select(
-            &design.model_nodes(),
-            filter.as_ref(),
-            &design.rack_labels(),
-        )
-        .into_iter()
-        .collect())
+        Ok(select(nodes, filter.as_ref(), &design.rack_labels())
+            .into_iter()
+            .collect())
     }
 
     /// Ingests and validates the design of a newly claimed orchestrator
@@ -1489,7 +1489,8 @@ impl Engine {
             let _ = self.inner.finished.send(t.id);
             return Ok(());
         }
-        let selected = match Self::selected(t, &design) {
+        let nodes = design.model_nodes();
+        let selected = match Self::selected(t, &design, &nodes) {
             Ok(s) => s,
             Err(e) => {
                 self.fail_task(t, &e).await;
@@ -1502,11 +1503,7 @@ impl Engine {
                     .await;
                 return Ok(());
             }
-            for node in design
-                .model_nodes()
-                .iter()
-                .filter(|n| selected.contains(&n.name))
-            {
+            for node in nodes.iter().filter(|n| selected.contains(&n.name)) {
                 let spec = serde_json::to_value(node)
                     .map_err(|e| EngineError::Invalid(format!("node {}: {e}", node.name)))?;
                 store
@@ -1588,16 +1585,14 @@ impl Engine {
                 return Ok(());
             }
         };
+        let all = design.model_nodes();
         let selected: BTreeSet<String> = if o.is_node_scoped() {
-            Self::selected(&t, &design).map_err(EngineError::Invalid)?
+            Self::selected(&t, &design, &all).map_err(EngineError::Invalid)?
         } else {
             [SITE.to_owned()].into()
         };
-        let nodes: HashMap<String, model::Node> = design
-            .model_nodes()
-            .into_iter()
-            .map(|n| (n.name.clone(), n))
-            .collect();
+        let nodes: HashMap<String, model::Node> =
+            all.into_iter().map(|n| (n.name.clone(), n)).collect();
         let rows: HashMap<usize, &TaskRecord> = steps
             .iter()
             .filter_map(|s| s.params["step"].as_u64().map(|i| (i as usize, s)))

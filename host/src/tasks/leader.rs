@@ -103,10 +103,7 @@ impl Leadership {
     /// Whether this instance may act as leader now.
     pub fn is_leader(&self) -> bool {
         let s = self.state.lock().expect("leadership lock");
-        let margin = self.cfg.renew.min(self.cfg.lease / 4);
-        s.is_leader
-            && s.renewed_at
-                .is_some_and(|t| t.elapsed() + margin < self.cfg.lease)
+        self.is_leader_locked(&s)
     }
 
     /// Whether this instance has led, without a database error, for at
@@ -219,10 +216,5 @@ impl Leadership {
         if let Err(e) = store.release_lease(&self.me).await {
             tracing::debug!(error = %e, "could not release the leader lease");
         }
-    }
-
-    /// Whether the last round trip to the database worked.
-    pub fn database_ok(&self) -> bool {
-        self.state.lock().expect("leadership lock").database_ok
     }
 }
