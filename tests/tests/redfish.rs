@@ -3,11 +3,16 @@
 //! emulator's 1–11 s delays, basic auth, refused credentials, a BMC that is
 //! down, TLS with a private CA (and the explicit opt-out), system selection,
 //! vendor quirks, and the time to power-cycle three systems at once.
+//!
+//! Redfish sessions and busy answers, which the emulator lacks, go through
+//! [`drydock_tests::redfish_sessions`], a fake SessionService layer in front
+//! of the real emulator.
 
 use drydock::drivers::{
     Action, CallError, DriverConfig, DriverError, DriverErrorKind, Interface, Runtime, TlsSettings,
 };
 use drydock::model::{BootDevice, BootTarget};
+use drydock_tests::redfish_sessions::{AuthSeen, BusyFault, GatewayConfig, SessionGateway};
 use drydock_tests::sushy::{FakeSystem, Sushy, SushyConfig, free_port};
 use drydock_tests::{Call, runtime};
 use serde_json::{Value, json};
@@ -518,6 +523,217 @@ async fn vendor_quirks_are_data() {
         &with_credentials,
     )
     .await;
+}
+
+/// Status messages of a call's services.
+fn messages(call: &Call) -> Vec<String> {
+    call.services
+        .messages()
+        .into_iter()
+        .map(|m| m.message)
+        .collect()
+}
+
+#[tokio::test]
+async fn sessions_are_used_and_always_closed() {
+    let bmc = Sushy::start(one_system(false));
+    let gw = SessionGateway::start(bmc.port, GatewayConfig::default()).await;
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let n = gw.node("n1");
+
+    let call = call_with(config(&[]));
+    ok(&call, &rt, &d, Action::ValidateOobServices, &n).await;
+    ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
+    let mut boot = call_with(config(&[]));
+    boot.params.boot = Some(BootTarget {
+        device: BootDevice::Pxe,
+        persistent: false,
+    });
+    ok(&boot, &rt, &d, Action::SetNodeBoot, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+    assert_eq!(facts["boot_override"]["device"], "pxe");
+
+    // One session per call, each deleted when the call ends; every request
+    // but the service root and the login carried the session token.
+    assert_eq!(gw.session_counts(), (4, 4));
+    assert_eq!(gw.open_sessions(), 0);
+    let seen = gw.seen();
+    let logins = seen
+        .iter()
+        .filter(|s| s.path.ends_with("/SessionService/Sessions"))
+        .count();
+    assert_eq!(logins, 4, "{seen:#?}");
+    for s in &seen {
+        let public = s.path == "/redfish/v1" || s.path.ends_with("/SessionService/Sessions");
+        if !public {
+            assert_eq!(s.auth, AuthSeen::Token, "{s:?}");
+        }
+        assert!(s.status < 400, "{s:?}");
+    }
+    assert!(
+        seen.iter()
+            .any(|s| s.method == "DELETE" && s.path.contains("/Sessions/")),
+        "{seen:#?}"
+    );
+
+    // An action that fails still logs out.
+    boot.params.boot = Some(BootTarget {
+        device: BootDevice::BiosSetup,
+        persistent: false,
+    });
+    let err = driver_error(boot.run(&rt, &d, Action::SetNodeBoot, Some(&n)).await);
+    assert_eq!(err.kind, DriverErrorKind::Unsupported, "{err:?}");
+    assert_eq!(gw.session_counts(), (5, 5));
+    assert_eq!(gw.open_sessions(), 0);
+
+    // `auth = session` works the same; a wrong password is refused at login
+    // as an auth error naming the BMC and the user, and opens nothing.
+    let forced = call_with(config(&[("auth", "session")]));
+    ok(&forced, &rt, &d, Action::ValidateOobServices, &n).await;
+    let mut wrong = n.clone();
+    wrong.oob.credentials.as_mut().unwrap().password = "wrong-pw".into();
+    let err = driver_error(
+        forced
+            .run(&rt, &d, Action::ValidateOobServices, Some(&wrong))
+            .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::Auth, "{err:?}");
+    assert!(
+        err.message.contains(&format!("127.0.0.1:{}", gw.port)),
+        "{err:?}"
+    );
+    assert!(err.message.contains("`root`"), "{err:?}");
+    assert_eq!(gw.session_counts(), (6, 6));
+    assert_eq!(gw.open_sessions(), 0);
+
+    // Neither the password nor a session token reaches a message.
+    for m in messages(&call)
+        .into_iter()
+        .chain(messages(&boot))
+        .chain(messages(&forced))
+    {
+        assert!(!m.contains("calvin-pw") && !m.contains("token-"), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_session_table_falls_back_to_basic_auth_on_idrac() {
+    let bmc = Sushy::start(one_system(false));
+    let gw = SessionGateway::start(
+        bmc.port,
+        GatewayConfig {
+            max_sessions: 0,
+            ..GatewayConfig::default()
+        },
+    )
+    .await;
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let n = gw.node("n1");
+
+    // A generic BMC that refuses a session fails the call with its message.
+    let call = call_with(config(&[]));
+    let err = driver_error(
+        call.run(&rt, &d, Action::ValidateOobServices, Some(&n))
+            .await,
+    );
+    assert_eq!(err.kind, DriverErrorKind::Failed, "{err:?}");
+    assert!(
+        err.message.contains("maximum number of user sessions"),
+        "{err:?}"
+    );
+
+    // iDRAC's quirk: basic auth while the session table is full.
+    gw.clear_seen();
+    let call = call_with(config(&[("vendor", "idrac")]));
+    ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+    assert_eq!(gw.session_counts(), (0, 0));
+    let seen = gw.seen();
+    assert!(
+        seen.iter()
+            .filter(|s| s.path.contains("/Systems"))
+            .all(|s| s.auth == AuthSeen::Basic),
+        "{seen:#?}"
+    );
+    assert!(
+        messages(&call)
+            .iter()
+            .any(|m| m.contains("refused a new session (HTTP 400")),
+        "{:#?}",
+        messages(&call)
+    );
+}
+
+#[tokio::test]
+async fn a_busy_bmc_is_retried_with_backoff() {
+    let bmc = Sushy::start(one_system(false));
+    let gw = SessionGateway::start(bmc.port, GatewayConfig::default()).await;
+    let rt = runtime();
+    let d = redfish(&rt).await;
+    let n = gw.node("n1");
+
+    // The reset is refused twice (503, then 409) and then accepted.
+    gw.fail(BusyFault {
+        method: "POST".parse().unwrap(),
+        path: "ComputerSystem.Reset".into(),
+        status: 503,
+        times: 1,
+    });
+    gw.fail(BusyFault {
+        method: "POST".parse().unwrap(),
+        path: "ComputerSystem.Reset".into(),
+        status: 409,
+        times: 1,
+    });
+    let call = call_with(config(&[]));
+    ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
+    let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(facts["power_state"], "on");
+    let resets: Vec<u16> = gw
+        .seen()
+        .iter()
+        .filter(|s| s.path.ends_with("ComputerSystem.Reset"))
+        .map(|s| s.status)
+        .collect();
+    assert_eq!(resets.len(), 3, "{resets:?}");
+    assert_eq!(&resets[..2], [503, 409]);
+    assert!(resets[2] < 300, "{resets:?}");
+    let msgs = messages(&call);
+    for want in [
+        "retrying in 1 s",
+        "retrying in 2 s",
+        "temporarily unavailable",
+    ] {
+        assert!(msgs.iter().any(|m| m.contains(want)), "{want}: {msgs:#?}");
+    }
+
+    // Out of retries: a retryable `busy` error naming the BMC and its words.
+    gw.fail(BusyFault {
+        method: "PATCH".parse().unwrap(),
+        path: "/Systems/".into(),
+        status: 503,
+        times: 1,
+    });
+    let mut boot = call_with(config(&[("busy_retries", "0")]));
+    boot.params.boot = Some(BootTarget {
+        device: BootDevice::Pxe,
+        persistent: false,
+    });
+    let err = driver_error(boot.run(&rt, &d, Action::SetNodeBoot, Some(&n)).await);
+    assert_eq!(err.kind, DriverErrorKind::Busy, "{err:?}");
+    assert!(err.kind.is_retryable());
+    assert!(
+        err.message.contains(&format!("127.0.0.1:{}", gw.port)),
+        "{err:?}"
+    );
+    assert!(err.message.contains("HTTP 503"), "{err:?}");
+    // The fault is used up: the same call now succeeds.
+    ok(&boot, &rt, &d, Action::SetNodeBoot, &n).await;
+    assert_eq!(gw.open_sessions(), 0);
 }
 
 /// Figure: power-cycling three emulated systems at once (one BMC process).

@@ -160,7 +160,7 @@ impl<'a> Bmc<'a> {
             200..=299 => {}
             404 | 405 | 501 => return Ok(None),
             400 | 409 | 429 | 503 if self.quirks.session_fallback_to_basic => {
-                self.ctx.warn(format!(
+                self.notice(format!(
                     "BMC {} refused a new session (HTTP {}{}): using basic auth",
                     self.addr,
                     response.status,
@@ -253,8 +253,7 @@ impl<'a> Bmc<'a> {
                 Err(DriverError::Busy(m)) if attempt < self.settings.busy_retries => {
                     let wait = Duration::from_secs(1 << attempt.min(5));
                     attempt += 1;
-                    self.ctx
-                        .warn(format!("{m}; retrying in {} s", wait.as_secs()));
+                    self.notice(format!("{m}; retrying in {} s", wait.as_secs()));
                     if self.ctx.sleep(wait).is_err() {
                         return Err(DriverError::Busy(m));
                     }
@@ -262,6 +261,13 @@ impl<'a> Bmc<'a> {
                 other => return other,
             }
         }
+    }
+
+    /// Something the operator should see on the task: a warning in the log
+    /// and a status message.
+    fn notice(&self, message: String) {
+        self.ctx.warn(&message);
+        self.ctx.status(&message, false);
     }
 
     /// One request with redirects, failing on an error status.
