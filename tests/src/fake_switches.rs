@@ -4,6 +4,11 @@
 //! [`FakeSwitch::start`] installs the peer first (`tests/peers/fake-switches/
 //! setup.sh`, idempotent), starts `launch.py` on a free port, waits until the
 //! port accepts connections (bounded) and kills the process on drop.
+//!
+//! The model only knows trunk ports with native VLAN 1; `launch.py` extends
+//! it with access ports and native VLANs (a fake layer written from EOS's
+//! manual, see its doc string) unless the switch is started with
+//! [`FakeSwitch::start_plain`].
 
 use drydock::model::{Credentials, Switch};
 use serde_json::{Value, json};
@@ -65,7 +70,14 @@ impl FakeSwitch {
     /// Starts switch `name` with the interfaces `ports` (empty: the model's
     /// `Ethernet1` and `Ethernet2`), without authentication.
     pub fn start(name: &str, ports: &[&str]) -> Self {
-        Self::start_with(name, ports, None)
+        Self::start_with(name, ports, None, false)
+    }
+
+    /// Starts switch `name` as fake-switches models it, without the access
+    /// port and native VLAN extension: those commands fail with the model's
+    /// own eAPI errors.
+    pub fn start_plain(name: &str, ports: &[&str]) -> Self {
+        Self::start_with(name, ports, None, true)
     }
 
     /// Starts a switch whose eAPI demands HTTP basic auth with `username` and
@@ -75,10 +87,15 @@ impl FakeSwitch {
             username: username.into(),
             password: password.into(),
         };
-        Self::start_with(name, ports, Some(credentials))
+        Self::start_with(name, ports, Some(credentials), false)
     }
 
-    fn start_with(name: &str, ports: &[&str], credentials: Option<Credentials>) -> Self {
+    fn start_with(
+        name: &str,
+        ports: &[&str],
+        credentials: Option<Credentials>,
+        plain: bool,
+    ) -> Self {
         install();
         let root = repo();
         let auth = credentials
@@ -88,6 +105,7 @@ impl FakeSwitch {
         let mut child = Command::new(root.join("target/peers/fake-switches/bin/python"))
             .arg(root.join("tests/peers/fake-switches/launch.py"))
             .args(["127.0.0.1", "0", name, &ports.join(","), &auth])
+            .args(plain.then_some("plain"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

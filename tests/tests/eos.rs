@@ -3,13 +3,14 @@
 //! idempotency, the remembered configuration, switch errors, auth, a switch
 //! that is down.
 //!
-//! What the model lacks, and so what these tests cannot show working:
-//! `switchport mode access`, `switchport access vlan N` and `switchport trunk
-//! native vlan N` are rejected (the last two show the failing-command error
-//! instead), so a port cannot move to access mode nor change its native VLAN
-//! (always 1); `show version` answers HTTP 500; `description` lines are
-//! silently ignored; the link always reads up; there is no auth of its own
-//! (`launch.py` puts Twisted's basic-auth guard in front for the auth test).
+//! What the model lacks: `launch.py` adds access ports and native VLANs
+//! (`switchport mode access`, `switchport access vlan N`, `switchport trunk
+//! native vlan N`), a fake layer written from EOS's manual; a switch started
+//! with `start_plain` is the model alone, whose eAPI errors for those
+//! commands show the failing-command error. Still missing: `show version`
+//! answers HTTP 500; `description` lines are silently ignored; the link
+//! always reads up; there is no auth of its own (`launch.py` puts Twisted's
+//! basic-auth guard in front for the auth test).
 
 use drydock::drivers::{Action, CallError, DriverConfig, DriverErrorKind, EgressGrant, Interface};
 use drydock::model::{ActionParams, Node, PortMode, PortVlans, SwitchPort};
@@ -453,11 +454,11 @@ async fn production_without_vlans_restores_the_port_as_it_was() {
 
 #[tokio::test]
 async fn a_rejected_command_is_named_with_the_switch_message() {
-    let sw = FakeSwitch::start("leaf6", &[]);
+    let sw = FakeSwitch::start_plain("leaf6", &[]);
     let rt = runtime();
     let d = eos(&rt).await;
 
-    // The model has no `switchport access vlan N`: the real eAPI error names
+    // The plain model has no `switchport access vlan N`: the real eAPI error names
     // the command (its index comes from the error's data array).
     let c = on_port(call(&sw), &sw, "Ethernet1", Some(access(100)));
     let error = driver_error(
@@ -503,6 +504,99 @@ async fn a_rejected_command_is_named_with_the_switch_message() {
         "{}",
         error.message
     );
+}
+
+#[tokio::test]
+async fn access_and_native_vlans_through_provisioning_and_production() {
+    let sw = FakeSwitch::start("leaf9", &["Ethernet1", "Ethernet2", "Ethernet3"]);
+    sw.eapi(&[
+        "enable",
+        "configure terminal",
+        "vlan 10",
+        "vlan 20",
+        "interface Ethernet1",
+        "switchport mode trunk",
+        "switchport trunk native vlan 10",
+        "switchport trunk allowed vlan 10,20",
+        "end",
+    ])
+    .await;
+    let rt = runtime();
+    let d = eos(&rt).await;
+
+    // A trunk goes to access mode in the provisioning VLAN (created), and is
+    // remembered with its native VLAN.
+    let prov = on_port(call(&sw), &sw, "Ethernet1", Some(access(100)));
+    prov.run(&rt, &d, Action::ConfigPortProvisioning, Some(&n1()))
+        .await
+        .unwrap();
+    let info = sw.switchport("Ethernet1").await;
+    assert_eq!(info["mode"], "access");
+    assert_eq!(info["accessVlanId"], 100);
+    let vlans = sw.eapi(&["show vlan"]).await;
+    assert!(vlans["result"][0]["vlans"].get("100").is_some(), "{vlans}");
+    let kv = prov.services.kv_pairs("eos");
+    let previous: Value = serde_json::from_str(&kv["port/leaf9/Ethernet1/previous"]).unwrap();
+    assert_eq!(previous["mode"], "trunk");
+    assert_eq!(previous["native_vlan"], 10);
+    assert_eq!(previous["allowed_vlans"], json!([10, 20]));
+    let read = prov
+        .run(&rt, &d, Action::InterrogatePort, Some(&n1()))
+        .await
+        .unwrap();
+    assert_eq!(read["mode"], "access");
+    assert_eq!(read["access_vlan"], 100);
+
+    // Production: a trunk with a native VLAN of its own, allowed too.
+    let mut prod = on_port(call(&sw), &sw, "Ethernet1", Some(trunk(200, &[300, 301])));
+    prod.services = prov.services.clone();
+    prod.run(&rt, &d, Action::ConfigPortProduction, Some(&n1()))
+        .await
+        .unwrap();
+    let info = sw.switchport("Ethernet1").await;
+    assert_eq!(info["mode"], "trunk");
+    assert_eq!(info["trunkingNativeVlanId"], 200);
+    assert_eq!(info["trunkAllowedVlans"], "200,300-301");
+    assert!(prod.services.kv_pairs("eos").is_empty());
+
+    // Native-on-trunk provisioning of an access port, then production
+    // without VLANs restores the access port exactly (VLAN 1).
+    let prov = on_port(call(&sw), &sw, "Ethernet2", Some(trunk(100, &[100])));
+    prov.run(&rt, &d, Action::ConfigPortProvisioning, Some(&n1()))
+        .await
+        .unwrap();
+    let info = sw.switchport("Ethernet2").await;
+    assert_eq!(info["mode"], "trunk");
+    assert_eq!(info["trunkingNativeVlanId"], 100);
+    assert_eq!(info["trunkAllowedVlans"], "100");
+    let mut restore = on_port(
+        call(&sw),
+        &sw,
+        "Ethernet2",
+        Some(PortVlans {
+            mode: PortMode::Other,
+            ..PortVlans::default()
+        }),
+    );
+    restore.services = prov.services.clone();
+    restore
+        .run(&rt, &d, Action::ConfigPortProduction, Some(&n1()))
+        .await
+        .unwrap();
+    let info = sw.switchport("Ethernet2").await;
+    assert_eq!(info["mode"], "access");
+    assert_eq!(info["accessVlanId"], 1);
+
+    // An access port moved between access VLANs; again is a no-op.
+    let c = on_port(call(&sw), &sw, "Ethernet3", Some(access(100)));
+    for _ in 0..2 {
+        c.run(&rt, &d, Action::ConfigPortProvisioning, Some(&n1()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(sw.switchport("Ethernet3").await["accessVlanId"], 100);
+    let last = statuses(&c).last().unwrap().clone();
+    assert!(last.contains("already in access VLAN 100"), "{last}");
 }
 
 #[tokio::test]

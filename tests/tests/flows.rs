@@ -475,11 +475,11 @@ const LOCKED_OUT: &str = "cmp03";
 
 /// The sample site cut to [`EOS_NODES`], all in rack01 behind `sw`
 /// (eAPI over HTTP, credential by name), plus [`LOCKED_OUT`] in rack02
-/// behind `locked` with the same credential, which `locked` refuses. The model cannot set a native VLAN
-/// other than 1 nor access VLANs, so the PXE network is VLAN 1: its link
-/// (`pxe`, 802.1q, default network `pxe`) makes provisioning a trunk with
-/// native VLAN 1 allowing 1, and production a trunk with native VLAN 1
-/// allowing the interface's networks, pxe (1) and mgmt (101).
+/// behind `locked` with the same credential, which `locked` refuses. The
+/// PXE network is the sample's VLAN 100 on link `pxe` (802.1q, default
+/// network `pxe`): provisioning makes a port a trunk with native VLAN 100
+/// allowing 100, production a trunk with native VLAN 100 allowing the
+/// interface's networks, pxe (100) and mgmt (101).
 fn eos_site(sw: &FakeSwitch, locked: &FakeSwitch) -> Vec<Value> {
     let mut keep: Vec<&str> = EOS_NODES.iter().map(|n| n.0).collect();
     keep.push(LOCKED_OUT);
@@ -494,7 +494,6 @@ fn eos_site(sw: &FakeSwitch, locked: &FakeSwitch) -> Vec<Value> {
             }
         });
     }
-    doc_mut(&mut docs, "Network", "pxe")["data"]["vlan"] = json!("1");
     for (name, port) in EOS_NODES {
         let node = &mut doc_mut(&mut docs, "BaremetalNode", name)["data"];
         node["interfaces"]["pxe"]["switch_port"] = json!({"switch": sw.name, "port": port});
@@ -516,6 +515,13 @@ async fn switchport(sw: &FakeSwitch, port: &str) -> (String, String) {
             .unwrap_or_default()
             .to_owned(),
     )
+}
+
+/// The native VLAN of `port` as the switch itself reports it.
+async fn native_vlan(sw: &FakeSwitch, port: &str) -> u64 {
+    sw.switchport(port).await["trunkingNativeVlanId"]
+        .as_u64()
+        .unwrap_or_default()
 }
 
 /// `prepare_nodes` then `deploy_nodes` with the sim as BMCs and
@@ -613,9 +619,10 @@ async fn eos_switch_ports_through_the_orchestrator() {
     for (name, port) in EOS_NODES {
         assert_eq!(
             switchport(&sw, port).await,
-            ("trunk".into(), "1".into()),
+            ("trunk".into(), "100".into()),
             "{name} {port} after prepare_nodes"
         );
+        assert_eq!(native_vlan(&sw, port).await, 100, "{name} {port}");
         // The driver remembers each port as it was before provisioning.
         let previous = store
             .kv_get("eos", &format!("port/leaf01/{port}/previous"))
@@ -652,12 +659,13 @@ async fn eos_switch_ports_through_the_orchestrator() {
     );
     assert_eq!(s[4].1, names(&["cmp01", "ctl01"]));
     for (name, port) in EOS_NODES {
-        let expected = if name == "cmp02" { "1" } else { "1,101" };
+        let expected = if name == "cmp02" { "100" } else { "100-101" };
         assert_eq!(
             switchport(&sw, port).await,
             ("trunk".into(), expected.into()),
             "{name} {port} after deploy_nodes"
         );
+        assert_eq!(native_vlan(&sw, port).await, 100, "{name} {port}");
         let previous = store
             .kv_get("eos", &format!("port/leaf01/{port}/previous"))
             .await
