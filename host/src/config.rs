@@ -208,6 +208,9 @@ pub struct DriverStoreSettings {
     pub watch_calls: u64,
     /// ... rolling back by itself when more than this share failed.
     pub max_error_ratio: f64,
+    /// Seconds a loaded version that is neither active nor previous stays
+    /// loaded after its last use.
+    pub warm_grace_s: u64,
 }
 
 impl Default for DriverStoreSettings {
@@ -220,6 +223,7 @@ impl Default for DriverStoreSettings {
             validate: true,
             watch_calls: 20,
             max_error_ratio: 0.5,
+            warm_grace_s: 600,
         }
     }
 }

@@ -5,9 +5,11 @@
 //! Activation is a database write ([`Store::driver_activate`]); each
 //! instance polls the active versions (every [`LifecycleConfig::poll`]) and
 //! swaps what changed into its [`DriverSet`]: calls in flight finish on the
-//! version they started with, new calls take the new one. Versions this
-//! instance has loaded stay loaded (warm), so a rollback swaps instantly;
-//! each instance compiles into its own compile cache.
+//! version they started with, new calls take the new one. The active and
+//! previous versions of every driver stay loaded (warm), so a rollback
+//! swaps instantly; other versions are unloaded once idle for
+//! [`LifecycleConfig::warm_grace`]. Each instance compiles into its own
+//! compile cache.
 
 use crate::drivers::package::{self, Manifest, PackageError, Requested, TrustedKey};
 use crate::drivers::{Driver, DriverInfo};
@@ -15,7 +17,7 @@ use crate::drivers::{DriverConfig, DriverSet, Installed, LoadError, Runtime};
 use crate::store::{ActiveDriver, NewDriverVersion, Store, StoreError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +42,11 @@ pub struct LifecycleConfig {
     pub watch_calls: u64,
     /// ... and roll back by itself when more than this share of them failed.
     pub max_error_ratio: f64,
+    /// A loaded version that is neither active nor previous for its driver
+    /// (e.g. installed and never activated, or two upgrades old) is unloaded
+    /// once unused for this long; it loads again from the store (a compile
+    /// cache hit) if needed.
+    pub warm_grace: Duration,
 }
 
 impl Default for LifecycleConfig {
@@ -52,6 +59,22 @@ impl Default for LifecycleConfig {
             validate: true,
             watch_calls: 20,
             max_error_ratio: 0.5,
+            warm_grace: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A loaded version and when it was last asked for.
+struct Warm {
+    driver: Driver,
+    used: Instant,
+}
+
+impl Warm {
+    fn new(driver: Driver) -> Self {
+        Self {
+            driver,
+            used: Instant::now(),
         }
     }
 }
@@ -122,7 +145,7 @@ pub struct Lifecycle {
     drivers: Arc<DriverSet>,
     cfg: LifecycleConfig,
     /// Versions loaded here, by SHA-256 (warm for activation or rollback).
-    warm: Mutex<HashMap<String, Driver>>,
+    warm: Mutex<HashMap<String, Warm>>,
     /// The generation applied here, by driver name.
     applied: Mutex<HashMap<String, i64>>,
     /// Serialises applying activations.
@@ -239,7 +262,7 @@ impl Lifecycle {
         self.warm
             .lock()
             .expect("warm lock")
-            .insert(sha256.clone(), driver);
+            .insert(sha256.clone(), Warm::new(driver));
         tracing::info!(driver = %manifest.name, version = %manifest.version, sha256 = %sha256,
             signer = signer.as_deref().unwrap_or("(unsigned)"), cache_hit, load_ms, "driver installed");
         Ok(Installation {
@@ -466,7 +489,7 @@ impl Lifecycle {
         let _one = self.sync_lock.lock().await;
         let active = self.store.active_drivers().await?;
         let mut swapped = 0;
-        for a in active {
+        for a in &active {
             let seen = self
                 .applied
                 .lock()
@@ -497,13 +520,52 @@ impl Lifecycle {
                 .expect("applied lock")
                 .insert(a.name.clone(), a.generation);
         }
+        self.unload_idle(&active).await?;
         Ok(swapped)
+    }
+
+    /// Unloads versions that are neither active nor previous for their
+    /// driver and have been unused for [`LifecycleConfig::warm_grace`]
+    /// (calls in flight keep their own reference). Returns how many.
+    async fn unload_idle(&self, active: &[ActiveDriver]) -> Result<usize, LifecycleError> {
+        let mut keep: HashSet<String> = active.iter().map(|a| a.sha256.clone()).collect();
+        let idle = |keep: &HashSet<String>, sha256: &String, w: &Warm| {
+            !keep.contains(sha256) && w.used.elapsed() >= self.cfg.warm_grace
+        };
+        let any_idle = self
+            .warm
+            .lock()
+            .expect("warm lock")
+            .iter()
+            .any(|(sha256, w)| idle(&keep, sha256, w));
+        if !any_idle {
+            return Ok(0);
+        }
+        for a in active {
+            if let Some(previous) = &a.previous
+                && let Some(v) = self.store.driver_version(&a.name, previous).await?
+            {
+                keep.insert(v.sha256);
+            }
+        }
+        let mut warm = self.warm.lock().expect("warm lock");
+        let before = warm.len();
+        warm.retain(|sha256, w| {
+            let drop = idle(&keep, sha256, w);
+            if drop {
+                tracing::info!(driver = %w.driver.info().name, sha256 = %sha256,
+                    "idle driver version unloaded");
+            }
+            !drop
+        });
+        Ok(before - warm.len())
     }
 
     /// The loaded driver with this SHA-256, loading it from the store.
     async fn warm_driver(&self, sha256: &str) -> Result<Driver, LifecycleError> {
-        if let Some(d) = self.warm.lock().expect("warm lock").get(sha256) {
-            return Ok(d.clone());
+        if let Some(w) = self.warm.lock().expect("warm lock").get_mut(sha256) {
+            w.used = Instant::now();
+            return Ok(w.driver.clone());
         }
         let bytes = self
             .store
@@ -517,7 +579,7 @@ impl Lifecycle {
         self.warm
             .lock()
             .expect("warm lock")
-            .insert(sha256.to_owned(), driver.clone());
+            .insert(sha256.to_owned(), Warm::new(driver.clone()));
         Ok(driver)
     }
 

@@ -254,6 +254,7 @@ fn lifecycle_config(cfg: &Config) -> Result<crate::lifecycle::LifecycleConfig> {
         validate: cfg.driver_store.validate,
         watch_calls: cfg.driver_store.watch_calls,
         max_error_ratio: cfg.driver_store.max_error_ratio,
+        warm_grace: Duration::from_secs(cfg.driver_store.warm_grace_s),
     })
 }
 

@@ -423,6 +423,67 @@ async fn two_instances_on_one_postgres_install_on_one_active_on_both() {
     drydock_tests::db::drop_postgres(&db).await;
 }
 
+#[tokio::test]
+async fn only_active_and_previous_versions_stay_loaded() {
+    let (secret, trusted) = key();
+    let runtime = Arc::new(drydock_tests::runtime());
+    let sim = runtime
+        .load("bundled:sim", drydock::bundled::SIM)
+        .await
+        .expect("sim");
+    let mut set = DriverSet::new();
+    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
+    let lifecycle = Lifecycle::new(
+        drydock_tests::db::sqlite().await,
+        runtime,
+        Arc::new(set),
+        LifecycleConfig {
+            trusted_keys: vec![trusted],
+            warm_grace: Duration::ZERO,
+            ..LifecycleConfig::default()
+        },
+    );
+    let warm = |described: &Value| -> Vec<String> {
+        described["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["warm"] == true)
+            .map(|v| v["version"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for v in ["1.0.0", "2.0.0", "3.0.0"] {
+        lifecycle
+            .install(&sim_package(v, Some(&secret), 0), None)
+            .await
+            .unwrap();
+    }
+    // Nothing active yet: the next sync unloads the installed versions.
+    lifecycle.sync().await.unwrap();
+    assert!(warm(&lifecycle.describe("sim").await.unwrap()).is_empty());
+
+    for v in ["1.0.0", "2.0.0", "3.0.0"] {
+        lifecycle.activate("sim", v, None).await.unwrap();
+    }
+    let described = lifecycle.describe("sim").await.unwrap();
+    let mut loaded = warm(&described);
+    loaded.sort();
+    assert_eq!(loaded, ["2.0.0", "3.0.0"], "{described:#}");
+
+    // Rollback swaps to the warm previous version; both stay loaded.
+    let back = lifecycle.rollback("sim", None).await.unwrap();
+    assert_eq!(back.version, "2.0.0");
+    let mut loaded = warm(&lifecycle.describe("sim").await.unwrap());
+    loaded.sort();
+    assert_eq!(loaded, ["2.0.0", "3.0.0"]);
+
+    // An unloaded version loads again from the store when activated.
+    lifecycle.activate("sim", "1.0.0", None).await.unwrap();
+    let mut loaded = warm(&lifecycle.describe("sim").await.unwrap());
+    loaded.sort();
+    assert_eq!(loaded, ["1.0.0", "2.0.0"]);
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
