@@ -18,9 +18,14 @@ use crate::store::{ActiveDriver, NewDriverVersion, Store, StoreError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// How long after an activation instances still start watching its first
+/// calls (an instance that starts later does not judge a version that has
+/// been running for a while).
+pub const WATCH_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Lifecycle settings.
 #[derive(Clone, Debug)]
@@ -150,6 +155,8 @@ pub struct Lifecycle {
     applied: Mutex<HashMap<String, i64>>,
     /// Serialises applying activations.
     sync_lock: tokio::sync::Mutex<()>,
+    /// This lifecycle, for the watches [`Lifecycle::sync`] starts.
+    me: Weak<Self>,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -181,7 +188,7 @@ impl Lifecycle {
         drivers: Arc<DriverSet>,
         cfg: LifecycleConfig,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             store,
             runtime,
             drivers,
@@ -189,6 +196,7 @@ impl Lifecycle {
             warm: Mutex::new(HashMap::new()),
             applied: Mutex::new(HashMap::new()),
             sync_lock: tokio::sync::Mutex::new(()),
+            me: me.clone(),
         })
     }
 
@@ -280,8 +288,8 @@ impl Lifecycle {
 
     /// Makes `version` active on every instance; applied here before this
     /// returns. The new version is validated first (see
-    /// [`LifecycleConfig::validate`]) and its first calls here watched (see
-    /// [`LifecycleConfig::watch_calls`]).
+    /// [`LifecycleConfig::validate`]) and every instance watches its own
+    /// first calls of it (see [`LifecycleConfig::watch_calls`]).
     pub async fn activate(
         self: &Arc<Self>,
         name: &str,
@@ -299,11 +307,8 @@ impl Lifecycle {
             let driver = self.warm_driver(&record.sha256).await?;
             self.validate(name, &driver).await?;
         }
-        let active = self.activate_now(name, version, message).await?;
-        if self.cfg.watch_calls > 0 && active.previous.is_some() {
-            tokio::spawn(self.clone().watch(name.to_owned(), active.clone()));
-        }
-        Ok(active)
+        self.activate_now(name, version, message, self.cfg.watch_calls > 0)
+            .await
     }
 
     async fn activate_now(
@@ -311,8 +316,12 @@ impl Lifecycle {
         name: &str,
         version: &str,
         message: Option<&str>,
+        watched: bool,
     ) -> Result<ActiveDriver, LifecycleError> {
-        let active = self.store.driver_activate(name, version, message).await?;
+        let active = self
+            .store
+            .driver_activate(name, version, message, watched)
+            .await?;
         tracing::info!(driver = %name, version = %version, generation = active.generation, "driver activated");
         self.sync().await?;
         Ok(active)
@@ -373,19 +382,41 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Watches the first calls of a version activated here; rolls back by
-    /// itself past the error threshold, telling running tasks.
-    async fn watch(self: Arc<Self>, name: String, active: ActiveDriver) {
-        let Some(driver) = self
-            .drivers
-            .get(&name)
-            .filter(|i| i.driver.sha256() == active.sha256)
-            .map(|i| i.driver)
-        else {
+    /// Watches `active`'s first calls here if it was just activated by an
+    /// operator (see [`ActiveDriver::watched`] and [`WATCH_WINDOW`]).
+    fn start_watch(&self, active: &ActiveDriver, driver: Driver, counts: (u64, u64)) {
+        let age = chrono::Utc::now() - active.changed;
+        let Ok(age) = age.to_std() else {
+            return; // `changed` is ahead of this clock: skip rather than guess
+        };
+        if !active.watched || active.previous.is_none() || self.cfg.watch_calls == 0 {
+            return;
+        }
+        let Some(left) = WATCH_WINDOW.checked_sub(age) else {
             return;
         };
-        let (calls0, errors0) = driver.call_counts();
-        let give_up = Instant::now() + Duration::from_secs(24 * 3600);
+        if let Some(me) = self.me.upgrade() {
+            tokio::spawn(me.watch(active.clone(), driver, counts, left));
+        }
+    }
+
+    /// Watches this instance's first calls of `active` for up to `left`;
+    /// past the error threshold, rolls it back for the whole cluster (unless
+    /// another instance already did) and tells running tasks. In a cluster
+    /// every instance watches its own calls, so the instance that took the
+    /// activation need not be the one executing them.
+    /// `counts` are the driver's call and error counts when it was swapped
+    /// in.
+    async fn watch(
+        self: Arc<Self>,
+        active: ActiveDriver,
+        driver: Driver,
+        counts: (u64, u64),
+        left: Duration,
+    ) {
+        let name = active.name.clone();
+        let (calls0, errors0) = counts;
+        let give_up = Instant::now() + left;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let still = self
@@ -410,8 +441,24 @@ impl Lifecycle {
                 active.version
             );
             tracing::warn!(driver = %name, version = %active.version, calls, errors, "{reason}");
-            match self.rollback(&name, Some(&reason)).await {
-                Ok(back) => self.tell_running_tasks(&name, &back, &reason).await,
+            let message = format!(
+                "rolled back from {} to {} ({reason})",
+                active.version,
+                active.previous.as_deref().unwrap_or("?")
+            );
+            match self
+                .store
+                .driver_rollback_if(&name, active.generation, &message)
+                .await
+            {
+                Ok(Some(back)) => {
+                    if let Err(e) = self.sync().await {
+                        tracing::warn!(driver = %name, error = %e, "cannot apply the rollback here yet");
+                    }
+                    self.tell_running_tasks(&name, &back, &reason).await;
+                }
+                Ok(None) => tracing::info!(driver = %name, version = %active.version,
+                    "another instance or operator already changed the version"),
                 Err(e) => tracing::error!(driver = %name, error = %e, "automatic rollback failed"),
             }
             return;
@@ -475,7 +522,7 @@ impl Lifecycle {
             current.version,
             reason.map(|r| format!(" ({r})")).unwrap_or_default()
         );
-        self.activate_now(name, &previous, Some(&msg)).await
+        self.activate_now(name, &previous, Some(&msg), false).await
     }
 
     /// Deletes an inactive version.
@@ -510,10 +557,16 @@ impl Lifecycle {
                     }
                 };
                 let config = self.grant(&a.name);
-                self.drivers.replace(Installed { driver, config });
+                // Counted before any call can reach the new version here.
+                let counts = driver.call_counts();
+                self.drivers.replace(Installed {
+                    driver: driver.clone(),
+                    config,
+                });
                 swapped += 1;
                 tracing::info!(driver = %a.name, version = %a.version, generation = a.generation,
                     "driver version swapped in");
+                self.start_watch(a, driver, counts);
             }
             self.applied
                 .lock()

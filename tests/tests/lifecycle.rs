@@ -484,6 +484,86 @@ async fn only_active_and_previous_versions_stay_loaded() {
     assert_eq!(loaded, ["1.0.0", "2.0.0"]);
 }
 
+/// The instance that takes an activation need not run the calls: the one
+/// that does watches them and rolls back for the whole cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_running_the_failing_calls_rolls_back_for_the_cluster() {
+    let (secret, trusted) = key();
+    let (store_a, db) = drydock_tests::db::postgres().await;
+    let url = drydock::store::testing::database_url(&drydock_tests::db::pg_admin_url(), &db);
+    let store_b = Store::connect(&url).await.unwrap();
+    let poll = Duration::from_millis(100);
+    let bad = [("fail_nodes", "bad")];
+    let a = host_with(store_a.clone(), vec![trusted.clone()], poll, &bad).await;
+    let b = host_with(store_b, vec![trusted], poll, &bad).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(a.lifecycle.clone().run(stop.clone()));
+    tokio::spawn(b.lifecycle.clone().run(stop.clone()));
+
+    let v1 = sim_package("1.0.0", Some(&secret), 0);
+    let v2 = sim_package("2.0.0", Some(&secret), 0);
+    let (sha1, sha2) = (sha256_hex(&v1), sha256_hex(&v2));
+    assert_eq!(a.upload(v1).await.0, StatusCode::CREATED);
+    assert_eq!(a.upload(v2).await.0, StatusCode::CREATED);
+    assert_eq!(a.activate("1.0.0").await.0, StatusCode::OK);
+    assert_eq!(a.activate("2.0.0").await.0, StatusCode::OK);
+    let on = |h: &Host| h.drivers.get("sim").unwrap().driver.sha256().to_owned();
+    let t0 = Instant::now();
+    while on(&b) != sha2 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "b never took v2");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Only b runs calls, and they fail: b rolls back, a follows.
+    assert_eq!(calls(&b, "bad", 20).await, 20);
+    let t0 = Instant::now();
+    while on(&a) != sha1 || on(&b) != sha1 {
+        if t0.elapsed() > Duration::from_secs(10) {
+            let active = store_a.active_drivers().await.unwrap();
+            panic!(
+                "no cluster-wide rollback: a on {}, b on {}, v1 {sha1}, v2 {sha2}, store {active:?}",
+                on(&a),
+                on(&b)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let active = store_a
+        .active_drivers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.name == "sim")
+        .unwrap();
+    assert_eq!(active.version, "1.0.0");
+    assert_eq!(active.previous.as_deref(), Some("2.0.0"));
+    assert!(!active.watched);
+    let message = active.message.unwrap();
+    assert!(
+        message.contains("automatic rollback: 20 of the first 20 calls of sim 2.0.0 failed"),
+        "{message}"
+    );
+    // One rollback, not one per instance: the generation moved once.
+    let generation = active.generation;
+    assert_eq!(calls(&a, "good", 3).await, 0);
+    tokio::time::sleep(poll * 3).await;
+    let after = store_a.active_drivers().await.unwrap();
+    assert_eq!(after[0].generation, generation);
+
+    // A rollback of a generation that is gone changes nothing.
+    assert!(
+        store_a
+            .driver_rollback_if("sim", generation - 1, "late")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    stop.cancel();
+    a.engine.shutdown();
+    b.engine.shutdown();
+    drydock_tests::db::drop_postgres(&db).await;
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))

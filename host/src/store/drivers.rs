@@ -61,6 +61,9 @@ pub struct ActiveDriver {
     pub changed: DateTime<Utc>,
     /// Why it changed (e.g. an automatic rollback's reason).
     pub message: Option<String>,
+    /// Whether instances watch this version's first calls and roll it back
+    /// past the error threshold (an operator's activation; not a rollback).
+    pub watched: bool,
 }
 
 /// The columns of [`DriverVersionRecord`], as a literal for `concat!`.
@@ -157,7 +160,7 @@ impl Store {
     pub async fn active_drivers(&self) -> Result<Vec<ActiveDriver>> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT name, version, sha256, previous, generation, changed, message \
+                "SELECT name, version, sha256, previous, generation, changed, message, watched \
                  FROM active_drivers ORDER BY name",
             )
             .fetch_all(pool)
@@ -167,12 +170,14 @@ impl Store {
     }
 
     /// Makes `version` the active version of `name` (the one active before
-    /// becomes `previous`). NotFound when the version is not stored.
+    /// becomes `previous`); `watched` asks instances to watch its first
+    /// calls. NotFound when the version is not stored.
     pub async fn driver_activate(
         &self,
         name: &str,
         version: &str,
         message: Option<&str>,
+        watched: bool,
     ) -> Result<ActiveDriver> {
         let Some(v) = self.driver_version(name, version).await? else {
             return Err(StoreError::NotFound(format!(
@@ -195,12 +200,12 @@ impl Store {
             };
             sqlx::query(
                 "INSERT INTO active_drivers (name, version, sha256, previous, generation, \
-                 changed, message) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 changed, message, watched) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (name) DO UPDATE SET version = excluded.version, \
                  sha256 = excluded.sha256, \
                  previous = COALESCE(excluded.previous, active_drivers.previous), \
                  generation = excluded.generation, changed = excluded.changed, \
-                 message = excluded.message",
+                 message = excluded.message, watched = excluded.watched",
             )
             .bind(name)
             .bind(version)
@@ -209,6 +214,7 @@ impl Store {
             .bind(generation)
             .bind(now)
             .bind(message)
+            .bind(watched)
             .execute(&mut *tx)
             .await
             .db()?;
@@ -219,6 +225,46 @@ impl Store {
             .into_iter()
             .find(|a| a.name == name)
             .ok_or_else(|| StoreError::NotFound(format!("active driver {name}")))
+    }
+
+    /// Rolls `name` back to its previous version (which becomes the active
+    /// one's previous in turn), unwatched, only if it is still at
+    /// `generation`: of several instances rolling back one bad activation,
+    /// one wins and the others change nothing (`Ok(None)`).
+    pub async fn driver_rollback_if(
+        &self,
+        name: &str,
+        generation: i64,
+        message: &str,
+    ) -> Result<Option<ActiveDriver>> {
+        let now = now();
+        let n = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE active_drivers SET version = previous, previous = version, \
+                 sha256 = (SELECT v.sha256 FROM driver_versions v \
+                           WHERE v.name = active_drivers.name AND v.version = active_drivers.previous), \
+                 generation = generation + 1, changed = $3, message = $4, watched = FALSE \
+                 WHERE name = $1 AND generation = $2 AND previous IS NOT NULL \
+                 AND EXISTS (SELECT 1 FROM driver_versions v \
+                             WHERE v.name = active_drivers.name AND v.version = active_drivers.previous)",
+            )
+            .bind(name)
+            .bind(generation)
+            .bind(now)
+            .bind(message)
+            .execute(pool)
+            .await
+            .db()?
+            .rows_affected()
+        });
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .active_drivers()
+            .await?
+            .into_iter()
+            .find(|a| a.name == name))
     }
 
     /// Deletes a stored version; refused (Invalid) while it is active.
