@@ -127,6 +127,15 @@ impl Default for Call {
 }
 
 impl Call {
+    /// The status messages the driver attached so far, oldest first.
+    pub fn statuses(&self) -> Vec<String> {
+        self.services
+            .messages()
+            .into_iter()
+            .map(|m| m.message)
+            .collect()
+    }
+
     /// Runs `action` on `node`.
     pub async fn run(
         &self,

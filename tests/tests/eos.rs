@@ -83,15 +83,6 @@ fn driver_error(result: Result<Value, CallError>) -> drydock::drivers::DriverErr
     }
 }
 
-/// Status messages the driver attached, newest last.
-fn statuses(call: &Call) -> Vec<String> {
-    call.services
-        .messages()
-        .into_iter()
-        .map(|m| m.message)
-        .collect()
-}
-
 #[tokio::test]
 async fn eos_info_claims_the_network_interface_only() {
     let rt = runtime();
@@ -113,7 +104,7 @@ async fn validate_accepts_a_switch_answering_eapi() {
         .unwrap();
     // The model answers `show version` with HTTP 500: the driver says the
     // version is unknown rather than failing a switch that runs commands.
-    let said = statuses(&c);
+    let said = c.statuses();
     assert!(
         said.iter()
             .any(|m| m.contains("switch leaf1") && m.contains("version unknown")),
@@ -315,12 +306,12 @@ async fn provisioning_remembers_the_port_and_is_idempotent() {
     assert_eq!(previous["allowed_vlans"], json!([10, 20]));
     assert_eq!(previous["native_vlan"], 1);
     assert!(
-        statuses(&c)
+        c.statuses()
             .last()
             .unwrap()
             .contains("set to trunk native VLAN 1 allowing 1,100"),
         "{:?}",
-        statuses(&c)
+        c.statuses()
     );
 
     // Again: already there, no configuration sent, the remembered
@@ -333,7 +324,7 @@ async fn provisioning_remembers_the_port_and_is_idempotent() {
         "config_port_provisioning already in place (read only) took {:?}",
         started.elapsed()
     );
-    let last = statuses(&c).last().unwrap().clone();
+    let last = c.statuses().last().unwrap().clone();
     assert!(last.contains("already in"), "{last}");
     let configures = |log: &[String]| {
         log.iter()
@@ -390,7 +381,7 @@ async fn production_applies_the_target_and_forgets_the_previous_port() {
     prod.run(&rt, &d, Action::ConfigPortProduction, Some(&n1()))
         .await
         .unwrap();
-    assert!(statuses(&prod).last().unwrap().contains("already in"));
+    assert!(prod.statuses().last().unwrap().contains("already in"));
 }
 
 #[tokio::test]
@@ -595,7 +586,7 @@ async fn access_and_native_vlans_through_provisioning_and_production() {
             .unwrap();
     }
     assert_eq!(sw.switchport("Ethernet3").await["accessVlanId"], 100);
-    let last = statuses(&c).last().unwrap().clone();
+    let last = c.statuses().last().unwrap().clone();
     assert!(last.contains("already in access VLAN 100"), "{last}");
 }
 
@@ -610,7 +601,7 @@ async fn an_access_port_already_in_place_gets_no_commands() {
         .await
         .unwrap();
     assert!(
-        statuses(&c)
+        c.statuses()
             .last()
             .unwrap()
             .contains("Ethernet1 already in access VLAN 1")

@@ -39,13 +39,8 @@ async fn host(store: Store, trusted: Vec<TrustedKey>, poll: Duration) -> Host {
     host_with(store, trusted, poll, &[]).await
 }
 
-/// A host whose sim grant has these settings.
-async fn host_with(
-    store: Store,
-    trusted: Vec<TrustedKey>,
-    poll: Duration,
-    settings: &[(&str, &str)],
-) -> Host {
+/// A runtime and a driver set holding the bundled sim with these settings.
+async fn bundled_sim(settings: &[(&str, &str)]) -> (Arc<Runtime>, Arc<DriverSet>) {
     let runtime = Arc::new(drydock_tests::runtime());
     let sim = runtime
         .load("bundled:sim", drydock::bundled::SIM)
@@ -60,7 +55,17 @@ async fn host_with(
         ..DriverConfig::default()
     };
     set.add(sim, Arc::new(config)).unwrap();
-    let drivers = Arc::new(set);
+    (runtime, Arc::new(set))
+}
+
+/// A host whose sim grant has these settings.
+async fn host_with(
+    store: Store,
+    trusted: Vec<TrustedKey>,
+    poll: Duration,
+    settings: &[(&str, &str)],
+) -> Host {
+    let (runtime, drivers) = bundled_sim(settings).await;
     let lifecycle = Lifecycle::new(
         store.clone(),
         runtime.clone(),
@@ -426,17 +431,11 @@ async fn two_instances_on_one_postgres_install_on_one_active_on_both() {
 #[tokio::test]
 async fn only_active_and_previous_versions_stay_loaded() {
     let (secret, trusted) = key();
-    let runtime = Arc::new(drydock_tests::runtime());
-    let sim = runtime
-        .load("bundled:sim", drydock::bundled::SIM)
-        .await
-        .expect("sim");
-    let mut set = DriverSet::new();
-    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
+    let (runtime, drivers) = bundled_sim(&[]).await;
     let lifecycle = Lifecycle::new(
         drydock_tests::db::sqlite().await,
         runtime,
-        Arc::new(set),
+        drivers,
         LifecycleConfig {
             trusted_keys: vec![trusted],
             warm_grace: Duration::ZERO,

@@ -183,12 +183,7 @@ async fn every_oob_action_against_sushy() {
     let facts = ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
     assert_eq!(facts["power_state"], "on");
 
-    let messages: Vec<String> = call
-        .services
-        .messages()
-        .into_iter()
-        .map(|m| m.message)
-        .collect();
+    let messages = call.statuses();
     for want in [
         "n1: On requested",
         "n1 is powered on",
@@ -215,12 +210,7 @@ async fn graceful_timeout_falls_back_to_force_off() {
 
     let call = call_with(config(&[("graceful_timeout_s", "0")]));
     ok(&call, &rt, &d, Action::PowerOffNode, &n).await;
-    let messages: Vec<String> = call
-        .services
-        .messages()
-        .into_iter()
-        .map(|m| m.message)
-        .collect();
+    let messages = call.statuses();
     let pos = |s: &str| messages.iter().position(|m| m.contains(s));
     let graceful = pos("GracefulShutdown requested").expect("graceful first");
     let forcing = pos("did not shut down within 0 s; forcing it off").expect("then forcing");
@@ -231,12 +221,7 @@ async fn graceful_timeout_falls_back_to_force_off() {
     ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
     let cycle = call_with(config(&[("cycle", "off-on")]));
     ok(&cycle, &rt, &d, Action::PowerCycleNode, &n).await;
-    let messages: Vec<String> = cycle
-        .services
-        .messages()
-        .into_iter()
-        .map(|m| m.message)
-        .collect();
+    let messages = cycle.statuses();
     let pos = |s: &str| messages.iter().position(|m| m.contains(s));
     let off = pos("n1 is powered off").expect("off first");
     let on = pos("n1 is powered on").expect("then on");
@@ -248,12 +233,7 @@ async fn graceful_timeout_falls_back_to_force_off() {
     // `graceful = false` goes straight to ForceOff.
     let call = call_with(config(&[("graceful", "false")]));
     ok(&call, &rt, &d, Action::PowerOffNode, &n).await;
-    let messages: Vec<String> = call
-        .services
-        .messages()
-        .into_iter()
-        .map(|m| m.message)
-        .collect();
+    let messages = call.statuses();
     assert!(
         !messages.iter().any(|m| m.contains("GracefulShutdown")),
         "{messages:#?}"
@@ -525,15 +505,6 @@ async fn vendor_quirks_are_data() {
     .await;
 }
 
-/// Status messages of a call's services.
-fn messages(call: &Call) -> Vec<String> {
-    call.services
-        .messages()
-        .into_iter()
-        .map(|m| m.message)
-        .collect()
-}
-
 #[tokio::test]
 async fn sessions_are_used_and_always_closed() {
     let bmc = Sushy::start(one_system(false));
@@ -609,10 +580,11 @@ async fn sessions_are_used_and_always_closed() {
     assert_eq!(gw.open_sessions(), 0);
 
     // Neither the password nor a session token reaches a message.
-    for m in messages(&call)
+    for m in call
+        .statuses()
         .into_iter()
-        .chain(messages(&boot))
-        .chain(messages(&forced))
+        .chain(boot.statuses())
+        .chain(forced.statuses())
     {
         assert!(!m.contains("calvin-pw") && !m.contains("token-"), "{m}");
     }
@@ -660,11 +632,11 @@ async fn a_full_session_table_falls_back_to_basic_auth_on_idrac() {
         "{seen:#?}"
     );
     assert!(
-        messages(&call)
+        call.statuses()
             .iter()
             .any(|m| m.contains("refused a new session (HTTP 400")),
         "{:#?}",
-        messages(&call)
+        call.statuses()
     );
 }
 
@@ -702,7 +674,7 @@ async fn a_busy_bmc_is_retried_with_backoff() {
     assert_eq!(resets.len(), 3, "{resets:?}");
     assert_eq!(&resets[..2], [503, 409]);
     assert!(resets[2] < 300, "{resets:?}");
-    let msgs = messages(&call);
+    let msgs = call.statuses();
     for want in [
         "retrying in 1 s",
         "retrying in 2 s",
