@@ -197,3 +197,80 @@ async fn a_dead_instances_work_is_requeued_failed_or_adopted() {
     store.close().await;
     drydock_tests::db::drop_postgres(&db).await;
 }
+
+#[tokio::test]
+async fn the_leader_fails_subtasks_a_live_instance_holds_past_their_deadline() {
+    let (store, db) = pg().await;
+    store.heartbeat("stuck").await.unwrap();
+    let past = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let future = chrono::Utc::now() + chrono::Duration::seconds(600);
+    let mut step = NewTask::new("deploy_node");
+    step.status = TaskStatus::Running;
+    step.owner = Some("leader".into());
+    step.epoch = 1;
+    step.deadline = Some(past);
+    store.insert_task(&step).await.unwrap();
+    let mut overdue = NewTask::subtask(step.id, "deploy_node", "n1");
+    overdue.deadline = Some(past);
+    let mut in_time = NewTask::subtask(step.id, "deploy_node", "n2");
+    in_time.deadline = Some(future);
+    store
+        .insert_tasks(&[overdue.clone(), in_time.clone()])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_tasks(&ClaimSpec {
+            scope: ClaimScope::ChildrenOf(step.id),
+            owner: "stuck",
+            epoch: 1,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+
+    // Only the leader may expire work.
+    let lease = store
+        .acquire_lease("leader", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let err = store
+        .expire_overdue("other", lease.epoch, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not hold"), "{err}");
+    // Within the grace nothing moves; past it the overdue subtask fails.
+    let none = store
+        .expire_overdue("leader", lease.epoch, Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    let n = store
+        .expire_overdue("leader", lease.epoch, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let t = store.get_task(overdue.id).await.unwrap().unwrap();
+    assert_eq!(t.status, TaskStatus::Complete);
+    assert_eq!(t.result_status, ResultStatus::Failure);
+    assert_eq!(t.result_reason.as_deref(), Some("timeout"));
+    assert_eq!(t.failures, ["n1"]);
+    let said = t.result_message.unwrap();
+    assert!(
+        said.contains("deploy_node timed out") && said.contains("stuck"),
+        "{said}"
+    );
+    // The one within its deadline and the step itself (a container) stay.
+    let t = store.get_task(in_time.id).await.unwrap().unwrap();
+    assert_eq!(t.status, TaskStatus::Running);
+    let t = store.get_task(step.id).await.unwrap().unwrap();
+    assert_eq!(t.status, TaskStatus::Running);
+    // The stuck owner's late outcome is refused.
+    let late = drydock::store::TaskOutcome::complete(overdue.id, "stuck", 1, ResultStatus::Success);
+    assert_eq!(store.finish_tasks(&[late]).await.unwrap(), 0);
+    let t = store.get_task(overdue.id).await.unwrap().unwrap();
+    assert_eq!(t.result_status, ResultStatus::Failure);
+    store.close().await;
+    drydock_tests::db::drop_postgres(&db).await;
+}

@@ -242,6 +242,54 @@ impl Store {
         })
     }
 
+    /// Fails driver subtasks still running `grace` past their deadline
+    /// whatever their owner (an instance that is alive but stuck would
+    /// otherwise hold them for ever), as leader `me` at `epoch` (refused
+    /// otherwise). Their owner's late outcome is then refused, since
+    /// outcomes only land on running tasks; their step settles as usual.
+    /// Returns how many were failed. Postgres only (SQLite has one instance,
+    /// which enforces its own deadlines).
+    pub async fn expire_overdue(&self, me: &str, epoch: i64, grace: Duration) -> Result<u64> {
+        let super::Inner::Postgres(pool) = &self.inner else {
+            return Ok(0);
+        };
+        let mut tx = pool.begin().await.db()?;
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
+             AND expires > clock_timestamp() FOR UPDATE",
+        )
+        .bind(me)
+        .bind(epoch)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if held.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "{me} does not hold the leader lease at epoch {epoch}"
+            )));
+        }
+        let failed = sqlx::query(
+            "UPDATE tasks SET status = 'complete', result_status = 'failure', \
+                 result_message = action || ' timed out: still running on ' || \
+                     COALESCE(owner, '?') || ' past its deadline', \
+                 result_reason = 'timeout', error_count = error_count + 1, \
+                 successes = '[]', failures = CASE WHEN node_name IS NULL THEN '[]' \
+                     ELSE jsonb_build_array(node_name) END, updated = $2 \
+             WHERE status = 'running' AND deadline IS NOT NULL \
+                 AND deadline < clock_timestamp() - make_interval(secs => $1::float8 / 1000) \
+                 AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id) \
+                 AND parent_id IS NOT NULL",
+        )
+        .bind(millis(grace) as f64)
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected();
+        tx.commit().await.db()?;
+        Ok(failed)
+    }
+
     /// Running containers (top-level tasks and orchestration steps) owned
     /// by `owner` whose subtasks have all finished: they are ready to be
     /// settled.

@@ -41,6 +41,11 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// How far past its deadline a subtask may still be running before the
+/// leader fails it: its owner enforces the deadline itself and normally
+/// finishes well within this.
+pub const OVERDUE_GRACE: Duration = Duration::from_secs(30);
+
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -455,12 +460,14 @@ impl Engine {
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "looking for settled tasks failed"),
             }
-            // Take over the work of dead instances.
+            // Take over the work of dead instances, and fail what a live
+            // one holds far past its deadline.
             if self.inner.leadership.may_reclaim()
                 && reclaim.elapsed() >= self.inner.leadership.config().renew
             {
                 reclaim = tokio::time::Instant::now();
                 self.reclaim().await;
+                self.expire_overdue().await;
             }
             // Periodically resume top-level tasks left without subtasks (a
             // leader died between claiming and fanning out).
@@ -537,6 +544,25 @@ impl Engine {
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "reclaiming dead instances' work failed"),
+        }
+    }
+
+    /// Fails driver subtasks still running [`OVERDUE_GRACE`] past their
+    /// deadline (their owner is alive, or it would have been reclaimed, but
+    /// stuck); their steps then settle as usual.
+    async fn expire_overdue(&self) {
+        match self
+            .inner
+            .store
+            .expire_overdue(self.instance_id(), self.epoch(), OVERDUE_GRACE)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                expired = n,
+                "failed subtasks still running past their deadline"
+            ),
+            Err(e) => tracing::debug!(error = %e, "expiring overdue subtasks failed"),
         }
     }
 
