@@ -265,6 +265,137 @@ fn rule_platform() {
 }
 
 #[test]
+fn rule_bootaction() {
+    let asset = |d: &mut Vec<Value>| -> Value {
+        doc_mut(d, "BootAction", "hello")["data"]["assets"][0].clone()
+    };
+    let set = |d: &mut Vec<Value>, a: Value| {
+        doc_mut(d, "BootAction", "hello")["data"]["assets"] = json!([a]);
+    };
+    bad("bootaction", "unknown pipeline segment `rot13`", |d| {
+        let mut a = asset(d);
+        a["data_pipeline"] = json!(["base64_decode", "rot13"]);
+        set(d, a);
+    });
+    bad("bootaction", "must be absolute", |d| {
+        let mut a = asset(d);
+        a["path"] = json!("../etc/passwd");
+        set(d, a);
+    });
+    bad("bootaction", "are not octal", |d| {
+        let mut a = asset(d);
+        a["permissions"] = json!("rwx");
+        set(d, a);
+    });
+    bad("bootaction", "template", |d| {
+        set(
+            d,
+            json!({"type": "file", "path": "/etc/x", "data": "{{ node.hostname ", "data_pipeline": ["template"]}),
+        );
+    });
+    bad("bootaction", "must name a unit file", |d| {
+        set(
+            d,
+            json!({"type": "unit", "path": "/lib/systemd/system/", "data": "[Unit]"}),
+        );
+    });
+    bad("bootaction", "version `1` must be a string or null", |d| {
+        set(d, json!({"type": "pkg_list", "data": {"curl": 1}}));
+    });
+    bad("bootaction", "node_filter", |d| {
+        doc_mut(d, "BootAction", "hello")["data"]["node_filter"] =
+            json!({"filter_set_type": "sometimes", "filter_set": []});
+    });
+}
+
+#[tokio::test]
+async fn boot_actions_render_for_their_nodes() {
+    use drydock::design::bootaction::{ActionContext, AssetType, render};
+    let mut docs = documents();
+    doc_mut(&mut docs, "BootAction", "hello")["data"]["assets"]
+        .as_array_mut()
+        .unwrap()
+        .extend([
+            json!({"type": "file", "path": "/etc/drydock/whoami", "permissions": "644",
+                   "data": "{{ node.hostname }} {{ node.network.default.ip }}/{{ node.network.default.cidr }} \
+{{ node.tags | join(',') }} {{ action.report_url }}{{ action.action_id }} {{ action.action_key }}",
+                   "data_pipeline": ["template"]}),
+            json!({"type": "unit", "path": "/lib/systemd/system/hello.service",
+                   "location": "file://units/{{ node.hostname }}.service",
+                   "location_pipeline": ["template"]}),
+            json!({"type": "pkg_list", "data": {"curl": null, "jq": "1.6*"}}),
+        ]);
+    let design = Design::parse(&to_yaml(&docs)).unwrap();
+    let findings = validate(&design, Some(&sim_catalog()));
+    assert!(
+        !findings.iter().any(|f| f.rule == "bootaction"),
+        "{findings:#?}"
+    );
+    let actions = design.boot_actions().unwrap();
+    assert_eq!(actions.len(), 1);
+    let hello = &actions[0];
+    assert_eq!(hello.name, "hello");
+    // The sample's `signaled: false` is Drydock's `signaling`.
+    assert!(!hello.signaling);
+    let targets = design.boot_action_nodes(hello);
+    assert!(
+        targets.contains("cmp01") && !targets.contains("ctl01"),
+        "{targets:?}"
+    );
+
+    let ctx = ActionContext {
+        action_id: "01ABC".into(),
+        action_key: "beef".into(),
+        report_url: "http://drydock:9000/api/v1.0/bootactions/".into(),
+        design_ref: "file:///site.yaml".into(),
+    };
+    let fetched = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = fetched.clone();
+    let fetch = move |url: String| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(url.clone());
+            Ok(format!("[Service]\nExecStart=/bin/true # {url}\n").into_bytes())
+        }
+    };
+    let node = design.template_node("cmp01");
+    let all = render(hello, None, &node, &ctx, &fetch).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].path, "/var/tmp/hello.sh");
+    assert_eq!(all[0].mode, 0o555);
+    assert_eq!(all[0].bytes, b"#!/bin/bash\necho hello\n");
+    let whoami = String::from_utf8(all[1].bytes.clone()).unwrap();
+    let ip = node["network"]["default"]["ip"].as_str().unwrap();
+    assert!(whoami.starts_with(&format!("cmp01 {ip}/")), "{whoami}");
+    assert!(
+        whoami.ends_with("http://drydock:9000/api/v1.0/bootactions/01ABC beef"),
+        "{whoami}"
+    );
+    assert_eq!(all[1].mode, 0o644);
+    assert_eq!(all[2].asset_type, AssetType::Unit);
+    assert_eq!(*fetched.lock().unwrap(), ["file://units/cmp01.service"]);
+    assert_eq!(all[3].packages.get("jq"), Some(&Some("1.6*".to_string())));
+    assert_eq!(all[3].packages.get("curl"), Some(&None));
+    // A type filter keeps only that type.
+    let units = render(hello, Some(AssetType::Unit), &node, &ctx, &fetch)
+        .await
+        .unwrap();
+    assert_eq!(units.len(), 1);
+    // A failing fetch names the boot action, the asset and the location.
+    let broken = |url: String| async move { Err::<Vec<u8>, String>(format!("no such file {url}")) };
+    let err = render(hello, Some(AssetType::Unit), &node, &ctx, &broken)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("hello")
+            && err.contains("/lib/systemd/system/hello.service")
+            && err.contains("no such file"),
+        "{err}"
+    );
+}
+
+#[test]
 fn every_rule_has_a_test() {
     let this = include_str!("design.rs");
     for rule in drydock::design::validate::RULES {

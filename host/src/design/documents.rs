@@ -551,16 +551,6 @@ pub struct HostSpec {
     pub addressing: Vec<AddressSpec>,
 }
 
-/// `BootAction` body (kept for completeness; assets are not delivered yet).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct BootActionSpec {
-    /// Node filter selecting the nodes it applies to.
-    pub node_filter: Option<Value>,
-    /// Assets.
-    pub assets: Vec<Value>,
-}
-
 // ------------------------------------------------------------ inheritance
 
 /// Merges a child body over its parent's, as Drydock's profile inheritance

@@ -6,6 +6,7 @@
 //! inheritance), validated with Drydock's rules ([`validate`]) and turned into
 //! the [`model::Node`]s and site data the drivers get.
 
+pub mod bootaction;
 pub mod documents;
 pub mod source;
 pub mod validate;
@@ -113,7 +114,8 @@ impl Design {
                 }
                 Kind::BaremetalNode => raw_nodes.push((doc.clone(), doc.data.clone())),
                 Kind::BootAction => {
-                    let _: documents::BootActionSpec = self.typed(doc, &doc.data);
+                    // Read by [`Design::boot_actions`]; checked by the
+                    // `bootaction` rule.
                 }
             }
         }

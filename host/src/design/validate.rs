@@ -60,6 +60,7 @@ pub const RULES: &[&str] = &[
     "storage_partitioning",
     "bootable_root",
     "hugepages",
+    "bootaction",
     "platform",
 ];
 
@@ -104,10 +105,33 @@ pub fn validate(d: &Design, catalog: Option<&PlatformCatalog>) -> Vec<Finding> {
     storage_partitioning(d, &mut out);
     bootable_root(d, &mut out);
     hugepages(d, &mut out);
+    bootaction(d, &mut out);
     if let Some(c) = catalog {
         platform(d, c, &mut out);
     }
     out.0
+}
+
+/// Boot actions: node filters, asset types, paths, permissions, pipeline
+/// segments, templates' syntax and package lists.
+fn bootaction(d: &Design, out: &mut Out) {
+    for doc in d
+        .documents
+        .iter()
+        .filter(|doc| doc.kind == Kind::BootAction)
+    {
+        let single = Design {
+            documents: vec![doc.clone()],
+            ..Design::default()
+        };
+        if let Err(e) = single.boot_actions() {
+            out.error(
+                "bootaction",
+                e.to_string(),
+                vec![DocRef::new(Kind::BootAction, &doc.name)],
+            );
+        }
+    }
 }
 
 fn documents(d: &Design, out: &mut Out) {
