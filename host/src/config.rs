@@ -155,6 +155,13 @@ pub struct DriverSettings {
 pub struct Config {
     /// Address the API listens on.
     pub listen: SocketAddr,
+    /// The URL deployed nodes reach this service at (default
+    /// `http://<listen>`): their boot actions are fetched from and reported
+    /// to `<public_url>/api/v1.0/bootactions/`.
+    pub public_url: Option<String>,
+    /// Minutes deploy_nodes waits for nodes' boot action reports (Drydock's
+    /// 15).
+    pub boot_action_timeout_min: u64,
     /// Directory for the SQLite database, compile cache and instance id.
     pub data_dir: PathBuf,
     /// Database URL; SQLite in `data_dir` when unset.
@@ -232,6 +239,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9000".parse().expect("valid default address"),
+            public_url: None,
+            boot_action_timeout_min: 15,
             data_dir: PathBuf::from(".drydock"),
             database_url: None,
             drivers_dir: None,

@@ -322,6 +322,18 @@ pub async fn start(cfg: Config) -> Result<Server> {
                 renew: Duration::from_millis(cfg.leader.renew_ms),
                 dead_after: Duration::from_millis(cfg.leader.dead_after_ms),
             },
+            boot_action_url: format!(
+                "{}/api/v1.0/bootactions/",
+                cfg.public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", cfg.listen))
+                    .trim_end_matches('/')
+            ),
+            timeouts: [(
+                crate::tasks::orchestrator::BOOT_ACTION_REPORT.to_owned(),
+                Duration::from_secs(cfg.boot_action_timeout_min.saturating_mul(60)),
+            )]
+            .into(),
             ..EngineConfig::default()
         },
     )

@@ -167,6 +167,7 @@ where
                 "expected a JSON body with `Content-Type: application/json`".into(),
             ));
         }
+        let headers = req.headers().clone();
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(format!(
@@ -176,12 +177,25 @@ where
                 ApiError::BadRequest(format!("cannot read the request body: {}", r.body_text()))
             }
         })?;
+        Self::parse(&headers, &bytes)
+    }
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// Parses a body already read, with the same checks and errors as the
+    /// extractor (for handlers that check something else first).
+    pub fn parse(headers: &axum::http::HeaderMap, bytes: &[u8]) -> Result<Self, ApiError> {
+        if !is_json(headers) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a JSON body with `Content-Type: application/json`".into(),
+            ));
+        }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::BadRequest(
                 "request body is empty; expected a JSON object".into(),
             ));
         }
-        serde_json::from_slice(&bytes)
+        serde_json::from_slice(bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
     }

@@ -26,9 +26,11 @@
 //! | every other `GET`, `POST /api/v1.0/nodefilter`, `POST /api/v1.0/validatedesign` | viewer |
 //! | `POST /tasks`, `POST /tasks/{id}/cancel`, `POST /nodes`, `DELETE /nodes/{name}` | operator |
 //! | `DELETE /tasks?days=N` | admin |
+//! | `/bootactions...` ([`bootactions`]) | none: the node's `X-Bootaction-Key` |
 //! | `/drivers...` ([`drivers`], merged by the server) | viewer reads, admin changes |
 
 pub mod auth;
+pub mod bootactions;
 pub mod context;
 pub mod design;
 pub mod drivers;
@@ -93,6 +95,15 @@ pub fn router(state: AppState) -> Router {
         .route(v1!("/nodes/{name}/builddata"), get(nodes::build_data))
         .route(v1!("/nodefilter"), post(nodes::filter))
         .route(v1!("/validatedesign"), post(design::validate))
+        .route(
+            v1!("/bootactions/nodes/{hostname}/units"),
+            get(bootactions::units),
+        )
+        .route(
+            v1!("/bootactions/nodes/{hostname}/files"),
+            get(bootactions::files),
+        )
+        .route(v1!("/bootactions/{action_id}"), post(bootactions::report))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

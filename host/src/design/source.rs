@@ -105,6 +105,16 @@ impl DesignSource {
     }
 
     async fn fetch(&self, design_ref: &str) -> Result<String, SourceError> {
+        let bytes = self.fetch_bytes(design_ref).await?;
+        String::from_utf8(bytes).map_err(|_| {
+            SourceError::Fetch(design_ref.to_owned(), "the design is not UTF-8 text".into())
+        })
+    }
+
+    /// Reads a reference as a design reference is read (`file:` inside the
+    /// design directory, http(s), deckhand+http(s); at most 16 MiB): boot
+    /// action assets' `location`s.
+    pub async fn fetch_bytes(&self, design_ref: &str) -> Result<Vec<u8>, SourceError> {
         let bad = |m: &str| SourceError::BadRef(design_ref.to_owned(), m.to_owned());
         let fetch = |m: String| SourceError::Fetch(design_ref.to_owned(), m);
         let trimmed = design_ref.trim();
@@ -141,10 +151,10 @@ impl DesignSource {
             }
             body.extend_from_slice(&chunk);
         }
-        String::from_utf8(body).map_err(|_| fetch("the design is not UTF-8 text".into()))
+        Ok(body)
     }
 
-    fn read_file(&self, path: &str) -> Result<String, FileError> {
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, FileError> {
         let Some((root, dir)) = &self.dir else {
             return Err(FileError::Refused(
                 "file: references need a design directory (config `design_dir`)".into(),
@@ -173,10 +183,10 @@ impl DesignSource {
         let mut file = dir
             .open(relative)
             .map_err(|e| FileError::Io(format!("cannot open {}: {e}", relative.display())))?;
-        let mut text = String::new();
+        let mut text = Vec::new();
         (&mut file)
             .take(MAX_DESIGN_BYTES as u64 + 1)
-            .read_to_string(&mut text)
+            .read_to_end(&mut text)
             .map_err(|e| FileError::Io(format!("cannot read {}: {e}", relative.display())))?;
         if text.len() > MAX_DESIGN_BYTES {
             return Err(FileError::Io(format!(

@@ -194,7 +194,7 @@ impl Store {
                  successes = '[]', failures = CASE WHEN node_name IS NULL THEN '[]' \
                      ELSE jsonb_build_array(node_name) END, updated = $4 \
              WHERE status = 'running' AND {dead} AND NOT {container} \
-                 AND action = ANY($3)"
+                 AND action = ANY($3) AND action <> 'boot_action_report'"
         )))
         .bind(me)
         .bind(millis(dead_after) as f64)
@@ -209,7 +209,8 @@ impl Store {
                  result_status = CASE WHEN terminate THEN 'failure' ELSE result_status END, \
                  result_message = CASE WHEN terminate THEN 'cancelled' ELSE result_message END, \
                  owner = NULL, updated = $3 \
-             WHERE status = 'running' AND {dead} AND NOT {container}"
+             WHERE status = 'running' AND {dead} AND NOT {container} \
+                 AND action <> 'boot_action_report'"
         )))
         .bind(me)
         .bind(millis(dead_after) as f64)

@@ -39,6 +39,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+pub mod bootactions;
 mod drivers;
 mod kv;
 mod lease;
@@ -48,6 +49,7 @@ mod tasks;
 #[doc(hidden)]
 pub mod testing;
 
+pub use bootactions::{BootActionRecord, NewBootAction};
 pub use chrono::{DateTime, Utc};
 pub use drivers::{ActiveDriver, DriverVersionRecord, NewDriverVersion};
 pub use lease::{Lease, Reclaimed};

@@ -647,6 +647,67 @@ impl Store {
         records(rows)
     }
 
+    /// Running subtasks whose action is `action`, any owner (the waits for
+    /// boot action reports, which no executor claims).
+    pub async fn running_with_action(&self, action: &str) -> Result<Vec<TaskRecord>> {
+        let rows: Vec<TaskRow> = with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                task_cols!(),
+                " FROM tasks WHERE status = 'running' AND action = $1 ORDER BY created, id"
+            ))
+            .bind(action)
+            .fetch_all(pool)
+            .await
+            .db()?
+        });
+        records(rows)
+    }
+
+    /// Completes a running subtask that no executor runs (a wait for boot
+    /// action reports) with `result`, taking it over as `owner` at `epoch`;
+    /// false if it was not running any more. Its outcome follows from stored
+    /// reports and its deadline, so whichever leader decides decides alike.
+    pub async fn settle_wait(
+        &self,
+        t: &TaskRecord,
+        owner: &str,
+        epoch: i64,
+        result: ResultStatus,
+        message: &str,
+    ) -> Result<bool> {
+        let now = now();
+        let node: Vec<String> = t.node_name.iter().cloned().collect();
+        let ok = result == ResultStatus::Success;
+        let (successes, failures) = if ok {
+            (node, Vec::new())
+        } else {
+            (Vec::new(), node)
+        };
+        let n = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE tasks SET status = 'complete', result_status = $2, result_message = $3, \
+                 successes = $4, failures = $5, error_count = $6, \
+                 owner = $7, epoch = $8, updated = $9 \
+                 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(t.id)
+            .bind(result.as_str())
+            .bind(message)
+            .bind(Json(successes))
+            .bind(Json(failures))
+            .bind(i64::from(!ok))
+            .bind(owner)
+            .bind(epoch)
+            .bind(now)
+            .execute(pool)
+            .await
+            .db()?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// The ids of the subtasks of `parent` (Drydock's `subtask_id_list`),
     /// oldest first.
     pub async fn subtask_ids(&self, parent: Uuid) -> Result<Vec<Uuid>> {
@@ -939,6 +1000,7 @@ impl Store {
                      terminated = CASE WHEN terminate THEN $2 ELSE terminated END, \
                      owner = NULL, updated = $2 \
                  WHERE status = 'running' AND owner = $1 \
+                     AND action <> 'boot_action_report' \
                      AND (parent_id IS NULL OR NOT EXISTS \
                          (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))",
             )

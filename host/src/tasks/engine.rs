@@ -20,7 +20,7 @@
 
 use super::filter::{NodeFilter, select};
 use super::leader::{LeaderConfig, Leadership};
-use super::orchestrator::{self, Orchestration, StepParams, StepResult};
+use super::orchestrator::{self, Orchestration, StepAction, StepParams, StepResult};
 use super::result::rollup;
 use crate::design::{Design, DesignSource, PlatformCatalog};
 use crate::drivers::{
@@ -74,6 +74,10 @@ pub struct EngineConfig {
     pub secrets: crate::drivers::GrantedSecrets,
     /// Leader lease timing.
     pub leader: LeaderConfig,
+    /// Where deployed nodes reach the boot action API
+    /// (`<public url>/api/v1.0/bootactions/`), given to their templates as
+    /// `action.report_url` and to their first-boot script.
+    pub boot_action_url: String,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +95,7 @@ impl Default for EngineConfig {
             design_dir: None,
             secrets: Default::default(),
             leader: LeaderConfig::default(),
+            boot_action_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
         }
     }
 }
@@ -264,6 +269,17 @@ impl Engine {
         &self.inner.cfg.instance_id
     }
 
+    /// Where deployed nodes reach the boot action API.
+    pub fn boot_action_url(&self) -> &str {
+        &self.inner.cfg.boot_action_url
+    }
+
+    /// Asks the scheduler to look at its work now (e.g. a boot action
+    /// reported).
+    pub fn wake_scheduler(&self) {
+        self.inner.wake_scheduler.notify_one();
+    }
+
     /// The loaded drivers.
     pub fn drivers(&self) -> &DriverSet {
         &self.inner.drivers
@@ -398,6 +414,21 @@ impl Engine {
             .unwrap_or_else(|| action.default_timeout())
     }
 
+    /// A step's time limit: its driver action's, or for the wait for boot
+    /// action reports `timeouts.boot_action_report` (Drydock's 15 minutes).
+    fn step_timeout(&self, action: StepAction) -> Duration {
+        match action {
+            StepAction::Driver(a) => self.timeout(a),
+            StepAction::BootActionReport => self
+                .inner
+                .cfg
+                .timeouts
+                .get(orchestrator::BOOT_ACTION_REPORT)
+                .copied()
+                .unwrap_or(Duration::from_secs(15 * 60)),
+        }
+    }
+
     async fn idle(&self, wake: &Notify) -> bool {
         tokio::select! {
             _ = self.inner.shutdown.cancelled() => false,
@@ -447,6 +478,8 @@ impl Engine {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "claiming tasks failed; retrying"),
             }
+            // Settle the waits for boot action reports nodes have sent.
+            self.settle_boot_action_waits().await;
             // Settle tasks whose subtasks have all finished (the last one
             // may have run on another instance, which cannot settle what
             // this one owns).
@@ -1360,6 +1393,16 @@ impl Engine {
         self.inner.designs.load(design_ref).await
     }
 
+    /// Reads a reference as design references are read (boot action
+    /// asset locations).
+    pub async fn fetch_reference(&self, reference: &str) -> Result<Vec<u8>, String> {
+        self.inner
+            .designs
+            .fetch_bytes(reference)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Images and kernels the node driver offers, for the platform rule.
     /// `None` (rule skipped) without a node driver or when it fails.
     pub async fn platform_catalog(&self) -> Option<PlatformCatalog> {
@@ -1630,9 +1673,22 @@ impl Engine {
                 continue;
             }
             let targets = step.targets.resolve(&selected, &results);
-            let (eligible, pass): (BTreeSet<String>, BTreeSet<String>) = targets
-                .into_iter()
-                .partition(|n| nodes.get(n).is_none_or(|node| step.only.includes(node)));
+            let signaled: BTreeSet<String> = if step.only == orchestrator::Only::WithBootActions {
+                store
+                    .boot_actions_for_task(t.id)
+                    .await?
+                    .into_iter()
+                    .filter(|b| b.signaling)
+                    .map(|b| b.node_name)
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
+            let (eligible, pass): (BTreeSet<String>, BTreeSet<String>) =
+                targets.into_iter().partition(|n| match step.only {
+                    orchestrator::Only::WithBootActions => signaled.contains(n),
+                    only => nodes.get(n).is_none_or(|node| only.includes(node)),
+                });
             if eligible.is_empty() {
                 results.insert(
                     i,
@@ -1666,10 +1722,16 @@ impl Engine {
                 serde_json::json!({ "repositories": design.repositories() })
             }
             StepParams::PxeBoot => serde_json::json!({ "boot": orchestrator::pxe_once() }),
+            StepParams::BootActions => serde_json::json!({}),
+        };
+        let per_node: BTreeMap<String, serde_json::Value> = match step.params {
+            StepParams::BootActions => self.hand_out_boot_actions(t, design, &eligible).await?,
+            _ => BTreeMap::new(),
         };
         let action = step.action;
         let deadline = chrono::Utc::now()
-            + chrono::Duration::from_std(self.timeout(action)).unwrap_or(chrono::Duration::MAX);
+            + chrono::Duration::from_std(self.step_timeout(action))
+                .unwrap_or(chrono::Duration::MAX);
         let mut parent = NewTask::new(action.name());
         parent.parent_id = Some(t.id);
         parent.status = TaskStatus::Running;
@@ -1688,7 +1750,17 @@ impl Engine {
                     ..NewTask::new(action.name())
                 },
             };
-            s.params = params.clone();
+            s.params = node
+                .and_then(|n| per_node.get(n))
+                .cloned()
+                .unwrap_or_else(|| params.clone());
+            if action == StepAction::BootActionReport {
+                // No executor runs a wait: the leader settles it.
+                s.params = serde_json::json!({ "task": t.id });
+                s.status = TaskStatus::Running;
+                s.owner = Some(self.instance_id().to_owned());
+                s.epoch = self.epoch();
+            }
             s.deadline = Some(deadline);
             s.retry = step.attempts;
             s.created_by = t.created_by.clone();
@@ -1718,6 +1790,205 @@ impl Engine {
         tracing::info!(task.id = %t.id, step = index, action = action.name(), targets = eligible.len(), "orchestration step started");
         self.inner.wake_executor.notify_one();
         Ok(())
+    }
+
+    /// Records the boot actions the design gives each of `nodes`, with a
+    /// fresh key per node, and returns each such node's `deploy_node`
+    /// parameters: cloud-init user data that installs the packages of its
+    /// `pkg_list` assets, fetches its files and units from the boot action
+    /// API with the key, and enables the units.
+    async fn hand_out_boot_actions(
+        &self,
+        t: &TaskRecord,
+        design: &Design,
+        nodes: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, serde_json::Value>, EngineError> {
+        use crate::design::bootaction::{ActionContext, AssetType, render};
+        let actions = match design.boot_actions() {
+            Ok(a) => a,
+            Err(e) => {
+                // Validation refuses such a design before any step; say so
+                // anyway rather than deploy without them silently.
+                self.message(
+                    t.id,
+                    None,
+                    format!("boot actions not handed out: {e}"),
+                    true,
+                );
+                return Ok(BTreeMap::new());
+            }
+        };
+        if actions.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let targets: Vec<_> = actions
+            .iter()
+            .map(|a| (a, design.boot_action_nodes(a)))
+            .collect();
+        let design_ref = t.design_ref.clone().unwrap_or_default();
+        let url = self.inner.cfg.boot_action_url.clone();
+        let fetch = |r: String| async move { self.fetch_reference(&r).await };
+        let mut records = Vec::new();
+        let mut out = BTreeMap::new();
+        for node in nodes {
+            let mine: Vec<_> = targets
+                .iter()
+                .filter(|(_, n)| n.contains(node))
+                .map(|(a, _)| *a)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let key = crate::store::bootactions::new_key();
+            let context = design.template_node(node);
+            let mut packages = BTreeSet::new();
+            let mut units = BTreeSet::new();
+            for a in &mine {
+                let action_id = Uuid::new_v4().simple().to_string();
+                let ctx = ActionContext {
+                    action_id: action_id.clone(),
+                    action_key: key.clone(),
+                    report_url: url.clone(),
+                    design_ref: design_ref.clone(),
+                };
+                match render(a, Some(AssetType::PkgList), &context, &ctx, &fetch).await {
+                    Ok(lists) => {
+                        for (name, version) in lists.into_iter().flat_map(|l| l.packages) {
+                            packages.insert(match version {
+                                Some(v) => format!("{name}={v}"),
+                                None => name,
+                            });
+                        }
+                    }
+                    Err(e) => self.message(t.id, Some(node), e.to_string(), true),
+                }
+                units.extend(
+                    a.assets
+                        .iter()
+                        .filter(|x| x.asset_type == AssetType::Unit)
+                        .filter_map(|x| x.path.as_deref())
+                        .filter_map(|p| p.rsplit('/').next())
+                        .map(str::to_owned),
+                );
+                records.push(crate::store::NewBootAction {
+                    action_id,
+                    task_id: t.id,
+                    node_name: node.clone(),
+                    name: a.name.clone(),
+                    signaling: a.signaling,
+                    key_hash: crate::store::bootactions::key_hash(&key),
+                    design_ref: design_ref.clone(),
+                });
+            }
+            let user_data = first_boot_user_data(&url, node, &key, &units, &packages);
+            out.insert(node.clone(), serde_json::json!({ "user_data": user_data }));
+        }
+        self.inner.store.insert_boot_actions(&records).await?;
+        let n = out.len();
+        self.message(
+            t.id,
+            None,
+            format!("boot actions handed out to {n} node(s)"),
+            false,
+        );
+        Ok(out)
+    }
+
+    /// Settles the waits for boot action reports (leader only): a node's
+    /// wait succeeds once every signaling boot action it received reported
+    /// success, fails at the first reported failure, and fails at its
+    /// deadline naming the boot actions that never reported.
+    async fn settle_boot_action_waits(&self) {
+        use crate::store::bootactions::{FAILURE, SUCCESS};
+        let store = &self.inner.store;
+        let waits = match store
+            .running_with_action(orchestrator::BOOT_ACTION_REPORT)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the boot action waits failed");
+                return;
+            }
+        };
+        let mut reports: HashMap<Uuid, Vec<crate::store::BootActionRecord>> = HashMap::new();
+        let mut parents = Vec::new();
+        for w in waits {
+            let Some(task) = w.params["task"]
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+            else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(e) = reports.entry(task) {
+                match store.boot_actions_for_task(task).await {
+                    Ok(r) => {
+                        e.insert(r);
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let mine: Vec<&crate::store::BootActionRecord> = reports[&task]
+                .iter()
+                .filter(|b| b.signaling && Some(&b.node_name) == w.node_name.as_ref())
+                .collect();
+            let names = |status: &str| -> Vec<&str> {
+                mine.iter()
+                    .filter(|b| b.status == status)
+                    .map(|b| b.name.as_str())
+                    .collect()
+            };
+            let failed = names(FAILURE);
+            let pending: Vec<&str> = mine
+                .iter()
+                .filter(|b| b.status != SUCCESS && b.status != FAILURE)
+                .map(|b| b.name.as_str())
+                .collect();
+            let overdue = w.deadline.is_some_and(|d| d < chrono::Utc::now());
+            let (result, message) = if !failed.is_empty() {
+                (
+                    ResultStatus::Failure,
+                    format!("boot action(s) {} reported failure", failed.join(", ")),
+                )
+            } else if pending.is_empty() {
+                (
+                    ResultStatus::Success,
+                    format!(
+                        "boot action(s) {} reported success",
+                        names(SUCCESS).join(", ")
+                    ),
+                )
+            } else if overdue {
+                (
+                    ResultStatus::Failure,
+                    format!(
+                        "no final report from boot action(s) {} by the deadline",
+                        pending.join(", ")
+                    ),
+                )
+            } else {
+                continue;
+            };
+            match store
+                .settle_wait(&w, self.instance_id(), self.epoch(), result, &message)
+                .await
+            {
+                Ok(true) => {
+                    let error = result != ResultStatus::Success;
+                    self.message(w.id, w.node_name.as_deref(), message, error);
+                    parents.extend(w.parent_id);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(task.id = %w.id, error = %e, "could not settle a boot action wait")
+                }
+            }
+        }
+        if !parents.is_empty() {
+            parents.sort();
+            parents.dedup();
+            self.complete_parents(&parents).await;
+        }
     }
 
     async fn finish_orchestration(
@@ -2004,4 +2275,34 @@ impl DriverServices for EngineServices {
             .map(|_| ())
             .map_err(svc)
     }
+}
+
+/// Cloud-init user data for a node's first boot: install `packages`, fetch
+/// the node's files and units from the boot action API at `url` with `key`
+/// (unpacked at `/`), then enable and start `units`.
+pub fn first_boot_user_data(
+    url: &str,
+    node: &str,
+    key: &str,
+    units: &BTreeSet<String>,
+    packages: &BTreeSet<String>,
+) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r#"'\''"#));
+    let mut script = format!(
+        "set -e; u={}; k={}; for t in files units; do \
+         curl -fsS --retry 5 -H \"X-Bootaction-Key: $k\" \"${{u}}nodes/{node}/$t\" | tar -xzf - -C /; \
+         done; systemctl daemon-reload",
+        quote(url),
+        quote(key)
+    );
+    if !units.is_empty() {
+        let names: Vec<String> = units.iter().map(|u| quote(u)).collect();
+        script.push_str(&format!("; systemctl enable --now {}", names.join(" ")));
+    }
+    let mut doc = serde_json::json!({ "runcmd": [["/bin/sh", "-c", script]] });
+    if !packages.is_empty() {
+        doc["packages"] = serde_json::json!(packages);
+    }
+    let yaml = serde_yaml_ng::to_string(&doc).unwrap_or_default();
+    format!("#cloud-config\n{yaml}")
 }

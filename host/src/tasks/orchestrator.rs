@@ -56,6 +56,40 @@ impl Orchestration {
     }
 }
 
+/// What a step does: a driver action per node (or for the site), or the
+/// host's wait for boot action reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepAction {
+    /// A driver action.
+    Driver(Action),
+    /// Wait until every signaling boot action the node received reports
+    /// success (or one reports failure, or the step's deadline passes).
+    /// No driver and no executor: the leader settles these from the
+    /// reports nodes post to `/bootactions/{id}`.
+    BootActionReport,
+}
+
+/// The task action name of the wait for boot action reports.
+pub const BOOT_ACTION_REPORT: &str = "boot_action_report";
+
+impl StepAction {
+    /// The name its tasks carry.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepAction::Driver(a) => a.name(),
+            StepAction::BootActionReport => BOOT_ACTION_REPORT,
+        }
+    }
+
+    /// Whether it works per node (else once for the site).
+    pub fn is_node_scoped(self) -> bool {
+        match self {
+            StepAction::Driver(a) => a.is_node_scoped(),
+            StepAction::BootActionReport => true,
+        }
+    }
+}
+
 /// Which nodes a step acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Targets {
@@ -77,6 +111,8 @@ pub enum Only {
     All,
     /// Nodes with an interface cabled to a switch port.
     WithSwitchPorts,
+    /// Nodes this task handed signaling boot actions to.
+    WithBootActions,
 }
 
 /// Parameters a step's driver calls get, from the design.
@@ -92,13 +128,16 @@ pub enum StepParams {
     Repositories,
     /// PXE boot, once.
     PxeBoot,
+    /// Per node: the boot actions the design gives it, recorded with a
+    /// fresh key, and cloud-init user data that fetches and runs them.
+    BootActions,
 }
 
 /// One step of a plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {
-    /// The driver action.
-    pub action: Action,
+    /// What it does.
+    pub action: StepAction,
     /// Nodes it targets (ignored for site steps).
     pub targets: Targets,
     /// Which targeted nodes it runs on.
@@ -113,7 +152,7 @@ pub struct Step {
 
 const fn step(action: Action, targets: Targets) -> Step {
     Step {
-        action,
+        action: StepAction::Driver(action),
         targets,
         only: Only::All,
         attempts: 0,
@@ -182,11 +221,18 @@ pub fn plan(o: Orchestration) -> Vec<Step> {
             step(ApplyNodePlatform, SuccessesOf(1)),
             Step {
                 attempts: 3,
+                params: StepParams::BootActions,
                 ..step(DeployNode, SuccessesOf(2))
             },
             Step {
                 only: Only::WithSwitchPorts,
                 ..step(ConfigPortProduction, SuccessesOf(3))
+            },
+            // 5: Drydock's wait for boot action reports.
+            Step {
+                action: StepAction::BootActionReport,
+                only: Only::WithBootActions,
+                ..step(DeployNode, SuccessesOf(4))
             },
         ],
         Orchestration::DestroyNodes => vec![Step {
@@ -230,6 +276,8 @@ impl Only {
         match self {
             Only::All => true,
             Only::WithSwitchPorts => node.interfaces.iter().any(|i| i.switch_port.is_some()),
+            // Decided from the task's stored boot actions by the engine.
+            Only::WithBootActions => true,
         }
     }
 }

@@ -1,0 +1,19 @@
+-- Boot actions handed to nodes by deploy_nodes: one row per boot action per
+-- node per deployment. A node proves itself with its key (only the SHA-256
+-- is kept) and reports each action's outcome by its id. Keep equivalent to
+-- ../sqlite/20260401000000_boot_actions.sql.
+CREATE TABLE boot_actions (
+    action_id   TEXT PRIMARY KEY,
+    task_id     UUID NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    node_name   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    signaling   BOOLEAN NOT NULL,
+    status      TEXT NOT NULL,
+    key_hash    TEXT NOT NULL,
+    design_ref  TEXT NOT NULL,
+    created     TIMESTAMPTZ NOT NULL,
+    updated     TIMESTAMPTZ NOT NULL
+);
+
+CREATE INDEX boot_actions_node ON boot_actions (node_name, created);
+CREATE INDEX boot_actions_task ON boot_actions (task_id);
