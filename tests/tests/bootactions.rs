@@ -391,3 +391,29 @@ async fn nodes_fetch_their_assets_and_deploy_nodes_waits_for_their_reports() {
     e.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_deploy_nodes_ends_the_wait_for_reports() {
+    let dir = design_dir();
+    let store = drydock_tests::db::sqlite().await;
+    // A wait that would last an hour.
+    let e = engine(store.clone(), dir.clone(), Duration::from_secs(3600)).await;
+    let prep = e.submit(submit("prepare_nodes")).await.unwrap();
+    e.wait_finished(prep.id, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let task = e.submit(submit("deploy_nodes")).await.unwrap();
+    let wait = step(&store, &task, "boot_action_report").await;
+    e.cancel(task.id, "operator").await.unwrap();
+    let done = e
+        .wait_finished(task.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Terminated, "{done:?}");
+    for w in store.subtasks(wait.id).await.unwrap() {
+        assert_eq!(w.status, TaskStatus::Terminated, "{w:?}");
+        assert_eq!(w.result_message.as_deref(), Some("cancelled"));
+    }
+    e.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -673,7 +673,7 @@ impl Store {
         t: &TaskRecord,
         owner: &str,
         epoch: i64,
-        result: ResultStatus,
+        (status, result): (TaskStatus, ResultStatus),
         message: &str,
     ) -> Result<bool> {
         let now = now();
@@ -686,9 +686,10 @@ impl Store {
         };
         let n = with_pool!(self, |pool| {
             sqlx::query(
-                "UPDATE tasks SET status = 'complete', result_status = $2, result_message = $3, \
+                "UPDATE tasks SET status = $10, result_status = $2, result_message = $3, \
                  successes = $4, failures = $5, error_count = $6, \
-                 owner = $7, epoch = $8, updated = $9 \
+                 owner = $7, epoch = $8, updated = $9, \
+                 terminated = CASE WHEN $10 = 'terminated' THEN $9 ELSE terminated END \
                  WHERE id = $1 AND status = 'running'",
             )
             .bind(t.id)
@@ -700,6 +701,7 @@ impl Store {
             .bind(owner)
             .bind(epoch)
             .bind(now)
+            .bind(status.as_str())
             .execute(pool)
             .await
             .db()?

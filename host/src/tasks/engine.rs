@@ -1945,7 +1945,11 @@ impl Engine {
                 .map(|b| b.name.as_str())
                 .collect();
             let overdue = w.deadline.is_some_and(|d| d < chrono::Utc::now());
-            let (result, message) = if !failed.is_empty() {
+            let mut status = TaskStatus::Complete;
+            let (result, message) = if w.terminate {
+                status = TaskStatus::Terminated;
+                (ResultStatus::Failure, "cancelled".to_owned())
+            } else if !failed.is_empty() {
                 (
                     ResultStatus::Failure,
                     format!("boot action(s) {} reported failure", failed.join(", ")),
@@ -1970,7 +1974,13 @@ impl Engine {
                 continue;
             };
             match store
-                .settle_wait(&w, self.instance_id(), self.epoch(), result, &message)
+                .settle_wait(
+                    &w,
+                    self.instance_id(),
+                    self.epoch(),
+                    (status, result),
+                    &message,
+                )
                 .await
             {
                 Ok(true) => {
