@@ -896,6 +896,26 @@ async fn maas_through_the_orchestrator() {
     for name in all {
         let (id, st) = machine_by_host(&fake, name).unwrap();
         assert_eq!(st, status::DEPLOYED, "{name} after deploy_nodes");
+        // The sample's boot action `hello` (compute nodes) reached MAAS as
+        // the machine's cloud-init user data, fetching from Drydock.
+        let user_data = fake.with_state(|st| st.machines[&id].user_data.clone());
+        let user_data = String::from_utf8(user_data.unwrap_or_default()).unwrap();
+        if name.starts_with("cmp") {
+            assert!(
+                user_data.starts_with("#cloud-config"),
+                "{name}: {user_data}"
+            );
+            assert!(
+                user_data.contains("/api/v1.0/bootactions/"),
+                "{name}: {user_data}"
+            );
+            assert!(
+                user_data.contains(&format!("nodes/{name}/$t")),
+                "{name}: {user_data}"
+            );
+        } else {
+            assert!(user_data.is_empty(), "{name}: {user_data}");
+        }
         let m = fake.machine(&id).unwrap();
         assert_eq!(m["distro_series"], "jammy", "{name}");
         let kernel = if name == "ctl01" {
