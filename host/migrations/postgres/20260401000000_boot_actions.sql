@@ -17,3 +17,6 @@ CREATE TABLE boot_actions (
 
 CREATE INDEX boot_actions_node ON boot_actions (node_name, created);
 CREATE INDEX boot_actions_task ON boot_actions (task_id);
+
+-- The leader looks up the running waits for boot action reports by action.
+CREATE INDEX tasks_running_action ON tasks (action) WHERE status = 'running';

@@ -166,20 +166,7 @@ impl Store {
             return Ok(Reclaimed::default());
         };
         let mut tx = pool.begin().await.db()?;
-        let held: Option<i64> = sqlx::query_scalar(
-            "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
-             AND expires > clock_timestamp() FOR UPDATE",
-        )
-        .bind(me)
-        .bind(epoch)
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?;
-        if held.is_none() {
-            return Err(StoreError::Invalid(format!(
-                "{me} does not hold the leader lease at epoch {epoch}"
-            )));
-        }
+        hold_lease(&mut tx, me, epoch).await?;
         // Constant fragments only (no input is formatted into SQL).
         let dead = "owner <> $1 AND owner NOT IN (SELECT id FROM instances \
              WHERE heartbeat > clock_timestamp() - make_interval(secs => $2::float8 / 1000))";
@@ -255,20 +242,7 @@ impl Store {
             return Ok(0);
         };
         let mut tx = pool.begin().await.db()?;
-        let held: Option<i64> = sqlx::query_scalar(
-            "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
-             AND expires > clock_timestamp() FOR UPDATE",
-        )
-        .bind(me)
-        .bind(epoch)
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?;
-        if held.is_none() {
-            return Err(StoreError::Invalid(format!(
-                "{me} does not hold the leader lease at epoch {epoch}"
-            )));
-        }
+        hold_lease(&mut tx, me, epoch).await?;
         let failed = sqlx::query(
             "UPDATE tasks SET status = 'complete', result_status = 'failure', \
                  result_message = action || ' timed out: still running on ' || \
@@ -351,4 +325,28 @@ impl Store {
         });
         Ok(held.is_some())
     }
+}
+
+/// Locks the lease row inside `tx` if `me` holds it at `epoch` (refused
+/// otherwise), so the transaction's writes are fenced on the lease.
+async fn hold_lease(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    me: &str,
+    epoch: i64,
+) -> Result<()> {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
+         AND expires > clock_timestamp() FOR UPDATE",
+    )
+    .bind(me)
+    .bind(epoch)
+    .fetch_optional(&mut **tx)
+    .await
+    .db()?;
+    if held.is_none() {
+        return Err(StoreError::Invalid(format!(
+            "{me} does not hold the leader lease at epoch {epoch}"
+        )));
+    }
+    Ok(())
 }

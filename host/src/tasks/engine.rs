@@ -46,6 +46,9 @@ use uuid::Uuid;
 /// finishes well within this.
 pub const OVERDUE_GRACE: Duration = Duration::from_secs(30);
 
+/// How often the leader looks at the waits for boot action reports.
+const WAITS_EVERY: Duration = Duration::from_millis(250);
+
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -442,6 +445,7 @@ impl Engine {
     async fn scheduler(self) {
         let mut sweep = tokio::time::Instant::now();
         let mut reclaim = tokio::time::Instant::now();
+        let mut waits = tokio::time::Instant::now();
         loop {
             if self.inner.shutdown.is_cancelled() {
                 return;
@@ -479,7 +483,10 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "claiming tasks failed; retrying"),
             }
             // Settle the waits for boot action reports nodes have sent.
-            self.settle_boot_action_waits().await;
+            if waits.elapsed() >= WAITS_EVERY {
+                waits = tokio::time::Instant::now();
+                self.settle_boot_action_waits().await;
+            }
             // Settle tasks whose subtasks have all finished (the last one
             // may have run on another instance, which cannot settle what
             // this one owns).
