@@ -103,6 +103,20 @@ pub fn node(name: &str, oob_type: &str) -> Node {
     }
 }
 
+/// Submits `req` to `engine` and returns the task once it has ended (at
+/// most `within`; panics past it or if the engine refuses the task).
+pub async fn run_to_end(
+    engine: &drydock::tasks::Engine,
+    req: drydock::tasks::TaskRequest,
+    within: Duration,
+) -> drydock::store::TaskRecord {
+    let t = engine.submit(req).await.expect("task accepted");
+    engine
+        .wait_finished(t.id, within)
+        .await
+        .expect("task ended in time")
+}
+
 /// Everything one call needs besides the driver and the action.
 pub struct Call {
     /// Operator configuration and grants.

@@ -176,11 +176,8 @@ async fn nodes_fetch_their_assets_and_deploy_nodes_waits_for_their_reports() {
             role: Role::Viewer,
         }])),
     });
-    let prep = e.submit(submit("prepare_nodes")).await.unwrap();
-    let prep = e
-        .wait_finished(prep.id, Duration::from_secs(120))
-        .await
-        .unwrap();
+    let prep =
+        drydock_tests::run_to_end(&e, submit("prepare_nodes"), Duration::from_secs(120)).await;
     assert_eq!(prep.result_status, ResultStatus::Success, "{prep:?}");
 
     let task = e.submit(submit("deploy_nodes")).await.unwrap();
@@ -398,10 +395,7 @@ async fn cancelling_deploy_nodes_ends_the_wait_for_reports() {
     let store = drydock_tests::db::sqlite().await;
     // A wait that would last an hour.
     let e = engine(store.clone(), dir.clone(), Duration::from_secs(3600)).await;
-    let prep = e.submit(submit("prepare_nodes")).await.unwrap();
-    e.wait_finished(prep.id, Duration::from_secs(120))
-        .await
-        .unwrap();
+    drydock_tests::run_to_end(&e, submit("prepare_nodes"), Duration::from_secs(120)).await;
     let task = e.submit(submit("deploy_nodes")).await.unwrap();
     let wait = step(&store, &task, "boot_action_report").await;
     e.cancel(task.id, "operator").await.unwrap();

@@ -337,7 +337,7 @@ async fn boot_actions_render_for_their_nodes() {
     assert_eq!(hello.name, "hello");
     // The sample's `signaled: false` is Drydock's `signaling`.
     assert!(!hello.signaling);
-    let targets = design.boot_action_nodes(hello);
+    let targets = &design.boot_action_nodes(&actions)[0];
     assert!(
         targets.contains("cmp01") && !targets.contains("ctl01"),
         "{targets:?}"
@@ -467,20 +467,14 @@ async fn engine(store: Store, settings: &[(&str, &str)]) -> Engine {
 }
 
 async fn run(engine: &Engine, action: &str, filter: Option<Value>) -> drydock::store::TaskRecord {
-    let t = engine
-        .submit(TaskRequest {
-            action: action.into(),
-            design_ref: Some("file:site.yaml".into()),
-            node_filter: filter,
-            created_by: Some("test".into()),
-            ..TaskRequest::default()
-        })
-        .await
-        .unwrap();
-    let done = engine
-        .wait_finished(t.id, Duration::from_secs(120))
-        .await
-        .unwrap();
+    let req = TaskRequest {
+        action: action.into(),
+        design_ref: Some("file:site.yaml".into()),
+        node_filter: filter,
+        created_by: Some("test".into()),
+        ..TaskRequest::default()
+    };
+    let done = drydock_tests::run_to_end(engine, req, Duration::from_secs(120)).await;
     assert_eq!(done.status, TaskStatus::Complete, "{done:?}");
     done
 }
@@ -709,25 +703,19 @@ async fn a_design_with_errors_fails_the_task_with_its_findings() {
         ("file:/etc/passwd", "inside the design directory"),
         ("ftp://x/site.yaml", "file://, http(s)://"),
     ] {
-        let t = e
-            .submit(TaskRequest {
-                action: "prepare_nodes".into(),
-                design_ref: Some(design_ref.into()),
-                ..TaskRequest::default()
-            })
-            .await
-            .unwrap();
-        let done = e
-            .wait_finished(t.id, Duration::from_secs(30))
-            .await
-            .unwrap();
+        let req = TaskRequest {
+            action: "prepare_nodes".into(),
+            design_ref: Some(design_ref.into()),
+            ..TaskRequest::default()
+        };
+        let done = drydock_tests::run_to_end(&e, req, Duration::from_secs(30)).await;
         assert_eq!(done.result_status, ResultStatus::Failure, "{done:?}");
-        let msgs = store.messages(t.id).await.unwrap();
+        let msgs = store.messages(done.id).await.unwrap();
         assert!(
             msgs.iter().any(|m| m.error && m.message.contains(needle)),
             "{design_ref}: no message containing {needle}: {msgs:?}"
         );
-        assert!(store.subtasks(t.id).await.unwrap().is_empty());
+        assert!(store.subtasks(done.id).await.unwrap().is_empty());
     }
     e.shutdown();
     let _ = std::fs::remove_dir_all(dir);

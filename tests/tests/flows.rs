@@ -120,20 +120,14 @@ async fn engine(
 /// Runs `action` on `site.yaml` to completion (bounded); prints its time.
 async fn run(engine: &Engine, action: &str, filter: Option<Value>) -> TaskRecord {
     let started = Instant::now();
-    let t = engine
-        .submit(TaskRequest {
-            action: action.into(),
-            design_ref: Some("file:site.yaml".into()),
-            node_filter: filter,
-            created_by: Some("flows".into()),
-            ..TaskRequest::default()
-        })
-        .await
-        .unwrap();
-    let done = engine
-        .wait_finished(t.id, Duration::from_secs(240))
-        .await
-        .unwrap();
+    let req = TaskRequest {
+        action: action.into(),
+        design_ref: Some("file:site.yaml".into()),
+        node_filter: filter,
+        created_by: Some("flows".into()),
+        ..TaskRequest::default()
+    };
+    let done = drydock_tests::run_to_end(engine, req, Duration::from_secs(240)).await;
     eprintln!(
         "FIGURE {action}: {} ms, {} - {}",
         started.elapsed().as_millis(),

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Design;
-use super::documents::Kind;
+use super::documents::{Document, Kind};
 use crate::tasks::filter::{NodeFilter, select};
 
 /// The kind of an asset.
@@ -145,38 +145,21 @@ impl Design {
         self.documents
             .iter()
             .filter(|d| d.kind == Kind::BootAction)
-            .map(|d| {
-                let bad = |m: String| BootActionError::Invalid(d.name.clone(), m);
-                let spec: Spec =
-                    serde_json::from_value(d.data.clone()).map_err(|e| bad(format!("{e}")))?;
-                let node_filter = match &spec.node_filter {
-                    Some(v) => {
-                        NodeFilter::from_json(v).map_err(|e| bad(format!("node_filter: {e}")))?
-                    }
-                    None => None,
-                };
-                for (i, a) in spec.assets.iter().enumerate() {
-                    check_asset(a).map_err(|m| bad(format!("asset {}: {m}", i + 1)))?;
-                }
-                Ok(BootAction {
-                    name: d.name.clone(),
-                    signaling: spec.signaling.unwrap_or(true),
-                    node_filter,
-                    assets: spec.assets,
-                })
-            })
+            .map(read)
             .collect()
     }
 
-    /// The nodes `action` applies to.
-    pub fn boot_action_nodes(&self, action: &BootAction) -> BTreeSet<String> {
-        select(
-            &self.model_nodes(),
-            action.node_filter.as_ref(),
-            &self.rack_labels(),
-        )
-        .into_iter()
-        .collect()
+    /// The nodes each of `actions` applies to, in the same order.
+    pub fn boot_action_nodes(&self, actions: &[BootAction]) -> Vec<BTreeSet<String>> {
+        let (nodes, racks) = (self.model_nodes(), self.rack_labels());
+        actions
+            .iter()
+            .map(|a| {
+                select(&nodes, a.node_filter.as_ref(), &racks)
+                    .into_iter()
+                    .collect()
+            })
+            .collect()
     }
 
     /// The `node` part of a template's context for node `name`.
@@ -219,6 +202,25 @@ impl Design {
             "interfaces": interfaces,
         })
     }
+}
+
+/// Reads one `BootAction` document, checking its node filter and assets.
+pub fn read(d: &Document) -> Result<BootAction, BootActionError> {
+    let bad = |m: String| BootActionError::Invalid(d.name.clone(), m);
+    let spec: Spec = serde_json::from_value(d.data.clone()).map_err(|e| bad(format!("{e}")))?;
+    let node_filter = match &spec.node_filter {
+        Some(v) => NodeFilter::from_json(v).map_err(|e| bad(format!("node_filter: {e}")))?,
+        None => None,
+    };
+    for (i, a) in spec.assets.iter().enumerate() {
+        check_asset(a).map_err(|m| bad(format!("asset {}: {m}", i + 1)))?;
+    }
+    Ok(BootAction {
+        name: d.name.clone(),
+        signaling: spec.signaling.unwrap_or(true),
+        node_filter,
+        assets: spec.assets,
+    })
 }
 
 /// Checks what can be checked without rendering: paths, permissions,

@@ -120,11 +120,7 @@ fn bootaction(d: &Design, out: &mut Out) {
         .iter()
         .filter(|doc| doc.kind == Kind::BootAction)
     {
-        let single = Design {
-            documents: vec![doc.clone()],
-            ..Design::default()
-        };
-        if let Err(e) = single.boot_actions() {
+        if let Err(e) = super::bootaction::read(doc) {
             out.error(
                 "bootaction",
                 e.to_string(),
@@ -740,6 +736,23 @@ pub fn parse_size(s: &str) -> Result<Size, String> {
     })
 }
 
+/// The percentage of its disk or volume group `size` claims (0 for an
+/// absolute size), reporting a missing or unreadable size of `what`.
+fn claimed_percent(size: Option<&str>, what: &str, out: &mut Out, docs: Vec<DocRef>) -> u32 {
+    match size.map(parse_size) {
+        None => {
+            out.error("storage_partitioning", format!("{what} has no size"), docs);
+            0
+        }
+        Some(Err(e)) => {
+            out.error("storage_partitioning", format!("{what}: {e}"), docs);
+            0
+        }
+        Some(Ok(Size::Percent(n))) => n,
+        Some(Ok(_)) => 0,
+    }
+}
+
 fn storage_partitioning(d: &Design, out: &mut Out) {
     for (kind, hname, h) in hosts(d) {
         let me = || vec![DocRef::new(kind, hname)];
@@ -771,28 +784,8 @@ fn storage_partitioning(d: &Design, out: &mut Out) {
                         me(),
                     );
                 }
-                match p.size.as_deref().map(parse_size) {
-                    None => out.error(
-                        "storage_partitioning",
-                        format!(
-                            "{} `{hname}` partition {} on {dev} has no size",
-                            kind.name(),
-                            p.name
-                        ),
-                        me(),
-                    ),
-                    Some(Err(e)) => out.error(
-                        "storage_partitioning",
-                        format!(
-                            "{} `{hname}` partition {} on {dev}: {e}",
-                            kind.name(),
-                            p.name
-                        ),
-                        me(),
-                    ),
-                    Some(Ok(Size::Percent(n))) => percent += n,
-                    Some(Ok(_)) => {}
-                }
+                let what = format!("{} `{hname}` partition {} on {dev}", kind.name(), p.name);
+                percent += claimed_percent(p.size.as_deref(), &what, out, me());
             }
             if percent > 100 {
                 out.error(
@@ -818,24 +811,8 @@ fn storage_partitioning(d: &Design, out: &mut Out) {
             }
             let mut percent = 0;
             for lv in &spec.logical_volumes {
-                match lv.size.as_deref().map(parse_size) {
-                    None => out.error(
-                        "storage_partitioning",
-                        format!(
-                            "{} `{hname}` logical volume {} has no size",
-                            kind.name(),
-                            lv.name
-                        ),
-                        me(),
-                    ),
-                    Some(Err(e)) => out.error(
-                        "storage_partitioning",
-                        format!("{} `{hname}` logical volume {}: {e}", kind.name(), lv.name),
-                        me(),
-                    ),
-                    Some(Ok(Size::Percent(n))) => percent += n,
-                    Some(Ok(_)) => {}
-                }
+                let what = format!("{} `{hname}` logical volume {}", kind.name(), lv.name);
+                percent += claimed_percent(lv.size.as_deref(), &what, out, me());
             }
             if percent > 100 {
                 out.error(

@@ -1830,7 +1830,7 @@ impl Engine {
         }
         let targets: Vec<_> = actions
             .iter()
-            .map(|a| (a, design.boot_action_nodes(a)))
+            .zip(design.boot_action_nodes(&actions))
             .collect();
         let design_ref = t.design_ref.clone().unwrap_or_default();
         let url = self.inner.cfg.boot_action_url.clone();
