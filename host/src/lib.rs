@@ -12,6 +12,8 @@
 //!   profile inheritance, Drydock's validation rules, nodes for drivers.
 //! - [`lifecycle`]: installing, verifying, activating and rolling back
 //!   driver versions across the instances of a cluster.
+//! - [`netaddr`]: the one list of special IP addresses (loopback,
+//!   metadata, link-local, ...) used by egress, fetches and node addresses.
 //! - [`tasks`]: the task engine and the orchestrator's plans.
 //! - [`cli`]: the `drydock` command line (parsing and the commands' effects).
 //! - [`telemetry`]: `tracing` subscriber set-up.
@@ -26,6 +28,7 @@ pub mod design;
 pub mod drivers;
 pub mod lifecycle;
 pub mod model;
+pub mod netaddr;
 pub mod secrets;
 pub mod server;
 pub mod store;
