@@ -15,6 +15,8 @@
 //! - [`netaddr`]: the one list of special IP addresses (loopback,
 //!   metadata, link-local, ...) used by egress, fetches and node addresses.
 //! - [`tasks`]: the task engine and the orchestrator's plans.
+//! - [`cluster`]: leadership (lease, fencing epoch, heartbeats) and the
+//!   leader's recovery of dead instances' work.
 //! - [`cli`]: the `drydock` command line (parsing and the commands' effects).
 //! - [`telemetry`]: `tracing` subscriber set-up.
 //!
@@ -23,6 +25,7 @@
 pub mod api;
 pub mod bundled;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod design;
 pub mod drivers;

@@ -127,7 +127,7 @@ impl From<StoreError> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::Invalid(m) => ApiError::BadRequest(m),
+            EngineError::Invalid(m) | EngineError::Design(m) => ApiError::BadRequest(m),
             EngineError::NotFound(m) => ApiError::NotFound(m),
             EngineError::Store(e) => e.into(),
         }

@@ -1,20 +1,32 @@
 //! Tasks: what a client asks for, how it is split into per-node work, run
 //! against drivers, and rolled up into Drydock's result.
 //!
-//! - [`engine`]: the scheduler (claims queued top-level tasks and fans them
-//!   out into per-node subtasks), the executor (claims subtasks, calls
-//!   drivers with concurrency limits, retries and deadlines) and the writer
-//!   (batches outcomes and messages into the store, completes parents).
+//! - [`engine`]: the façade (start, submit, cancel, wait) over the engine's
+//!   components: `scheduler` (claims and fans out top-level tasks),
+//!   `executor` and `call` (run driver calls), `writer` (batched writes),
+//!   `settler` (completes parents, advances orchestrations through
+//!   `orchestration`), `bootactions` (hands out and settles boot actions),
+//!   joined by channels; `shared` holds what they share.
 //! - [`orchestrator`]: Drydock's orchestrator actions as plans of steps.
-//! - [`leader`]: the leader lease, its fencing epoch and heartbeats.
 //! - [`filter`]: Drydock node filters (pure).
 //! - [`result`]: the result algebra (pure).
+//!
+//! Leadership and recovery live in [`crate::cluster`].
 
+mod bootactions;
+mod call;
 pub mod engine;
+mod executor;
 pub mod filter;
-pub mod leader;
+mod orchestration;
 pub mod orchestrator;
 pub mod result;
+mod scheduler;
+mod services;
+mod settler;
+mod shared;
+mod writer;
 
+pub use crate::cluster::leader;
 pub use engine::{Engine, EngineConfig, EngineError, TaskRequest};
 pub use leader::{LeaderConfig, LeaderView, Leadership};

@@ -95,7 +95,12 @@ impl Leadership {
         }
     }
 
-    /// The timing.
+    /// This instance's id (the lease holder's name when it leads).
+    pub fn instance_id(&self) -> &str {
+        &self.me
+    }
+
+    /// The lease timing.
     pub fn config(&self) -> &LeaderConfig {
         &self.cfg
     }

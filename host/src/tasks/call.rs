@@ -1,0 +1,441 @@
+//! One subtask's driver call, from claim to outcome: read the node and its
+//! credentials, pick the driver, call it under the BMC limit with retries
+//! and backoff inside the action's deadline, stop at once on cancel, and
+//! hand the outcome to the writer.
+
+use super::executor::BmcLimits;
+use super::services::EngineServices;
+use super::shared::Shared;
+use super::writer::{Finished, Write};
+use crate::drivers::{Action, CallError, CallRequest, DriverServices, Interface};
+use crate::model::{self, ActionParams};
+use crate::store::{NewBuildData, NodeRecord, ResultStatus, TaskOutcome, TaskRecord, TaskStatus};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why a subtask's call could not even start (its message says what to
+/// fix: the node, its credentials, its TLS trust, the driver).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SetupError(String);
+
+/// Runs subtask `t` (claimed by this instance) to its outcome.
+pub(super) async fn run(
+    shared: &Arc<Shared>,
+    bmcs: &BmcLimits,
+    t: TaskRecord,
+    cancel: CancellationToken,
+    prefetched: Option<NodeRecord>,
+) {
+    let started = std::time::Instant::now();
+    let epoch = t.epoch;
+    let node_name = t.node_name.clone();
+    let mut outcome =
+        TaskOutcome::complete(t.id, shared.instance_id(), epoch, ResultStatus::Failure);
+    let finish = |mut outcome: TaskOutcome, state| {
+        if let Some(n) = &node_name {
+            match outcome.result_status {
+                ResultStatus::Success => outcome.successes = vec![n.clone()],
+                _ => outcome.failures = vec![n.clone()],
+            }
+        }
+        let _ = shared.writes.send(Write::Finished(Finished {
+            outcome,
+            parent: t.parent_id,
+            node_state: state,
+        }));
+    };
+    let action: Action = match t.action.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            outcome.result_message = Some(format!("{e}"));
+            return finish(outcome, None);
+        }
+    };
+    let params: ActionParams = match serde_json::from_value(t.params.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            outcome.result_message = Some(format!("invalid params: {e}"));
+            return finish(outcome, None);
+        }
+    };
+    let node = match &node_name {
+        Some(n) => {
+            let network = action.interface() == Interface::Network;
+            match load_node_patiently(shared, n, prefetched, network, &t, &cancel).await {
+                Ok(node) => Some(node),
+                Err(e) => {
+                    shared.message(t.id, Some(n), e.to_string(), true);
+                    outcome.result_message = Some(e.to_string());
+                    outcome.error_count = 1;
+                    return finish(outcome, None);
+                }
+            }
+        }
+        None => None,
+    };
+    let mut installed = match shared.drivers.for_action(action, node.as_ref()) {
+        Ok(i) => i.clone(),
+        Err(e) => {
+            shared.message(t.id, node_name.as_deref(), e.clone(), true);
+            outcome.result_message = Some(e);
+            outcome.error_count = 1;
+            return finish(outcome, None);
+        }
+    };
+    // A node may carry its own TLS trust for its BMC (oob calls).
+    if action.interface() == Interface::Oob
+        && let Some(n) = &node
+    {
+        match node_tls(shared, n).await {
+            Ok(Some(tls)) => {
+                let mut config = (*installed.config).clone();
+                config.tls = tls;
+                installed.config = Arc::new(config);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                shared.message(t.id, node_name.as_deref(), e.to_string(), true);
+                outcome.result_message = Some(e.to_string());
+                outcome.error_count = 1;
+                return finish(outcome, None);
+            }
+        }
+    }
+    let bmc_key = node
+        .as_ref()
+        .map(|n| n.oob.address.clone().unwrap_or_else(|| n.name.clone()))
+        .unwrap_or_default();
+    let bmc = bmcs.get(&bmc_key);
+    let deadline = t
+        .deadline
+        .map(|d| (d - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+        .unwrap_or_else(|| shared.timeout(action));
+    let end = tokio::time::Instant::now() + deadline;
+    let services: Arc<dyn DriverServices> = Arc::new(EngineServices {
+        shared: shared.clone(),
+        task: t.id,
+    });
+    // Orchestrator steps set their own attempts (Drydock retries those
+    // steps on any failure that is not permanent by nature).
+    let (max_attempts, retry_any) = if t.retry > 0 {
+        (t.retry as u32, true)
+    } else {
+        (shared.cfg.max_attempts, false)
+    };
+    let calls = port_calls(action, node.as_ref(), &params);
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        let call = async {
+            let _bmc = bmc.acquire().await;
+            let mut last = Ok(serde_json::Value::Null);
+            for params in &calls {
+                let left = end.saturating_duration_since(tokio::time::Instant::now());
+                last = shared
+                    .runtime
+                    .call(
+                        &installed.driver,
+                        CallRequest {
+                            action,
+                            node: node.as_ref(),
+                            params,
+                            config: installed.config.clone(),
+                            services: services.clone(),
+                            timeout: Some(left.max(Duration::from_millis(1))),
+                            task: Some(t.id.to_string()),
+                        },
+                    )
+                    .await;
+                if last.is_err() {
+                    break;
+                }
+            }
+            last
+        };
+        let r = tokio::select! {
+            _ = cancel.cancelled() => break Err(None),
+            r = call => r,
+        };
+        match r {
+            Ok(v) => break Ok(v),
+            Err(e) => {
+                let left = end.saturating_duration_since(tokio::time::Instant::now());
+                let backoff = (shared.cfg.retry_backoff * 2u32.saturating_pow(attempt - 1))
+                    .min(Duration::from_secs(10));
+                let again = e.is_retryable() || (retry_any && !is_permanent(&e));
+                // The host's own services (the database) being down is not
+                // the driver's failure: wait for them, deadline permitting,
+                // however many attempts that takes.
+                let ours = matches!(e, CallError::ServicesUnavailable { .. });
+                let backoff = if ours {
+                    backoff.min(Duration::from_secs(1))
+                } else {
+                    backoff
+                };
+                if again && (attempt < max_attempts || ours) && left > backoff {
+                    shared.message(
+                        t.id,
+                        node_name.as_deref(),
+                        format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
+                        false,
+                    );
+                    tokio::select! {
+                        _ = cancel.cancelled() => break Err(None),
+                        _ = tokio::time::sleep(backoff) => continue,
+                    }
+                }
+                break Err(Some(e));
+            }
+        }
+    };
+    let mut state = None;
+    match result {
+        Ok(value) => {
+            outcome.result_status = ResultStatus::Success;
+            outcome.result_message = Some(format!("{} succeeded", action.name()));
+            if let Some(n) = &node_name {
+                state = node_state(action, &params, &value).map(|(p, b)| (n.clone(), p, b));
+                if matches!(action, Action::InterrogateOob | Action::InterrogateNode) {
+                    let data = NewBuildData {
+                        node_name: n.clone(),
+                        task_id: Some(t.id),
+                        generator: action.name().into(),
+                        format: "application/json".into(),
+                        content: value.to_string(),
+                    };
+                    if let Err(e) = shared.store.add_build_data(&data).await {
+                        tracing::warn!(node = %n, error = %e, "could not store build data");
+                    }
+                }
+            }
+        }
+        Err(None) if shared.shutdown.is_cancelled() => {
+            // The engine is stopping, not the task: leave the subtask
+            // running; the next start of this instance requeues it.
+            tracing::debug!(task.id = %t.id, "driver call cut by shutdown; left for requeue");
+            return;
+        }
+        Err(None) => {
+            outcome.status = TaskStatus::Terminated;
+            outcome.result_message = Some("cancelled".into());
+            outcome.terminated_by = t.terminated_by.clone();
+            shared.message(t.id, node_name.as_deref(), "cancelled".into(), true);
+        }
+        Err(Some(e)) => {
+            let text = e.to_string();
+            outcome.result_message = Some(text.clone());
+            outcome.result_reason = Some(reason(&e));
+            outcome.error_count = 1;
+            shared.message(t.id, node_name.as_deref(), text, true);
+        }
+    }
+    tracing::debug!(task.id = %t.id, node = node_name.as_deref().unwrap_or("-"), action = action.name(),
+        attempts = attempt, elapsed_ms = started.elapsed().as_millis() as u64, "subtask finished");
+    finish(outcome, state);
+}
+
+/// Loads a node (unless prefetched) and resolves its BMC credentials (and
+/// for network actions its switches' credentials) from the secrets store.
+async fn load_node(
+    shared: &Shared,
+    name: &str,
+    prefetched: Option<NodeRecord>,
+    network: bool,
+) -> Result<model::Node, SetupError> {
+    let record = match prefetched {
+        Some(r) => r,
+        None => shared
+            .store
+            .get_node(name)
+            .await
+            .map_err(|e| SetupError(format!("reading node {name}: {e}")))?
+            .ok_or_else(|| SetupError(format!("node {name} is not registered")))?,
+    };
+    let mut node: model::Node = serde_json::from_value(record.spec)
+        .map_err(|e| SetupError(format!("node {name} has an unusable description: {e}")))?;
+    let secrets = &shared.secrets;
+    if let Some(secret) = record
+        .credential
+        .as_deref()
+        .or(node.oob.credential.as_deref())
+    {
+        let creds = secrets
+            .credentials(secret, node.oob.account.as_deref())
+            .await
+            .map_err(|e| SetupError(format!("node {name}'s BMC credential: {e}")))?;
+        node.oob.credentials = Some(creds);
+    }
+    if network {
+        for iface in &mut node.interfaces {
+            let Some(port) = iface.switch_port.as_mut() else {
+                continue;
+            };
+            if let Some(secret) = port.switch.credential.clone() {
+                let creds = secrets
+                    .credentials(&secret, port.switch.account.as_deref())
+                    .await
+                    .map_err(|e| {
+                        SetupError(format!("switch {}'s credential: {e}", port.switch.name))
+                    })?;
+                port.switch.credentials = Some(creds);
+            }
+        }
+    }
+    Ok(node)
+}
+
+/// [`load_node`], waiting out a database outage (the node and its secrets
+/// are read from it) until the subtask's deadline.
+async fn load_node_patiently(
+    shared: &Shared,
+    name: &str,
+    prefetched: Option<NodeRecord>,
+    network: bool,
+    t: &TaskRecord,
+    cancel: &CancellationToken,
+) -> Result<model::Node, SetupError> {
+    let mut prefetched = prefetched;
+    loop {
+        let r = load_node(shared, name, prefetched.take(), network).await;
+        let down = r.is_err() && shared.store.ping().await.is_err();
+        let left = t
+            .deadline
+            .map(|d| (d - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::from_secs(60));
+        if !down || left < Duration::from_secs(1) || cancel.is_cancelled() {
+            return r;
+        }
+        tracing::debug!(
+            node = name,
+            "database unavailable: waiting to read the node"
+        );
+        tokio::select! {
+            _ = cancel.cancelled() => return r,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// TLS trust for a node's BMC from its oob parameters:
+/// `tls_ca_secret = <secret holding PEM CA certificates>` trusts those CAs
+/// (besides the public roots); `tls_verify = "false"` turns verification
+/// off for this node (logged on every connection). `None` keeps the
+/// driver's settings.
+async fn node_tls(
+    shared: &Shared,
+    n: &model::Node,
+) -> Result<Option<crate::drivers::TlsSettings>, SetupError> {
+    if n.oob.params.get("tls_verify").map(String::as_str) == Some("false") {
+        return Ok(Some(crate::drivers::TlsSettings::insecure_skip_verify()));
+    }
+    let Some(secret) = n.oob.params.get("tls_ca_secret") else {
+        return Ok(None);
+    };
+    let pem = shared
+        .secrets
+        .get(secret)
+        .await
+        .map_err(|e| SetupError(e.to_string()))?
+        .ok_or_else(|| {
+            SetupError(format!(
+                "node {}: TLS CA secret `{secret}` is in no secrets source",
+                n.name
+            ))
+        })?;
+    crate::drivers::TlsSettings::with_extra_roots(pem.as_bytes())
+        .map(Some)
+        .map_err(|e| SetupError(format!("node {}: TLS CA secret `{secret}`: {e}", n.name)))
+}
+
+/// Whether a failure will not go away by retrying (bad credentials, an
+/// unsupported action, invalid input, a broken driver).
+fn is_permanent(e: &CallError) -> bool {
+    use crate::drivers::DriverErrorKind::*;
+    match e {
+        CallError::Driver { error, .. } => matches!(error.kind, Auth | Unsupported | InvalidInput),
+        CallError::Deadline { .. } => false,
+        _ => true,
+    }
+}
+
+/// The driver calls one subtask makes: one per switch port for a port
+/// action on a node whose ports come from the design (each with that port's
+/// target VLANs), else the single call.
+fn port_calls(
+    action: Action,
+    node: Option<&model::Node>,
+    params: &ActionParams,
+) -> Vec<ActionParams> {
+    let target = |p: &model::SwitchPort| match action {
+        Action::ConfigPortProvisioning => p.provisioning.clone(),
+        Action::ConfigPortProduction => p.production.clone(),
+        _ => None,
+    };
+    let portwise = matches!(
+        action,
+        Action::ConfigPortProvisioning | Action::ConfigPortProduction | Action::InterrogatePort
+    );
+    if !portwise || params.switch_port.is_some() {
+        return vec![params.clone()];
+    }
+    let ports: Vec<ActionParams> = node
+        .into_iter()
+        .flat_map(|n| n.interfaces.iter().filter_map(|i| i.switch_port.as_ref()))
+        .map(|p| ActionParams {
+            switch_port: Some(p.clone()),
+            vlans: params.vlans.clone().or_else(|| target(p)),
+            ..params.clone()
+        })
+        .collect();
+    if ports.is_empty() {
+        vec![params.clone()]
+    } else {
+        ports
+    }
+}
+
+/// A short machine-readable reason for a failed call: the driver's error
+/// kind (`timeout`, `busy`, `auth`, ...) or the host's (`timeout` for a cut
+/// call, `trap`, `memory_limit`, ...).
+fn reason(e: &CallError) -> String {
+    match e {
+        CallError::Driver { error, .. } => serde_json::to_value(error.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "driver".into()),
+        CallError::Deadline { .. } => "timeout".into(),
+        other => other.kind().into(),
+    }
+}
+
+/// The power state and boot device an action leaves a node in.
+fn node_state(
+    action: Action,
+    params: &ActionParams,
+    value: &serde_json::Value,
+) -> Option<(Option<&'static str>, Option<&'static str>)> {
+    use crate::model::BootDevice;
+    let device = |d: BootDevice| match d {
+        BootDevice::Pxe => "pxe",
+        BootDevice::Disk => "disk",
+        BootDevice::Cdrom => "cdrom",
+        BootDevice::BiosSetup => "bios_setup",
+    };
+    match action {
+        Action::PowerOnNode | Action::PowerCycleNode => Some((Some("on"), None)),
+        Action::PowerOffNode => Some((Some("off"), None)),
+        Action::ConfigNodePxe => Some((None, Some("pxe"))),
+        Action::SetNodeBoot => Some((None, Some(device(params.boot.unwrap_or_default().device)))),
+        Action::InterrogateOob => {
+            let power = match value["power_state"].as_str() {
+                Some("on") => Some("on"),
+                Some("off") => Some("off"),
+                _ => None,
+            };
+            Some((power, None))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,181 @@
+//! The executor: claims queued subtasks in batches (never more than it has
+//! room for) and runs each one's driver call ([`super::call`]) under the
+//! instance-wide limit and a per-BMC limit; cuts calls whose task was
+//! cancelled, here or through another instance.
+
+use super::call;
+use super::shared::Shared;
+use crate::store::{ClaimScope, ClaimSpec, NodeRecord};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The driver calls in flight on this instance: subtask → (parent, cancel).
+#[derive(Default)]
+pub(super) struct Inflight {
+    calls: Mutex<HashMap<Uuid, (Option<Uuid>, CancellationToken)>>,
+}
+
+impl Inflight {
+    /// How many calls are in flight.
+    pub fn len(&self) -> usize {
+        self.calls.lock().expect("inflight lock").len()
+    }
+
+    fn insert(&self, id: Uuid, parent: Option<Uuid>, token: CancellationToken) {
+        self.calls
+            .lock()
+            .expect("inflight lock")
+            .insert(id, (parent, token));
+    }
+
+    fn remove(&self, id: &Uuid) {
+        self.calls.lock().expect("inflight lock").remove(id);
+    }
+
+    /// Cuts the calls of `id` itself and of subtasks of any of `parents`;
+    /// returns how many were cut.
+    pub fn cut(&self, id: Uuid, parents: &HashSet<Uuid>) -> usize {
+        let calls = self.calls.lock().expect("inflight lock");
+        let mut n = 0;
+        for (sub, (parent, token)) in calls.iter() {
+            if *sub == id || parent.is_some_and(|p| parents.contains(&p)) {
+                token.cancel();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn snapshot(&self) -> Vec<Uuid> {
+        self.calls
+            .lock()
+            .expect("inflight lock")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn cut_ids(&self, ids: &[Uuid]) {
+        let calls = self.calls.lock().expect("inflight lock");
+        for id in ids {
+            if let Some((_, token)) = calls.get(id) {
+                token.cancel();
+            }
+        }
+    }
+}
+
+/// Per-BMC concurrency limits, keyed by BMC address.
+pub(super) struct BmcLimits {
+    per_bmc: usize,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl BmcLimits {
+    fn new(per_bmc: usize) -> Self {
+        Self {
+            per_bmc,
+            limits: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The limit for BMC `key`.
+    pub fn get(&self, key: &str) -> Arc<Semaphore> {
+        let mut limits = self.limits.lock().expect("bmc limits lock");
+        limits
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_bmc)))
+            .clone()
+    }
+}
+
+/// Runs the executor until shutdown.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.cfg.max_concurrency));
+    let bmcs = Arc::new(BmcLimits::new(shared.cfg.per_bmc));
+    tokio::spawn(cancel_watch(shared.clone()));
+    loop {
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        // Claim in batches: each claim is a transaction, so wait until a
+        // quarter of the capacity is free (or nothing runs) rather than
+        // claiming a task or two every time a call ends.
+        let room = slots.available_permits() as i64;
+        let capacity = shared.cfg.max_concurrency as i64;
+        let threshold = (capacity / 4).clamp(1, shared.cfg.claim_batch.max(1));
+        if room >= threshold || (room > 0 && room == capacity) {
+            let claimed = shared
+                .store
+                .claim_tasks(&ClaimSpec {
+                    scope: ClaimScope::Subtasks,
+                    owner: shared.instance_id(),
+                    epoch: shared.epoch(),
+                    limit: room.min(shared.cfg.claim_batch),
+                })
+                .await;
+            match claimed {
+                Ok(tasks) if !tasks.is_empty() => {
+                    // One query for the batch's nodes.
+                    let names: Vec<String> =
+                        tasks.iter().filter_map(|t| t.node_name.clone()).collect();
+                    let mut nodes: HashMap<String, NodeRecord> =
+                        match shared.store.get_nodes(&names).await {
+                            Ok(rows) => rows.into_iter().map(|r| (r.name.clone(), r)).collect(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "prefetching nodes failed");
+                                HashMap::new()
+                            }
+                        };
+                    for t in tasks {
+                        let record = t.node_name.as_ref().and_then(|n| nodes.remove(n));
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let token = shared.shutdown.child_token();
+                        shared.inflight.insert(t.id, t.parent_id, token.clone());
+                        let (shared, bmcs) = (shared.clone(), bmcs.clone());
+                        tokio::spawn(async move {
+                            let id = t.id;
+                            call::run(&shared, &bmcs, t, token, record).await;
+                            shared.inflight.remove(&id);
+                            drop(permit);
+                            shared.wake_executor.notify_one();
+                        });
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "claiming subtasks failed; retrying"),
+            }
+        }
+        if !shared.idle(&shared.wake_executor).await {
+            return;
+        }
+    }
+}
+
+/// Cuts in-flight calls whose task was cancelled through another instance
+/// (this one sees only the `terminate` flag in the database).
+async fn cancel_watch(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(shared.cfg.poll_interval.max(Duration::from_millis(250))) => {}
+        }
+        let ids = shared.inflight.snapshot();
+        if ids.is_empty() {
+            continue;
+        }
+        let Ok(cancelled) = shared.store.terminate_requested(&ids).await else {
+            continue;
+        };
+        if !cancelled.is_empty() {
+            shared.inflight.cut_ids(&cancelled);
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! Running Drydock's orchestrator actions: ingesting and validating a
+//! task's design ([`start`], called by the scheduler when it claims one),
+//! and moving it from step to step ([`advance`], called only by the
+//! settler). The plans themselves are in [`super::orchestrator`].
+//!
+//! Each step is a child task of the orchestrator task whose metadata
+//! ([`StepMeta`]) says which step of the plan it is, which nodes it passed
+//! through without acting on them, and whether it only probes.
+
+use super::bootactions;
+use super::engine::EngineError;
+use super::filter::{NodeFilter, select};
+use super::orchestrator::{self, Orchestration, StepAction, StepParams, StepResult};
+use super::settler::Settle;
+use super::shared::Shared;
+use crate::design::{Design, PlatformCatalog};
+use crate::drivers::{Action, CallRequest, DriverServices};
+use crate::model::{self, ActionParams};
+use crate::store::{NewMessage, NewTask, ResultStatus, TaskOutcome, TaskRecord, TaskStatus};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The pseudo-node name site-wide steps report under.
+const SITE: &str = "site";
+
+/// What a step task records about its place in the orchestration (kept in
+/// its `params`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct StepMeta {
+    /// Index of the step in the plan.
+    step: usize,
+    /// Nodes the step did not act on but let through as successes.
+    #[serde(default)]
+    passthrough: Vec<String>,
+    /// A probe step: its failures are expected and not counted as errors.
+    #[serde(default)]
+    probe: bool,
+}
+
+impl StepMeta {
+    fn of(row: &TaskRecord) -> Option<StepMeta> {
+        serde_json::from_value(row.params.clone()).ok()
+    }
+}
+
+/// Whether `t` is an orchestrator task.
+pub(super) fn is_orchestration(t: &TaskRecord) -> bool {
+    Orchestration::parse(&t.action).is_some()
+}
+
+/// Ingests and validates the design of a newly claimed orchestrator task,
+/// records the design's nodes, and hands the task to the settler to start
+/// its first step.
+pub(super) async fn start(
+    shared: &Shared,
+    t: &TaskRecord,
+    o: Orchestration,
+) -> Result<(), EngineError> {
+    let store = &shared.store;
+    let design = match shared.task_design(t).await {
+        Ok(d) => d,
+        Err(e) => {
+            shared.fail_task(t, &e.to_string()).await;
+            return Ok(());
+        }
+    };
+    let catalog = platform_catalog(shared).await;
+    let findings = crate::design::validate::validate(&design, catalog.as_ref());
+    let errors = findings.iter().filter(|f| f.is_error()).count();
+    let messages: Vec<NewMessage> = findings
+        .iter()
+        .map(|f| NewMessage {
+            task_id: t.id,
+            message: f.message.clone(),
+            error: f.is_error(),
+            context_type: "design".into(),
+            context: f.rule.into(),
+            extra: Some(
+                serde_json::json!({"rule": f.rule, "level": f.level, "documents": f.documents}),
+            ),
+        })
+        .collect();
+    store.add_messages(&messages).await?;
+    if errors > 0 {
+        shared
+            .fail_task(
+                t,
+                &format!("the site design has {errors} error(s); see the task's messages or POST /validatedesign"),
+            )
+            .await;
+        return Ok(());
+    }
+    if o == Orchestration::ValidateDesign {
+        let mut outcome = TaskOutcome::complete(
+            t.id,
+            shared.instance_id(),
+            shared.epoch(),
+            ResultStatus::Success,
+        );
+        outcome.result_message = Some(format!(
+            "the site design is valid ({} warning(s))",
+            findings.len()
+        ));
+        store.finish_tasks(&[outcome]).await?;
+        shared.announce_finished(t.id);
+        return Ok(());
+    }
+    let nodes = design.model_nodes();
+    let selected = match selected(t, &design, &nodes) {
+        Ok(s) => s,
+        Err(e) => {
+            shared.fail_task(t, &e.to_string()).await;
+            return Ok(());
+        }
+    };
+    if o.is_node_scoped() {
+        if selected.is_empty() {
+            shared
+                .fail_task(t, "the node filter selects no node of the site design")
+                .await;
+            return Ok(());
+        }
+        for node in nodes.iter().filter(|n| selected.contains(&n.name)) {
+            let spec = serde_json::to_value(node)
+                .map_err(|e| EngineError::Invalid(format!("node {}: {e}", node.name)))?;
+            store
+                .upsert_node(&node.name, &spec, node.oob.credential.as_deref())
+                .await?;
+        }
+    }
+    tracing::info!(task.id = %t.id, action = %t.action, nodes = selected.len(), "orchestration started");
+    let _ = shared.settle.send(Settle::Advance(t.id));
+    Ok(())
+}
+
+/// The design nodes task `t` selects.
+fn selected(
+    t: &TaskRecord,
+    design: &Design,
+    nodes: &[model::Node],
+) -> Result<BTreeSet<String>, EngineError> {
+    let filter = match &t.node_filter {
+        Some(f) => NodeFilter::from_json(f).map_err(EngineError::Invalid)?,
+        None => None,
+    };
+    Ok(select(nodes, filter.as_ref(), &design.rack_labels())
+        .into_iter()
+        .collect())
+}
+
+/// Moves orchestrator task `id` on: once every step so far is finished,
+/// starts the next step that has nodes to act on, or completes the task
+/// with the rolled-up result. Only the settler calls this.
+pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError> {
+    let store = &shared.store;
+    let Some(t) = store.get_task(id).await? else {
+        return Ok(());
+    };
+    let Some(o) = Orchestration::parse(&t.action) else {
+        return Ok(());
+    };
+    if t.status != TaskStatus::Running {
+        return Ok(());
+    }
+    let steps = store.subtasks(id).await?;
+    if steps.iter().any(|s| !s.status.is_terminal()) {
+        return Ok(());
+    }
+    let plan = orchestrator::plan(o);
+    if t.terminate {
+        return finish(shared, &t, o, &plan, &steps, None).await;
+    }
+    let design = match shared.task_design(&t).await {
+        Ok(d) => d,
+        Err(e) => {
+            shared.fail_task(&t, &e.to_string()).await;
+            return Ok(());
+        }
+    };
+    let all = design.model_nodes();
+    let selected: BTreeSet<String> = if o.is_node_scoped() {
+        selected(&t, &design, &all)?
+    } else {
+        [SITE.to_owned()].into()
+    };
+    let nodes: HashMap<String, model::Node> =
+        all.into_iter().map(|n| (n.name.clone(), n)).collect();
+    let rows: HashMap<usize, &TaskRecord> = steps
+        .iter()
+        .filter_map(|s| StepMeta::of(s).map(|m| (m.step, s)))
+        .collect();
+    let mut results: BTreeMap<usize, StepResult> = BTreeMap::new();
+    for (i, step) in plan.iter().enumerate() {
+        if let Some(row) = rows.get(&i) {
+            results.insert(i, step_result(row));
+            continue;
+        }
+        let targets = step.targets.resolve(&selected, &results);
+        let signaled: BTreeSet<String> = if step.only == orchestrator::Only::WithBootActions {
+            store
+                .boot_actions_for_task(t.id)
+                .await?
+                .into_iter()
+                .filter(|b| b.signaling)
+                .map(|b| b.node_name)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        let (eligible, pass): (BTreeSet<String>, BTreeSet<String>) =
+            targets.into_iter().partition(|n| match step.only {
+                orchestrator::Only::WithBootActions => signaled.contains(n),
+                only => nodes.get(n).is_none_or(|node| only.includes(node)),
+            });
+        if eligible.is_empty() {
+            results.insert(
+                i,
+                StepResult {
+                    successes: pass,
+                    failures: BTreeSet::new(),
+                },
+            );
+            continue;
+        }
+        return create_step(shared, &t, i, step, &design, eligible, pass).await;
+    }
+    finish(shared, &t, o, &plan, &steps, Some((&selected, &results))).await
+}
+
+/// Inserts step `index` of `t`'s plan (already running, owned by this
+/// instance, fenced on the lease) with one subtask per eligible node.
+async fn create_step(
+    shared: &Shared,
+    t: &TaskRecord,
+    index: usize,
+    step: &orchestrator::Step,
+    design: &Design,
+    eligible: BTreeSet<String>,
+    pass: BTreeSet<String>,
+) -> Result<(), EngineError> {
+    let params = match step.params {
+        StepParams::None => serde_json::json!({}),
+        StepParams::Site => serde_json::json!({ "site": design.site_networks() }),
+        StepParams::SshKeys => serde_json::json!({ "ssh_keys": design.ssh_keys() }),
+        StepParams::Repositories => {
+            serde_json::json!({ "repositories": design.repositories() })
+        }
+        StepParams::PxeBoot => serde_json::json!({ "boot": orchestrator::pxe_once() }),
+        StepParams::BootActions => serde_json::json!({}),
+    };
+    let per_node: BTreeMap<String, serde_json::Value> = match step.params {
+        StepParams::BootActions => bootactions::hand_out(shared, t, design, &eligible).await?,
+        _ => BTreeMap::new(),
+    };
+    let action = step.action;
+    let deadline = chrono::Utc::now()
+        + chrono::Duration::from_std(shared.step_timeout(action)).unwrap_or(chrono::Duration::MAX);
+    let mut parent = NewTask::new(action.name());
+    parent.parent_id = Some(t.id);
+    parent.status = TaskStatus::Running;
+    parent.owner = Some(shared.instance_id().to_owned());
+    parent.epoch = shared.epoch();
+    parent.design_ref = t.design_ref.clone();
+    parent.created_by = t.created_by.clone();
+    parent.deadline = Some(deadline);
+    parent.params = serde_json::to_value(StepMeta {
+        step: index,
+        passthrough: pass.into_iter().collect(),
+        probe: step.probe,
+    })
+    .unwrap_or_default();
+    let sub = |node: Option<&String>| {
+        let mut s = match node {
+            Some(n) => NewTask::subtask(parent.id, action.name(), n.clone()),
+            None => NewTask {
+                parent_id: Some(parent.id),
+                ..NewTask::new(action.name())
+            },
+        };
+        s.params = node
+            .and_then(|n| per_node.get(n))
+            .cloned()
+            .unwrap_or_else(|| params.clone());
+        if action == StepAction::BootActionReport {
+            // No executor runs a wait: the leader settles it.
+            s.params = bootactions::wait_params(t.id);
+            s.status = TaskStatus::Running;
+            s.owner = Some(shared.instance_id().to_owned());
+            s.epoch = shared.epoch();
+        }
+        s.deadline = Some(deadline);
+        s.retry = step.attempts;
+        s.created_by = t.created_by.clone();
+        s
+    };
+    let mut rows = vec![parent.clone()];
+    if action.is_node_scoped() {
+        rows.extend(eligible.iter().map(|n| sub(Some(n))));
+    } else {
+        rows.push(sub(None));
+    }
+    shared
+        .store
+        .insert_tasks_fenced(&rows, Some((shared.instance_id(), shared.epoch())))
+        .await?;
+    let who = if action.is_node_scoped() {
+        format!("{} node(s)", eligible.len())
+    } else {
+        "the site".to_owned()
+    };
+    shared.message(
+        t.id,
+        None,
+        format!("step {}: {} on {who}", index + 1, action.name()),
+        false,
+    );
+    tracing::info!(task.id = %t.id, step = index, action = action.name(), targets = eligible.len(), "orchestration step started");
+    shared.wake_executor.notify_one();
+    Ok(())
+}
+
+/// Completes orchestrator task `t`: cancelled (`done` is None), or with
+/// the nodes that made it through the last step as successes and each
+/// failed node named with the step it dropped out at.
+async fn finish(
+    shared: &Shared,
+    t: &TaskRecord,
+    o: Orchestration,
+    plan: &[orchestrator::Step],
+    steps: &[TaskRecord],
+    done: Option<(&BTreeSet<String>, &BTreeMap<usize, StepResult>)>,
+) -> Result<(), EngineError> {
+    let errors: i64 = steps
+        .iter()
+        .filter(|s| !StepMeta::of(s).is_some_and(|m| m.probe))
+        .map(|s| s.error_count)
+        .sum();
+    let mut outcome = TaskOutcome::complete(
+        t.id,
+        shared.instance_id(),
+        shared.epoch(),
+        ResultStatus::Failure,
+    );
+    outcome.error_count = errors;
+    match done {
+        None => {
+            outcome.status = TaskStatus::Terminated;
+            outcome.terminated_by = t.terminated_by.clone();
+            outcome.result_message = Some(format!(
+                "cancelled by {}",
+                t.terminated_by.as_deref().unwrap_or("?")
+            ));
+        }
+        Some((selected, results)) => {
+            let last = plan
+                .len()
+                .checked_sub(1)
+                .and_then(|i| results.get(&i))
+                .cloned()
+                .unwrap_or_default();
+            let successes: Vec<String> = selected.intersection(&last.successes).cloned().collect();
+            let failed: Vec<String> = selected.difference(&last.successes).cloned().collect();
+            // Where each failed node dropped out.
+            let why: Vec<String> = failed
+                .iter()
+                .map(|n| {
+                    let at = plan.iter().enumerate().find(|(i, s)| {
+                        !s.probe && results.get(i).is_some_and(|r| r.failures.contains(n))
+                    });
+                    match at {
+                        Some((_, s)) => format!("{n} ({})", s.action.name()),
+                        None => n.clone(),
+                    }
+                })
+                .collect();
+            outcome.result_status = match (successes.is_empty(), failed.is_empty()) {
+                (_, true) => ResultStatus::Success,
+                (true, false) => ResultStatus::Failure,
+                (false, false) => ResultStatus::PartialSuccess,
+            };
+            outcome.result_message = Some(if o.is_node_scoped() {
+                if failed.is_empty() {
+                    format!("{}: all {} node(s) succeeded", t.action, successes.len())
+                } else {
+                    format!(
+                        "{}: {} of {} node(s) succeeded; failed: {}",
+                        t.action,
+                        successes.len(),
+                        selected.len(),
+                        why.join(", ")
+                    )
+                }
+            } else if failed.is_empty() {
+                format!("{} succeeded", t.action)
+            } else {
+                let step = plan
+                    .iter()
+                    .enumerate()
+                    .find(|(i, _)| results.get(i).is_some_and(|r| !r.failures.is_empty()))
+                    .map(|(_, s)| s.action.name())
+                    .unwrap_or("a step");
+                format!("{} failed at {step}", t.action)
+            });
+            if o.is_node_scoped() {
+                outcome.successes = successes;
+                outcome.failures = failed;
+            }
+        }
+    }
+    if shared.store.finish_tasks(&[outcome.clone()]).await? == 1 {
+        tracing::info!(task.id = %t.id, result = outcome.result_status.as_str(), "orchestration finished");
+        shared.announce_finished(t.id);
+        shared.forget_design(t.id);
+    }
+    Ok(())
+}
+
+/// What a finished step left: its successes plus the nodes it passed
+/// through, its failures (a site step succeeds or fails as [`SITE`]).
+fn step_result(row: &TaskRecord) -> StepResult {
+    let mut r = StepResult {
+        successes: row.successes.iter().cloned().collect(),
+        failures: row.failures.iter().cloned().collect(),
+    };
+    if let Some(meta) = StepMeta::of(row) {
+        r.successes.extend(meta.passthrough);
+    }
+    if !row
+        .action
+        .parse::<Action>()
+        .is_ok_and(Action::is_node_scoped)
+    {
+        if row.result_status == ResultStatus::Success {
+            r.successes.insert(SITE.to_owned());
+        } else {
+            r.failures.insert(SITE.to_owned());
+        }
+    }
+    r
+}
+
+/// Images and kernels the node driver offers, for the platform rule.
+/// `None` (rule skipped) without a node driver or when it fails.
+pub(super) async fn platform_catalog(shared: &Shared) -> Option<PlatformCatalog> {
+    let installed = shared
+        .drivers
+        .for_action(Action::AvailableImages, None)
+        .ok()?
+        .clone();
+    let services: Arc<dyn DriverServices> = Arc::new(crate::drivers::MemoryServices::new());
+    let call = |action, params: ActionParams| {
+        let installed = installed.clone();
+        let services = services.clone();
+        async move {
+            shared
+                .runtime
+                .call(
+                    &installed.driver,
+                    CallRequest {
+                        action,
+                        node: None,
+                        params: &params,
+                        config: installed.config.clone(),
+                        services,
+                        timeout: Some(Duration::from_secs(60)),
+                        task: None,
+                    },
+                )
+                .await
+        }
+    };
+    let strings = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let images = match call(Action::AvailableImages, ActionParams::default()).await {
+        Ok(v) => strings(v),
+        Err(e) => {
+            tracing::warn!(error = %e, "the node driver did not list its images; platform rule skipped");
+            return None;
+        }
+    };
+    let mut catalog = PlatformCatalog::default();
+    for image in images {
+        let params = ActionParams {
+            image: Some(image.clone()),
+            ..ActionParams::default()
+        };
+        let kernels = call(Action::AvailableKernels, params)
+            .await
+            .map(strings)
+            .unwrap_or_default();
+        catalog.images.insert(image, kernels);
+    }
+    Some(catalog)
+}

@@ -1,0 +1,210 @@
+//! The scheduler (leader only): claims queued top-level tasks and fans each
+//! out — a driver action into one queued subtask per selected node, an
+//! orchestrator action into its first step (through [`orchestration`]) —
+//! and runs the leader's periodic duties: settling boot action waits and
+//! containers whose children finished elsewhere, taking over dead
+//! instances' work ([`crate::cluster::recovery`]), and resuming tasks left
+//! without subtasks.
+//!
+//! It never completes a task itself: what may be complete goes to the
+//! settler.
+
+use super::bootactions;
+use super::engine::EngineError;
+use super::filter::{NodeFilter, select};
+use super::orchestration;
+use super::orchestrator::Orchestration;
+use super::shared::Shared;
+use crate::cluster::recovery;
+use crate::drivers::Action;
+use crate::model;
+use crate::store::{ClaimScope, ClaimSpec, NewTask, TaskRecord, TaskStatus};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the leader looks at the waits for boot action reports.
+const WAITS_EVERY: Duration = Duration::from_millis(250);
+
+/// How often the leader resumes top-level tasks left without subtasks.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs the scheduler until shutdown.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let mut sweep = tokio::time::Instant::now();
+    let mut reclaim = tokio::time::Instant::now();
+    let mut waits = tokio::time::Instant::now();
+    loop {
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        // Only the leader schedules; the others wait for a change.
+        if !shared.leadership.is_leader() {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = shared.leadership.changed() => {}
+                _ = tokio::time::sleep(shared.cfg.poll_interval) => {}
+            }
+            continue;
+        }
+        let claimed = shared
+            .store
+            .claim_tasks(&ClaimSpec {
+                scope: ClaimScope::TopLevel,
+                owner: shared.instance_id(),
+                epoch: shared.epoch(),
+                limit: 16,
+            })
+            .await;
+        match claimed {
+            Ok(tasks) if !tasks.is_empty() => {
+                for t in tasks {
+                    if let Err(e) = fan_out(&shared, &t).await {
+                        tracing::error!(task.id = %t.id, error = %e, "scheduling failed");
+                        shared
+                            .fail_task(&t, &format!("scheduling failed: {e}"))
+                            .await;
+                    }
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "claiming tasks failed; retrying"),
+        }
+        // Settle the waits for boot action reports nodes have sent.
+        if waits.elapsed() >= WAITS_EVERY {
+            waits = tokio::time::Instant::now();
+            bootactions::settle_waits(&shared).await;
+        }
+        // Settle tasks whose subtasks have all finished (the last one may
+        // have run on another instance, which cannot settle what this one
+        // owns).
+        match shared.store.settled_containers(shared.instance_id()).await {
+            Ok(ids) => shared.settle(ids),
+            Err(e) => tracing::debug!(error = %e, "looking for settled tasks failed"),
+        }
+        // Take over the work of dead instances, and fail what a live one
+        // holds far past its deadline.
+        if shared.leadership.may_reclaim() && reclaim.elapsed() >= shared.leadership.config().renew
+        {
+            reclaim = tokio::time::Instant::now();
+            if recovery::reclaim(&shared.store, &shared.leadership, &shared.drivers).await {
+                shared.wake_executor.notify_one();
+            }
+            recovery::expire_overdue(&shared.store, &shared.leadership).await;
+        }
+        // Periodically resume top-level tasks left without subtasks (a
+        // leader died between claiming and fanning out).
+        if sweep.elapsed() > SWEEP_EVERY {
+            sweep = tokio::time::Instant::now();
+            sweep_parents(&shared).await;
+        }
+        if !shared.idle(&shared.wake_scheduler).await {
+            return;
+        }
+    }
+}
+
+/// Running top-level tasks this instance owns that have no subtasks
+/// (claimed, then the claimer died before fanning out, and this instance
+/// adopted them) are fanned out again.
+async fn sweep_parents(shared: &Shared) {
+    let running = shared
+        .store
+        .list_tasks(&crate::store::TaskFilter {
+            parent: Some(None),
+            status: Some(TaskStatus::Running),
+            limit: 1000,
+            offset: 0,
+        })
+        .await;
+    let Ok(tasks) = running else {
+        return;
+    };
+    for t in tasks
+        .iter()
+        .filter(|t| t.owner.as_deref() == Some(shared.instance_id()))
+    {
+        if matches!(shared.store.subtask_ids(t.id).await, Ok(ids) if ids.is_empty()) {
+            tracing::info!(task.id = %t.id, "resuming a task left without subtasks");
+            if let Err(e) = fan_out(shared, t).await {
+                shared
+                    .fail_task(t, &format!("scheduling failed: {e}"))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Splits a claimed top-level task into per-node subtasks (or starts its
+/// orchestration).
+async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
+    let store = &shared.store;
+    if t.terminate || !store.subtask_ids(t.id).await?.is_empty() {
+        // Cancelled before it started, or claimed again after a restart
+        // with its subtasks already there: the settler finishes it.
+        shared.settle(vec![t.id]);
+        return Ok(());
+    }
+    if let Some(o) = Orchestration::parse(&t.action) {
+        return orchestration::start(shared, t, o).await;
+    }
+    let action: Action = t
+        .action
+        .parse()
+        .map_err(|e: crate::drivers::action::UnknownAction| EngineError::Invalid(e.to_string()))?;
+    let deadline = chrono::Utc::now()
+        + chrono::Duration::from_std(shared.timeout(action)).unwrap_or(chrono::Duration::MAX);
+    let subtasks: Vec<NewTask> = if action.is_node_scoped() {
+        let filter = match &t.node_filter {
+            Some(f) => NodeFilter::from_json(f).map_err(EngineError::Invalid)?,
+            None => None,
+        };
+        let nodes: Vec<model::Node> = store
+            .list_nodes()
+            .await?
+            .into_iter()
+            .filter_map(|r| serde_json::from_value(r.spec).ok())
+            .collect();
+        let names = select(&nodes, filter.as_ref(), &BTreeMap::new());
+        if names.is_empty() {
+            shared
+                .fail_task(t, "the node filter selects no registered node")
+                .await;
+            return Ok(());
+        }
+        names
+            .into_iter()
+            .map(|n| {
+                let mut s = NewTask::subtask(t.id, action.name(), n);
+                s.params = t.params.clone();
+                s.deadline = Some(deadline);
+                s.created_by = t.created_by.clone();
+                s
+            })
+            .collect()
+    } else {
+        let mut s = NewTask::new(action.name());
+        s.parent_id = Some(t.id);
+        s.params = t.params.clone();
+        s.deadline = Some(deadline);
+        s.created_by = t.created_by.clone();
+        vec![s]
+    };
+    let n = store.insert_tasks(&subtasks).await?;
+    tracing::info!(task.id = %t.id, action = action.name(), subtasks = n, "task fanned out");
+    // A cancel that arrived between the claim and the insert did not reach
+    // the new subtasks: cascade it now.
+    if store.is_cancel_requested(t.id).await? {
+        let by = store
+            .get_task(t.id)
+            .await?
+            .and_then(|t| t.terminated_by)
+            .unwrap_or_else(|| "unknown".into());
+        store.request_cancel(t.id, &by).await?;
+        shared.settle(vec![t.id]);
+        return Ok(());
+    }
+    shared.wake_executor.notify_one();
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! What a driver call may ask of the host while it runs (key-value state,
+//! status messages, build data), backed by the store through the writer.
+
+use super::shared::Shared;
+use crate::drivers::DriverServices;
+use crate::drivers::services::{BuildData, ServiceError, StatusMessage};
+use crate::store::{NewBuildData, StoreError};
+use async_trait::async_trait;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Driver services for one subtask's calls.
+pub(super) struct EngineServices {
+    pub shared: Arc<Shared>,
+    /// The subtask the calls belong to (messages and build data go there).
+    pub task: Uuid,
+}
+
+fn svc(e: StoreError) -> ServiceError {
+    ServiceError(e.to_string())
+}
+
+#[async_trait]
+impl DriverServices for EngineServices {
+    async fn kv_get(&self, driver: &str, key: &str) -> Result<Option<String>, ServiceError> {
+        if let Some(v) = self.shared.kv.pending(driver, key) {
+            return Ok(v);
+        }
+        self.shared.store.kv_get(driver, key).await.map_err(svc)
+    }
+
+    async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<(), ServiceError> {
+        self.shared
+            .kv
+            .write(&self.shared.writes, driver, key, Some(value));
+        Ok(())
+    }
+
+    async fn kv_delete(&self, driver: &str, key: &str) -> Result<(), ServiceError> {
+        self.shared.kv.write(&self.shared.writes, driver, key, None);
+        Ok(())
+    }
+
+    async fn status(&self, m: StatusMessage) -> Result<(), ServiceError> {
+        self.shared
+            .message(self.task, m.scope.node.as_deref(), m.message, m.is_error);
+        Ok(())
+    }
+
+    async fn build_data(&self, d: BuildData) -> Result<(), ServiceError> {
+        let Some(node) = d.scope.node.clone() else {
+            return Ok(());
+        };
+        let data = NewBuildData {
+            node_name: node,
+            task_id: Some(self.task),
+            generator: d.generator,
+            format: d.format,
+            content: d.content,
+        };
+        self.shared
+            .store
+            .add_build_data(&data)
+            .await
+            .map(|_| ())
+            .map_err(svc)
+    }
+}

@@ -1,0 +1,155 @@
+//! The settler: the one place parents complete and orchestrations advance.
+//!
+//! Other components send it the ids of tasks whose children may all have
+//! finished ([`Settle::Parents`]: the writer after each flush, the
+//! scheduler's sweeps, a cancel) or orchestrations to move on
+//! ([`Settle::Advance`]: a freshly started one). It works through them one
+//! at a time, so two advances of the same orchestration never race, and
+//! follows up on its own work (a finished step advances its orchestration,
+//! a finished orchestration step-parent is settled) from a local queue —
+//! never by calling back into another component.
+
+use super::orchestration;
+use super::result::rollup;
+use super::shared::Shared;
+use crate::store::{TaskOutcome, TaskStatus};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// Work for the settler.
+pub(super) enum Settle {
+    /// Complete each of these whose children have all finished; the sender,
+    /// if any, is told once they have been looked at.
+    Parents(Vec<Uuid>, Option<oneshot::Sender<()>>),
+    /// Move this orchestration on (start its next step or finish it).
+    Advance(Uuid),
+}
+
+/// One unit of the settler's own queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Job {
+    Parent(Uuid),
+    Advance(Uuid),
+}
+
+/// Runs the settler until shutdown.
+pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settle>) {
+    loop {
+        let first = tokio::select! {
+            s = rx.recv() => s,
+            _ = shared.shutdown.cancelled() => None,
+        };
+        let Some(first) = first else {
+            return;
+        };
+        // Take everything already waiting, without repeats.
+        let mut jobs: BTreeSet<Job> = BTreeSet::new();
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(s) = next {
+            match s {
+                Settle::Parents(ids, ack) => {
+                    jobs.extend(ids.into_iter().map(Job::Parent));
+                    acks.extend(ack);
+                }
+                Settle::Advance(id) => {
+                    jobs.insert(Job::Advance(id));
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        let mut queue: VecDeque<Job> = jobs.into_iter().collect();
+        while let Some(job) = queue.pop_front() {
+            match job {
+                Job::Parent(id) => {
+                    if let Some(follow) = complete_parent(&shared, id).await {
+                        queue.push_back(follow);
+                    }
+                }
+                Job::Advance(id) => {
+                    if let Err(e) = orchestration::advance(&shared, id).await {
+                        tracing::warn!(task.id = %id, error = %e, "could not advance the orchestration; will retry");
+                    }
+                }
+            }
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// Completes `parent` if all its children have finished, with Drydock's
+/// result algebra (an orchestration is advanced instead). Returns what to
+/// do next: a finished step's orchestration advances.
+async fn complete_parent(shared: &Shared, parent: Uuid) -> Option<Job> {
+    let store = &shared.store;
+    let counts = match store.count_subtasks_by_status(parent).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(task.id = %parent, error = %e, "could not check subtasks");
+            return None;
+        }
+    };
+    if counts.iter().any(|(s, _, n)| !s.is_terminal() && *n > 0) {
+        return None;
+    }
+    let Ok(Some(task)) = store.get_task(parent).await else {
+        return None;
+    };
+    if task.status != TaskStatus::Running {
+        return None;
+    }
+    if orchestration::is_orchestration(&task) {
+        return Some(Job::Advance(parent));
+    }
+    let subs = match store.subtasks(parent).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(task.id = %parent, error = %e, "could not read subtasks");
+            return None;
+        }
+    };
+    let r = rollup(&subs);
+    let (status, message) = if task.terminate {
+        (
+            TaskStatus::Terminated,
+            format!(
+                "cancelled by {}: {}",
+                task.terminated_by.as_deref().unwrap_or("?"),
+                r.message
+            ),
+        )
+    } else {
+        (TaskStatus::Complete, r.message.clone())
+    };
+    // Only the owner settles a task (fenced by owner and epoch).
+    let outcome = TaskOutcome {
+        id: parent,
+        owner: shared.instance_id().to_owned(),
+        epoch: shared.epoch(),
+        status,
+        result_status: r.status,
+        result_message: Some(message),
+        result_reason: None,
+        successes: r.successes,
+        failures: r.failures,
+        error_count: r.error_count,
+        terminated_by: task.terminated_by.clone(),
+    };
+    match store.finish_tasks(&[outcome]).await {
+        Ok(1) => {
+            tracing::info!(task.id = %parent, result = r.status.as_str(), "task finished");
+            shared.announce_finished(parent);
+            // A step finished: the orchestrator goes on.
+            task.parent_id.map(Job::Advance)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(task.id = %parent, error = %e, "could not complete task");
+            None
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! What the engine's components share: the store, the drivers, the
+//! settings, the channels that join the components, and a few helpers every
+//! component needs (the fencing epoch, status messages, failing a task).
+//!
+//! Nothing here decides anything: each decision belongs to one component
+//! (`scheduler`, `executor`, `writer`, `settler`, `bootactions`).
+
+use super::engine::{EngineConfig, EngineError};
+use super::executor::Inflight;
+use super::orchestrator::{self, StepAction};
+use super::settler::Settle;
+use super::writer::{KvOverlay, Write};
+use crate::cluster::Leadership;
+use crate::design::{Design, DesignSource};
+use crate::drivers::{Action, DriverSet, Runtime};
+use crate::secrets::Secrets;
+use crate::store::{NewMessage, ResultStatus, Store, TaskOutcome, TaskRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// State and channels shared by the engine's components.
+pub(super) struct Shared {
+    pub store: Store,
+    pub runtime: Arc<Runtime>,
+    pub drivers: Arc<DriverSet>,
+    pub cfg: EngineConfig,
+    pub leadership: Arc<Leadership>,
+    pub designs: DesignSource,
+    pub secrets: Secrets,
+    /// Wakes the scheduler (new task, boot action report).
+    pub wake_scheduler: Notify,
+    /// Wakes the executor (new subtasks, free slots).
+    pub wake_executor: Notify,
+    pub shutdown: CancellationToken,
+    /// Ids of tasks as they finish (for waiters).
+    pub finished: broadcast::Sender<Uuid>,
+    /// To the writer.
+    pub writes: mpsc::UnboundedSender<Write>,
+    /// To the settler.
+    pub settle: mpsc::UnboundedSender<Settle>,
+    /// Driver calls in flight here (owned by the executor).
+    pub inflight: Inflight,
+    /// Key-value writes not yet in the store (owned by the writer).
+    pub kv: KvOverlay,
+    /// The design of each orchestrator task in progress here (parsed once
+    /// per task; re-read after a restart).
+    pub task_designs: Mutex<HashMap<Uuid, Arc<Design>>>,
+}
+
+impl Shared {
+    /// The fencing epoch this instance claims and writes under.
+    pub fn epoch(&self) -> i64 {
+        self.leadership.epoch()
+    }
+
+    /// This instance's id.
+    pub fn instance_id(&self) -> &str {
+        &self.cfg.instance_id
+    }
+
+    /// A driver action's time limit (configured, or Drydock's default).
+    pub fn timeout(&self, action: Action) -> Duration {
+        self.cfg
+            .timeouts
+            .get(action.name())
+            .copied()
+            .unwrap_or_else(|| action.default_timeout())
+    }
+
+    /// A step's time limit: its driver action's, or for the wait for boot
+    /// action reports `timeouts.boot_action_report` (Drydock's 15 minutes).
+    pub fn step_timeout(&self, action: StepAction) -> Duration {
+        match action {
+            StepAction::Driver(a) => self.timeout(a),
+            StepAction::BootActionReport => self
+                .cfg
+                .timeouts
+                .get(orchestrator::BOOT_ACTION_REPORT)
+                .copied()
+                .unwrap_or(Duration::from_secs(15 * 60)),
+        }
+    }
+
+    /// Waits for a wake-up or the poll interval; false once shutting down.
+    pub async fn idle(&self, wake: &Notify) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = wake.notified() => true,
+            _ = tokio::time::sleep(self.cfg.poll_interval) => true,
+        }
+    }
+
+    /// Queues a status message for task `task` (about `node`, or the task).
+    pub fn message(&self, task: Uuid, node: Option<&str>, message: String, error: bool) {
+        let (context_type, context) = match node {
+            Some(n) => ("node", n.to_owned()),
+            None => ("task", task.to_string()),
+        };
+        let _ = self.writes.send(Write::Message(NewMessage {
+            task_id: task,
+            message,
+            error,
+            context_type: context_type.into(),
+            context,
+            extra: None,
+        }));
+    }
+
+    /// Tells waiters that task `id` finished.
+    pub fn announce_finished(&self, id: Uuid) {
+        let _ = self.finished.send(id);
+    }
+
+    /// Asks the settler to look at `parents` (complete those whose children
+    /// have all finished, advance orchestrations).
+    pub fn settle(&self, parents: Vec<Uuid>) {
+        if !parents.is_empty() {
+            let _ = self.settle.send(Settle::Parents(parents, None));
+        }
+    }
+
+    /// Ends top-level task `t` as failed with `reason` (fenced by owner and
+    /// epoch), with the reason in its messages.
+    pub async fn fail_task(&self, t: &TaskRecord, reason: &str) {
+        let mut outcome = TaskOutcome::complete(
+            t.id,
+            self.instance_id(),
+            self.epoch(),
+            ResultStatus::Failure,
+        );
+        outcome.result_message = Some(reason.to_owned());
+        outcome.result_reason = Some(reason.to_owned());
+        outcome.error_count = 1;
+        let msg = NewMessage {
+            task_id: t.id,
+            message: reason.to_owned(),
+            error: true,
+            context_type: "task".into(),
+            context: t.id.to_string(),
+            extra: None,
+        };
+        if let Err(e) = self.store.add_messages(&[msg]).await {
+            tracing::warn!(task.id = %t.id, error = %e, "could not record a task message");
+        }
+        match self.store.finish_tasks(&[outcome]).await {
+            Ok(_) => self.announce_finished(t.id),
+            Err(e) => tracing::error!(task.id = %t.id, error = %e, "could not fail the task"),
+        }
+    }
+
+    /// The design of orchestrator task `t`, parsed once per task.
+    pub async fn task_design(&self, t: &TaskRecord) -> Result<Arc<Design>, EngineError> {
+        if let Some(d) = self.task_designs.lock().expect("designs").get(&t.id) {
+            return Ok(d.clone());
+        }
+        let r = t
+            .design_ref
+            .as_deref()
+            .ok_or_else(|| EngineError::Invalid("the task has no design_ref".into()))?;
+        let d = self
+            .designs
+            .load(r)
+            .await
+            .map_err(|e| EngineError::Design(e.to_string()))?;
+        self.task_designs
+            .lock()
+            .expect("designs")
+            .insert(t.id, d.clone());
+        Ok(d)
+    }
+
+    /// Forgets the parsed design of a finished orchestrator task.
+    pub fn forget_design(&self, id: Uuid) {
+        self.task_designs.lock().expect("designs").remove(&id);
+    }
+}

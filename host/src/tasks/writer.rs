@@ -1,0 +1,202 @@
+//! The writer: the one component that writes the results of driver calls.
+//!
+//! It batches driver key-value writes, subtask outcomes (fenced by owner and
+//! epoch), node states and status messages into the store, then hands the
+//! parents it touched to the settler — it never completes a parent itself.
+//! Key-value writes are visible to reads on this instance at once (through
+//! [`KvOverlay`]) and reach the store before the outcome of the call that
+//! made them; if the process dies first, that call was not recorded either
+//! and is re-run (actions are idempotent).
+
+use super::shared::Shared;
+use crate::store::{NewMessage, TaskOutcome};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// One finished subtask on its way to the store.
+pub(super) struct Finished {
+    pub outcome: TaskOutcome,
+    pub parent: Option<Uuid>,
+    /// The node's power state and boot device after the call, if it says.
+    pub node_state: Option<(String, Option<&'static str>, Option<&'static str>)>,
+}
+
+/// What the writer is asked to write.
+pub(super) enum Write {
+    Finished(Finished),
+    Message(NewMessage),
+    /// A driver key-value write (None deletes), with its sequence number.
+    Kv(String, String, Option<String>, u64),
+}
+
+/// Driver key-value writes not yet in the store: reads see them, the writer
+/// flushes them in batches before the outcomes of the calls that made them.
+#[derive(Default)]
+pub(super) struct KvOverlay {
+    inner: Mutex<PendingKv>,
+}
+
+#[derive(Default)]
+struct PendingKv {
+    seq: u64,
+    entries: HashMap<(String, String), (Option<String>, u64)>,
+}
+
+impl KvOverlay {
+    /// Records a write (None deletes) and queues it for the store.
+    pub fn write(
+        &self,
+        writes: &mpsc::UnboundedSender<Write>,
+        driver: &str,
+        key: &str,
+        value: Option<&str>,
+    ) {
+        let mut pending = self.inner.lock().expect("kv lock");
+        pending.seq += 1;
+        let seq = pending.seq;
+        let k = (driver.to_owned(), key.to_owned());
+        pending.entries.insert(k, (value.map(str::to_owned), seq));
+        drop(pending);
+        let _ = writes.send(Write::Kv(
+            driver.to_owned(),
+            key.to_owned(),
+            value.map(str::to_owned),
+            seq,
+        ));
+    }
+
+    /// A write not yet in the store: `Some(None)` for a pending delete.
+    pub fn pending(&self, driver: &str, key: &str) -> Option<Option<String>> {
+        let pending = self.inner.lock().expect("kv lock");
+        pending
+            .entries
+            .get(&(driver.to_owned(), key.to_owned()))
+            .map(|(v, _)| v.clone())
+    }
+
+    /// Forgets writes the store now holds (unless overwritten since).
+    fn written(&self, last: HashMap<(String, String), (Option<String>, u64)>) {
+        let mut pending = self.inner.lock().expect("kv lock");
+        for (key, (_, seq)) in last {
+            if pending.entries.get(&key).is_some_and(|(_, s)| *s == seq) {
+                pending.entries.remove(&key);
+            }
+        }
+    }
+}
+
+/// Runs the writer until shutdown.
+pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Write>) {
+    let mut finished: Vec<Finished> = Vec::new();
+    let mut messages: Vec<NewMessage> = Vec::new();
+    let mut kv: Vec<(String, String, Option<String>, u64)> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            w = rx.recv() => w,
+            _ = shared.shutdown.cancelled() => None,
+        };
+        let Some(first) = first else {
+            return;
+        };
+        let mut next = Some(first);
+        // Gather what is already waiting, up to a batch.
+        while let Some(w) = next {
+            match w {
+                Write::Finished(f) => finished.push(f),
+                Write::Message(m) => messages.push(m),
+                Write::Kv(d, k, v, seq) => kv.push((d, k, v, seq)),
+            }
+            next = if finished.len() + messages.len() < shared.cfg.write_batch {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        flush_kv(&shared, &mut kv).await;
+        flush(&shared, &mut finished, &mut messages).await;
+    }
+}
+
+/// Writes pending key-value changes (last write per key wins) in one
+/// transaction, then forgets those the store now holds.
+async fn flush_kv(shared: &Shared, kv: &mut Vec<(String, String, Option<String>, u64)>) {
+    if kv.is_empty() {
+        return;
+    }
+    let mut last: HashMap<(String, String), (Option<String>, u64)> = HashMap::new();
+    for (d, k, v, seq) in kv.drain(..) {
+        last.insert((d, k), (v, seq));
+    }
+    let writes: Vec<(String, String, Option<String>)> = last
+        .iter()
+        .map(|((d, k), (v, _))| (d.clone(), k.clone(), v.clone()))
+        .collect();
+    loop {
+        match shared.store.kv_apply(&writes).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "writing driver key-value state failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    shared.kv.written(last);
+}
+
+/// Writes messages, then outcomes and node states; hands the touched
+/// parents to the settler.
+async fn flush(shared: &Shared, finished: &mut Vec<Finished>, messages: &mut Vec<NewMessage>) {
+    let store = &shared.store;
+    // Messages first, so a completed task has all its messages.
+    while !messages.is_empty() {
+        match store.add_messages(messages).await {
+            Ok(_) => messages.clear(),
+            Err(e) => {
+                tracing::warn!(error = %e, "writing task messages failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    if finished.is_empty() {
+        return;
+    }
+    let outcomes: Vec<TaskOutcome> = finished.iter().map(|f| f.outcome.clone()).collect();
+    loop {
+        match store.finish_tasks(&outcomes).await {
+            Ok(n) => {
+                if (n as usize) < outcomes.len() {
+                    tracing::warn!(
+                        written = n,
+                        expected = outcomes.len(),
+                        "some outcomes were not written: their work was reassigned"
+                    );
+                }
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "writing task outcomes failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let states: Vec<(String, Option<String>, Option<String>)> = finished
+        .iter()
+        .filter_map(|f| f.node_state.as_ref())
+        .map(|(n, p, b)| (n.clone(), p.map(str::to_owned), b.map(str::to_owned)))
+        .collect();
+    if let Err(e) = store.set_node_states(&states).await {
+        tracing::warn!(error = %e, nodes = states.len(), "could not record node states");
+    }
+    let parents: Vec<Uuid> = finished
+        .iter()
+        .filter_map(|f| f.parent)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    finished.clear();
+    shared.settle(parents);
+    shared.wake_executor.notify_one();
+}
