@@ -162,6 +162,10 @@ pub struct Config {
     /// Minutes deploy_nodes waits for nodes' boot action reports (Drydock's
     /// 15).
     pub boot_action_timeout_min: u64,
+    /// Minutes prepare_nodes waits for a node to enlist with the
+    /// bootstrapper after its PXE boot (Drydock's 10); each node waits on
+    /// its own.
+    pub enlist_timeout_min: u64,
     /// Directory for the SQLite database, compile cache and instance id.
     pub data_dir: PathBuf,
     /// Database URL; SQLite in `data_dir` when unset.
@@ -241,6 +245,7 @@ impl Default for Config {
             listen: "127.0.0.1:9000".parse().expect("valid default address"),
             public_url: None,
             boot_action_timeout_min: 15,
+            enlist_timeout_min: 10,
             data_dir: PathBuf::from(".drydock"),
             database_url: None,
             drivers_dir: None,

@@ -329,6 +329,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
                     .unwrap_or_else(|| format!("http://{}", cfg.listen))
                     .trim_end_matches('/')
             ),
+            enlist_timeout: Duration::from_secs(cfg.enlist_timeout_min.saturating_mul(60)),
             timeouts: [(
                 crate::tasks::orchestrator::BOOT_ACTION_REPORT.to_owned(),
                 Duration::from_secs(cfg.boot_action_timeout_min.saturating_mul(60)),

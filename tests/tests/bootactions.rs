@@ -157,6 +157,25 @@ async fn step(store: &Store, task: &TaskRecord, action: &str) -> TaskRecord {
     }
 }
 
+/// The calls of `step`, once there are `n` of them (each node moves through
+/// the steps on its own, so they arrive one by one).
+async fn calls_of(store: &Store, step: &TaskRecord, n: usize) -> Vec<TaskRecord> {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let calls = store.subtasks(step.id).await.unwrap();
+        if calls.len() >= n {
+            return calls;
+        }
+        assert!(
+            Instant::now() < until,
+            "{} calls in {}: {calls:?}",
+            calls.len(),
+            step.action
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The key in a node's user data (`k='...'`).
 fn key_of(user_data: &str) -> String {
     let start = user_data.find("k='").expect("a key in the user data") + 3;
@@ -185,7 +204,7 @@ async fn nodes_fetch_their_assets_and_deploy_nodes_waits_for_their_reports() {
 
     // Each node's deploy_node got user data with its own key.
     let deploy = step(&store, &task, "deploy_node").await;
-    let calls = store.subtasks(deploy.id).await.unwrap();
+    let calls = calls_of(&store, &deploy, 4).await;
     let user_data = |node: &str| -> String {
         calls
             .iter()
@@ -220,7 +239,7 @@ async fn nodes_fetch_their_assets_and_deploy_nodes_waits_for_their_reports() {
     assert!(keys.iter().all(|k| k.len() == 64));
     assert_ne!(keys[0], keys[1]);
     // Only signaling boot actions are waited for: ctl01 passes through.
-    let waits = store.subtasks(wait.id).await.unwrap();
+    let waits = calls_of(&store, &wait, 3).await;
     let waited: Vec<&str> = waits
         .iter()
         .filter_map(|w| w.node_name.as_deref())

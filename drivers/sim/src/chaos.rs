@@ -55,6 +55,7 @@ pub fn begin(ctx: &Ctx, action: &str, subject: &str) -> Result<()> {
         let n: u64 = ctx.kv_get(&key).and_then(|v| v.parse().ok()).unwrap_or(0);
         ctx.kv_set(&key, &(n + 1).to_string());
     }
+    hold(ctx, action, subject)?;
     let delay = settings.delay_ms(ctx, action)?;
     if delay > 0 {
         ctx.sleep(Duration::from_millis(delay)).map_err(|_| {
@@ -73,6 +74,33 @@ pub fn begin(ctx: &Ctx, action: &str, subject: &str) -> Result<()> {
         });
     }
     ctx.debug(format!("{action}{}", on(subject)));
+    Ok(())
+}
+
+/// Holds `action` on the `hold_nodes` (when it is the `hold_action`) until
+/// the key-value store has the `hold_until` key — e.g. another node's
+/// `calls/deploy_node/<node>` with `count_calls` — or the call's deadline
+/// passes (then `timeout`). Lets tests order calls across nodes without
+/// timing.
+fn hold(ctx: &Ctx, action: &str, subject: &str) -> Result<()> {
+    if ctx.config("hold_action").as_deref() != Some(action) {
+        return Ok(());
+    }
+    let nodes = ctx.config("hold_nodes").unwrap_or_default();
+    if !nodes.split(',').any(|n| n.trim() == subject) {
+        return Ok(());
+    }
+    let Some(until) = ctx.config("hold_until") else {
+        return Ok(());
+    };
+    while ctx.kv_get(&until).is_none() {
+        ctx.sleep(Duration::from_millis(50)).map_err(|_| {
+            DriverError::Timeout(format!(
+                "{action}{} held until `{until}`, which never came",
+                on(subject)
+            ))
+        })?;
+    }
     Ok(())
 }
 

@@ -25,6 +25,7 @@
 //! | `fail_kind` | `permanent` (default, `failed`) or `retryable` (`busy`) |
 //! | `seed` | u64 mixed into the failure decision (default 0) |
 //! | `count_calls` | `true`: count each action's calls per subject in the key-value store (`calls/<action>/<subject>`) |
+//! | `hold_action`, `hold_nodes`, `hold_until` | hold that action on those nodes (comma list) until the key-value store has the `hold_until` key (tests order calls across nodes with it) |
 //! | `enlist` | `after_pxe` (default: identify_node finds a node only once it was PXE-booted through the sim oob interface) or `always` |
 
 pub mod chaos;

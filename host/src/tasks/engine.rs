@@ -74,6 +74,10 @@ pub struct EngineConfig {
     pub secrets: crate::drivers::GrantedSecrets,
     /// Leader lease timing.
     pub leader: LeaderConfig,
+    /// How long prepare_nodes waits for a node to enlist with the
+    /// bootstrapper after its PXE boot (retrying `identify_node`); Drydock
+    /// waits about ten minutes.
+    pub enlist_timeout: Duration,
     /// Where deployed nodes reach the boot action API
     /// (`<public url>/api/v1.0/bootactions/`), given to their templates as
     /// `action.report_url` and to their first-boot script.
@@ -95,6 +99,7 @@ impl Default for EngineConfig {
             design_dir: None,
             secrets: Default::default(),
             leader: LeaderConfig::default(),
+            enlist_timeout: Duration::from_secs(600),
             boot_action_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
         }
     }

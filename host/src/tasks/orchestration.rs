@@ -46,6 +46,11 @@ impl StepMeta {
     }
 }
 
+/// Whether `t` is a step of an orchestrator task.
+pub(super) fn is_step(t: &TaskRecord) -> bool {
+    t.parent_id.is_some() && StepMeta::of(t).is_some()
+}
+
 /// Whether `t` is an orchestrator task.
 pub(super) fn is_orchestration(t: &TaskRecord) -> bool {
     Orchestration::parse(&t.action).is_some()
@@ -151,9 +156,46 @@ fn selected(
         .collect())
 }
 
-/// Moves orchestrator task `id` on: once every step so far is finished,
-/// starts the next step that has nodes to act on, or completes the task
-/// with the rolled-up result. Only the settler calls this.
+/// Where the steps of an orchestration stand, read from the store.
+struct Progress {
+    /// Step containers by plan index.
+    containers: BTreeMap<usize, TaskRecord>,
+    /// Children of the open containers, by node (site steps: [`SITE`]).
+    children: BTreeMap<usize, HashMap<String, TaskRecord>>,
+}
+
+impl Progress {
+    async fn read(shared: &Shared, id: Uuid) -> Result<Progress, EngineError> {
+        let mut containers = BTreeMap::new();
+        let mut children: BTreeMap<usize, HashMap<String, TaskRecord>> = BTreeMap::new();
+        for row in shared.store.subtasks(id).await? {
+            let Some(meta) = StepMeta::of(&row) else {
+                continue;
+            };
+            if !row.status.is_terminal() {
+                let kids = shared.store.subtasks(row.id).await?;
+                children.insert(
+                    meta.step,
+                    kids.into_iter()
+                        .map(|k| (k.node_name.clone().unwrap_or_else(|| SITE.to_owned()), k))
+                        .collect(),
+                );
+            }
+            containers.insert(meta.step, row);
+        }
+        Ok(Progress {
+            containers,
+            children,
+        })
+    }
+}
+
+/// Moves orchestrator task `id` on. Each node moves through the plan on
+/// its own: as soon as its call in one step ends, it gets its call in the
+/// next step that targets it (a step's container is created when the first
+/// node gets there). A step completes once no node can reach it any more
+/// and its calls have ended; the task completes with its last step. Only
+/// the settler calls this.
 pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError> {
     let store = &shared.store;
     let Some(t) = store.get_task(id).await? else {
@@ -165,12 +207,21 @@ pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError
     if t.status != TaskStatus::Running {
         return Ok(());
     }
-    let steps = store.subtasks(id).await?;
-    if steps.iter().any(|s| !s.status.is_terminal()) {
-        return Ok(());
-    }
     let plan = orchestrator::plan(o);
+    let progress = Progress::read(shared, id).await?;
     if t.terminate {
+        // No node moves on: steps complete as their calls end, then the task.
+        for (i, c) in &progress.containers {
+            if c.status.is_terminal() {
+                continue;
+            }
+            let kids = progress.children.get(i).cloned().unwrap_or_default();
+            if kids.values().any(|k| !k.status.is_terminal()) {
+                return Ok(());
+            }
+            seal(shared, c, kids.into_values().collect()).await?;
+        }
+        let steps = store.subtasks(id).await?;
         return finish(shared, &t, o, &plan, &steps, None).await;
     }
     let design = match shared.task_design(&t).await {
@@ -188,58 +239,156 @@ pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError
     };
     let nodes: HashMap<String, model::Node> =
         all.into_iter().map(|n| (n.name.clone(), n)).collect();
-    let rows: HashMap<usize, &TaskRecord> = steps
+    let signaled: BTreeSet<String> = if plan
         .iter()
-        .filter_map(|s| StepMeta::of(s).map(|m| (m.step, s)))
-        .collect();
+        .any(|s| s.only == orchestrator::Only::WithBootActions)
+    {
+        store
+            .boot_actions_for_task(t.id)
+            .await?
+            .into_iter()
+            .filter(|b| b.signaling)
+            .map(|b| b.node_name)
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    // Step by step: which nodes reached it, and where each stands in it.
     let mut results: BTreeMap<usize, StepResult> = BTreeMap::new();
+    let mut create: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    let mut first_open: Option<usize> = None;
     for (i, step) in plan.iter().enumerate() {
-        if let Some(row) = rows.get(&i) {
-            results.insert(i, step_result(row));
-            continue;
-        }
         let targets = step.targets.resolve(&selected, &results);
-        let signaled: BTreeSet<String> = if step.only == orchestrator::Only::WithBootActions {
-            store
-                .boot_actions_for_task(t.id)
-                .await?
-                .into_iter()
-                .filter(|b| b.signaling)
-                .map(|b| b.node_name)
-                .collect()
-        } else {
-            BTreeSet::new()
-        };
-        let (eligible, pass): (BTreeSet<String>, BTreeSet<String>) =
-            targets.into_iter().partition(|n| match step.only {
-                orchestrator::Only::WithBootActions => signaled.contains(n),
-                only => nodes.get(n).is_none_or(|node| only.includes(node)),
-            });
-        if eligible.is_empty() {
-            results.insert(
-                i,
-                StepResult {
-                    successes: pass,
-                    failures: BTreeSet::new(),
-                },
-            );
+        let mut r = StepResult::default();
+        let container = progress.containers.get(&i);
+        let sealed = container.is_some_and(|c| c.status.is_terminal());
+        for n in targets {
+            let eligible = match step.only {
+                orchestrator::Only::WithBootActions => signaled.contains(&n),
+                only => nodes.get(&n).is_none_or(|node| only.includes(node)),
+            };
+            if !eligible {
+                r.successes.insert(n);
+                continue;
+            }
+            if sealed {
+                continue;
+            }
+            match progress.children.get(&i).and_then(|k| k.get(&n)) {
+                Some(k) if k.status.is_terminal() => {
+                    if k.status == TaskStatus::Complete && k.result_status == ResultStatus::Success
+                    {
+                        r.successes.insert(n);
+                    } else {
+                        r.failures.insert(n);
+                    }
+                }
+                Some(_) => {
+                    first_open.get_or_insert(i);
+                }
+                None => {
+                    first_open.get_or_insert(i);
+                    create.entry(i).or_default().insert(n);
+                }
+            }
+        }
+        if let Some(c) = container.filter(|_| sealed) {
+            let done = step_result(c);
+            r.successes.extend(done.successes);
+            r.failures.extend(done.failures);
+        }
+        results.insert(i, r);
+    }
+    // New calls for the nodes that reached a step; containers keep the
+    // plan's order (a step nodes upstream may still reach gets its
+    // container before a later one).
+    let mut made: BTreeSet<usize> = progress.containers.keys().copied().collect();
+    for (i, new) in &create {
+        let from = first_open.unwrap_or(*i);
+        for j in from..*i {
+            if !made.contains(&j) && !create.contains_key(&j) {
+                add_calls(shared, &t, j, &plan[j], &design, &BTreeSet::new(), None).await?;
+                made.insert(j);
+            }
+        }
+        let existing = progress.containers.get(i).map(|c| c.id);
+        add_calls(shared, &t, *i, &plan[*i], &design, new, existing).await?;
+        made.insert(*i);
+    }
+    if !create.is_empty() {
+        return Ok(());
+    }
+    // Steps no node can reach any more, whose calls have all ended.
+    let mut all_sealed = true;
+    for (i, c) in &progress.containers {
+        if c.status.is_terminal() {
             continue;
         }
-        return create_step(shared, &t, i, step, &design, eligible, pass).await;
+        if first_open.is_some_and(|k| k <= *i) {
+            all_sealed = false;
+            break;
+        }
+        let kids = progress.children.get(i).cloned().unwrap_or_default();
+        seal(shared, c, kids.into_values().collect()).await?;
     }
-    finish(shared, &t, o, &plan, &steps, Some((&selected, &results))).await
+    if all_sealed && first_open.is_none() {
+        let steps = store.subtasks(id).await?;
+        finish(shared, &t, o, &plan, &steps, Some((&selected, &results))).await?;
+    }
+    Ok(())
 }
 
-/// Inserts step `index` of `t`'s plan (already running, owned by this
-/// instance, fenced on the lease) with one subtask per eligible node.
-async fn create_step(
+/// Completes step container `c` from its calls (fenced by owner and epoch).
+async fn seal(shared: &Shared, c: &TaskRecord, kids: Vec<TaskRecord>) -> Result<(), EngineError> {
+    let mut r = super::result::rollup(&kids);
+    if kids.is_empty() {
+        // Created for nodes that went another way in the end.
+        r.status = ResultStatus::Success;
+        r.message = "no node reached this step".to_owned();
+    }
+    let (status, message) = if c.terminate {
+        (
+            TaskStatus::Terminated,
+            format!(
+                "cancelled by {}: {}",
+                c.terminated_by.as_deref().unwrap_or("?"),
+                r.message
+            ),
+        )
+    } else {
+        (TaskStatus::Complete, r.message.clone())
+    };
+    let outcome = TaskOutcome {
+        id: c.id,
+        owner: shared.instance_id().to_owned(),
+        epoch: shared.epoch(),
+        status,
+        result_status: r.status,
+        result_message: Some(message),
+        result_reason: None,
+        successes: r.successes,
+        failures: r.failures,
+        error_count: r.error_count,
+        terminated_by: c.terminated_by.clone(),
+    };
+    if shared.store.finish_tasks(&[outcome]).await? == 1 {
+        tracing::info!(task.id = %c.id, result = r.status.as_str(), "step finished");
+        shared.announce_finished(c.id);
+    }
+    Ok(())
+}
+
+/// Adds the calls of step `index` of `t`'s plan for `new` nodes: into its
+/// container `existing`, or into a new container (already running, owned
+/// by this instance, fenced on the lease).
+async fn add_calls(
     shared: &Shared,
     t: &TaskRecord,
     index: usize,
     step: &orchestrator::Step,
     design: &Design,
-    eligible: BTreeSet<String>,
-    pass: BTreeSet<String>,
+    new: &BTreeSet<String>,
+    existing: Option<Uuid>,
 ) -> Result<(), EngineError> {
     let params = match step.params {
         StepParams::None => serde_json::json!({}),
@@ -252,31 +401,49 @@ async fn create_step(
         StepParams::BootActions => serde_json::json!({}),
     };
     let per_node: BTreeMap<String, serde_json::Value> = match step.params {
-        StepParams::BootActions => bootactions::hand_out(shared, t, design, &eligible).await?,
+        StepParams::BootActions if !new.is_empty() => {
+            bootactions::hand_out(shared, t, design, new).await?
+        }
         _ => BTreeMap::new(),
     };
     let action = step.action;
-    let deadline = chrono::Utc::now()
-        + chrono::Duration::from_std(shared.step_timeout(action)).unwrap_or(chrono::Duration::MAX);
-    let mut parent = NewTask::new(action.name());
-    parent.parent_id = Some(t.id);
-    parent.status = TaskStatus::Running;
-    parent.owner = Some(shared.instance_id().to_owned());
-    parent.epoch = shared.epoch();
-    parent.design_ref = t.design_ref.clone();
-    parent.created_by = t.created_by.clone();
-    parent.deadline = Some(deadline);
-    parent.params = serde_json::to_value(StepMeta {
-        step: index,
-        passthrough: pass.into_iter().collect(),
-        probe: step.probe,
-    })
-    .unwrap_or_default();
+    let timeout = if step.enlist {
+        shared.cfg.enlist_timeout
+    } else {
+        shared.step_timeout(action)
+    };
+    let deadline =
+        chrono::Utc::now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+    let mut rows = Vec::new();
+    let parent_id = match existing {
+        Some(id) => id,
+        None => {
+            let mut parent = NewTask::new(action.name());
+            parent.parent_id = Some(t.id);
+            parent.status = TaskStatus::Running;
+            parent.owner = Some(shared.instance_id().to_owned());
+            parent.epoch = shared.epoch();
+            parent.design_ref = t.design_ref.clone();
+            parent.created_by = t.created_by.clone();
+            // No deadline on the container: its calls have theirs (each from
+            // when its node got there), and a container may wait empty for
+            // nodes upstream (the leader's overdue sweep must not end it).
+            parent.params = serde_json::to_value(StepMeta {
+                step: index,
+                passthrough: Vec::new(),
+                probe: step.probe,
+            })
+            .unwrap_or_default();
+            let id = parent.id;
+            rows.push(parent);
+            id
+        }
+    };
     let sub = |node: Option<&String>| {
         let mut s = match node {
-            Some(n) => NewTask::subtask(parent.id, action.name(), n.clone()),
+            Some(n) => NewTask::subtask(parent_id, action.name(), n.clone()),
             None => NewTask {
-                parent_id: Some(parent.id),
+                parent_id: Some(parent_id),
                 ..NewTask::new(action.name())
             },
         };
@@ -292,32 +459,38 @@ async fn create_step(
             s.epoch = shared.epoch();
         }
         s.deadline = Some(deadline);
-        s.retry = step.attempts;
+        // The wait for enlistment retries until its deadline.
+        s.retry = if step.enlist {
+            i64::from(u32::MAX)
+        } else {
+            step.attempts
+        };
         s.created_by = t.created_by.clone();
         s
     };
-    let mut rows = vec![parent.clone()];
     if action.is_node_scoped() {
-        rows.extend(eligible.iter().map(|n| sub(Some(n))));
-    } else {
+        rows.extend(new.iter().map(|n| sub(Some(n))));
+    } else if !new.is_empty() {
         rows.push(sub(None));
     }
     shared
         .store
         .insert_tasks_fenced(&rows, Some((shared.instance_id(), shared.epoch())))
         .await?;
-    let who = if action.is_node_scoped() {
-        format!("{} node(s)", eligible.len())
-    } else {
-        "the site".to_owned()
-    };
-    shared.message(
-        t.id,
-        None,
-        format!("step {}: {} on {who}", index + 1, action.name()),
-        false,
-    );
-    tracing::info!(task.id = %t.id, step = index, action = action.name(), targets = eligible.len(), "orchestration step started");
+    if existing.is_none() {
+        let who = if action.is_node_scoped() {
+            format!("{} node(s)", new.len())
+        } else {
+            "the site".to_owned()
+        };
+        shared.message(
+            t.id,
+            None,
+            format!("step {}: {} on {who}", index + 1, action.name()),
+            false,
+        );
+    }
+    tracing::info!(task.id = %t.id, step = index, action = action.name(), targets = new.len(), "orchestration step calls added");
     shared.wake_executor.notify_one();
     Ok(())
 }
@@ -421,23 +594,25 @@ async fn finish(
 /// What a finished step left: its successes plus the nodes it passed
 /// through, its failures (a site step succeeds or fails as [`SITE`]).
 fn step_result(row: &TaskRecord) -> StepResult {
+    let node_scoped = row
+        .action
+        .parse::<Action>()
+        .is_ok_and(Action::is_node_scoped);
+    if !node_scoped {
+        let mut r = StepResult::default();
+        if row.result_status == ResultStatus::Success {
+            r.successes.insert(SITE.to_owned());
+        } else {
+            r.failures.insert(SITE.to_owned());
+        }
+        return r;
+    }
     let mut r = StepResult {
         successes: row.successes.iter().cloned().collect(),
         failures: row.failures.iter().cloned().collect(),
     };
     if let Some(meta) = StepMeta::of(row) {
         r.successes.extend(meta.passthrough);
-    }
-    if !row
-        .action
-        .parse::<Action>()
-        .is_ok_and(Action::is_node_scoped)
-    {
-        if row.result_status == ResultStatus::Success {
-            r.successes.insert(SITE.to_owned());
-        } else {
-            r.failures.insert(SITE.to_owned());
-        }
     }
     r
 }

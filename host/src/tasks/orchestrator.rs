@@ -148,6 +148,10 @@ pub struct Step {
     pub params: StepParams,
     /// The step's failures are expected and not the task's errors (a probe).
     pub probe: bool,
+    /// The wait for the bootstrapper to enlist a node after its PXE boot:
+    /// retried until the engine's `enlist_timeout` (Drydock waits about
+    /// ten minutes) rather than a number of attempts.
+    pub enlist: bool,
 }
 
 const fn step(action: Action, targets: Targets) -> Step {
@@ -158,6 +162,7 @@ const fn step(action: Action, targets: Targets) -> Step {
         attempts: 0,
         params: StepParams::None,
         probe: false,
+        enlist: false,
     }
 }
 
@@ -203,7 +208,7 @@ pub fn plan(o: Orchestration) -> Vec<Step> {
             step(PowerCycleNode, SuccessesOf(2)),
             // 4: wait for the bootstrapper to enlist the node.
             Step {
-                attempts: 10,
+                enlist: true,
                 ..step(IdentifyNode, SuccessesOf(3))
             },
             // 5: commission.

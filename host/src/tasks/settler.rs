@@ -82,10 +82,23 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Set
 }
 
 /// Completes `parent` if all its children have finished, with Drydock's
-/// result algebra (an orchestration is advanced instead). Returns what to
-/// do next: a finished step's orchestration advances.
+/// result algebra. An orchestration, or a step of one, is advanced instead
+/// (the returned job).
 async fn complete_parent(shared: &Shared, parent: Uuid) -> Option<Job> {
     let store = &shared.store;
+    let Ok(Some(task)) = store.get_task(parent).await else {
+        return None;
+    };
+    if task.status != TaskStatus::Running {
+        return None;
+    }
+    if orchestration::is_orchestration(&task) {
+        return Some(Job::Advance(parent));
+    }
+    if let Some(orchestrator) = task.parent_id.filter(|_| orchestration::is_step(&task)) {
+        // A step's nodes move on one by one: its orchestration decides.
+        return Some(Job::Advance(orchestrator));
+    }
     let counts = match store.count_subtasks_by_status(parent).await {
         Ok(c) => c,
         Err(e) => {
@@ -95,15 +108,6 @@ async fn complete_parent(shared: &Shared, parent: Uuid) -> Option<Job> {
     };
     if counts.iter().any(|(s, _, n)| !s.is_terminal() && *n > 0) {
         return None;
-    }
-    let Ok(Some(task)) = store.get_task(parent).await else {
-        return None;
-    };
-    if task.status != TaskStatus::Running {
-        return None;
-    }
-    if orchestration::is_orchestration(&task) {
-        return Some(Job::Advance(parent));
     }
     let subs = match store.subtasks(parent).await {
         Ok(s) => s,
@@ -143,8 +147,7 @@ async fn complete_parent(shared: &Shared, parent: Uuid) -> Option<Job> {
         Ok(1) => {
             tracing::info!(task.id = %parent, result = r.status.as_str(), "task finished");
             shared.announce_finished(parent);
-            // A step finished: the orchestrator goes on.
-            task.parent_id.map(Job::Advance)
+            None
         }
         Ok(_) => None,
         Err(e) => {
