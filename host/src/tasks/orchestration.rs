@@ -305,9 +305,9 @@ pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError
     let mut made: BTreeSet<usize> = progress.containers.keys().copied().collect();
     for (i, new) in &create {
         let from = first_open.unwrap_or(*i);
-        for j in from..*i {
+        for (j, step) in plan.iter().enumerate().take(*i).skip(from) {
             if !made.contains(&j) && !create.contains_key(&j) {
-                add_calls(shared, &t, j, &plan[j], &design, &BTreeSet::new(), None).await?;
+                add_calls(shared, &t, j, step, &design, &BTreeSet::new(), None).await?;
                 made.insert(j);
             }
         }
