@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use drydock::store::{
     Backend, ClaimScope, ClaimSpec, DateTime, NewBuildData, NewMessage, NewTask, ResultStatus,
-    Store, StoreError, TaskFilter, TaskOutcome, TaskPatch, TaskStatus, Utc, Uuid, testing,
+    Store, StoreError, TaskFilter, TaskOutcome, TaskPatch, TaskRecord, TaskStatus, Utc, Uuid,
+    testing,
 };
 use serde_json::json;
 
@@ -670,6 +671,26 @@ async fn case_finish_10k(store: Store) {
     let t = store.get_task(ids[1]).await.unwrap().unwrap();
     assert_eq!(t.successes, vec!["node00001".to_string()]);
     assert_eq!(t.result_message.as_deref(), Some("done 1"));
+    // 1,000 still running: the parent has open subtasks until they end.
+    assert!(store.has_open_subtasks(parent.id).await.unwrap());
+    let rest: Vec<TaskOutcome> = subs_running(&store, parent.id)
+        .await
+        .into_iter()
+        .map(|t| TaskOutcome::complete(t.id, &t.owner.unwrap(), t.epoch, ResultStatus::Success))
+        .collect();
+    assert_eq!(store.finish_tasks(&rest).await.unwrap(), 1_000);
+    assert!(!store.has_open_subtasks(parent.id).await.unwrap());
+}
+
+/// The running subtasks of `parent`.
+async fn subs_running(store: &Store, parent: Uuid) -> Vec<TaskRecord> {
+    store
+        .subtasks(parent)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.status == TaskStatus::Running)
+        .collect()
 }
 
 async fn case_update_and_set_running(store: Store) {

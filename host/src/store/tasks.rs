@@ -261,7 +261,7 @@ fn records(rows: Vec<TaskRow>) -> Result<Vec<TaskRecord>> {
 /// A task to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {
-    /// Task id (normally `Uuid::new_v4()`).
+    /// Task id (time-ordered, `Uuid::now_v7()`: new rows land at the end of the primary key index).
     pub id: Uuid,
     /// Parent task, for subtasks.
     pub parent_id: Option<Uuid>,
@@ -295,7 +295,7 @@ impl NewTask {
     /// parameters.
     pub fn new(action: impl Into<String>) -> NewTask {
         NewTask {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             parent_id: None,
             action: action.into(),
             design_ref: None,
@@ -719,6 +719,21 @@ impl Store {
                 .fetch_all(pool)
                 .await
                 .db()?
+        }))
+    }
+
+    /// Whether `parent` has a subtask not yet finished (one probe of
+    /// a partial index, however many subtasks it has).
+    pub async fn has_open_subtasks(&self, parent: Uuid) -> Result<bool> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = $1 \
+                 AND status NOT IN ('complete', 'terminated'))",
+            )
+            .bind(parent)
+            .fetch_one(pool)
+            .await
+            .db()?
         }))
     }
 

@@ -99,15 +99,13 @@ async fn complete_parent(shared: &Shared, parent: Uuid) -> Option<Job> {
         // A step's nodes move on one by one: its orchestration decides.
         return Some(Job::Advance(orchestrator));
     }
-    let counts = match store.count_subtasks_by_status(parent).await {
-        Ok(c) => c,
+    match store.has_open_subtasks(parent).await {
+        Ok(false) => {}
+        Ok(true) => return None,
         Err(e) => {
             tracing::warn!(task.id = %parent, error = %e, "could not check subtasks");
             return None;
         }
-    };
-    if counts.iter().any(|(s, _, n)| !s.is_terminal() && *n > 0) {
-        return None;
     }
     let subs = match store.subtasks(parent).await {
         Ok(s) => s,
