@@ -144,6 +144,8 @@ impl Cluster {
             .env("DRYDOCK_TOKENS", format!("admin:admin:{TOKEN}"))
             .env("DRYDOCK_MAX_CONCURRENCY", self.max_concurrency.to_string())
             .env("RUST_LOG", "info")
+            // Names its database sessions in `pg_stat_activity`.
+            .env("PGAPPNAME", format!("drydock-{id}"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -203,7 +205,10 @@ impl Cluster {
             {
                 return i;
             }
-            assert!(Instant::now() < until, "no leader within {within:?}");
+            if Instant::now() >= until {
+                self.explain();
+                panic!("no leader within {within:?}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -264,11 +269,29 @@ impl Cluster {
     pub fn wait(&self, within: Duration, what: &str, mut pred: impl FnMut(&Cluster) -> bool) {
         let until = Instant::now() + within;
         while !pred(self) {
-            assert!(
-                Instant::now() < until,
-                "timed out after {within:?} waiting for {what}"
-            );
+            if Instant::now() >= until {
+                self.explain();
+                panic!("timed out after {within:?} waiting for {what}");
+            }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Prints what every session on the database is doing and waiting
+    /// for (`pg_stat_activity`, `pg_locks`), and which process each
+    /// instance is, so a wait that timed out explains itself.
+    pub fn explain(&self) {
+        eprintln!("---- instances");
+        for i in &self.instances {
+            let pid = i.child.as_ref().map(|c| c.id());
+            eprintln!("  {} pid={pid:?} url={}", i.id, i.url);
+        }
+        match self
+            .rt
+            .block_on(drydock::store::testing::pg_activity_report(&self.db_url))
+        {
+            Ok(report) => eprintln!("---- database sessions at the timeout\n{report}"),
+            Err(e) => eprintln!("---- could not read pg_stat_activity / pg_locks: {e}"),
         }
     }
 
