@@ -134,8 +134,7 @@ pub async fn pg_activity_report(url: &str) -> Result<String> {
     let mut out = String::from(
         "pg_stat_activity (pid app port state wait blocked_by xact_age state_age query):\n",
     );
-    for (pid, app, port, state, wtype, wevent, blocked_by, xact_age, state_age, query) in activity
-    {
+    for (pid, app, port, state, wtype, wevent, blocked_by, xact_age, state_age, query) in activity {
         let _ = writeln!(
             out,
             "  {pid} {app:?} {} {} {}:{} blocked_by={blocked_by} xact={} state={} | {query}",

@@ -473,6 +473,13 @@ impl Engine {
                 Ok(tasks) if !tasks.is_empty() => {
                     for t in tasks {
                         if let Err(e) = self.decompose(&t).await {
+                            if matches!(&e, EngineError::Store(s) if s.is_retryable()) {
+                                // Nothing half-done: the fan-out is one
+                                // transaction, and a task left running
+                                // without subtasks is resumed by the sweep.
+                                tracing::warn!(task.id = %t.id, error = %e, "scheduling interrupted; will resume");
+                                continue;
+                            }
                             tracing::error!(task.id = %t.id, error = %e, "scheduling failed");
                             self.fail_task(&t, &format!("scheduling failed: {e}")).await;
                         }
@@ -544,8 +551,12 @@ impl Engine {
         {
             if matches!(self.inner.store.subtask_ids(t.id).await, Ok(ids) if ids.is_empty()) {
                 tracing::info!(task.id = %t.id, "resuming a task left without subtasks");
-                if let Err(e) = self.decompose(t).await {
-                    self.fail_task(t, &format!("scheduling failed: {e}")).await;
+                match self.decompose(t).await {
+                    Err(EngineError::Store(e)) if e.is_retryable() => {
+                        tracing::warn!(task.id = %t.id, error = %e, "scheduling interrupted; will resume");
+                    }
+                    Err(e) => self.fail_task(t, &format!("scheduling failed: {e}")).await,
+                    Ok(()) => {}
                 }
             }
         }
@@ -1303,8 +1314,15 @@ impl Engine {
             .filter_map(|f| f.node_state.as_ref())
             .map(|(n, p, b)| (n.clone(), p.map(str::to_owned), b.map(str::to_owned)))
             .collect();
-        if let Err(e) = store.set_node_states(&states).await {
-            tracing::warn!(error = %e, nodes = states.len(), "could not record node states");
+        // Idempotent: retried while the failure is passing (a lock held by
+        // a stalled session is released within the session limits).
+        while let Err(e) = store.set_node_states(&states).await {
+            if !e.is_retryable() {
+                tracing::warn!(error = %e, nodes = states.len(), "could not record node states");
+                break;
+            }
+            tracing::warn!(error = %e, "writing node states failed; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let parents: Vec<Uuid> = finished
             .iter()

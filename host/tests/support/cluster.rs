@@ -54,6 +54,21 @@ impl Instance {
         }
     }
 
+    /// Whether the process is stopped (SIGSTOP, by the test or by itself
+    /// through a fault-injection point): state `T` in `/proc/PID/stat`.
+    pub fn stopped(&self) -> bool {
+        let Some(child) = self.child.as_ref() else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
+            .ok()
+            .and_then(|stat| {
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.split_whitespace().next().map(|state| state == "T")
+            })
+            .unwrap_or(false)
+    }
+
     /// Whether a log line contains `needle`.
     pub fn logged(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
@@ -121,6 +136,12 @@ impl Cluster {
 
     /// Starts instance `id` and waits until it serves. Returns its index.
     pub fn start(&mut self, id: &str) -> usize {
+        self.start_with(id, &[])
+    }
+
+    /// [`Cluster::start`] with extra environment variables (e.g. a
+    /// fault-injection point).
+    pub fn start_with(&mut self, id: &str, env: &[(&str, &str)]) -> usize {
         let dir = self.dir.join(id);
         std::fs::create_dir_all(&dir).unwrap();
         // Reuse the first instance's compiled drivers (starting is faster).
@@ -146,6 +167,7 @@ impl Cluster {
             .env("RUST_LOG", "info")
             // Names its database sessions in `pg_stat_activity`.
             .env("PGAPPNAME", format!("drydock-{id}"))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
