@@ -142,18 +142,24 @@ fn a_paused_leader_writes_nothing_after_its_lease_is_taken() {
     let paused = c.instances[leader].id.clone();
     let old_epoch = c.lease().unwrap().epoch;
     c.instances[leader].signal("STOP");
-    let stalled: Vec<_> = c
-        .subtasks(task)
-        .into_iter()
-        .filter(|s| s.status == TaskStatus::Running && s.owner.as_deref() == Some(&paused))
-        .map(|s| s.id)
-        .collect();
 
     // The other instance takes the lease and the paused one's work.
     c.wait(Duration::from_secs(10), "a takeover", |c| {
         c.lease()
             .is_some_and(|l| l.holder != paused && l.epoch > old_epoch)
     });
+    // What the paused one held when its lease was taken. (Not read at the
+    // SIGSTOP: statements it had already sent, a COMMIT among them, still
+    // complete then, so a subtask read as running at that instant can be
+    // finished by it, rightly, a moment later. The takeover comes a lease
+    // later, with nothing of its left in flight, and before any reclaim,
+    // which waits `dead_after` more.)
+    let stalled: Vec<_> = c
+        .subtasks(task)
+        .into_iter()
+        .filter(|s| s.status == TaskStatus::Running && s.owner.as_deref() == Some(&paused))
+        .map(|s| s.id)
+        .collect();
     // ... and finishes the calls the paused one had in flight.
     c.wait(
         Duration::from_secs(30),
@@ -308,6 +314,50 @@ fn a_leader_stopped_while_writing_outcomes_stalls_nobody() {
 #[test]
 fn a_leader_stopped_while_writing_driver_state_stalls_nobody() {
     paused_inside_a_transaction("kv_apply");
+}
+
+/// Stopped while reclaiming, holding the lease row locked (as every fenced
+/// leader transaction does): the other instance's lease renewal queues
+/// behind that lock, so without bounds it could never take the lease.
+#[test]
+fn a_leader_stopped_holding_the_lease_row_stalls_nobody() {
+    let _serial = serial();
+    let mut c = Cluster::new("ptx_lease", &config(PAUSE_DELAY_MS), CONCURRENCY);
+    let a = c.start_with("ha-a", &[("DRYDOCK_FAULT_PAUSE_IN_TX", "reclaim_dead")]);
+    assert_eq!(
+        c.leader(Duration::from_secs(10)),
+        a,
+        "the first instance leads"
+    );
+    let b = c.start("ha-b");
+    c.register(PAUSE_NODES);
+    // Its first reclaim comes once it has led for `dead_after`.
+    c.wait(
+        Duration::from_secs(60),
+        "ha-a to stop inside its reclaim",
+        |c| c.instances[a].stopped(),
+    );
+    let old_epoch = c.lease().unwrap().epoch;
+    c.wait(takeover_bound(), "ha-b to take the lease", |c| {
+        c.lease().is_some_and(|l| {
+            l.holder == "ha-b" && l.epoch > old_epoch && l.expires > chrono::Utc::now()
+        })
+    });
+    let task = c.submit(b, json!({"action": "power_on_node"}));
+    let work = Duration::from_millis(PAUSE_DELAY_MS) * (PAUSE_NODES / CONCURRENCY + 1) as u32;
+    c.wait(takeover_bound() + work * 2, "the task to complete", |c| {
+        c.task(task).status.is_terminal()
+    });
+    assert_exactly_once_over(&c, task, PAUSE_NODES);
+    // Continued, ha-a's reclaim finds its session ended; it steps down.
+    c.instances[a].signal("CONT");
+    c.wait(
+        Duration::from_secs(10),
+        "the resumed instance to step down",
+        |c| c.instances[a].logged("no longer leads"),
+    );
+    assert_eq!(c.lease().unwrap().holder, "ha-b");
+    assert_eq!(c.task(task).owner.as_deref(), Some("ha-b"));
 }
 
 fn pg_cluster_cmd(action: &str) {

@@ -12,6 +12,9 @@
 //!   (the engine writer's outcome flush), once at least one row changed.
 //! - `kv_apply`: in [`Store::kv_apply`](super::Store::kv_apply) (the
 //!   writer's driver key-value flush).
+//! - `reclaim_dead`: in [`Store::reclaim_dead`](super::Store::reclaim_dead)
+//!   (the leader's periodic takeover of dead instances' work), holding the
+//!   lease row locked.
 //!
 //! For tests only: never set it in production. Unset (or any other value),
 //! it does nothing.
@@ -29,6 +32,8 @@ pub(crate) enum Point {
     FinishTasks,
     /// In `kv_apply`, after the key-value writes.
     KvApply,
+    /// In `reclaim_dead`, after its updates (the lease row locked).
+    ReclaimDead,
 }
 
 impl Point {
@@ -36,6 +41,7 @@ impl Point {
         match self {
             Point::FinishTasks => "finish_tasks",
             Point::KvApply => "kv_apply",
+            Point::ReclaimDead => "reclaim_dead",
         }
     }
 }
@@ -45,7 +51,7 @@ fn configured() -> Option<Point> {
     static POINT: OnceLock<Option<Point>> = OnceLock::new();
     *POINT.get_or_init(|| {
         let v = std::env::var(PAUSE_IN_TX).ok()?;
-        [Point::FinishTasks, Point::KvApply]
+        [Point::FinishTasks, Point::KvApply, Point::ReclaimDead]
             .into_iter()
             .find(|p| p.name() == v)
     })
