@@ -88,10 +88,18 @@ impl Default for Limits {
 
 /// Leader lease timing (several instances on one Postgres). The defaults
 /// give a failover of about two seconds.
+///
+/// The lease also bounds every Postgres session
+/// ([`SessionLimits::for_lease`](crate::store::SessionLimits::for_lease)):
+/// idle in a transaction at most `lease_ms`, a lock wait at most
+/// `lease_ms / 2`, a statement at most 30 × `lease_ms` (at least 60 s), so a
+/// paused instance's open transaction stalls the others no longer than
+/// that.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LeaderSettings {
-    /// How long the lease lasts without renewal, in ms.
+    /// How long the lease lasts without renewal, in ms (also the longest a
+    /// Postgres session may idle in a transaction; see above).
     pub lease_ms: u64,
     /// How often every instance beats and renews or tries the lease, in ms.
     pub renew_ms: u64,

@@ -266,7 +266,9 @@ pub async fn start(cfg: Config) -> Result<Server> {
         None => format!("sqlite:{}", cfg.data_dir.join("drydock.db").display()),
     };
     let sqlite_lock = lock_sqlite(&database_url)?;
-    let store = Store::connect(&database_url).await?;
+    // Every Postgres session bounded by the lease (see `SessionLimits`).
+    let limits = crate::store::SessionLimits::for_lease(Duration::from_millis(cfg.leader.lease_ms));
+    let store = Store::connect_with(&database_url, limits).await?;
     tracing::info!(backend = %store.backend(), "store ready");
 
     data.create_dir_all("compile-cache")

@@ -35,14 +35,19 @@ const CONCURRENCY: usize = 16;
 /// Every node's subtask is complete and successful, exactly one per node,
 /// and the task completed successfully.
 fn assert_exactly_once(c: &Cluster, task: drydock::store::Uuid) {
+    assert_exactly_once_over(c, task, NODES)
+}
+
+/// [`assert_exactly_once`] for a task over `nodes` nodes.
+fn assert_exactly_once_over(c: &Cluster, task: drydock::store::Uuid, nodes: usize) {
     let t = c.task(task);
     assert_eq!(t.status, TaskStatus::Complete, "{t:?}");
     assert_eq!(t.result_status, ResultStatus::Success, "{t:?}");
-    assert_eq!(t.successes.len(), NODES);
+    assert_eq!(t.successes.len(), nodes);
     let subs = c.subtasks(task);
-    assert_eq!(subs.len(), NODES, "one subtask per node");
+    assert_eq!(subs.len(), nodes, "one subtask per node");
     let names: BTreeSet<_> = subs.iter().filter_map(|s| s.node_name.clone()).collect();
-    assert_eq!(names.len(), NODES, "no node twice");
+    assert_eq!(names.len(), nodes, "no node twice");
     for s in &subs {
         assert_eq!(s.status, TaskStatus::Complete, "{s:?}");
         assert_eq!(s.result_status, ResultStatus::Success, "{s:?}");
@@ -137,18 +142,24 @@ fn a_paused_leader_writes_nothing_after_its_lease_is_taken() {
     let paused = c.instances[leader].id.clone();
     let old_epoch = c.lease().unwrap().epoch;
     c.instances[leader].signal("STOP");
-    let stalled: Vec<_> = c
-        .subtasks(task)
-        .into_iter()
-        .filter(|s| s.status == TaskStatus::Running && s.owner.as_deref() == Some(&paused))
-        .map(|s| s.id)
-        .collect();
 
     // The other instance takes the lease and the paused one's work.
     c.wait(Duration::from_secs(10), "a takeover", |c| {
         c.lease()
             .is_some_and(|l| l.holder != paused && l.epoch > old_epoch)
     });
+    // What the paused one held when its lease was taken. (Not read at the
+    // SIGSTOP: statements it had already sent, a COMMIT among them, still
+    // complete then, so a subtask read as running at that instant can be
+    // finished by it, rightly, a moment later. The takeover comes a lease
+    // later, with nothing of its left in flight, and before any reclaim,
+    // which waits `dead_after` more.)
+    let stalled: Vec<_> = c
+        .subtasks(task)
+        .into_iter()
+        .filter(|s| s.status == TaskStatus::Running && s.owner.as_deref() == Some(&paused))
+        .map(|s| s.id)
+        .collect();
     // ... and finishes the calls the paused one had in flight.
     c.wait(
         Duration::from_secs(30),
@@ -183,6 +194,170 @@ fn a_paused_leader_writes_nothing_after_its_lease_is_taken() {
     let new_leader = c.lease().unwrap().holder;
     assert_eq!(t.owner.as_deref(), Some(new_leader.as_str()), "{t:?}");
     assert_ne!(new_leader, paused);
+}
+
+/// Nodes in the paused-transaction tests.
+const PAUSE_NODES: usize = 100;
+/// Sim call length in the paused-transaction tests, ms.
+const PAUSE_DELAY_MS: u64 = 400;
+
+/// The longest the survivor may take to re-run the work of an instance
+/// stopped inside a write transaction, from the default lease and session
+/// limits: the stopped leader's lease lapses (`lease`) and the survivor
+/// takes it (`renew`); it reclaims once it has led for `dead_after` (then
+/// every `renew`); the stopped session is ended after `idle_in_transaction`,
+/// a statement queued behind it gives up after `lock_timeout` and is retried
+/// after `renew` (or the writer's 0.5 s); then the re-run call. Plus 15 s
+/// for a loaded two-core machine. Without the session limits this is
+/// unbounded: the locks are held until the stopped process resumes.
+fn takeover_bound() -> Duration {
+    let leader = drydock::tasks::LeaderConfig::default();
+    let limits = drydock::store::SessionLimits::default();
+    leader.lease
+        + leader.dead_after
+        + limits.idle_in_transaction
+        + limits.lock_timeout
+        + leader.renew * 3
+        + Duration::from_millis(500 + PAUSE_DELAY_MS)
+        + Duration::from_secs(15)
+}
+
+/// ha-a leads and stops itself (SIGSTOP) at fault-injection `point`, inside
+/// a write transaction it has not committed, holding its row locks; ha-b
+/// must re-run ha-a's work and finish the task within bounds from the lease
+/// and the session limits; ha-a, continued, must find its late outcomes
+/// refused.
+fn paused_inside_a_transaction(point: &str) {
+    let _serial = serial();
+    let mut c = Cluster::new(
+        &format!("ptx_{point}"),
+        &config(PAUSE_DELAY_MS),
+        CONCURRENCY,
+    );
+    let a = c.start_with("ha-a", &[("DRYDOCK_FAULT_PAUSE_IN_TX", point)]);
+    assert_eq!(
+        c.leader(Duration::from_secs(10)),
+        a,
+        "the first instance leads"
+    );
+    c.start("ha-b");
+    c.register(PAUSE_NODES);
+    let task = c.submit(1, json!({"action": "power_on_node"}));
+
+    c.wait(
+        Duration::from_secs(60),
+        "ha-a to stop inside its transaction",
+        |c| c.instances[a].stopped(),
+    );
+    let old_epoch = c.lease().unwrap().epoch;
+    // All it holds: the calls whose outcomes it was writing, uncommitted,
+    // and those still in flight.
+    let stalled: Vec<Uuid> = c
+        .subtasks(task)
+        .into_iter()
+        .filter(|s| s.status == TaskStatus::Running && s.owner.as_deref() == Some("ha-a"))
+        .map(|s| s.id)
+        .collect();
+    assert!(!stalled.is_empty(), "ha-a stopped holding no subtask");
+
+    // ha-b takes the lease and re-runs what ha-a held, despite its locks.
+    let bound = takeover_bound();
+    c.wait(bound, "the stopped instance's calls to be re-run", |c| {
+        let subs = c.subtasks(task);
+        stalled.iter().all(|id| {
+            subs.iter()
+                .find(|s| s.id == *id)
+                .is_some_and(|s| s.status.is_terminal() && s.owner.as_deref() == Some("ha-b"))
+        })
+    });
+    let lease = c.lease().unwrap();
+    assert_eq!(lease.holder, "ha-b");
+    assert!(lease.epoch > old_epoch, "{lease:?}");
+    // ... and the rest of the task, on its own (16 calls at a time).
+    let work = Duration::from_millis(PAUSE_DELAY_MS) * (PAUSE_NODES / CONCURRENCY + 1) as u32;
+    c.wait(bound + work * 2, "the task to complete", |c| {
+        c.task(task).status.is_terminal()
+    });
+    assert_exactly_once_over(&c, task, PAUSE_NODES);
+
+    // ha-a, continued, finds its session ended and its transaction rolled
+    // back; its retried outcomes are refused (fenced by owner and epoch).
+    c.instances[a].signal("CONT");
+    c.wait(
+        Duration::from_secs(30),
+        "the resumed instance's late outcomes to be refused",
+        |c| c.instances[a].logged("some outcomes were not written"),
+    );
+    c.wait(
+        Duration::from_secs(10),
+        "the resumed instance to step down",
+        |c| c.instances[a].logged("no longer leads"),
+    );
+    assert_exactly_once_over(&c, task, PAUSE_NODES);
+    for s in c.subtasks(task).iter().filter(|s| stalled.contains(&s.id)) {
+        assert_eq!(s.owner.as_deref(), Some("ha-b"), "{s:?}");
+    }
+    assert_eq!(c.task(task).owner.as_deref(), Some("ha-b"));
+}
+
+/// Stopped while writing outcomes: the task rows it updated stay locked, so
+/// the new leader's reclaim (and its lease renewal, queued behind the
+/// reclaim's lease lock) would wait for ever.
+#[test]
+fn a_leader_stopped_while_writing_outcomes_stalls_nobody() {
+    paused_inside_a_transaction("finish_tasks");
+}
+
+/// Stopped while writing driver key-value state: the keys it wrote stay
+/// locked, so the survivor's writer, re-running the same calls, would wait
+/// on them for ever with every outcome behind it.
+#[test]
+fn a_leader_stopped_while_writing_driver_state_stalls_nobody() {
+    paused_inside_a_transaction("kv_apply");
+}
+
+/// Stopped while reclaiming, holding the lease row locked (as every fenced
+/// leader transaction does): the other instance's lease renewal queues
+/// behind that lock, so without bounds it could never take the lease.
+#[test]
+fn a_leader_stopped_holding_the_lease_row_stalls_nobody() {
+    let _serial = serial();
+    let mut c = Cluster::new("ptx_lease", &config(PAUSE_DELAY_MS), CONCURRENCY);
+    let a = c.start_with("ha-a", &[("DRYDOCK_FAULT_PAUSE_IN_TX", "reclaim_dead")]);
+    assert_eq!(
+        c.leader(Duration::from_secs(10)),
+        a,
+        "the first instance leads"
+    );
+    let b = c.start("ha-b");
+    c.register(PAUSE_NODES);
+    // Its first reclaim comes once it has led for `dead_after`.
+    c.wait(
+        Duration::from_secs(60),
+        "ha-a to stop inside its reclaim",
+        |c| c.instances[a].stopped(),
+    );
+    let old_epoch = c.lease().unwrap().epoch;
+    c.wait(takeover_bound(), "ha-b to take the lease", |c| {
+        c.lease().is_some_and(|l| {
+            l.holder == "ha-b" && l.epoch > old_epoch && l.expires > chrono::Utc::now()
+        })
+    });
+    let task = c.submit(b, json!({"action": "power_on_node"}));
+    let work = Duration::from_millis(PAUSE_DELAY_MS) * (PAUSE_NODES / CONCURRENCY + 1) as u32;
+    c.wait(takeover_bound() + work * 2, "the task to complete", |c| {
+        c.task(task).status.is_terminal()
+    });
+    assert_exactly_once_over(&c, task, PAUSE_NODES);
+    // Continued, ha-a's reclaim finds its session ended; it steps down.
+    c.instances[a].signal("CONT");
+    c.wait(
+        Duration::from_secs(10),
+        "the resumed instance to step down",
+        |c| c.instances[a].logged("no longer leads"),
+    );
+    assert_eq!(c.lease().unwrap().holder, "ha-b");
+    assert_eq!(c.task(task).owner.as_deref(), Some("ha-b"));
 }
 
 fn pg_cluster_cmd(action: &str) {

@@ -119,6 +119,11 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(req_id = %req_id, error = %detail, "database unavailable");
                 ApiError::Unavailable("the database is unavailable; retry later".into())
             }
+            StoreError::Contended(detail) => {
+                let req_id = request_id().map(|i| i.to_string()).unwrap_or_default();
+                tracing::warn!(req_id = %req_id, error = %detail, "database contended");
+                ApiError::Unavailable("the database is busy; retry later".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

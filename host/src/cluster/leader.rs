@@ -9,7 +9,7 @@
 //! so). Writes that only the leader may make are fenced in the database by
 //! holder and epoch, so even a leader that missed all of this cannot commit.
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -185,6 +185,17 @@ impl Leadership {
                         s.leader = Some(l.holder);
                         s.lease_expires = Some(l.expires);
                     }
+                }
+                Err(e @ StoreError::Contended(_)) => {
+                    // The lease row is locked by a session that stalls
+                    // (ended within the session limits); the database is up.
+                    if s.is_leader {
+                        tracing::error!(error = %e, "leader lease renewal failed: no longer scheduling");
+                    } else {
+                        tracing::warn!(error = %e, "the leader lease is locked by another session; retrying");
+                    }
+                    s.is_leader = false;
+                    s.steady_since = None;
                 }
                 Err(e) => {
                     if s.is_leader {

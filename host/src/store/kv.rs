@@ -92,6 +92,7 @@ impl Store {
                     .await
                     .db()?;
             }
+            super::fault::pause_in_tx(super::fault::Point::KvApply);
             tx.commit().await.db()?;
         });
         Ok(())

@@ -222,6 +222,7 @@ impl Store {
         .await
         .db()?
         .rows_affected();
+        super::fault::pause_in_tx(super::fault::Point::ReclaimDead);
         tx.commit().await.db()?;
         Ok(Reclaimed {
             requeued,

@@ -10,7 +10,9 @@
 //! [`Store::connect`] picks the backend from the URL: `postgres://...` (or
 //! `postgresql://...`) uses a PostgreSQL pool, `sqlite://PATH` or
 //! `sqlite:PATH` a SQLite file (created if missing, WAL journal, 5 s busy
-//! timeout, foreign keys on). Each backend has its own embedded migration
+//! timeout, foreign keys on). Every PostgreSQL session is bounded in time
+//! ([`SessionLimits`]: lock waits, idling in a transaction, statements), so
+//! a paused instance's open transaction cannot stall the others. Each backend has its own embedded migration
 //! folder (`host/migrations/postgres`, `host/migrations/sqlite`); the two
 //! schemas are kept equivalent, and the SQL below is shared wherever both
 //! dialects accept it (`$N` placeholders, `RETURNING`, `ON CONFLICT`,
@@ -41,10 +43,12 @@ use sqlx::sqlite::{
 
 pub mod bootactions;
 mod drivers;
+mod fault;
 mod kv;
 mod lease;
 mod nodes;
 mod records;
+mod session;
 mod tasks;
 #[doc(hidden)]
 pub mod testing;
@@ -55,6 +59,7 @@ pub use drivers::{ActiveDriver, DriverVersionRecord, NewDriverVersion};
 pub use lease::{Lease, Reclaimed};
 pub use nodes::NodeRecord;
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};
+pub use session::{MIGRATION_TIMEOUT, SessionLimits};
 pub use tasks::{
     ClaimScope, ClaimSpec, NewTask, ResultStatus, TaskFilter, TaskOutcome, TaskPatch, TaskRecord,
     TaskStatus,
@@ -129,6 +134,14 @@ pub enum StoreError {
     /// exhausted or closed). Usually worth retrying.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database gave the statement up and rolled its transaction back,
+    /// nothing written: it waited for a lock past `lock_timeout` (another
+    /// session held it too long), ran past `statement_timeout`, its session
+    /// was ended for idling in a transaction, or it lost a deadlock or
+    /// serialization conflict (see [`SessionLimits`]). Worth retrying (a
+    /// fenced write retried by a deposed instance is then refused).
+    #[error("database contended: {0}")]
+    Contended(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),
@@ -136,6 +149,14 @@ pub enum StoreError {
     /// hold the leader lease at its epoch (it was deposed).
     #[error("fenced: {0}")]
     Fenced(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if made again:
+    /// [`StoreError::Unavailable`] and [`StoreError::Contended`].
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Contended(_))
+    }
 }
 
 /// Shorthand for the store's results.
@@ -189,7 +210,8 @@ macro_rules! with_pool {
 pub(crate) use with_pool;
 
 impl Store {
-    /// Connects to `url` and brings the schema up to date.
+    /// Connects to `url` and brings the schema up to date, with the
+    /// default [`SessionLimits`] (those of the default 2 s lease).
     ///
     /// `postgres://user:pass@host:port/db` gives a PostgreSQL pool (up to 20
     /// connections); `sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:` a
@@ -197,6 +219,13 @@ impl Store {
     /// before this returns, so a wrong URL or an unreachable server fails
     /// here with [`StoreError::Connect`].
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, SessionLimits::default()).await
+    }
+
+    /// [`Store::connect`] with `limits` on every PostgreSQL session (the
+    /// migrations' session gets [`SessionLimits::for_migrations`]'s longer
+    /// lock and statement limits).
+    pub async fn connect_with(url: &str, limits: SessionLimits) -> Result<Store> {
         let redacted = redact_url(url);
         let connect_err = |reason: String| StoreError::Connect {
             url: redacted.clone(),
@@ -207,8 +236,10 @@ impl Store {
             "postgres" | "postgresql" => {
                 let options =
                     PgConnectOptions::from_str(url).map_err(|e| connect_err(e.to_string()))?;
+                let migrating = options.clone().options(limits.for_migrations().options());
+                let options = options.options(limits.options());
                 let mut conn =
-                    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+                    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&migrating))
                         .await
                         .map_err(|_| connect_err("timed out".into()))?
                         .map_err(|e| connect_err(e.to_string()))?;
@@ -341,6 +372,14 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             if db.is_unique_violation() {
                 StoreError::Conflict(db.message().to_string())
+            } else if matches!(
+                code.as_str(),
+                // lock_not_available, query_canceled,
+                // idle_in_transaction_session_timeout, deadlock_detected,
+                // serialization_failure
+                "55P03" | "57014" | "25P03" | "40P01" | "40001"
+            ) {
+                StoreError::Contended(format!("{} ({code})", db.message()))
             } else if code.starts_with("08")
                 || code == "57P01"
                 || code == "57P02"

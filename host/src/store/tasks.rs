@@ -866,6 +866,9 @@ impl Store {
                 );
                 changed += qb.build().execute(&mut *tx).await.db()?.rows_affected();
             }
+            if changed > 0 {
+                super::fault::pause_in_tx(super::fault::Point::FinishTasks);
+            }
             tx.commit().await.db()?;
         });
         Ok(changed)

@@ -66,3 +66,97 @@ pub async fn drop_pg_database(admin_url: &str, name: &str) -> Result<()> {
     let _ = conn.close().await;
     Ok(())
 }
+
+/// Most rows of each view [`pg_activity_report`] prints.
+const REPORT_ROWS: i64 = 200;
+
+/// What the sessions on the database at `url` are doing, for a test that
+/// timed out waiting: every other session of that database from
+/// `pg_stat_activity` (who it is, its state and wait, the sessions blocking
+/// it, how long its transaction has been open, its last statement), then
+/// its locks from `pg_locks`, ungranted first. Connects afresh, so it
+/// answers even when the pools under test are stuck.
+pub async fn pg_activity_report(url: &str) -> Result<String> {
+    use std::fmt::Write as _;
+    type Activity = (
+        i32,
+        String,
+        Option<i32>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    type LockRow = (
+        i32,
+        String,
+        String,
+        bool,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let mut conn = admin(url).await?;
+    let activity: Vec<Activity> = sqlx::query_as(
+        "SELECT a.pid, COALESCE(a.application_name, ''), a.client_port, a.state, \
+             a.wait_event_type, a.wait_event, pg_blocking_pids(a.pid)::text, \
+             (clock_timestamp() - a.xact_start)::text, \
+             (clock_timestamp() - a.state_change)::text, \
+             left(regexp_replace(COALESCE(a.query, ''), '\\s+', ' ', 'g'), 400) \
+         FROM pg_stat_activity a \
+         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() \
+         ORDER BY a.xact_start NULLS LAST, a.pid LIMIT $1",
+    )
+    .bind(REPORT_ROWS)
+    .fetch_all(&mut conn)
+    .await
+    .db()?;
+    let locks: Vec<LockRow> = sqlx::query_as(
+        "SELECT l.pid, l.locktype, l.mode, l.granted, c.relname::text, \
+             CASE WHEN l.page IS NULL THEN NULL ELSE '(' || l.page || ',' || l.tuple || ')' END, \
+             l.transactionid::text, l.virtualxid \
+         FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation \
+         WHERE l.pid IN (SELECT pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()) \
+             AND NOT (l.locktype = 'virtualxid' AND l.granted) \
+             AND NOT (l.locktype = 'relation' AND l.mode = 'AccessShareLock' AND l.granted) \
+         ORDER BY l.granted, l.pid, l.locktype, c.relname LIMIT $1",
+    )
+    .bind(REPORT_ROWS)
+    .fetch_all(&mut conn)
+    .await
+    .db()?;
+    let _ = conn.close().await;
+    let mut out = String::from(
+        "pg_stat_activity (pid app port state wait blocked_by xact_age state_age query):\n",
+    );
+    for (pid, app, port, state, wtype, wevent, blocked_by, xact_age, state_age, query) in activity {
+        let _ = writeln!(
+            out,
+            "  {pid} {app:?} {} {} {}:{} blocked_by={blocked_by} xact={} state={} | {query}",
+            port.map_or("-".into(), |p| p.to_string()),
+            state.as_deref().unwrap_or("-"),
+            wtype.as_deref().unwrap_or("-"),
+            wevent.as_deref().unwrap_or("-"),
+            xact_age.as_deref().unwrap_or("-"),
+            state_age.as_deref().unwrap_or("-"),
+        );
+    }
+    out.push_str("pg_locks (pid type mode granted relation tuple xid vxid; granted relation AccessShare and own vxid omitted):\n");
+    for (pid, kind, mode, granted, rel, tuple, xid, vxid) in locks {
+        let _ = writeln!(
+            out,
+            "  {pid} {kind} {mode} {} {} {} {} {}",
+            if granted { "granted" } else { "WAITING" },
+            rel.as_deref().unwrap_or("-"),
+            tuple.as_deref().unwrap_or("-"),
+            xid.as_deref().unwrap_or("-"),
+            vxid.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(out)
+}

@@ -60,6 +60,13 @@ pub(super) async fn run(shared: Arc<Shared>) {
             Ok(tasks) if !tasks.is_empty() => {
                 for t in tasks {
                     if let Err(e) = fan_out(&shared, &t).await {
+                        if matches!(&e, EngineError::Store(s) if s.is_retryable()) {
+                            // Nothing half-done: the fan-out is one
+                            // transaction, and a task left running without
+                            // subtasks is resumed by the sweep.
+                            tracing::warn!(task.id = %t.id, error = %e, "scheduling interrupted; will resume");
+                            continue;
+                        }
                         tracing::error!(task.id = %t.id, error = %e, "scheduling failed");
                         shared
                             .fail_task(&t, &format!("scheduling failed: {e}"))
@@ -127,10 +134,16 @@ async fn sweep_parents(shared: &Shared) {
     {
         if matches!(shared.store.subtask_ids(t.id).await, Ok(ids) if ids.is_empty()) {
             tracing::info!(task.id = %t.id, "resuming a task left without subtasks");
-            if let Err(e) = fan_out(shared, t).await {
-                shared
-                    .fail_task(t, &format!("scheduling failed: {e}"))
-                    .await;
+            match fan_out(shared, t).await {
+                Err(EngineError::Store(e)) if e.is_retryable() => {
+                    tracing::warn!(task.id = %t.id, error = %e, "scheduling interrupted; will resume");
+                }
+                Err(e) => {
+                    shared
+                        .fail_task(t, &format!("scheduling failed: {e}"))
+                        .await
+                }
+                Ok(()) => {}
             }
         }
     }

@@ -187,8 +187,15 @@ async fn flush(shared: &Shared, finished: &mut Vec<Finished>, messages: &mut Vec
         .filter_map(|f| f.node_state.as_ref())
         .map(|(n, p, b)| (n.clone(), p.map(str::to_owned), b.map(str::to_owned)))
         .collect();
-    if let Err(e) = store.set_node_states(&states).await {
-        tracing::warn!(error = %e, nodes = states.len(), "could not record node states");
+    // Idempotent: retried while the failure is passing (a lock held by a
+    // stalled session is released within the session limits).
+    while let Err(e) = store.set_node_states(&states).await {
+        if !e.is_retryable() {
+            tracing::warn!(error = %e, nodes = states.len(), "could not record node states");
+            break;
+        }
+        tracing::warn!(error = %e, "writing node states failed; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let parents: Vec<Uuid> = finished
         .iter()

@@ -54,6 +54,21 @@ impl Instance {
         }
     }
 
+    /// Whether the process is stopped (SIGSTOP, by the test or by itself
+    /// through a fault-injection point): state `T` in `/proc/PID/stat`.
+    pub fn stopped(&self) -> bool {
+        let Some(child) = self.child.as_ref() else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
+            .ok()
+            .and_then(|stat| {
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.split_whitespace().next().map(|state| state == "T")
+            })
+            .unwrap_or(false)
+    }
+
     /// Whether a log line contains `needle`.
     pub fn logged(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
@@ -121,6 +136,12 @@ impl Cluster {
 
     /// Starts instance `id` and waits until it serves. Returns its index.
     pub fn start(&mut self, id: &str) -> usize {
+        self.start_with(id, &[])
+    }
+
+    /// [`Cluster::start`] with extra environment variables (e.g. a
+    /// fault-injection point).
+    pub fn start_with(&mut self, id: &str, env: &[(&str, &str)]) -> usize {
         let dir = self.dir.join(id);
         std::fs::create_dir_all(&dir).unwrap();
         // Reuse the first instance's compiled drivers (starting is faster).
@@ -144,6 +165,9 @@ impl Cluster {
             .env("DRYDOCK_TOKENS", format!("admin:admin:{TOKEN}"))
             .env("DRYDOCK_MAX_CONCURRENCY", self.max_concurrency.to_string())
             .env("RUST_LOG", "info")
+            // Names its database sessions in `pg_stat_activity`.
+            .env("PGAPPNAME", format!("drydock-{id}"))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -203,7 +227,10 @@ impl Cluster {
             {
                 return i;
             }
-            assert!(Instant::now() < until, "no leader within {within:?}");
+            if Instant::now() >= until {
+                self.explain();
+                panic!("no leader within {within:?}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -264,11 +291,29 @@ impl Cluster {
     pub fn wait(&self, within: Duration, what: &str, mut pred: impl FnMut(&Cluster) -> bool) {
         let until = Instant::now() + within;
         while !pred(self) {
-            assert!(
-                Instant::now() < until,
-                "timed out after {within:?} waiting for {what}"
-            );
+            if Instant::now() >= until {
+                self.explain();
+                panic!("timed out after {within:?} waiting for {what}");
+            }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Prints what every session on the database is doing and waiting
+    /// for (`pg_stat_activity`, `pg_locks`), and which process each
+    /// instance is, so a wait that timed out explains itself.
+    pub fn explain(&self) {
+        eprintln!("---- instances");
+        for i in &self.instances {
+            let pid = i.child.as_ref().map(|c| c.id());
+            eprintln!("  {} pid={pid:?} url={}", i.id, i.url);
+        }
+        match self
+            .rt
+            .block_on(drydock::store::testing::pg_activity_report(&self.db_url))
+        {
+            Ok(report) => eprintln!("---- database sessions at the timeout\n{report}"),
+            Err(e) => eprintln!("---- could not read pg_stat_activity / pg_locks: {e}"),
         }
     }
 
