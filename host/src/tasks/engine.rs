@@ -75,6 +75,11 @@ pub struct EngineConfig {
     /// Secrets from the config file (tried before the environment and the
     /// database).
     pub secrets: crate::drivers::GrantedSecrets,
+    /// The scopes of config and environment secrets (see
+    /// [`crate::secrets`]); undeclared names are node credentials.
+    pub secret_scopes: crate::secrets::ScopeTable,
+    /// The special addresses a node's BMC or switch may still have.
+    pub node_addresses: crate::node_address::NodeAddressPolicy,
     /// Leader lease timing.
     pub leader: LeaderConfig,
     /// Where deployed nodes reach the boot action API
@@ -97,6 +102,8 @@ impl Default for EngineConfig {
             write_batch: 1000,
             design_dir: None,
             secrets: Default::default(),
+            secret_scopes: Default::default(),
+            node_addresses: Default::default(),
             leader: LeaderConfig::default(),
             boot_action_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
         }
@@ -198,7 +205,11 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let designs = DesignSource::new(cfg.design_dir.as_deref())
             .map_err(|e| EngineError::Invalid(format!("design directory: {e}")))?;
-        let secrets = Secrets::standard(cfg.secrets.clone(), store.clone());
+        let secrets = Secrets::standard(
+            cfg.secrets.clone(),
+            cfg.secret_scopes.clone(),
+            store.clone(),
+        );
         // Lead (or learn who leads) before taking any work.
         let leadership = Arc::new(Leadership::new(cfg.instance_id.clone(), cfg.leader.clone()));
         leadership.tick(&store).await;
@@ -255,6 +266,16 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The secrets sources.
+    pub fn secrets(&self) -> &Secrets {
+        &self.inner.secrets
+    }
+
+    /// The special addresses a node's BMC or switch may still have.
+    pub fn node_addresses(&self) -> &crate::node_address::NodeAddressPolicy {
+        &self.inner.cfg.node_addresses
     }
 
     /// The fencing epoch this instance claims and writes under.
@@ -842,8 +863,9 @@ impl Engine {
         }));
     }
 
-    /// Loads a node (unless prefetched) and resolves its BMC credentials
-    /// from the secrets store.
+    /// Loads a node (unless prefetched), checks its BMC (and, with
+    /// `network`, switch) addresses and resolves their credentials from the
+    /// secrets sources, each in its scope.
     async fn load_node(
         &self,
         name: &str,
@@ -861,14 +883,20 @@ impl Engine {
         };
         let mut node: model::Node = serde_json::from_value(record.spec)
             .map_err(|e| format!("node {name} has an unusable description: {e}"))?;
+        self.inner
+            .cfg
+            .node_addresses
+            .check_node(&node, network)
+            .map_err(|e| format!("node {name}: {e}"))?;
         let secrets = &self.inner.secrets;
+        let (oob, switch) = (crate::secrets::Scope::Oob, crate::secrets::Scope::Switch);
         if let Some(secret) = record
             .credential
             .as_deref()
             .or(node.oob.credential.as_deref())
         {
             let creds = secrets
-                .credentials(secret, node.oob.account.as_deref())
+                .credentials(secret, node.oob.account.as_deref(), &oob, Some(name))
                 .await
                 .map_err(|e| format!("node {name}'s BMC credential: {e}"))?;
             node.oob.credentials = Some(creds);
@@ -880,7 +908,12 @@ impl Engine {
                 };
                 if let Some(secret) = port.switch.credential.clone() {
                     let creds = secrets
-                        .credentials(&secret, port.switch.account.as_deref())
+                        .credentials(
+                            &secret,
+                            port.switch.account.as_deref(),
+                            &switch,
+                            Some(name),
+                        )
                         .await
                         .map_err(|e| format!("switch {}'s credential: {e}", port.switch.name))?;
                     port.switch.credentials = Some(creds);
@@ -908,15 +941,9 @@ impl Engine {
         let pem = self
             .inner
             .secrets
-            .get(secret)
+            .get(secret, &crate::secrets::Scope::Oob, Some(&n.name))
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                format!(
-                    "node {}: TLS CA secret `{secret}` is in no secrets source",
-                    n.name
-                )
-            })?;
+            .map_err(|e| format!("node {}: TLS CA secret: {e}", n.name))?;
         crate::drivers::TlsSettings::with_extra_roots(pem.as_bytes())
             .map(Some)
             .map_err(|e| format!("node {}: TLS CA secret `{secret}`: {e}", n.name))
