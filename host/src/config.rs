@@ -165,7 +165,10 @@ pub struct DriverSettings {
     /// PEM file of CA certificates to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
     /// Names of secrets the driver may read (`secret-get`), resolved at
-    /// start from the `[secrets]` table or `DRYDOCK_SECRET_<NAME>`.
+    /// start from the `[secrets]` table or `DRYDOCK_SECRET_<NAME>`. Granting
+    /// a secret here scopes it to this driver (`driver:NAME`: no node or
+    /// switch credential can name it) unless `[secret_scopes]` declares its
+    /// scopes, which must then include `driver:NAME`.
     pub secrets: Vec<String>,
 }
 
