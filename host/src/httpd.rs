@@ -80,27 +80,29 @@ fn service(
 + 'static {
     let limits = Limits::from(s);
     ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(move |e: tower::BoxError| async move {
-            if e.is::<tower::load_shed::error::Overloaded>() {
-                tracing::warn!("request refused: too many requests in flight");
-                unavailable(
-                    "the server is handling too many requests; retry later",
-                    limits.retry_after,
-                )
-            } else if e.is::<tower::timeout::error::Elapsed>() {
-                tracing::warn!(limit = ?limits.request, "request cut: it took too long");
-                unavailable(
-                    &format!("the request took longer than {:?}", limits.request),
-                    limits.retry_after,
-                )
-            } else {
-                tracing::error!(error = %e, "request failed in the server stack");
-                crate::api::error::error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error, see the server log",
-                )
-            }
-        }))
+        .layer(HandleErrorLayer::new(
+            move |e: tower::BoxError| async move {
+                if e.is::<tower::load_shed::error::Overloaded>() {
+                    tracing::warn!("request refused: too many requests in flight");
+                    unavailable(
+                        "the server is handling too many requests; retry later",
+                        limits.retry_after,
+                    )
+                } else if e.is::<tower::timeout::error::Elapsed>() {
+                    tracing::warn!(limit = ?limits.request, "request cut: it took too long");
+                    unavailable(
+                        &format!("the request took longer than {:?}", limits.request),
+                        limits.retry_after,
+                    )
+                } else {
+                    tracing::error!(error = %e, "request failed in the server stack");
+                    crate::api::error::error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error, see the server log",
+                    )
+                }
+            },
+        ))
         .load_shed()
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             s.max_requests,

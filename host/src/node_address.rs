@@ -73,7 +73,10 @@ impl NodeAddressPolicy {
     /// A policy allowing `nets` besides the ordinary addresses.
     pub fn allowing(nets: &[&str]) -> Result<Self, String> {
         Ok(Self {
-            allow: nets.iter().map(|n| parse_net(n)).collect::<Result<_, _>>()?,
+            allow: nets
+                .iter()
+                .map(|n| parse_net(n))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -115,7 +118,9 @@ impl NodeAddressPolicy {
             return Ok(());
         }
         if address.contains(':') {
-            return Err(not_one("`host:port` (give the port in `port`) or a bad IPv6 address"));
+            return Err(not_one(
+                "`host:port` (give the port in `port`) or a bad IPv6 address",
+            ));
         }
         if address.len() > 253 {
             return Err(not_one("a host name longer than 253 characters"));
@@ -150,8 +155,15 @@ impl NodeAddressPolicy {
             self.check("BMC", a)?;
         }
         if switches {
-            for port in node.interfaces.iter().filter_map(|i| i.switch_port.as_ref()) {
-                self.check(&format!("switch {}", port.switch.name), &port.switch.address)?;
+            for port in node
+                .interfaces
+                .iter()
+                .filter_map(|i| i.switch_port.as_ref())
+            {
+                self.check(
+                    &format!("switch {}", port.switch.name),
+                    &port.switch.address,
+                )?;
             }
         }
         Ok(())
@@ -214,7 +226,13 @@ mod tests {
     #[test]
     fn the_operator_may_allow_special_ranges() {
         let p = NodeAddressPolicy::allowing(&["127.0.0.0/8", "fe80::1"]).unwrap();
-        for ok in ["127.0.0.1", "127.9.9.9", "::ffff:127.0.0.1", "localhost", "fe80::1"] {
+        for ok in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::ffff:127.0.0.1",
+            "localhost",
+            "fe80::1",
+        ] {
             p.check("BMC", ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         assert!(p.check("BMC", "fe80::2").is_err());

@@ -156,7 +156,9 @@ pub enum SecretError {
     #[error("secret `{0}` is not in any secrets source")]
     Missing(String),
     /// The secret exists but is not for this use.
-    #[error("secret `{name}` ({source_name}) may not be used for {wanted}: its scopes are {declared}")]
+    #[error(
+        "secret `{name}` ({source_name}) may not be used for {wanted}: its scopes are {declared}"
+    )]
     OutOfScope {
         /// The secret's name.
         name: String,
@@ -176,9 +178,7 @@ pub enum SecretError {
         owner: String,
     },
     /// Neither credentials JSON nor a password with an account.
-    #[error(
-        "secret `{0}` is not {{\"username\",\"password\"}} JSON and no account is given"
-    )]
+    #[error("secret `{0}` is not {{\"username\",\"password\"}} JSON and no account is given")]
     NotCredentials(String),
 }
 
@@ -424,8 +424,11 @@ mod tests {
 
     #[test]
     fn declared_scopes_beat_driver_grants_which_beat_the_default() {
-        let explicit: BTreeMap<String, Vec<Scope>> =
-            [("shared".to_owned(), vec![Scope::Oob, Scope::Driver("maas".into())])].into();
+        let explicit: BTreeMap<String, Vec<Scope>> = [(
+            "shared".to_owned(),
+            vec![Scope::Oob, Scope::Driver("maas".into())],
+        )]
+        .into();
         let maas = ["maas-api-key".to_owned(), "shared".to_owned()];
         let eos = ["maas-api-key".to_owned()];
         let t = ScopeTable::from_config(&explicit, [("maas", &maas[..]), ("eos", &eos[..])]);
@@ -433,7 +436,10 @@ mod tests {
             t.scopes("maas-api-key"),
             [Scope::Driver("maas".into()), Scope::Driver("eos".into())]
         );
-        assert_eq!(t.scopes("shared"), [Scope::Oob, Scope::Driver("maas".into())]);
+        assert_eq!(
+            t.scopes("shared"),
+            [Scope::Oob, Scope::Driver("maas".into())]
+        );
         assert_eq!(t.scopes("bmc-password"), Scope::node_credential());
     }
 
@@ -462,10 +468,16 @@ mod tests {
         assert!(matches!(e, SecretError::OutOfScope { .. }), "{e}");
         assert!(e.to_string().contains("driver:maas") && !e.to_string().contains("v4lue"));
         let bound = Secrets::new(vec![Arc::new(One(found(vec![Scope::Oob], Some("n1"))))]);
-        assert_eq!(bound.get("s", &Scope::Oob, Some("n1")).await.unwrap(), "v4lue");
+        assert_eq!(
+            bound.get("s", &Scope::Oob, Some("n1")).await.unwrap(),
+            "v4lue"
+        );
         let e = bound.get("s", &Scope::Oob, Some("n2")).await.unwrap_err();
         assert!(matches!(e, SecretError::OtherNode { .. }), "{e}");
-        let e = bound.get("s", &Scope::Switch, Some("n1")).await.unwrap_err();
+        let e = bound
+            .get("s", &Scope::Switch, Some("n1"))
+            .await
+            .unwrap_err();
         assert!(matches!(e, SecretError::OutOfScope { .. }), "{e}");
         assert!(matches!(
             bound.get("t", &Scope::Oob, None).await.unwrap_err(),

@@ -5,13 +5,13 @@
 //! opened once as a capability (`cap_std::fs::Dir`); names that arrive over
 //! the network never become paths.
 
-use crate::api::auth::{ApiToken, Auth, Role};
 use crate::api::AppState;
+use crate::api::auth::{ApiToken, Auth, Role};
 use crate::config::{Config, DriverSettings};
-use crate::secrets::{Scope, ScopeTable};
 use crate::drivers::{
     CompileCache, DriverConfig, DriverSet, EgressGrant, Runtime, RuntimeConfig, TlsSettings,
 };
+use crate::secrets::{Scope, ScopeTable};
 use crate::store::Store;
 use crate::tasks::{Engine, EngineConfig};
 use anyhow::{Context, Result, bail};
@@ -413,4 +413,39 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     shutdown.await;
     tracing::info!("shutting down");
     server.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_is_granted_only_secrets_in_its_scope() {
+        let mut secrets = crate::drivers::GrantedSecrets::default();
+        secrets.insert("maas-api-key", "k3y");
+        let grant = DriverSettings {
+            secrets: vec!["maas-api-key".into()],
+            ..DriverSettings::default()
+        };
+        let grants = [("maas", &grant.secrets[..])];
+        // Undeclared: granting it scopes it to the driver.
+        let implicit = ScopeTable::from_config(&Default::default(), grants);
+        let c = driver_config("maas", Some(&grant), &secrets, &implicit).unwrap();
+        assert_eq!(
+            c.secrets.get("maas-api-key").map(String::as_str),
+            Some("k3y")
+        );
+        assert_eq!(
+            implicit.scopes("maas-api-key"),
+            [Scope::Driver("maas".into())]
+        );
+        // Declared for BMCs only: no driver may be granted it.
+        let declared = ScopeTable::from_config(
+            &[("maas-api-key".to_owned(), vec![Scope::Oob])].into(),
+            grants,
+        );
+        let e = driver_config("maas", Some(&grant), &secrets, &declared).unwrap_err();
+        assert!(e.to_string().contains("driver:maas"), "{e}");
+        assert!(!e.to_string().contains("k3y"), "{e}");
+    }
 }

@@ -268,7 +268,11 @@ async fn body_limits_are_per_route() {
         v.extend_from_slice(b"\"}");
         v
     };
-    for route in ["/nodes", "/validatedesign", "/bootactions/01ARZ3NDEKTSV4RRFFQ69G5FAV"] {
+    for route in [
+        "/nodes",
+        "/validatedesign",
+        "/bootactions/01ARZ3NDEKTSV4RRFFQ69G5FAV",
+    ] {
         let r = post(format!("{api}{route}"), big("name"), "application/json").await;
         assert_eq!(r.status(), 413, "{route}");
     }
@@ -276,7 +280,12 @@ async fn body_limits_are_per_route() {
         let r = post(format!("{api}{route}"), big("action"), "application/json").await;
         assert_eq!(r.status(), 400, "{route}: {}", r.text().await.unwrap());
     }
-    let r = post(format!("{api}/tasks"), vec![b' '; 2 << 20], "application/json").await;
+    let r = post(
+        format!("{api}/tasks"),
+        vec![b' '; 2 << 20],
+        "application/json",
+    )
+    .await;
     assert_eq!(r.status(), 413);
     // A driver upload may be large (it is refused as a package, not by size).
     let r = post(
@@ -311,7 +320,10 @@ async fn the_sqlite_database_is_0600_in_a_0700_directory() {
 
     // A custom path: its new directories are 0700, the file 0600.
     let custom = dir.join("custom/db");
-    cfg.database_url = Some(format!("sqlite:{}", custom.join("drydock.sqlite").display()));
+    cfg.database_url = Some(format!(
+        "sqlite:{}",
+        custom.join("drydock.sqlite").display()
+    ));
     let server = drydock::server::start(cfg.clone()).await.unwrap();
     assert_eq!(mode(&custom), 0o700);
     assert_eq!(mode(&custom.join("drydock.sqlite")), 0o600);

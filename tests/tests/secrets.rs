@@ -149,7 +149,10 @@ async fn post_nodes_never_overwrites_a_secret_it_did_not_create() {
     b["credentials"] = creds("stolen-2");
     let (status, text) = h.register(b).await;
     assert_eq!(status, StatusCode::CONFLICT, "{text}");
-    assert!(!text.contains("a-pa55") && !text.contains("stolen"), "{text}");
+    assert!(
+        !text.contains("a-pa55") && !text.contains("stolen"),
+        "{text}"
+    );
     let stored = h.store.get_secret("node-a-oob").await.unwrap().unwrap();
     assert!(stored.contains("a-pa55"), "node b replaced node a's secret");
 
@@ -201,10 +204,15 @@ async fn a_node_credential_resolves_only_node_secrets_of_its_scope() {
     .await;
 
     h.power_on("ok").await.expect("a node credential serves");
-    h.power_on("a").await.expect("the node's own stored secret serves");
+    h.power_on("a")
+        .await
+        .expect("the node's own stored secret serves");
 
     let e = h.power_on("thief").await.unwrap_err();
-    assert!(e.contains("maas-api-key") && e.contains("driver:maas"), "{e}");
+    assert!(
+        e.contains("maas-api-key") && e.contains("driver:maas"),
+        "{e}"
+    );
     assert!(!e.contains(MAAS_KEY), "{e}");
     let e = h.power_on("wrong-scope").await.unwrap_err();
     assert!(e.contains("may not be used for oob"), "{e}");
@@ -234,7 +242,10 @@ async fn special_bmc_and_switch_addresses_are_refused_unless_allowed() {
         "switch": {"name": "leaf01", "address": "10.0.0.0/8"}, "port": "Ethernet1"}}]);
     let (status, text) = h.register(body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    assert!(text.contains("switch leaf01") && text.contains("CIDR"), "{text}");
+    assert!(
+        text.contains("switch leaf01") && text.contains("CIDR"),
+        "{text}"
+    );
 
     // Where the address is used: a node record written as design nodes
     // are (straight to the store) is refused when its task runs.

@@ -169,9 +169,7 @@ where
         let headers = req.headers().clone();
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(
-                    "request body is larger than this route accepts".into(),
-                )
+                ApiError::PayloadTooLarge("request body is larger than this route accepts".into())
             } else {
                 ApiError::BadRequest(format!("cannot read the request body: {}", r.body_text()))
             }

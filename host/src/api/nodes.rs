@@ -145,12 +145,18 @@ async fn store_credentials(
              `oob.credential` for its credentials"
         ))
     };
-    let held = state.engine.secrets().find(secret).await.map_err(|e| match e {
-        crate::secrets::SecretError::Source { source_name, .. } if source_name == "database" => {
-            ApiError::Unavailable("the database is unavailable; retry later".into())
-        }
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    let held = state
+        .engine
+        .secrets()
+        .find(secret)
+        .await
+        .map_err(|e| match e {
+            crate::secrets::SecretError::Source {
+                source_name: "database",
+                ..
+            } => ApiError::Unavailable("the database is unavailable; retry later".into()),
+            other => ApiError::Internal(other.to_string()),
+        })?;
     if matches!(held, Some((source, _)) if source != "database") {
         return Err(taken());
     }

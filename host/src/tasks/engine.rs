@@ -908,12 +908,7 @@ impl Engine {
                 };
                 if let Some(secret) = port.switch.credential.clone() {
                     let creds = secrets
-                        .credentials(
-                            &secret,
-                            port.switch.account.as_deref(),
-                            &switch,
-                            Some(name),
-                        )
+                        .credentials(&secret, port.switch.account.as_deref(), &switch, Some(name))
                         .await
                         .map_err(|e| format!("switch {}'s credential: {e}", port.switch.name))?;
                     port.switch.credentials = Some(creds);
