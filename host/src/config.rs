@@ -38,7 +38,7 @@
 //! header_timeout_ms = 10000          # to send a request's headers
 //! request_timeout_ms = 60000         # headers to answer, body included
 //! idle_timeout_ms = 60000            # no byte moving, no request handled
-//! max_connections = 1024             # more wait in the listen backlog
+//! max_connections = 512              # more wait in the listen backlog
 //! max_requests = 256                 # more are answered 503 + Retry-After
 //! retry_after_s = 1
 //! max_body_bytes = 1048576           # POST /tasks, POST /nodefilter
@@ -188,7 +188,8 @@ pub struct HttpSettings {
     /// reading its answer); then it is closed. Default 60 s.
     pub idle_timeout_ms: u64,
     /// Connections open at once; further ones wait, unaccepted, in the
-    /// listen backlog until one closes. Default 1024.
+    /// listen backlog until one closes. Keep it well under the process's
+    /// open-file limit (`ulimit -n`, often 1024). Default 512.
     pub max_connections: usize,
     /// Requests handled at once; further ones are answered 503 with
     /// `Retry-After`. Default 256.

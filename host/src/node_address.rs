@@ -149,6 +149,15 @@ impl NodeAddressPolicy {
         Ok(())
     }
 
+    /// Checks the switches a task's parameters name (network actions).
+    pub fn check_params(&self, params: &crate::model::ActionParams) -> Result<(), BadAddress> {
+        let port = params.switch_port.as_ref().map(|p| &p.switch);
+        for sw in params.switch.iter().chain(port) {
+            self.check(&format!("switch {}", sw.name), &sw.address)?;
+        }
+        Ok(())
+    }
+
     /// Checks a node's BMC address and, with `switches`, its switches'.
     pub fn check_node(&self, node: &crate::model::Node, switches: bool) -> Result<(), BadAddress> {
         if let Some(a) = &node.oob.address {

@@ -43,6 +43,7 @@ async fn start(node_addresses: NodeAddressPolicy) -> Harness {
     let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
     let mut drivers = DriverSet::new();
     drivers.add(sim, Arc::new(DriverConfig::default())).unwrap();
+    drivers.set_network_driver(Some("sim".into()));
     let mut secrets = GrantedSecrets::default();
     secrets.insert("bmc-password", "calvin");
     secrets.insert("maas-api-key", MAAS_KEY);
@@ -98,11 +99,18 @@ impl Harness {
 
     /// Runs `power_on_node` on `node`; `Ok` or the failure's messages.
     async fn power_on(&self, node: &str) -> Result<(), String> {
+        self.run(node, "power_on_node", None).await
+    }
+
+    /// Runs `action` on `node` with `params`; `Ok` or the failure's
+    /// messages.
+    async fn run(&self, node: &str, action: &str, params: Option<Value>) -> Result<(), String> {
         let t = drydock_tests::run_to_end(
             &self.engine,
             TaskRequest {
-                action: "power_on_node".into(),
+                action: action.into(),
                 node_filter: Some(json!({"filter_set": [{"node_names": [node]}]})),
+                params,
                 ..TaskRequest::default()
             },
             Duration::from_secs(60),
@@ -253,6 +261,22 @@ async fn special_bmc_and_switch_addresses_are_refused_unless_allowed() {
     h.store.upsert_node("d1", &spec, None).await.unwrap();
     let e = h.power_on("d1").await.unwrap_err();
     assert!(e.contains("cloud metadata"), "{e}");
+
+    // A switch named in a task's parameters is checked the same way.
+    let (status, _) = h.register(node("p", json!({"address": "10.0.0.9"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let port = |address: &str| {
+        json!({"switch_port": {"switch": {"name": "evil", "address": address},
+                                "port": "Ethernet1"}})
+    };
+    h.run("p", "interrogate_port", Some(port("10.0.0.200")))
+        .await
+        .expect("an ordinary switch address");
+    let e = h
+        .run("p", "interrogate_port", Some(port("0.0.0.0/0")))
+        .await
+        .unwrap_err();
+    assert!(e.contains("switch evil") && e.contains("CIDR"), "{e}");
 
     // An operator-allowed range passes, both ways.
     let h = start(NodeAddressPolicy::allowing(&["127.0.0.0/8"]).unwrap()).await;

@@ -1014,6 +1014,14 @@ impl Engine {
                 return finish(outcome, None);
             }
         };
+        // A switch given in the task's params is granted like the node's.
+        if let Err(e) = self.inner.cfg.node_addresses.check_params(&params) {
+            let e = format!("invalid params: {e}");
+            self.message(t.id, node_name.as_deref(), e.clone(), true);
+            outcome.result_message = Some(e);
+            outcome.error_count = 1;
+            return finish(outcome, None);
+        }
         let node = match &node_name {
             Some(n) => match self
                 .load_node_patiently(
