@@ -13,6 +13,7 @@ const GUESTS: &[&str] = &[
     "GUEST_MEMBOMB",
     "GUEST_TRAP",
     "GUEST_HTTP",
+    "GUEST_BMC_PROBE",
     "GUEST_OOB_ONLY",
     "GUEST_OTHER_WORLD",
     "GUEST_OLD_VERSION",

@@ -23,6 +23,26 @@
 //! settings = { delay_ms = "0" }
 //! egress = ["10.0.0.0/8:443"]
 //! memory_mib = 64
+//!
+//! [secrets]                          # prefer DRYDOCK_SECRET_<NAME> variables
+//! bmc-password = "calvin"
+//!
+//! [secret_scopes]                    # what config/env secrets may be used for
+//! maas-api-key = ["driver:maas"]     # default: `driver:NAME` for every driver
+//!                                    # granted it, else ["oob", "switch"]
+//!
+//! [node_addresses]
+//! allow = ["127.0.0.0/8"]            # special BMC/switch addresses accepted
+//!
+//! [http]                             # API server limits (defaults shown)
+//! header_timeout_ms = 10000          # to send a request's headers
+//! request_timeout_ms = 60000         # headers to answer, body included
+//! idle_timeout_ms = 60000            # no byte moving, no request handled
+//! max_connections = 512              # more wait in the listen backlog
+//! max_requests = 256                 # more are answered 503 + Retry-After
+//! retry_after_s = 1
+//! max_body_bytes = 1048576           # POST /tasks, POST /nodefilter
+//! max_small_body_bytes = 65536       # every other route (drivers: 64 MiB)
 //! ```
 //!
 //! Environment overrides: `DRYDOCK_LISTEN`, `DRYDOCK_DATA_DIR`,
@@ -153,8 +173,79 @@ pub struct DriverSettings {
     /// PEM file of CA certificates to trust for HTTPS.
     pub ca_file: Option<PathBuf>,
     /// Names of secrets the driver may read (`secret-get`), resolved at
-    /// start from the `[secrets]` table or `DRYDOCK_SECRET_<NAME>`.
+    /// start from the `[secrets]` table or `DRYDOCK_SECRET_<NAME>`. Granting
+    /// a secret here scopes it to this driver (`driver:NAME`: no node or
+    /// switch credential can name it) unless `[secret_scopes]` declares its
+    /// scopes, which must then include `driver:NAME`.
     pub secrets: Vec<String>,
+}
+
+/// `[http]`: limits of the API server (see [`crate::httpd`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Milliseconds a client has to send a request's headers, counted from
+    /// when the server starts waiting for them (so also how long a
+    /// keep-alive connection may wait for its next request). Default 10 s.
+    pub header_timeout_ms: u64,
+    /// Milliseconds from a request's headers to its answer, reading the body
+    /// included; past it the answer is 503 with `Retry-After`. Default 60 s.
+    pub request_timeout_ms: u64,
+    /// Milliseconds a connection may go without a byte moving either way
+    /// while none of its requests is being handled (e.g. a client not
+    /// reading its answer); then it is closed. Default 60 s.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once; further ones wait, unaccepted, in the
+    /// listen backlog until one closes. Keep it well under the process's
+    /// open-file limit (`ulimit -n`, often 1024). Default 512.
+    pub max_connections: usize,
+    /// Requests handled at once; further ones are answered 503 with
+    /// `Retry-After`. Default 256.
+    pub max_requests: usize,
+    /// The `Retry-After` of 503 answers, in seconds. Default 1.
+    pub retry_after_s: u64,
+    /// Largest body of `POST /tasks` and `POST /nodefilter` (node lists),
+    /// bytes; larger gets 413. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Largest body of every other route (small JSON), bytes; larger gets
+    /// 413. Driver uploads (`POST /drivers`) take up to 64 MiB. Default
+    /// 64 KiB.
+    pub max_small_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
+            max_requests: 256,
+            retry_after_s: 1,
+            max_body_bytes: 1 << 20,
+            max_small_body_bytes: 64 << 10,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Checks every limit is positive.
+    pub fn check(&self) -> Result<()> {
+        for (name, v) in [
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+            ("max_requests", self.max_requests as u64),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("max_small_body_bytes", self.max_small_body_bytes as u64),
+        ] {
+            if v == 0 {
+                bail!("http.{name} must be positive");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The whole configuration.
@@ -201,6 +292,17 @@ pub struct Config {
     /// Secrets by name (BMC and switch passwords, driver API keys). Prefer
     /// `DRYDOCK_SECRET_<NAME>` variables or the database over this table.
     pub secrets: crate::drivers::GrantedSecrets,
+    /// What config and environment secrets may be used for, by name:
+    /// `oob` (a node's BMC credential or `tls_ca_secret`), `switch` (a
+    /// switch's credential), `driver:NAME` (driver NAME's `secret-get`).
+    /// Undeclared: `driver:NAME` for every driver whose `secrets` grants
+    /// the name, else `["oob", "switch"]` (see [`crate::secrets`]).
+    pub secret_scopes: BTreeMap<String, Vec<crate::secrets::Scope>>,
+    /// `[node_addresses] allow`: special addresses (loopback, link-local,
+    /// ...) a node's BMC or switch may still have. Default none.
+    pub node_addresses: crate::node_address::NodeAddressPolicy,
+    /// API server limits.
+    pub http: HttpSettings,
     /// Leader lease timing.
     pub leader: LeaderSettings,
     /// Installed drivers: trusted vendor keys, development mode, polling.
@@ -266,6 +368,9 @@ impl Default for Config {
             drivers: BTreeMap::new(),
             design_dir: Some(PathBuf::from("examples")),
             secrets: Default::default(),
+            secret_scopes: BTreeMap::new(),
+            node_addresses: Default::default(),
+            http: HttpSettings::default(),
             leader: LeaderSettings::default(),
             driver_store: DriverStoreSettings::default(),
         }
@@ -285,6 +390,7 @@ impl Config {
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.leader.check()?;
+        cfg.http.check()?;
         Ok(cfg)
     }
 
@@ -396,6 +502,20 @@ mod tests {
         assert!(store.driver_store.allow_unsigned && store.driver_store.validate);
         assert_eq!(store.driver_store.watch_calls, 0);
         assert_eq!(store.driver_store.poll_ms, 1000);
+        let hostile: Config = toml::from_str(
+            "[secret_scopes]\nmaas-api-key = [\"driver:maas\"]\n\
+             [node_addresses]\nallow = [\"127.0.0.0/8\"]\n[http]\nmax_requests = 8\n",
+        )
+        .unwrap();
+        assert_eq!(
+            hostile.secret_scopes["maas-api-key"],
+            [crate::secrets::Scope::Driver("maas".into())]
+        );
+        assert_eq!(hostile.node_addresses.allow.len(), 1);
+        assert_eq!(hostile.http.max_requests, 8);
+        assert_eq!(hostile.http.header_timeout_ms, 10_000);
+        assert!(toml::from_str::<Config>("[secret_scopes]\nx = [\"root\"]\n").is_err());
+        assert!(toml::from_str::<Config>("[http]\nheader_timeout = 1\n").is_err());
         let bad: BTreeMap<&str, &str> = [("DRYDOCK_TOKENS", "nocolons")].into();
         assert!(
             cfg.apply_env(|k| bad.get(k).map(|v| v.to_string()))

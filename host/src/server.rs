@@ -5,12 +5,13 @@
 //! opened once as a capability (`cap_std::fs::Dir`); names that arrive over
 //! the network never become paths.
 
+use crate::api::AppState;
 use crate::api::auth::{ApiToken, Auth, Role};
-use crate::api::{AppState, router};
 use crate::config::{Config, DriverSettings};
 use crate::drivers::{
     CompileCache, DriverConfig, DriverSet, EgressGrant, Runtime, RuntimeConfig, TlsSettings,
 };
+use crate::secrets::{Scope, ScopeTable};
 use crate::store::Store;
 use crate::tasks::{Engine, EngineConfig};
 use anyhow::{Context, Result, bail};
@@ -130,9 +131,14 @@ fn tokens(cfg: &Config, data: &Dir) -> Result<Vec<ApiToken>> {
     Ok(out)
 }
 
+/// Driver `name`'s configuration and grants. A granted secret comes from
+/// `[secrets]` or `DRYDOCK_SECRET_<NAME>` and must be scoped to the driver
+/// (`driver:NAME`, see [`crate::secrets`]).
 fn driver_config(
+    name: &str,
     s: Option<&DriverSettings>,
     secrets: &crate::drivers::GrantedSecrets,
+    scopes: &ScopeTable,
 ) -> Result<Arc<DriverConfig>> {
     let Some(s) = s else {
         return Ok(Arc::new(DriverConfig::default()));
@@ -148,24 +154,48 @@ fn driver_config(
         c.memory_bytes = m << 20;
     }
     c.max_call_time = s.max_call_secs.map(Duration::from_secs);
-    for name in &s.secrets {
+    let own = Scope::Driver(name.to_owned());
+    for secret in &s.secrets {
+        let declared = scopes.scopes(secret);
+        if !declared.contains(&own) {
+            bail!(
+                "secret `{secret}` is granted to driver {name} but [secret_scopes] declares it \
+                 for {} only: add \"{own}\" to its scopes",
+                declared
+                    .iter()
+                    .map(Scope::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         let value = secrets
-            .get(name)
+            .get(secret)
             .cloned()
-            .or_else(|| std::env::var(crate::secrets::EnvSecrets::variable(name)).ok())
+            .or_else(|| std::env::var(crate::secrets::EnvSecrets::variable(secret)).ok())
             .with_context(|| {
                 format!(
-                    "secret `{name}` granted to a driver is neither in [secrets] nor in {}",
-                    crate::secrets::EnvSecrets::variable(name)
+                    "secret `{secret}` granted to a driver is neither in [secrets] nor in {}",
+                    crate::secrets::EnvSecrets::variable(secret)
                 )
             })?;
-        c.secrets.insert(name.clone(), value);
+        c.secrets.insert(secret.clone(), value);
     }
     if let Some(ca) = &s.ca_file {
         let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
         c.tls = TlsSettings::with_extra_roots(&pem).map_err(anyhow::Error::msg)?;
     }
     Ok(Arc::new(c))
+}
+
+/// The scopes of config and environment secrets: `[secret_scopes]`, then
+/// the drivers' grants.
+fn scopes(cfg: &Config) -> ScopeTable {
+    ScopeTable::from_config(
+        &cfg.secret_scopes,
+        cfg.drivers
+            .iter()
+            .map(|(d, s)| (d.as_str(), s.secrets.as_slice())),
+    )
 }
 
 /// Loads the bundled drivers and every `*.wasm` in the drivers directory.
@@ -200,7 +230,7 @@ async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
             .await
             .with_context(|| format!("loading driver {origin}"))?;
         let name = driver.info().name.clone();
-        let config = driver_config(cfg.drivers.get(&name), &cfg.secrets)
+        let config = driver_config(&name, cfg.drivers.get(&name), &cfg.secrets, &scopes(cfg))
             .with_context(|| format!("settings of driver {name}"))?;
         tracing::info!(driver = %name, version = %driver.info().version, origin = %origin, "driver loaded");
         set.add(driver, config).map_err(anyhow::Error::msg)?;
@@ -242,7 +272,7 @@ fn lifecycle_config(cfg: &Config) -> Result<crate::lifecycle::LifecycleConfig> {
     for (name, s) in &cfg.drivers {
         grants.insert(
             name.clone(),
-            driver_config(Some(s), &cfg.secrets)
+            driver_config(name, Some(s), &cfg.secrets, &scopes(cfg))
                 .with_context(|| format!("settings of driver {name}"))?,
         );
     }
@@ -265,7 +295,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
         Some(u) => u.clone(),
         None => format!("sqlite:{}", cfg.data_dir.join("drydock.db").display()),
     };
-    let sqlite_lock = lock_sqlite(&database_url)?;
+    let sqlite_lock = crate::sqlite_files::prepare(&database_url, &cfg.data_dir)?;
     // Every Postgres session bounded by the lease (see `SessionLimits`).
     let limits = crate::store::SessionLimits::for_lease(Duration::from_millis(cfg.leader.lease_ms));
     let store = Store::connect_with(&database_url, limits).await?;
@@ -319,6 +349,8 @@ pub async fn start(cfg: Config) -> Result<Server> {
                 ok
             }),
             secrets: cfg.secrets.clone(),
+            secret_scopes: scopes(&cfg),
+            node_addresses: cfg.node_addresses.clone(),
             leader: crate::tasks::LeaderConfig {
                 lease: Duration::from_millis(cfg.leader.lease_ms),
                 renew: Duration::from_millis(cfg.leader.renew_ms),
@@ -347,7 +379,12 @@ pub async fn start(cfg: Config) -> Result<Server> {
         engine: engine.clone(),
         auth,
     };
-    let app = router(state.clone()).merge(crate::api::drivers::router(state, lifecycle.clone()));
+    let limits = crate::api::BodyLimits {
+        json: cfg.http.max_body_bytes,
+        small_json: cfg.http.max_small_body_bytes,
+    };
+    let app = crate::api::router_with(state.clone(), limits)
+        .merge(crate::api::drivers::router(state, lifecycle.clone()));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -359,11 +396,9 @@ pub async fn start(cfg: Config) -> Result<Server> {
         tokio::spawn(lifecycle.clone().watch_dir(dir, stop.clone()));
     }
     let stopped = stop.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await
-    });
+    let http = cfg.http.clone();
+    let task =
+        tokio::spawn(async move { crate::httpd::serve(listener, app, &http, stopped).await });
     tracing::info!(%addr, instance = %instance, "drydock serving");
     Ok(Server {
         addr,
@@ -375,45 +410,45 @@ pub async fn start(cfg: Config) -> Result<Server> {
     })
 }
 
-/// SQLite serves one instance: takes an exclusive lock beside the database
-/// file, refusing to start when another instance holds it.
-fn lock_sqlite(database_url: &str) -> Result<Option<std::fs::File>> {
-    let Some(rest) = database_url.strip_prefix("sqlite:") else {
-        return Ok(None);
-    };
-    let path = rest.strip_prefix("//").unwrap_or(rest);
-    let path = path.split('?').next().unwrap_or(path);
-    if path.is_empty() || path.contains(":memory:") {
-        return Ok(None);
-    }
-    let lock_path = format!("{path}.lock");
-    if let Some(dir) = std::path::Path::new(&lock_path).parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {lock_path}"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another drydock instance is using the SQLite database {path}: SQLite serves a \
-             single instance; to run several, point them all at one Postgres (database_url)"
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {lock_path}"))
-        }
-    }
-}
-
 /// Runs until `shutdown` resolves (e.g. Ctrl-C), then stops cleanly.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     let server = start(cfg).await?;
     shutdown.await;
     tracing::info!("shutting down");
     server.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_is_granted_only_secrets_in_its_scope() {
+        let mut secrets = crate::drivers::GrantedSecrets::default();
+        secrets.insert("maas-api-key", "k3y");
+        let grant = DriverSettings {
+            secrets: vec!["maas-api-key".into()],
+            ..DriverSettings::default()
+        };
+        let grants = [("maas", &grant.secrets[..])];
+        // Undeclared: granting it scopes it to the driver.
+        let implicit = ScopeTable::from_config(&Default::default(), grants);
+        let c = driver_config("maas", Some(&grant), &secrets, &implicit).unwrap();
+        assert_eq!(
+            c.secrets.get("maas-api-key").map(String::as_str),
+            Some("k3y")
+        );
+        assert_eq!(
+            implicit.scopes("maas-api-key"),
+            [Scope::Driver("maas".into())]
+        );
+        // Declared for BMCs only: no driver may be granted it.
+        let declared = ScopeTable::from_config(
+            &[("maas-api-key".to_owned(), vec![Scope::Oob])].into(),
+            grants,
+        );
+        let e = driver_config("maas", Some(&grant), &secrets, &declared).unwrap_err();
+        assert!(e.to_string().contains("driver:maas"), "{e}");
+        assert!(!e.to_string().contains("k3y"), "{e}");
+    }
 }

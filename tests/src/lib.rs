@@ -30,6 +30,8 @@ pub mod guests {
     pub const TRAP: &str = env!("GUEST_TRAP");
     /// HTTP probe built with the SDK (GET/POST to config `url`).
     pub const HTTP: &str = env!("GUEST_HTTP");
+    /// The same probe declaring node-BMC access (`bmc-probe`).
+    pub const BMC_PROBE: &str = env!("GUEST_BMC_PROBE");
     /// A single-interface (oob-driver world) driver built without the SDK.
     pub const OOB_ONLY: &str = env!("GUEST_OOB_ONLY");
     /// A wasi:cli command, not a driver.
@@ -81,6 +83,14 @@ pub async fn power_on_current(
         )
         .await;
     (r, installed.driver.sha256().to_owned())
+}
+
+/// The node addresses the tests' engines accept besides ordinary ones: the
+/// protocol peers (sushy-tools, fake-switches, the fake MAAS) listen on
+/// loopback, which a production config refuses for BMCs and switches
+/// (`[node_addresses] allow`).
+pub fn loopback_peers() -> drydock::node_address::NodeAddressPolicy {
+    drydock::node_address::NodeAddressPolicy::allowing(&["127.0.0.0/8"]).expect("a CIDR")
 }
 
 /// Loads a guest fixture by path.

@@ -110,6 +110,7 @@ async fn engine(
             poll_interval: Duration::from_millis(50),
             design_dir: Some(dir.to_path_buf()),
             secrets: granted,
+            node_addresses: drydock_tests::loopback_peers(),
             ..EngineConfig::default()
         },
     )

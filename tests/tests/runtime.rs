@@ -523,8 +523,9 @@ async fn granted_name_resolving_to_loopback_is_denied() {
 async fn oob_calls_may_reach_the_nodes_own_bmc_only() {
     let peer = HttpPeer::start().await;
     let rt = runtime();
-    let probe = load(&rt, guests::HTTP).await;
-    let mut n = node("n", "http-probe");
+    let probe = load(&rt, guests::BMC_PROBE).await;
+    assert!(probe.info().outbound.node_bmc);
+    let mut n = node("n", "bmc-probe");
     n.oob.address = Some("127.0.0.1".into());
     n.oob.port = Some(peer.port);
     // No driver grant at all: the node's BMC is reachable on an oob call...
@@ -551,6 +552,30 @@ async fn oob_calls_may_reach_the_nodes_own_bmc_only() {
         .await;
     assert_denied(&r, &other);
     assert_eq!(peer.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_driver_declaring_no_node_bmc_access_gets_no_bmc_grant() {
+    let peer = HttpPeer::start().await;
+    let rt = runtime();
+    let probe = load(&rt, guests::HTTP).await;
+    assert!(!probe.info().outbound.node_bmc);
+    let mut n = node("n", "http-probe");
+    n.oob.address = Some("127.0.0.1".into());
+    n.oob.port = Some(peer.port);
+    // The same call that reaches the BMC for `bmc-probe` (above) is denied.
+    let call = Call {
+        config: config(
+            &[("url", &format!("http://127.0.0.1:{}/redfish/v1", peer.port))],
+            &[],
+        ),
+        ..Call::default()
+    };
+    let r = call
+        .run(&rt, &probe, Action::InterrogateOob, Some(&n))
+        .await;
+    assert_denied(&r, &call);
+    assert!(peer.requests().is_empty(), "the request reached the BMC");
 }
 
 #[tokio::test]

@@ -52,8 +52,14 @@ pub fn router(state: AppState, lifecycle: Arc<Lifecycle>) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_DRIVER_BYTES)),
         )
         .route("/api/v1.0/drivers/{name}", get(show))
-        .route("/api/v1.0/drivers/{name}/activate", post(activate))
-        .route("/api/v1.0/drivers/{name}/rollback", post(rollback))
+        .route(
+            "/api/v1.0/drivers/{name}/activate",
+            post(activate).layer(DefaultBodyLimit::max(super::MAX_SMALL_BODY_BYTES)),
+        )
+        .route(
+            "/api/v1.0/drivers/{name}/rollback",
+            post(rollback).layer(DefaultBodyLimit::max(super::MAX_SMALL_BODY_BYTES)),
+        )
         .route(
             "/api/v1.0/drivers/{name}/versions/{version}",
             delete(remove),

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::MAX_BODY_BYTES;
 use super::context::request_id;
 use crate::store::StoreError;
 use crate::tasks::EngineError;
@@ -140,7 +139,7 @@ impl From<EngineError> for ApiError {
 }
 
 /// A JSON request body. Rejections are [`ApiError`]s: 415 without a JSON
-/// content type, 413 past [`MAX_BODY_BYTES`], 400 for an empty body or one
+/// content type, 413 past the route's body limit, 400 for an empty body or one
 /// that does not parse or fit `T` (serde's message, with line and column).
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
@@ -175,9 +174,7 @@ where
         let headers = req.headers().clone();
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(format!(
-                    "request body is larger than {MAX_BODY_BYTES} bytes"
-                ))
+                ApiError::PayloadTooLarge("request body is larger than this route accepts".into())
             } else {
                 ApiError::BadRequest(format!("cannot read the request body: {}", r.body_text()))
             }

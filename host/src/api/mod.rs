@@ -56,8 +56,31 @@ use crate::tasks::Engine;
 /// The API's path prefix.
 pub const PREFIX: &str = "/api/v1.0";
 
-/// The largest request body accepted, in bytes (larger ones get 413).
+/// The default body limit of `POST /tasks` and `POST /nodefilter`, in
+/// bytes (larger ones get 413).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The default body limit of every other route (small JSON), in bytes.
+pub const MAX_SMALL_BODY_BYTES: usize = 64 << 10;
+
+/// Request body limits per route (`[http]` in the config).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// `POST /tasks` and `POST /nodefilter`, whose node filters may list
+    /// many nodes.
+    pub json: usize,
+    /// Every other route of [`router`].
+    pub small_json: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self {
+            json: MAX_BODY_BYTES,
+            small_json: MAX_SMALL_BODY_BYTES,
+        }
+    }
+}
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -75,9 +98,15 @@ macro_rules! v1 {
     };
 }
 
-/// The API's router, with the request-id and logging middleware, the body
-/// limit, and Drydock-shaped 404 and 405 answers.
+/// The API's router, with the request-id and logging middleware, the
+/// default body limits, and Drydock-shaped 404 and 405 answers.
 pub fn router(state: AppState) -> Router {
+    router_with(state, BodyLimits::default())
+}
+
+/// [`router`] with the given body limits.
+pub fn router_with(state: AppState, limits: BodyLimits) -> Router {
+    let large = DefaultBodyLimit::max(limits.json);
     Router::new()
         .route("/versions", get(health::versions))
         .route(v1!("/versions"), get(health::versions))
@@ -85,7 +114,10 @@ pub fn router(state: AppState) -> Router {
         .route(v1!("/health/extended"), get(health::extended))
         .route(
             v1!("/tasks"),
-            get(tasks::list).post(tasks::create).delete(tasks::purge),
+            get(tasks::list)
+                .post(tasks::create)
+                .delete(tasks::purge)
+                .layer(large),
         )
         .route(v1!("/tasks/{id}"), get(tasks::get))
         .route(v1!("/tasks/{id}/builddata"), get(tasks::build_data))
@@ -93,7 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route(v1!("/nodes"), get(nodes::list).post(nodes::register))
         .route(v1!("/nodes/{name}"), get(nodes::get).delete(nodes::delete))
         .route(v1!("/nodes/{name}/builddata"), get(nodes::build_data))
-        .route(v1!("/nodefilter"), post(nodes::filter))
+        .route(v1!("/nodefilter"), post(nodes::filter).layer(large))
         .route(v1!("/validatedesign"), post(design::validate))
         .route(
             v1!("/bootactions/nodes/{hostname}/units"),
@@ -106,7 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route(v1!("/bootactions/{action_id}"), post(bootactions::report))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(limits.small_json))
         .layer(axum::middleware::from_fn(context::middleware))
         .with_state(state)
 }

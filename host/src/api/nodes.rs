@@ -4,7 +4,11 @@
 //! A node is registered with a [`Node`] JSON plus an optional top-level
 //! `"credentials": {"username", "password"}`. The credentials go to the
 //! secrets store under `oob.credential` (default `node-<name>-oob`) and the
-//! node keeps only that name: no answer ever holds a password.
+//! node keeps only that name: no answer ever holds a password. A secret is
+//! stored for its node only (scope `oob`, serving no other node) and never
+//! replaces a secret another node or the operator's config or environment
+//! holds (409). The node's BMC and switch addresses must each be one host
+//! that is not special (see [`crate::node_address`]).
 
 use std::collections::BTreeMap;
 
@@ -127,6 +131,47 @@ fn parse_registration(mut body: Value) -> Result<(Node, Option<Credentials>), Ap
     Ok((node, credentials))
 }
 
+/// Stores `node`'s credentials under `secret`: 409 when the name belongs
+/// to a config or environment secret or to another node's.
+async fn store_credentials(
+    state: &AppState,
+    node: &str,
+    secret: &str,
+    c: &Credentials,
+) -> Result<(), ApiError> {
+    let taken = || {
+        ApiError::Conflict(format!(
+            "secret `{secret}` exists and was not stored for node `{node}`: name another \
+             `oob.credential` for its credentials"
+        ))
+    };
+    let held = state
+        .engine
+        .secrets()
+        .find(secret)
+        .await
+        .map_err(|e| match e {
+            crate::secrets::SecretError::Source {
+                source_name: "database",
+                ..
+            } => ApiError::Unavailable("the database is unavailable; retry later".into()),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    if matches!(held, Some((source, _)) if source != "database") {
+        return Err(taken());
+    }
+    let value = json!({"username": c.username, "password": c.password}).to_string();
+    if !state
+        .engine
+        .store()
+        .put_node_secret(secret, &value, node)
+        .await?
+    {
+        return Err(taken());
+    }
+    Ok(())
+}
+
 /// `POST /nodes`: registers (or replaces) a node; 201 with `Location` and
 /// the node dict.
 pub async fn register(
@@ -135,6 +180,11 @@ pub async fn register(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let (mut node, credentials) = parse_registration(body)?;
+    state
+        .engine
+        .node_addresses()
+        .check_node(&node, true)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let store = state.engine.store();
     if let Some(c) = credentials {
         let secret = node
@@ -142,8 +192,7 @@ pub async fn register(
             .credential
             .clone()
             .unwrap_or_else(|| default_credential_name(&node.name));
-        let value = json!({"username": c.username, "password": c.password}).to_string();
-        store.put_secret(&secret, &value).await?;
+        store_credentials(&state, &node.name, &secret, &c).await?;
         node.oob.credential = Some(secret);
     }
     let spec = serde_json::to_value(&node)

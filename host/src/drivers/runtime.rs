@@ -551,7 +551,7 @@ impl Runtime {
             node: req.node.map(|n| n.name.clone()),
             task: req.task.clone(),
         });
-        let policy = call_policy(&req);
+        let policy = call_policy(&req, d.info.outbound.node_bmc);
         let span = tracing::info_span!(
             "driver_call",
             driver = %name,
@@ -606,13 +606,15 @@ impl Runtime {
 }
 
 /// The egress grants of one call: the driver's, plus the node's BMC for oob
-/// actions and the switch for network actions (the operator's design names
-/// both).
-fn call_policy(req: &CallRequest<'_>) -> EgressPolicy {
+/// actions of a driver that declares node-BMC access (`node_bmc`: the
+/// `node-bmc` flag of its `outbound-access`, the SDK's `NODE_BMC`), and the
+/// switch for network actions (the operator's design names both).
+fn call_policy(req: &CallRequest<'_>, node_bmc: bool) -> EgressPolicy {
     let mut policy = EgressPolicy::new(req.config.egress.clone());
     match req.action.interface() {
         Interface::Oob => {
-            if let Some(n) = req.node
+            if node_bmc
+                && let Some(n) = req.node
                 && let Some(addr) = n.oob.address.as_deref()
             {
                 grant_endpoint(&mut policy, addr, n.oob.port, "node BMC");

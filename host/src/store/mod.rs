@@ -57,7 +57,7 @@ pub use bootactions::{BootActionRecord, NewBootAction};
 pub use chrono::{DateTime, Utc};
 pub use drivers::{ActiveDriver, DriverVersionRecord, NewDriverVersion};
 pub use lease::{Lease, Reclaimed};
-pub use nodes::NodeRecord;
+pub use nodes::{NodeRecord, SecretRecord};
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};
 pub use session::{MIGRATION_TIMEOUT, SessionLimits};
 pub use tasks::{

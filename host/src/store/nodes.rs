@@ -27,6 +27,26 @@ pub struct NodeRecord {
     pub updated: DateTime<Utc>,
 }
 
+/// A stored secret. `Debug` leaves the value out.
+#[derive(Clone, sqlx::FromRow)]
+pub struct SecretRecord {
+    /// The value.
+    pub value: String,
+    /// What it may be used for (`oob`; see [`crate::secrets::Scope`]).
+    pub scope: String,
+    /// The node that stored it with `POST /nodes`, the only one it serves.
+    pub owner: Option<String>,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("scope", &self.scope)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Node columns, in [`NodeRecord`] order.
 macro_rules! node_cols {
     () => {
@@ -199,6 +219,42 @@ impl Store {
             .db()?;
         });
         Ok(())
+    }
+
+    /// Stores secret `name` for node `owner` (scope `oob`), or replaces its
+    /// value when `owner` stored it. Returns `false`, changing nothing, when
+    /// the name is taken by a secret `owner` did not store. The value never
+    /// appears in errors or logs.
+    pub async fn put_node_secret(&self, name: &str, value: &str, owner: &str) -> Result<bool> {
+        let now = now();
+        let affected = with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO secrets (name, value, created, updated, scope, owner) \
+                 VALUES ($1, $2, $3, $3, 'oob', $4) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                 updated = excluded.updated WHERE secrets.owner = excluded.owner",
+            )
+            .bind(name)
+            .bind(value)
+            .bind(now)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .db()?
+            .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    /// A secret with its scope and owner, if it exists.
+    pub async fn get_secret_record(&self, name: &str) -> Result<Option<SecretRecord>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as("SELECT value, scope, owner FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+                .db()?
+        }))
     }
 
     /// A secret's value, if it exists.

@@ -60,6 +60,14 @@ pub(super) async fn run(
             return finish(outcome, None);
         }
     };
+    // A switch given in the task's params is granted like the node's.
+    if let Err(e) = shared.cfg.node_addresses.check_params(&params) {
+        let e = format!("invalid params: {e}");
+        shared.message(t.id, node_name.as_deref(), e.clone(), true);
+        outcome.result_message = Some(e);
+        outcome.error_count = 1;
+        return finish(outcome, None);
+    }
     let node = match &node_name {
         Some(n) => {
             let network = action.interface() == Interface::Network;
@@ -236,8 +244,9 @@ pub(super) async fn run(
     finish(outcome, state);
 }
 
-/// Loads a node (unless prefetched) and resolves its BMC credentials (and
-/// for network actions its switches' credentials) from the secrets store.
+/// Loads a node (unless prefetched), checks its BMC (and, with `network`,
+/// switch) addresses and resolves their credentials from the secrets
+/// sources, each in its scope.
 async fn load_node(
     shared: &Shared,
     name: &str,
@@ -255,14 +264,20 @@ async fn load_node(
     };
     let mut node: model::Node = serde_json::from_value(record.spec)
         .map_err(|e| SetupError(format!("node {name} has an unusable description: {e}")))?;
+    shared
+        .cfg
+        .node_addresses
+        .check_node(&node, network)
+        .map_err(|e| SetupError(format!("node {name}: {e}")))?;
     let secrets = &shared.secrets;
+    let (oob, switch) = (crate::secrets::Scope::Oob, crate::secrets::Scope::Switch);
     if let Some(secret) = record
         .credential
         .as_deref()
         .or(node.oob.credential.as_deref())
     {
         let creds = secrets
-            .credentials(secret, node.oob.account.as_deref())
+            .credentials(secret, node.oob.account.as_deref(), &oob, Some(name))
             .await
             .map_err(|e| SetupError(format!("node {name}'s BMC credential: {e}")))?;
         node.oob.credentials = Some(creds);
@@ -274,7 +289,7 @@ async fn load_node(
             };
             if let Some(secret) = port.switch.credential.clone() {
                 let creds = secrets
-                    .credentials(&secret, port.switch.account.as_deref())
+                    .credentials(&secret, port.switch.account.as_deref(), &switch, Some(name))
                     .await
                     .map_err(|e| {
                         SetupError(format!("switch {}'s credential: {e}", port.switch.name))
@@ -335,15 +350,9 @@ async fn node_tls(
     };
     let pem = shared
         .secrets
-        .get(secret)
+        .get(secret, &crate::secrets::Scope::Oob, Some(&n.name))
         .await
-        .map_err(|e| SetupError(e.to_string()))?
-        .ok_or_else(|| {
-            SetupError(format!(
-                "node {}: TLS CA secret `{secret}` is in no secrets source",
-                n.name
-            ))
-        })?;
+        .map_err(|e| SetupError(format!("node {}: TLS CA secret: {e}", n.name)))?;
     crate::drivers::TlsSettings::with_extra_roots(pem.as_bytes())
         .map(Some)
         .map_err(|e| SetupError(format!("node {}: TLS CA secret `{secret}`: {e}", n.name)))

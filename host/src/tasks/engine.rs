@@ -72,6 +72,11 @@ pub struct EngineConfig {
     /// Secrets from the config file (tried before the environment and the
     /// database).
     pub secrets: crate::drivers::GrantedSecrets,
+    /// The scopes of config and environment secrets (see
+    /// [`crate::secrets`]); undeclared names are node credentials.
+    pub secret_scopes: crate::secrets::ScopeTable,
+    /// The special addresses a node's BMC or switch may still have.
+    pub node_addresses: crate::node_address::NodeAddressPolicy,
     /// Leader lease timing.
     pub leader: LeaderConfig,
     /// How long prepare_nodes waits for a node to enlist with the
@@ -98,6 +103,8 @@ impl Default for EngineConfig {
             write_batch: 1000,
             design_dir: None,
             secrets: Default::default(),
+            secret_scopes: Default::default(),
+            node_addresses: Default::default(),
             leader: LeaderConfig::default(),
             enlist_timeout: Duration::from_secs(600),
             boot_action_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
@@ -156,7 +163,11 @@ impl Engine {
         let (settle, settle_rx) = mpsc::unbounded_channel();
         let designs = DesignSource::new(cfg.design_dir.as_deref())
             .map_err(|e| EngineError::Invalid(format!("design directory: {e}")))?;
-        let secrets = Secrets::standard(cfg.secrets.clone(), store.clone());
+        let secrets = Secrets::standard(
+            cfg.secrets.clone(),
+            cfg.secret_scopes.clone(),
+            store.clone(),
+        );
         // Lead (or learn who leads) before taking any work.
         let leadership = Arc::new(Leadership::new(cfg.instance_id.clone(), cfg.leader.clone()));
         leadership.tick(&store).await;
@@ -206,6 +217,16 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// The secrets sources.
+    pub fn secrets(&self) -> &Secrets {
+        &self.shared.secrets
+    }
+
+    /// The special addresses a node's BMC or switch may still have.
+    pub fn node_addresses(&self) -> &crate::node_address::NodeAddressPolicy {
+        &self.shared.cfg.node_addresses
     }
 
     /// Who leads, as this instance knows it.
