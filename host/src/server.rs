@@ -329,6 +329,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
                     .unwrap_or_else(|| format!("http://{}", cfg.listen))
                     .trim_end_matches('/')
             ),
+            public_url: cfg.public_url.clone(),
             timeouts: [(
                 crate::tasks::orchestrator::BOOT_ACTION_REPORT.to_owned(),
                 Duration::from_secs(cfg.boot_action_timeout_min.saturating_mul(60)),
@@ -339,7 +340,18 @@ pub async fn start(cfg: Config) -> Result<Server> {
     )
     .await?;
 
-    let auth = Arc::new(Auth::new(tokens(&cfg, &data)?));
+    let auth = Arc::new(
+        Auth::new(tokens(&cfg, &data)?)
+            .with_policy(crate::api::policy::Policy::new(&cfg.policy)?)
+            .with_throttle(cfg.auth_throttle.clone())
+            .with_keystone(
+                cfg.keystone
+                    .clone()
+                    .map(crate::api::keystone::Keystone::new)
+                    .transpose()?
+                    .map(Arc::new),
+            ),
+    );
     let state = AppState {
         engine: engine.clone(),
         auth,
@@ -357,9 +369,12 @@ pub async fn start(cfg: Config) -> Result<Server> {
     }
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stopped.cancelled().await })
+        .await
     });
     tracing::info!(%addr, instance = %instance, "drydock serving");
     Ok(Server {

@@ -81,6 +81,9 @@ pub struct EngineConfig {
     /// (`<public url>/api/v1.0/bootactions/`), given to their templates as
     /// `action.report_url` and to their first-boot script.
     pub boot_action_url: String,
+    /// The URL clients reach this service at (`public_url`), when
+    /// configured: task results link to their build data under it.
+    pub public_url: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -99,6 +102,7 @@ impl Default for EngineConfig {
             secrets: Default::default(),
             leader: LeaderConfig::default(),
             boot_action_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
+            public_url: None,
         }
     }
 }
@@ -270,6 +274,11 @@ impl Engine {
     /// This instance's id.
     pub fn instance_id(&self) -> &str {
         &self.inner.cfg.instance_id
+    }
+
+    /// The URL clients reach this service at, when configured.
+    pub fn public_url(&self) -> Option<&str> {
+        self.inner.cfg.public_url.as_deref()
     }
 
     /// Where deployed nodes reach the boot action API.
@@ -635,6 +644,36 @@ impl Engine {
         }
     }
 
+    /// Completes `t` successfully with nothing done, as Drydock does when a
+    /// node filter selects no node: "No nodes in scope, no work to do."
+    async fn nothing_to_do(&self, t: &TaskRecord) {
+        let mut outcome = TaskOutcome::complete(
+            t.id,
+            &self.inner.cfg.instance_id,
+            self.epoch(),
+            ResultStatus::Success,
+        );
+        outcome.result_message = Some("No nodes in scope, no work to do.".into());
+        let msg = NewMessage {
+            task_id: t.id,
+            message: "No nodes in scope, no work to do.".into(),
+            error: false,
+            context_type: "NA".into(),
+            context: "NA".into(),
+            extra: None,
+        };
+        if let Err(e) = self.inner.store.add_messages(&[msg]).await {
+            tracing::warn!(task.id = %t.id, error = %e, "could not record a task message");
+        }
+        match self.inner.store.finish_tasks(&[outcome]).await {
+            Ok(_) => {
+                tracing::info!(task.id = %t.id, action = %t.action, "the node filter selects no node: nothing to do");
+                let _ = self.inner.finished.send(t.id);
+            }
+            Err(e) => tracing::error!(task.id = %t.id, error = %e, "could not complete the task"),
+        }
+    }
+
     /// Splits a claimed top-level task into per-node subtasks.
     async fn decompose(&self, t: &TaskRecord) -> Result<(), EngineError> {
         let store = &self.inner.store;
@@ -671,8 +710,7 @@ impl Engine {
                 .collect();
             let names = select(&nodes, filter.as_ref(), &BTreeMap::new());
             if names.is_empty() {
-                self.fail_task(t, "the node filter selects no registered node")
-                    .await;
+                self.nothing_to_do(t).await;
                 return Ok(());
             }
             names
@@ -1057,8 +1095,8 @@ impl Engine {
         });
         // Orchestrator steps set their own attempts (Drydock retries those
         // steps on any failure that is not permanent by nature).
-        let (max_attempts, retry_any) = if t.retry > 0 {
-            (t.retry as u32, true)
+        let (max_attempts, retry_any) = if t.max_attempts > 0 {
+            (u32::try_from(t.max_attempts).unwrap_or(u32::MAX), true)
         } else {
             (self.inner.cfg.max_attempts, false)
         };
@@ -1172,6 +1210,7 @@ impl Engine {
                 self.message(t.id, node_name.as_deref(), text, true);
             }
         }
+        outcome.retry = i64::from(attempt.saturating_sub(1));
         tracing::debug!(task.id = %t.id, node = node_name.as_deref().unwrap_or("-"), action = action.name(),
             attempts = attempt, elapsed_ms = started.elapsed().as_millis() as u64, "subtask finished");
         finish(outcome, state);
@@ -1373,6 +1412,7 @@ impl Engine {
                 successes: r.successes,
                 failures: r.failures,
                 error_count: r.error_count,
+                retry: task.retry,
                 terminated_by: task.terminated_by.clone(),
             };
             match store.finish_tasks(&[outcome]).await {
@@ -1575,8 +1615,7 @@ impl Engine {
         };
         if o.is_node_scoped() {
             if selected.is_empty() {
-                self.fail_task(t, "the node filter selects no node of the site design")
-                    .await;
+                self.nothing_to_do(t).await;
                 return Ok(());
             }
             for node in nodes.iter().filter(|n| selected.contains(&n.name)) {
@@ -1769,7 +1808,7 @@ impl Engine {
                 s.epoch = self.epoch();
             }
             s.deadline = Some(deadline);
-            s.retry = step.attempts;
+            s.max_attempts = step.attempts;
             s.created_by = t.created_by.clone();
             s
         };
