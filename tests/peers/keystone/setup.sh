@@ -33,7 +33,7 @@ if [[ ! -f "$stamp" || ! -x "$venv/bin/keystone-manage" || ! -x "$venv/bin/gunic
     touch "$stamp"
 fi
 
-if [[ ! -f "$template/ready" ]]; then
+if [[ ! -f "$template/ready-v2" ]]; then
     echo "keystone: preparing the template site in $template" >&2
     rm -rf "$template"
     mkdir -p "$template/fernet" "$template/credential"
@@ -42,6 +42,9 @@ if [[ ! -f "$template/ready" ]]; then
     cat >"$template/keystone.conf" <<'CONF'
 [DEFAULT]
 use_stderr = true
+[identity]
+# bcrypt's cheapest cost: every token issued checks a password.
+password_hash_rounds = 4
 [database]
 connection = sqlite:///keystone.db
 [token]
@@ -74,6 +77,6 @@ PY
             --bootstrap-public-url http://127.0.0.1:5000/v3 \
             --bootstrap-region-id RegionOne
     ) >"$dir/template.log" 2>&1 || { cat "$dir/template.log" >&2; exit 1; }
-    touch "$template/ready"
+    touch "$template/ready-v2"
 fi
 echo "keystone: ready" >&2
