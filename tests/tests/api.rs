@@ -664,7 +664,10 @@ async fn create_list_and_purge_tasks() {
         assert_eq!(top, [second.as_str(), id.as_str()], "newest first");
         let subtasks = strings(&done["subtask_id_list"]);
         assert_eq!(subtasks.len(), 1);
-        assert_eq!(list.len(), 2 + subtasks.len() + strings(&done2["subtask_id_list"]).len());
+        assert_eq!(
+            list.len(),
+            2 + subtasks.len() + strings(&done2["subtask_id_list"]).len()
+        );
         let sub = list
             .iter()
             .find(|t| t["task_id"] == subtasks[0].as_str())
@@ -712,14 +715,21 @@ async fn create_list_and_purge_tasks() {
             .call("DELETE", "/api/v1.0/tasks?days=1", Some(ADMIN), None)
             .await
             .ok(StatusCode::OK);
-        assert_eq!((v["days"].as_u64(), v["deleted"].as_u64()), (Some(1), Some(0)));
+        assert_eq!(
+            (v["days"].as_u64(), v["deleted"].as_u64()),
+            (Some(1), Some(0))
+        );
         // Drydock's default retention, also for drydock_client's `days=None`.
         for q in ["", "?days=None", "?days=soon"] {
             let v = api
                 .call("DELETE", &format!("/api/v1.0/tasks{q}"), Some(ADMIN), None)
                 .await
                 .ok(StatusCode::OK);
-            assert_eq!((v["days"].as_u64(), v["deleted"].as_u64()), (Some(90), Some(0)), "{q}");
+            assert_eq!(
+                (v["days"].as_u64(), v["deleted"].as_u64()),
+                (Some(90), Some(0)),
+                "{q}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
         let v = api
@@ -973,7 +983,14 @@ async fn interrogate_oob_collects_build_data() {
             .find(|n| n["name"] == "n1")
             .unwrap();
         assert_eq!(n1["hostname"], "n1");
-        for k in ["memory", "cpu_count", "status_name", "boot_mac", "power_address", "boot_ip"] {
+        for k in [
+            "memory",
+            "cpu_count",
+            "status_name",
+            "boot_mac",
+            "power_address",
+            "boot_ip",
+        ] {
             assert!(n1.get(k).is_some(), "{k}: {n1}");
         }
         assert!(n1["power_state"].is_string(), "{n1}");

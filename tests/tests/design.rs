@@ -817,7 +817,9 @@ async fn validatedesign_and_nodefilter_routes() {
     std::fs::remove_file(dir.join(&name)).unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["status"], "Failure", "{body}");
-    let msg = body["details"]["messageList"][0]["message"].as_str().unwrap();
+    let msg = body["details"]["messageList"][0]["message"]
+        .as_str()
+        .unwrap();
     assert!(msg.contains("line") && msg.contains("column"), "{msg}");
 
     // nodefilter over the design, rack labels included.
