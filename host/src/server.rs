@@ -300,6 +300,14 @@ pub async fn start(cfg: Config) -> Result<Server> {
         Some(id) => id.clone(),
         None => instance_id(&data)?,
     };
+    // Keystone, when configured: checks callers' tokens, and its service
+    // token is there for calls made in this service's name (Deckhand).
+    let keystone = cfg
+        .keystone
+        .clone()
+        .map(crate::api::keystone::Keystone::new)
+        .transpose()?
+        .map(Arc::new);
     let engine = Engine::start(
         store,
         runtime,
@@ -344,13 +352,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
         Auth::new(tokens(&cfg, &data)?)
             .with_policy(crate::api::policy::Policy::new(&cfg.policy)?)
             .with_throttle(cfg.auth_throttle.clone())
-            .with_keystone(
-                cfg.keystone
-                    .clone()
-                    .map(crate::api::keystone::Keystone::new)
-                    .transpose()?
-                    .map(Arc::new),
-            ),
+            .with_keystone(keystone),
     );
     let state = AppState {
         engine: engine.clone(),

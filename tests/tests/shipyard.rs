@@ -572,3 +572,41 @@ async fn repeated_bad_tokens_from_one_peer_get_429() {
     assert_eq!(guesser.get("v1.0/health").await.0, 204);
     site.stop().await;
 }
+
+#[tokio::test]
+async fn the_service_token_hook_yields_drydocks_own_token() {
+    use drydock::api::keystone::{Keystone as Client, ServiceToken};
+    let (ks, drydock_user, _) = keystone().await;
+    let client = Client::new(
+        serde_json::from_value(json!({
+            "auth_url": ks.url(),
+            "username": drydock_user.name,
+            "password": drydock_user.password,
+            "project_name": drydock_user.project,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let hook: &dyn ServiceToken = &client;
+    let token = hook.service_token().await.unwrap();
+    // Renewed only near expiry: the same token twice.
+    assert_eq!(hook.service_token().await.unwrap(), token);
+    let who = client
+        .validate(&token)
+        .await
+        .unwrap()
+        .expect("a valid token");
+    assert_eq!(who.user_name, "drydock");
+    assert!(who.roles.iter().any(|r| r == "service"), "{who:?}");
+    assert_eq!(client.cached(), 1);
+    // Wrong service credentials are an error naming them, not a 401 later.
+    let wrong = Client::new(
+        serde_json::from_value(json!({
+            "auth_url": ks.url(), "username": "drydock", "password": "nope",
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let e = wrong.service_token().await.unwrap_err().to_string();
+    assert!(e.contains("service credentials"), "{e}");
+}

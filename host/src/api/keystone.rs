@@ -14,8 +14,9 @@
 //! expiring soonest). Keystone's answers are read up to 1 MiB, with a time
 //! limit; Keystone unreachable is a 503 for the caller, never a 401.
 //!
-//! [`Keystone::service_token`] is also the hook for other services that need
-//! this service's token (Deckhand design references).
+//! [`Keystone::service_token`] (also through the [`ServiceToken`] trait) is
+//! the hook for calls made in this service's name (Deckhand design
+//! references).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -126,7 +127,7 @@ pub struct Identity {
 
 /// A token this service obtained.
 #[derive(Clone)]
-struct ServiceToken {
+struct Issued {
     token: String,
     expires_at: DateTime<Utc>,
 }
@@ -145,7 +146,7 @@ pub struct Keystone {
     base: String,
     cfg: KeystoneConfig,
     password: String,
-    service: tokio::sync::Mutex<Option<ServiceToken>>,
+    service: tokio::sync::Mutex<Option<Issued>>,
     cache: Mutex<Cache>,
 }
 
@@ -256,7 +257,7 @@ impl Keystone {
     }
 
     /// `POST /v3/auth/tokens` with the service's password.
-    async fn issue(&self) -> Result<ServiceToken, KeystoneError> {
+    async fn issue(&self) -> Result<Issued, KeystoneError> {
         let c = &self.cfg;
         let body = serde_json::json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
@@ -299,7 +300,7 @@ impl Keystone {
         let bytes = read_capped(res).await?;
         let info: TokenBody = serde_json::from_slice(&bytes)
             .map_err(|e| KeystoneError::Protocol(format!("token body: {e}")))?;
-        Ok(ServiceToken {
+        Ok(Issued {
             token,
             expires_at: info.token.expires_at,
         })
@@ -379,6 +380,21 @@ impl Keystone {
     /// How many validations are cached.
     pub fn cached(&self) -> usize {
         self.cache.lock().expect("keystone cache").len()
+    }
+}
+
+/// Something that yields this service's own token, for calling other
+/// services in its name (e.g. fetching `deckhand+http` designs).
+#[async_trait::async_trait]
+pub trait ServiceToken: Send + Sync {
+    /// A current token.
+    async fn service_token(&self) -> Result<String, KeystoneError>;
+}
+
+#[async_trait::async_trait]
+impl ServiceToken for Keystone {
+    async fn service_token(&self) -> Result<String, KeystoneError> {
+        Keystone::service_token(self).await
     }
 }
 
