@@ -13,6 +13,20 @@
 //! role = "operator"                  # viewer | operator | admin
 //! token_env = "SHIPYARD_TOKEN"       # or: token = "..."
 //!
+//! [keystone]                        # also accept Keystone tokens (Shipyard's)
+//! auth_url = "http://keystone-api:5000/v3"
+//! username = "drydock"
+//! password_env = "DRYDOCK_KEYSTONE_PASSWORD"
+//! project_name = "service"
+//!
+//! [policy]                          # Drydock's policy rules, by name
+//! "physical_provisioner:read_task" = "role:admin or role:reader"
+//!
+//! [auth_throttle]                   # peers presenting bad tokens get 429
+//! max_failures = 10
+//! window_s = 60
+//! block_s = 60
+//!
 //! [limits]
 //! max_concurrent_calls = 100         # sandboxes at once
 //! max_concurrency = 256              # driver calls in flight
@@ -281,6 +295,14 @@ pub struct Config {
     pub network_driver: Option<String>,
     /// API tokens.
     pub tokens: Vec<TokenConfig>,
+    /// Keystone, to accept Keystone tokens (`X-Auth-Token`) beside the
+    /// static ones: see [`crate::api::keystone::KeystoneConfig`].
+    pub keystone: Option<crate::api::keystone::KeystoneConfig>,
+    /// Policy rules replacing the defaults, by rule name (see
+    /// [`crate::api::policy::RULES`]), in oslo.policy's syntax.
+    pub policy: BTreeMap<String, String>,
+    /// The bad-token throttle: see [`crate::api::throttle::ThrottleConfig`].
+    pub auth_throttle: crate::api::throttle::ThrottleConfig,
     /// Limits.
     pub limits: Limits,
     /// Per-driver settings, by driver name.
@@ -364,6 +386,9 @@ impl Default for Config {
             node_driver: None,
             network_driver: None,
             tokens: Vec::new(),
+            keystone: None,
+            policy: BTreeMap::new(),
+            auth_throttle: Default::default(),
             limits: Limits::default(),
             drivers: BTreeMap::new(),
             design_dir: Some(PathBuf::from("examples")),

@@ -265,7 +265,10 @@ pub async fn serve(
         let svc = svc.clone();
         let counted = activity.clone();
         let hyper_svc =
-            hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
+            hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                // The peer's address, for the bad-token throttle and logs.
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo::<std::net::SocketAddr>(peer));
                 let guard = InFlight::new(&counted);
                 let call = svc.clone().oneshot(req);
                 async move {

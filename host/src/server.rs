@@ -332,6 +332,14 @@ pub async fn start(cfg: Config) -> Result<Server> {
         Some(id) => id.clone(),
         None => instance_id(&data)?,
     };
+    // Keystone, when configured: checks callers' tokens, and its service
+    // token is there for calls made in this service's name (Deckhand).
+    let keystone = cfg
+        .keystone
+        .clone()
+        .map(crate::api::keystone::Keystone::new)
+        .transpose()?
+        .map(Arc::new);
     let engine = Engine::start(
         store,
         runtime,
@@ -364,6 +372,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
                     .trim_end_matches('/')
             ),
             enlist_timeout: Duration::from_secs(cfg.enlist_timeout_min.saturating_mul(60)),
+            public_url: cfg.public_url.clone(),
             timeouts: [(
                 crate::tasks::orchestrator::BOOT_ACTION_REPORT.to_owned(),
                 Duration::from_secs(cfg.boot_action_timeout_min.saturating_mul(60)),
@@ -374,7 +383,12 @@ pub async fn start(cfg: Config) -> Result<Server> {
     )
     .await?;
 
-    let auth = Arc::new(Auth::new(tokens(&cfg, &data)?));
+    let auth = Arc::new(
+        Auth::new(tokens(&cfg, &data)?)
+            .with_policy(crate::api::policy::Policy::new(&cfg.policy)?)
+            .with_throttle(cfg.auth_throttle.clone())
+            .with_keystone(keystone),
+    );
     let state = AppState {
         engine: engine.clone(),
         auth,

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub mod fake_switches;
+pub mod keystone;
 pub mod packages;
 pub mod redfish_sessions;
 pub mod sushy;

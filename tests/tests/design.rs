@@ -565,7 +565,8 @@ async fn full_flow(store: Store) {
         .iter()
         .find(|t| t.node_name.as_deref() == Some("cmp04"))
         .unwrap();
-    assert_eq!(cmp04.retry, 3);
+    // Drydock's retry is the retry number: two retries of three attempts.
+    assert_eq!((cmp04.max_attempts, cmp04.retry), (3, 2));
     let msgs = store.messages(cmp04.id).await.unwrap();
     assert_eq!(
         msgs.iter()
@@ -799,7 +800,8 @@ async fn validatedesign_and_nodefilter_routes() {
     assert_eq!(dup["documents"].as_array().unwrap().len(), 2);
     assert!(list.iter().any(|m| m["name"] == "mtu"));
 
-    // Bad YAML: 400 with line and column.
+    // Bad YAML: Drydock's failed Status (400), its one error message with
+    // line and column.
     let name = format!("{}.yaml", drydock_tests::db::unique("bad-yaml"));
     std::fs::write(
         dir.join(&name),
@@ -814,7 +816,10 @@ async fn validatedesign_and_nodefilter_routes() {
     .await;
     std::fs::remove_file(dir.join(&name)).unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let msg = body["message"].as_str().unwrap();
+    assert_eq!(body["status"], "Failure", "{body}");
+    let msg = body["details"]["messageList"][0]["message"]
+        .as_str()
+        .unwrap();
     assert!(msg.contains("line") && msg.contains("column"), "{msg}");
 
     // nodefilter over the design, rack labels included.

@@ -228,7 +228,7 @@ async fn bad_requests_and_empty_filters(store: Store) {
     let mut bad = task("set_node_boot");
     bad.params = Some(json!({"boot": {"device": "floppy"}}));
     assert!(engine.submit(bad).await.is_err());
-    // A filter that matches nothing fails the task with that reason.
+    // A filter that matches nothing: success with nothing to do (Drydock).
     let mut none = task("power_on_node");
     none.node_filter = Some(json!({"filter_set": [{"node_names": ["ghost"]}]}));
     let t = engine.submit(none).await.unwrap();
@@ -236,12 +236,12 @@ async fn bad_requests_and_empty_filters(store: Store) {
         .wait_finished(t.id, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(done.result_status, ResultStatus::Failure);
-    assert!(
-        done.result_message
-            .unwrap()
-            .contains("selects no registered node")
+    assert_eq!(done.result_status, ResultStatus::Success);
+    assert_eq!(
+        done.result_message.as_deref(),
+        Some("No nodes in scope, no work to do.")
     );
+    assert!(store.subtasks(done.id).await.unwrap().is_empty());
     // A node filter picks exactly its nodes; a site-wide action runs once.
     let mut one = task("interrogate_oob");
     one.node_filter = Some(json!({"filter_set": [{"node_names": ["node-001"]}]}));

@@ -1,30 +1,45 @@
-//! Authentication and authorization: static API tokens, each with a name and
-//! a [`Role`].
+//! Authentication and authorization.
 //!
-//! A token arrives as `Authorization: Bearer <token>` or, for
-//! `drydock_client` compatibility, `X-Auth-Token: <token>`. Tokens are kept
-//! only as SHA-256 digests and a presented token is compared against every
-//! one in constant time. A missing or unknown token gives 401 (with
-//! `WWW-Authenticate: Bearer`); a known token without the needed role, 403.
+//! A caller is identified by a token in `X-Auth-Token` (Drydock's and
+//! Shipyard's header) or `Authorization: Bearer <token>`:
 //!
-//! Handlers ask for a role with the [`Authorized`] extractor
-//! (`Authorized<Read>`, `Authorized<Operate>`, `Authorized<Administer>`),
-//! which runs before the body is read: an unauthorized caller learns nothing
-//! about the body's validity.
+//! - a static API token from the configuration, each with a name and a
+//!   [`Role`] (kept only as SHA-256 digests, compared in constant time);
+//!   role `admin` carries the roles `admin`, `operator` and `viewer`,
+//!   `operator` carries `operator` and `viewer`;
+//! - otherwise, when `[keystone]` is configured, a Keystone token, checked
+//!   with Keystone ([`super::keystone`]): the caller is the token's user,
+//!   with its roles and project.
+//!
+//! Each route names a Drydock policy rule ([`super::policy`]), checked
+//! against the caller's roles. No token, or one neither static nor valid in
+//! Keystone, gives 401 (with `WWW-Authenticate: Bearer`); a caller the rule
+//! refuses, 403; Keystone unreachable, 503. A peer presenting too many bad
+//! tokens gets 429 for a while ([`super::throttle`]).
+//!
+//! Handlers ask for a rule with the [`Authorized`] extractor
+//! (`Authorized<ReadTask>`, ...), which runs before the body is read: an
+//! unauthorized caller learns nothing about the body's validity.
 //!
 //! Tokens never appear in `Debug` output nor in logs; their names do.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::keystone::{Keystone, KeystoneError};
+use super::policy::{Credentials, Policy};
+use super::throttle::{Throttle, ThrottleConfig};
 use super::{AppState, context};
 
 /// What a token may do. Ordered: `Admin` ⊇ `Operator` ⊇ `Viewer`.
@@ -47,6 +62,16 @@ impl Role {
             Role::Operator => "operator",
             Role::Admin => "admin",
         }
+    }
+
+    /// The policy roles a static token of this role carries: `admin` also
+    /// `operator` and `viewer`, `operator` also `viewer`.
+    pub fn policy_roles(self) -> BTreeSet<String> {
+        [Role::Viewer, Role::Operator, Role::Admin]
+            .into_iter()
+            .filter(|r| *r <= self)
+            .map(|r| r.as_str().to_owned())
+            .collect()
     }
 }
 
@@ -99,16 +124,28 @@ struct Entry {
     digest: [u8; 32],
 }
 
-/// The set of known tokens.
+/// Who may call the API and what each caller may do: the static tokens,
+/// Keystone (when configured), the policy rules and the bad-token throttle.
 pub struct Auth {
     entries: Vec<Entry>,
+    policy: Policy,
+    keystone: Option<Arc<Keystone>>,
+    throttle: Throttle,
 }
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.entries.iter().map(|e| (&e.name, e.role)))
-            .finish()
+        f.debug_struct("Auth")
+            .field(
+                "tokens",
+                &self
+                    .entries
+                    .iter()
+                    .map(|e| (&e.name, e.role))
+                    .collect::<Vec<_>>(),
+            )
+            .field("keystone", &self.keystone)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,8 +159,9 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl Auth {
-    /// Keeps the tokens' digests. Empty tokens are ignored (with a warning):
-    /// they could never be presented.
+    /// Keeps the tokens' digests, with Drydock's default policy, no
+    /// Keystone and the default throttle. Empty tokens are ignored (with a
+    /// warning): they could never be presented.
     pub fn new(tokens: Vec<ApiToken>) -> Auth {
         let entries = tokens
             .into_iter()
@@ -140,21 +178,56 @@ impl Auth {
                 role: t.role,
             })
             .collect();
-        Auth { entries }
+        Auth {
+            entries,
+            policy: Policy::default(),
+            keystone: None,
+            throttle: Throttle::new(ThrottleConfig::default()),
+        }
     }
 
-    /// How many tokens are known.
+    /// Uses `policy` instead of the default rules.
+    pub fn with_policy(mut self, policy: Policy) -> Auth {
+        self.policy = policy;
+        self
+    }
+
+    /// Also accepts Keystone tokens, checked with `keystone`.
+    pub fn with_keystone(mut self, keystone: Option<Arc<Keystone>>) -> Auth {
+        self.keystone = keystone;
+        self
+    }
+
+    /// Uses `cfg` for the bad-token throttle.
+    pub fn with_throttle(mut self, cfg: ThrottleConfig) -> Auth {
+        self.throttle = Throttle::new(cfg);
+        self
+    }
+
+    /// The Keystone client, when configured: its
+    /// [`Keystone::service_token`] is this service's token for calling
+    /// other services.
+    pub fn keystone(&self) -> Option<Arc<Keystone>> {
+        self.keystone.clone()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// How many static tokens are known.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether no token is known (then every protected route answers 401).
+    /// Whether no static token is known.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// The name and role of the token `presented`, if known. Every known
-    /// digest is compared, in constant time each.
+    /// The name and role of the static token `presented`, if known. Every
+    /// known digest is compared, in constant time each.
     pub fn identify(&self, presented: &str) -> Option<(&str, Role)> {
         let d = digest(presented);
         let mut found = None;
@@ -165,22 +238,114 @@ impl Auth {
         }
         found
     }
+
+    /// Authenticates a request from `peer`: its caller, or 401 (no token, or
+    /// a bad one), 429 (the peer presented too many bad tokens), 503
+    /// (Keystone unavailable).
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
+        if let Some(wait) = peer.and_then(|p| self.throttle.blocked(p)) {
+            return Err(ApiError::TooManyRequests {
+                message: "too many requests with bad tokens from this address; retry later".into(),
+                retry_after: wait,
+            });
+        }
+        let token = presented(headers)?.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "authentication required: send `X-Auth-Token: <token>` or \
+                 `Authorization: Bearer <token>`"
+                    .into(),
+            )
+        })?;
+        let end_user = end_user(headers);
+        if let Some((name, role)) = self.identify(&token) {
+            context::set_caller(name);
+            return Ok(Caller {
+                name: name.to_owned(),
+                end_user,
+                creds: Credentials {
+                    roles: role.policy_roles(),
+                    user_id: Some(name.to_owned()),
+                    ..Credentials::default()
+                },
+            });
+        }
+        let unknown = || {
+            if let Some(p) = peer {
+                self.throttle.failed(p);
+            }
+            ApiError::Unauthorized("unknown or expired token".into())
+        };
+        let Some(keystone) = &self.keystone else {
+            return Err(unknown());
+        };
+        match keystone.validate(&token).await {
+            Ok(Some(id)) => {
+                context::set_caller(&id.user_name);
+                Ok(Caller {
+                    name: id.user_name,
+                    end_user,
+                    creds: Credentials {
+                        roles: id.roles.into_iter().collect(),
+                        user_id: Some(id.user_id),
+                        project_id: id.project_id,
+                        is_admin_project: id.is_admin_project,
+                    },
+                })
+            }
+            Ok(None) => Err(unknown()),
+            Err(e) => {
+                let req_id = context::request_id()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
+                tracing::warn!(req_id = %req_id, error = %e, "cannot check a token with keystone");
+                Err(match e {
+                    KeystoneError::Unavailable(_) => ApiError::Unavailable(
+                        "the identity service (keystone) is unavailable; retry later".into(),
+                    ),
+                    _ => ApiError::Internal(e.to_string()),
+                })
+            }
+        }
+    }
+
+    /// 403 unless `caller` passes rule `rule`.
+    pub fn authorize(&self, caller: &Caller, rule: &str) -> Result<(), ApiError> {
+        if self.policy.allows(rule, &caller.creds) {
+            return Ok(());
+        }
+        tracing::info!(caller = %caller.name, rule, "forbidden by policy");
+        Err(ApiError::Forbidden(format!(
+            "policy `{rule}` does not allow `{}` (roles: {})",
+            caller.name,
+            caller
+                .creds
+                .roles
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
 }
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
-    /// The token's name.
+    /// The static token's name, or the Keystone user's name.
     pub name: String,
-    /// The token's role.
-    pub role: Role,
     /// The end user the client acts for (`X-End-User`), if given.
     pub end_user: Option<String>,
+    /// Roles, user and project, as the policy sees them.
+    pub creds: Credentials,
 }
 
 impl Caller {
-    /// Who to record as `created_by` / `terminated_by`: the token's name, or
-    /// `<token name>/<end user>`.
+    /// Who to record as `created_by` / `terminated_by`: the caller's name,
+    /// or `<name>/<end user>`.
     pub fn actor(&self) -> String {
         match &self.end_user {
             Some(u) => format!("{}/{u}", self.name),
@@ -222,53 +387,66 @@ fn end_user(headers: &HeaderMap) -> Option<String> {
     Some(v.chars().take(MAX_END_USER).collect())
 }
 
-/// Authenticates a request: its caller, or 401.
-pub fn authenticate(auth: &Auth, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let token = presented(headers)?.ok_or_else(|| {
-        ApiError::Unauthorized(
-            "authentication required: send `Authorization: Bearer <token>` or `X-Auth-Token`"
-                .into(),
-        )
-    })?;
-    let (name, role) = auth
-        .identify(&token)
-        .ok_or_else(|| ApiError::Unauthorized("unknown API token".into()))?;
-    context::set_caller(name);
-    Ok(Caller {
-        name: name.to_owned(),
-        role,
-        end_user: end_user(headers),
-    })
+/// A policy rule a route needs, as a type (see [`Authorized`]).
+pub trait Rule {
+    /// The rule's name.
+    const NAME: &'static str;
 }
 
-/// A role a route needs, as a type (see [`Authorized`]).
-pub trait Requirement {
-    /// The least role allowed.
-    const ROLE: Role;
+macro_rules! rules {
+    ($($(#[$doc:meta])* $ty:ident => $name:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $ty;
+        impl Rule for $ty {
+            const NAME: &'static str = $name;
+        }
+    )*};
 }
 
-/// Needs [`Role::Viewer`].
-#[derive(Debug)]
-pub struct Read;
-/// Needs [`Role::Operator`].
-#[derive(Debug)]
-pub struct Operate;
-/// Needs [`Role::Admin`].
-#[derive(Debug)]
-pub struct Administer;
+rules! {
+    /// `physical_provisioner:read_task`.
+    ReadTask => "physical_provisioner:read_task";
+    /// `physical_provisioner:create_task` (the action's own rule is checked
+    /// by the handler).
+    CreateTask => "physical_provisioner:create_task";
+    /// `physical_provisioner:cancel_task`.
+    CancelTask => "physical_provisioner:cancel_task";
+    /// `physical_provisioner:delete_tasks`.
+    DeleteTasks => "physical_provisioner:delete_tasks";
+    /// `physical_provisioner:read_data`.
+    ReadData => "physical_provisioner:read_data";
+    /// `physical_provisioner:read_build_data`.
+    ReadBuildData => "physical_provisioner:read_build_data";
+    /// `physical_provisioner:manage_nodes`.
+    ManageNodes => "physical_provisioner:manage_nodes";
+    /// `physical_provisioner:health_data`.
+    HealthData => "physical_provisioner:health_data";
+    /// `physical_provisioner:validate_site_design`.
+    ValidateSiteDesign => "physical_provisioner:validate_site_design";
+    /// `drydock:read_drivers`.
+    ReadDrivers => "drydock:read_drivers";
+    /// `drydock:manage_drivers`.
+    ManageDrivers => "drydock:manage_drivers";
+}
 
-impl Requirement for Read {
-    const ROLE: Role = Role::Viewer;
-}
-impl Requirement for Operate {
-    const ROLE: Role = Role::Operator;
-}
-impl Requirement for Administer {
-    const ROLE: Role = Role::Admin;
+/// Reading nodes and data (`physical_provisioner:read_data`).
+pub type Read = ReadData;
+/// Registering and removing nodes (`physical_provisioner:manage_nodes`).
+pub type Operate = ManageNodes;
+/// Changing drivers (`drydock:manage_drivers`).
+pub type Administer = ManageDrivers;
+
+/// The peer's address, when the server records it.
+pub fn peer(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
-/// Extracts an authenticated [`Caller`] holding at least `R::ROLE`: 401
-/// without a known token, 403 naming the role needed otherwise.
+/// Extracts an authenticated [`Caller`] that rule `R` allows: 401 without a
+/// known token, 403 when the rule refuses.
 #[derive(Debug)]
 pub struct Authorized<R>(pub Caller, PhantomData<R>);
 
@@ -280,19 +458,12 @@ impl<R> std::ops::Deref for Authorized<R> {
     }
 }
 
-impl<R: Requirement> FromRequestParts<AppState> for Authorized<R> {
+impl<R: Rule> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = authenticate(&state.auth, &parts.headers)?;
-        if caller.role < R::ROLE {
-            return Err(ApiError::Forbidden(format!(
-                "this request needs the `{}` role; token `{}` has `{}`",
-                R::ROLE,
-                caller.name,
-                caller.role
-            )));
-        }
+        let caller = state.auth.authenticate(&parts.headers, peer(parts)).await?;
+        state.auth.authorize(&caller, R::NAME)?;
         Ok(Authorized(caller, PhantomData))
     }
 }
@@ -351,23 +522,76 @@ mod tests {
     }
 
     #[test]
-    fn headers_are_read() {
+    fn static_roles_are_cumulative() {
+        assert_eq!(
+            Role::Operator
+                .policy_roles()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["operator", "viewer"]
+        );
+        assert_eq!(Role::Admin.policy_roles().len(), 3);
+        assert_eq!(Role::Viewer.policy_roles().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn headers_are_read() {
         let a = auth();
         let mut h = HeaderMap::new();
         assert!(matches!(
-            authenticate(&a, &h),
+            a.authenticate(&h, None).await,
             Err(ApiError::Unauthorized(_))
         ));
         h.insert("x-auth-token", "tok-v".parse().unwrap());
         h.insert("x-end-user", "alice".parse().unwrap());
-        let c = authenticate(&a, &h).unwrap();
+        let c = a.authenticate(&h, None).await.unwrap();
         assert_eq!(c.actor(), "v/alice");
+        assert!(a.authorize(&c, "physical_provisioner:read_task").is_ok());
+        assert!(matches!(
+            a.authorize(&c, "physical_provisioner:create_task"),
+            Err(ApiError::Forbidden(_))
+        ));
         h.insert("authorization", "bearer tok-a".parse().unwrap());
-        assert_eq!(authenticate(&a, &h).unwrap().role, Role::Admin);
+        let c = a.authenticate(&h, None).await.unwrap();
+        assert!(a.authorize(&c, "physical_provisioner:delete_tasks").is_ok());
         h.insert("authorization", "Basic dTpw".parse().unwrap());
         assert!(matches!(
-            authenticate(&a, &h),
+            a.authenticate(&h, None).await,
             Err(ApiError::Unauthorized(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn bad_tokens_from_one_peer_are_throttled() {
+        let a = auth().with_throttle(ThrottleConfig {
+            max_failures: 2,
+            ..ThrottleConfig::default()
+        });
+        let peer: IpAddr = [192, 0, 2, 1].into();
+        let mut h = HeaderMap::new();
+        h.insert("x-auth-token", "guess".parse().unwrap());
+        for _ in 0..2 {
+            assert!(matches!(
+                a.authenticate(&h, Some(peer)).await,
+                Err(ApiError::Unauthorized(_))
+            ));
+        }
+        // Now even a good token from that peer waits.
+        h.insert("x-auth-token", "tok-v".parse().unwrap());
+        assert!(matches!(
+            a.authenticate(&h, Some(peer)).await,
+            Err(ApiError::TooManyRequests { .. })
+        ));
+        assert!(
+            a.authenticate(&h, Some([192, 0, 2, 2].into()))
+                .await
+                .is_ok()
+        );
+        // No token at all does not count.
+        let other: IpAddr = [192, 0, 2, 3].into();
+        for _ in 0..5 {
+            let _ = a.authenticate(&HeaderMap::new(), Some(other)).await;
+        }
+        assert!(a.authenticate(&h, Some(other)).await.is_ok());
     }
 }

@@ -2,11 +2,12 @@
 //! one log line per request.
 //!
 //! Every response, errors and unknown routes included, carries
-//! `X-Drydock-Req: <uuid>`: the request's `X-Context-Marker` when that is a
-//! valid UUID (so a client can correlate its own id), else a fresh v4. The
-//! id and the caller's token name live in a task-local [`RequestContext`]
-//! while the request is handled, so that error responses can name the id
-//! and the log line can name the caller (never the token).
+//! `X-Drydock-Req: <uuid>`, a fresh v4 per request (as Drydock). A client's
+//! `X-Context-Marker` (a UUID) is its own correlation id: it is logged
+//! beside the request id, never reused as one. The id, the marker and the
+//! caller's name live in a task-local [`RequestContext`] while the request
+//! is handled, so that error responses can name the id and the log line
+//! can name the caller (never the token).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -31,6 +32,8 @@ tokio::task_local! {
 pub struct RequestContext {
     /// The request id (`X-Drydock-Req`).
     pub id: Uuid,
+    /// The client's `X-Context-Marker`, when a valid UUID.
+    pub marker: Option<Uuid>,
     caller: OnceLock<String>,
 }
 
@@ -44,7 +47,7 @@ pub(crate) fn set_caller(name: &str) {
     let _ = CURRENT.try_with(|c| c.caller.set(name.to_owned()));
 }
 
-/// The request id a client asked for with `X-Context-Marker`, if valid.
+/// The client's `X-Context-Marker`, if a valid UUID.
 fn marker(headers: &HeaderMap) -> Option<Uuid> {
     headers
         .get(CONTEXT_MARKER_HEADER)?
@@ -57,9 +60,10 @@ fn marker(headers: &HeaderMap) -> Option<Uuid> {
 /// answers Drydock's error shape, stamps `X-Drydock-Req` and logs the
 /// request.
 pub async fn middleware(req: Request, next: Next) -> Response {
-    let id = marker(req.headers()).unwrap_or_else(Uuid::new_v4);
+    let id = Uuid::new_v4();
     let ctx = Arc::new(RequestContext {
         id,
+        marker: marker(req.headers()),
         caller: OnceLock::new(),
     });
     let method = req.method().clone();
@@ -78,6 +82,7 @@ pub async fn middleware(req: Request, next: Next) -> Response {
         path = %path,
         status = res.status().as_u16(),
         req_id = %id,
+        external_ctx = %ctx.marker.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
         caller = ctx.caller.get().map(String::as_str).unwrap_or("-"),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "api request"

@@ -1,31 +1,30 @@
 //! `POST /validatedesign`: Drydock's design validation over the API.
 //!
-//! Answers Drydock's `Status` body: 200 and `status: Success` when the
-//! design has no error, 400 and `status: Failure` otherwise, with every
-//! finding in `details.messageList` (`name` = the rule, `level`, `error`,
-//! `documents` = `[{schema, name}]`). A design that cannot be fetched or is
-//! not YAML is a plain 400 error naming the cause (line and column for
-//! YAML).
+//! The body is Drydock's (what Shipyard sends): `{"rel": "design", "href":
+//! "<design_ref>", "type": "application/x-yaml"}`; only `href` is read,
+//! other keys are ignored. The answer is Drydock's `Validation` status:
+//! 200 and `status: Success` when the design has no error, 400 and `status:
+//! Failure` otherwise, `code` repeating the HTTP status, and in
+//! `details.messageList` one `ValidationMessage` per finding (`name` = the
+//! rule's code, `level` `Error`/`Warning`/`Info`, `error`, `diagnostic`,
+//! `ts`, `documents` = `[{schema, name}]`) plus, as Drydock does, an `Info`
+//! "Validation successful." for each rule that found no error. A design
+//! that cannot be fetched or parsed is a `Failure` status with one error
+//! message saying why, as Drydock reports it.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use chrono::Utc;
+use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{Authorized, Read};
+use super::auth::{Authorized, ValidateSiteDesign};
 use super::error::{ApiError, JsonBody};
+use super::view::timestamp;
+use crate::design::validate::RULES;
 use crate::design::{Finding, SourceError};
-
-/// The body of `POST /validatedesign`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ValidateRequest {
-    /// The design reference.
-    pub href: String,
-}
 
 impl From<SourceError> for ApiError {
     fn from(e: SourceError) -> Self {
@@ -33,26 +32,45 @@ impl From<SourceError> for ApiError {
     }
 }
 
-/// Drydock's `Status` body for a list of findings.
-pub fn status_body(findings: &[Finding]) -> (StatusCode, serde_json::Value) {
-    let errors = findings.iter().filter(|f| f.is_error()).count();
-    let list: Vec<serde_json::Value> = findings
-        .iter()
-        .map(|f| {
-            json!({
-                "message": f.message,
-                "error": f.is_error(),
-                "level": f.level,
-                "name": f.rule,
-                "documents": f.documents,
-                "diagnostic": format!("see rule `{}`", f.rule),
-            })
-        })
-        .collect();
+/// Drydock's message for each rule without an error.
+pub const RULE_PASSED: &str = "Validation successful.";
+
+/// One `ValidationMessage`.
+fn message(
+    name: &str,
+    text: &str,
+    level: Value,
+    error: bool,
+    diagnostic: Value,
+    documents: Value,
+) -> Value {
+    json!({
+        "kind": "ValidationMessage",
+        "name": name,
+        "message": text,
+        "error": error,
+        "level": level,
+        "diagnostic": diagnostic,
+        "ts": timestamp(&Utc::now()),
+        "documents": documents,
+    })
+}
+
+/// Drydock's `Validation` status body.
+fn status(errors: usize, list: Vec<Value>) -> (StatusCode, Value) {
     let code = if errors > 0 {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
+    };
+    let (status, text, reason) = if errors > 0 {
+        (
+            "Failure",
+            "Site design failed validation.",
+            json!("See detail messages."),
+        )
+    } else {
+        ("Success", "Site design passed validation", Value::Null)
     };
     (
         code,
@@ -60,27 +78,139 @@ pub fn status_body(findings: &[Finding]) -> (StatusCode, serde_json::Value) {
             "kind": "Status",
             "apiVersion": "v1.0",
             "metadata": {},
-            "status": if errors > 0 { "Failure" } else { "Success" },
-            "message": "Drydock Validations",
-            "reason": "Validation",
+            "status": status,
+            "message": text,
+            "reason": reason,
             "details": {"errorCount": errors, "messageList": list},
             "code": code.as_u16(),
         }),
     )
 }
 
+/// Drydock's status body for a list of findings: one message per finding,
+/// then an `Info` "Validation successful." per rule without an error.
+pub fn status_body(findings: &[Finding]) -> (StatusCode, Value) {
+    let errors = findings.iter().filter(|f| f.is_error()).count();
+    let mut list: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            message(
+                f.rule,
+                &f.message,
+                serde_json::to_value(f.level).unwrap_or(Value::Null),
+                f.is_error(),
+                json!(format!("see rule `{}`", f.rule)),
+                json!(f.documents),
+            )
+        })
+        .collect();
+    for rule in RULES {
+        let mine = || findings.iter().filter(|f| f.rule == *rule);
+        if mine().any(|f| f.is_error()) || mine().any(|f| f.message.contains(RULE_PASSED)) {
+            continue;
+        }
+        list.push(message(
+            rule,
+            RULE_PASSED,
+            json!("Info"),
+            false,
+            json!(""),
+            json!([]),
+        ));
+    }
+    status(errors, list)
+}
+
+/// Drydock's status body for a design that could not be loaded.
+fn load_failure(e: &SourceError) -> (StatusCode, Value) {
+    let list = vec![json!({
+        "message": format!("Error loading effective site: {e}"),
+        "error": true,
+        "context_type": "NA",
+        "context": "NA",
+        "ts": timestamp(&Utc::now()),
+        "extra": {},
+    })];
+    status(1, list)
+}
+
 /// `POST /validatedesign`.
 pub async fn validate(
-    _caller: Authorized<Read>,
+    _caller: Authorized<ValidateSiteDesign>,
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<ValidateRequest>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    if body.href.trim().is_empty() {
-        return Err(ApiError::BadRequest("href is required".into()));
-    }
-    let design = state.engine.load_design(&body.href).await?;
-    let catalog = state.engine.platform_catalog().await;
-    let findings = crate::design::validate::validate(&design, catalog.as_ref());
-    let (code, body) = status_body(&findings);
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object with an `href` (the design reference)".into(),
+        ));
+    };
+    let href = match obj.get("href") {
+        Some(Value::String(h)) if !h.trim().is_empty() => h.clone(),
+        Some(Value::String(_)) | Some(Value::Null) | None => {
+            return Err(ApiError::BadRequest(
+                "The \"href\" key must be provided in the request body.".into(),
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "`href` must be a string (the design reference)".into(),
+            ));
+        }
+    };
+    let (code, body) = match state.engine.load_design(&href).await {
+        Ok(design) => {
+            let catalog = state.engine.platform_catalog().await;
+            let findings = crate::design::validate::validate(&design, catalog.as_ref());
+            status_body(&findings)
+        }
+        Err(e) => load_failure(&e),
+    };
     Ok((code, Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::validate::Level;
+
+    #[test]
+    fn one_info_per_passing_rule() {
+        let findings = vec![Finding {
+            rule: RULES[0],
+            message: "bad".into(),
+            level: Level::Error,
+            documents: vec![],
+        }];
+        let (code, body) = status_body(&findings);
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert_eq!(body["status"], "Failure");
+        assert_eq!(body["code"], 400);
+        assert_eq!(body["details"]["errorCount"], 1);
+        let list = body["details"]["messageList"].as_array().unwrap();
+        assert_eq!(list.len(), RULES.len());
+        assert_eq!(list[0]["name"], RULES[0]);
+        assert_eq!(list[0]["level"], "Error");
+        assert!(
+            list.iter()
+                .all(|m| m["kind"] == "ValidationMessage" && m["ts"].is_string())
+        );
+        let infos: Vec<_> = list.iter().filter(|m| m["level"] == "Info").collect();
+        assert_eq!(infos.len(), RULES.len() - 1);
+        assert!(
+            infos
+                .iter()
+                .all(|m| m["message"] == RULE_PASSED && m["error"] == false)
+        );
+        assert!(!infos.iter().any(|m| m["name"] == RULES[0]));
+
+        let (code, body) = status_body(&[]);
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body["status"], "Success");
+        assert_eq!(body["message"], "Site design passed validation");
+        assert_eq!(
+            body["details"]["messageList"].as_array().unwrap().len(),
+            RULES.len()
+        );
+    }
 }

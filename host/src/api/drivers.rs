@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::auth::{Administer, Authorized, Read};
+use super::auth::{Authorized, ManageDrivers as Administer, ReadDrivers as Read};
 use super::error::{ApiError, JsonBody};
 use crate::lifecycle::{Lifecycle, LifecycleError};
 

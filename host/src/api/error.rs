@@ -44,6 +44,14 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 429: the peer must wait `retry_after` (sent as `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        /// What to tell the client.
+        message: String,
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
     /// 503: a dependency (the database) is unavailable; worth retrying. The
     /// text is shown to the client.
     #[error("{0}")]
@@ -65,6 +73,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,7 +93,8 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
     let body = json!({
         "type": "error",
         "message": message,
-        "retry": status == StatusCode::SERVICE_UNAVAILABLE,
+        "retry": status == StatusCode::SERVICE_UNAVAILABLE
+            || status == StatusCode::TOO_MANY_REQUESTS,
     });
     let mut res = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
@@ -104,6 +114,17 @@ impl IntoResponse for ApiError {
                 let req_id = request_id().map(|i| i.to_string()).unwrap_or_default();
                 tracing::error!(req_id = %req_id, error = %detail, "request failed");
                 error_response(status, &internal_message())
+            }
+            ApiError::TooManyRequests {
+                message,
+                retry_after,
+            } => {
+                let mut res = error_response(status, message);
+                // Whole seconds, rounded up.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
+                res
             }
             other => error_response(status, &other.to_string()),
         }

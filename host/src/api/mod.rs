@@ -10,7 +10,9 @@
 //!
 //! - [`router`] and [`AppState`] (here), with the request-id middleware
 //!   ([`context`]).
-//! - [`auth`]: static bearer tokens with roles, checked by extractors.
+//! - [`auth`]: who the caller is (static tokens, Keystone tokens) and
+//!   whether a Drydock [`policy`] rule allows the request; [`keystone`]
+//!   checks tokens with Keystone; [`throttle`] slows down token guessing.
 //! - [`error`]: [`ApiError`], Drydock's error body; the JSON body extractor.
 //! - [`params`]: query-string and path parameter parsing.
 //! - [`health`]: `/versions`, `/health`, `/health/extended`.
@@ -20,14 +22,20 @@
 //!
 //! # Routes
 //!
-//! | route | role |
+//! | route | policy rule (default roles) |
 //! | --- | --- |
 //! | `GET /versions`, `GET /api/v1.0/versions`, `GET /api/v1.0/health` | none |
-//! | every other `GET`, `POST /api/v1.0/nodefilter`, `POST /api/v1.0/validatedesign` | viewer |
-//! | `POST /tasks`, `POST /tasks/{id}/cancel`, `POST /nodes`, `DELETE /nodes/{name}` | operator |
-//! | `DELETE /tasks?days=N` | admin |
+//! | `GET /tasks`, `GET /tasks/{id}` | `physical_provisioner:read_task` (viewer) |
+//! | `POST /tasks` | `create_task` and the action's rule, e.g. `deploy_nodes` (operator) |
+//! | `POST /tasks/{id}/cancel` | `cancel_task` (operator) |
+//! | `DELETE /tasks?days=N` | `delete_tasks` (admin) |
+//! | `GET /tasks/{id}/builddata`, `GET /nodes/{name}/builddata` | `read_build_data` (viewer) |
+//! | `GET /nodes`, `GET /nodes/{name}`, `POST /nodefilter` | `read_data` (viewer) |
+//! | `POST /nodes`, `DELETE /nodes/{name}` | `manage_nodes` (operator) |
+//! | `GET /health/extended` | `health_data` (viewer) |
+//! | `POST /validatedesign` | `validate_site_design` (viewer) |
 //! | `/bootactions...` ([`bootactions`]) | none: the node's `X-Bootaction-Key` |
-//! | `/drivers...` ([`drivers`], merged by the server) | viewer reads, admin changes |
+//! | `/drivers...` ([`drivers`], merged by the server) | `drydock:read_drivers` (viewer), `drydock:manage_drivers` (admin) |
 
 pub mod auth;
 pub mod bootactions;
@@ -36,10 +44,13 @@ pub mod design;
 pub mod drivers;
 pub mod error;
 pub mod health;
+pub mod keystone;
 pub mod nodes;
 pub mod params;
+pub mod policy;
 pub mod task_tree;
 pub mod tasks;
+pub mod throttle;
 pub mod view;
 
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Authorized, Operate, Read};
+use super::auth::{Authorized, Operate, Read, ReadBuildData};
 use super::error::{ApiError, JsonBody};
 use super::params::QueryMap;
 use super::{AppState, view};
@@ -51,13 +51,27 @@ pub fn default_credential_name(node: &str) -> String {
     format!("node-{node}-oob")
 }
 
-/// `GET /nodes`: every registered node, by name.
+/// What the drivers last reported about node `name`.
+async fn facts(store: &Store, name: &str) -> Result<view::NodeFacts, ApiError> {
+    let latest = store.build_data_for_node(name, true).await?;
+    Ok(view::NodeFacts::from_build_data(&latest))
+}
+
+/// `GET /nodes`: every registered node, by name, with Drydock's fields
+/// (`hostname`, `memory`, `cpu_count`, `status_name`, `boot_mac`,
+/// `power_state`, `power_address`, `boot_ip`) from what the drivers last
+/// reported.
 pub async fn list(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let nodes = state.engine.store().list_nodes().await?;
-    Ok(Json(nodes.iter().map(view::node_dict).collect()))
+    let store = state.engine.store();
+    let nodes = store.list_nodes().await?;
+    let mut out = Vec::with_capacity(nodes.len());
+    for n in &nodes {
+        out.push(view::node_dict_with(n, &facts(store, &n.name).await?));
+    }
+    Ok(Json(out))
 }
 
 /// `GET /nodes/{name}`: one node, or 404.
@@ -66,13 +80,15 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let node = state
-        .engine
-        .store()
+    let store = state.engine.store();
+    let node = store
         .get_node(&name)
         .await?
         .ok_or_else(|| not_registered(&name))?;
-    Ok(Json(view::node_dict(&node)))
+    Ok(Json(view::node_dict_with(
+        &node,
+        &facts(store, &name).await?,
+    )))
 }
 
 fn not_registered(name: &str) -> ApiError {
@@ -235,10 +251,10 @@ pub async fn delete(
 }
 
 /// `GET /nodes/{name}/builddata?latest=true`: build data collected from the
-/// node, newest first (with `latest`, the newest per generator); 404 if the
-/// node is unknown and has no data.
+/// node, newest first (with `latest`, the newest per generator); 404 when
+/// there is none (as Drydock).
 pub async fn build_data(
-    _caller: Authorized<Read>,
+    _caller: Authorized<ReadBuildData>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     q: QueryMap,
@@ -246,17 +262,17 @@ pub async fn build_data(
     let latest = q.flag("latest")?;
     let store = state.engine.store();
     let items = store.build_data_for_node(&name, latest).await?;
-    if items.is_empty() && store.get_node(&name).await?.is_none() {
+    if items.is_empty() {
         return Err(ApiError::NotFound(format!(
-            "node `{name}` is not registered and has no build data"
+            "no build data found for node `{name}`"
         )));
     }
     Ok(Json(items.iter().map(view::build_data_dict).collect()))
 }
 
-/// The body of `POST /nodefilter`.
+/// The body of `POST /nodefilter` (other keys are ignored, as Drydock
+/// ignores them).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FilterRequest {
     /// Drydock node filter; absent or `null` = every node.
     #[serde(default)]

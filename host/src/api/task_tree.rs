@@ -25,9 +25,9 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The task dict.
-    pub fn dict(&self) -> Value {
-        view::task_dict(&self.record, &self.subtask_ids, &self.messages)
+    /// The task dict; `base` is the service's public URL.
+    pub fn dict(&self, base: Option<&str>) -> Value {
+        view::task_dict(&self.record, &self.subtask_ids, &self.messages, base)
     }
 }
 

@@ -12,28 +12,29 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::auth::{Administer, Authorized, Operate, Read};
+use super::auth::{
+    Authorized, CancelTask, CreateTask as CreateRule, DeleteTasks, ReadBuildData, ReadTask,
+};
 use super::error::{ApiError, JsonBody};
 use super::params::{QueryMap, task_id};
 use super::task_tree::{self, Loaded};
-use super::{AppState, view};
+use super::{AppState, policy, view};
 use crate::store::{MessageRecord, Store, TaskFilter, TaskRecord, TaskStatus};
 use crate::tasks::TaskRequest;
 
-/// Tasks listed when `limit` is not given.
-pub const DEFAULT_LIMIT: i64 = 100;
-/// The largest `limit` accepted.
-pub const MAX_LIMIT: i64 = 1000;
+/// The most tasks listed (the newest), also when `limit` is not given:
+/// Drydock lists every task, and Shipyard looks subtasks up in that list.
+pub const MAX_LIMIT: i64 = 10_000;
 
-/// `GET /tasks`: top-level tasks, newest first (`?limit=`, `?offset=`,
-/// `?status=`).
+/// `GET /tasks`: every task, subtasks included, newest first, as Drydock
+/// lists them (`?limit=`, `?offset=`, `?status=` narrow the list).
 pub async fn list(
-    _caller: Authorized<Read>,
+    _caller: Authorized<ReadTask>,
     State(state): State<AppState>,
     q: QueryMap,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let what = "an integer from 1 to 1000";
-    let limit = q.parsed::<i64>("limit", what)?.unwrap_or(DEFAULT_LIMIT);
+    let what = "an integer from 1 to 10000";
+    let limit = q.parsed::<i64>("limit", what)?.unwrap_or(MAX_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
             "query parameter `limit` must be {what}, not `{limit}`"
@@ -49,7 +50,7 @@ pub async fn list(
     let store = state.engine.store();
     let tasks = store
         .list_tasks(&TaskFilter {
-            parent: Some(None),
+            parent: None,
             status,
             limit,
             offset: i64::from(offset),
@@ -60,18 +61,40 @@ pub async fn list(
     for m in store.messages_for_tasks(&ids).await? {
         messages.entry(m.task_id).or_default().push(m);
     }
+    // Every task listed: children are found in the list itself (oldest
+    // first, as the store orders them); a partial list asks the store.
+    let complete = status.is_none() && offset == 0 && (tasks.len() as i64) < limit;
+    let mut children: HashMap<Uuid, Vec<&TaskRecord>> = HashMap::new();
+    if complete {
+        for t in &tasks {
+            if let Some(p) = t.parent_id {
+                children.entry(p).or_default().push(t);
+            }
+        }
+        for c in children.values_mut() {
+            c.sort_by_key(|t| (t.created, t.id));
+        }
+    }
+    let base = state.engine.public_url();
     let mut out = Vec::with_capacity(tasks.len());
     for t in &tasks {
-        let subtasks = store.subtask_ids(t.id).await?;
+        let subtasks: Vec<Uuid> = if complete {
+            children
+                .get(&t.id)
+                .map(|c| c.iter().map(|t| t.id).collect())
+                .unwrap_or_default()
+        } else {
+            store.subtask_ids(t.id).await?
+        };
         let msgs = messages.get(&t.id).map(Vec::as_slice).unwrap_or_default();
-        out.push(view::task_dict(t, &subtasks, msgs));
+        out.push(view::task_dict(t, &subtasks, msgs, base));
     }
     Ok(Json(out))
 }
 
-/// The body of `POST /tasks`.
+/// The body of `POST /tasks` (other keys are ignored, as Drydock ignores
+/// them).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// The action (e.g. `power_cycle_node`).
     pub action: String,
@@ -87,11 +110,16 @@ pub struct CreateTask {
 }
 
 /// `POST /tasks`: queues a task; 201 with `Location` and the task dict.
+/// Beside `physical_provisioner:create_task`, the caller needs the action's
+/// own rule (`physical_provisioner:deploy_nodes`, ...), or
+/// `physical_provisioner:driver_action` for a driver action.
 pub async fn create(
-    caller: Authorized<Operate>,
+    caller: Authorized<CreateRule>,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateTask>,
 ) -> Result<Response, ApiError> {
+    let rule = policy::action_rule(&body.action).unwrap_or("physical_provisioner:driver_action");
+    state.auth.authorize(&caller, rule)?;
     let record = state
         .engine
         .submit(TaskRequest {
@@ -103,7 +131,7 @@ pub async fn create(
         })
         .await?;
     let location = view::task_href(record.id);
-    let body = view::task_dict(&record, &[], &[]);
+    let body = view::task_dict(&record, &[], &[], state.engine.public_url());
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -112,24 +140,26 @@ pub async fn create(
         .into_response())
 }
 
+/// The retention `DELETE /tasks` uses without a usable `days`, as Drydock.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
 /// `DELETE /tasks?days=N`: deletes finished top-level tasks (with their
-/// subtasks and messages) last updated more than N days ago.
+/// subtasks and messages) last updated more than N days ago; without `days`,
+/// or with one that is not a whole number, 90 (Drydock's default, also
+/// what `drydock_client.delete_tasks()` sends as `days=None`).
 pub async fn purge(
-    _caller: Authorized<Administer>,
+    _caller: Authorized<DeleteTasks>,
     State(state): State<AppState>,
     q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
-    let days = q
-        .parsed::<u32>("days", "a whole number of days, 0 or more")?
-        .ok_or_else(|| {
-            ApiError::BadRequest(
-                "query parameter `days` is required: DELETE /tasks?days=N deletes finished \
-                 tasks older than N days"
-                    .into(),
-            )
-        })?;
+    let days =
+        q.0.get("days")
+            .and_then(|d| d.trim().parse::<u32>().ok())
+            .unwrap_or(DEFAULT_RETENTION_DAYS);
     let deleted = state.engine.store().delete_tasks_older_than(days).await?;
-    Ok(Json(json!({"deleted": deleted})))
+    Ok(Json(
+        json!({"message": "Tables purged successfully.", "days": days, "deleted": deleted}),
+    ))
 }
 
 /// A task, or 404.
@@ -155,8 +185,13 @@ fn layers(q: &QueryMap) -> Result<Option<Option<usize>>, ApiError> {
 }
 
 /// A task dict, with its `build_data` when asked.
-async fn dict(store: &Store, t: &Loaded, build_data: bool) -> Result<Value, ApiError> {
-    let mut d = t.dict();
+async fn dict(
+    store: &Store,
+    t: &Loaded,
+    build_data: bool,
+    base: Option<&str>,
+) -> Result<Value, ApiError> {
+    let mut d = t.dict(base);
     if build_data {
         let items = store.build_data_for_task(t.record.id).await?;
         d["build_data"] = items.iter().map(view::build_data_dict).collect();
@@ -170,7 +205,7 @@ async fn dict(store: &Store, t: &Loaded, build_data: bool) -> Result<Value, ApiE
 /// errors to its result; with `builddata=true` each task dict gets its
 /// `build_data`.
 pub async fn get(
-    _caller: Authorized<Read>,
+    _caller: Authorized<ReadTask>,
     State(state): State<AppState>,
     Path(raw): Path<String>,
     q: QueryMap,
@@ -180,6 +215,7 @@ pub async fn get(
     let subtask_errors = q.flag("subtaskerrors")?;
     let layers = layers(&q)?;
     let store = state.engine.store();
+    let base = state.engine.public_url();
     let root = find(store, id).await?;
     let shown = layers.unwrap_or(Some(1));
     let walk = if subtask_errors { None } else { shown };
@@ -193,18 +229,21 @@ pub async fn get(
                 break;
             }
             for t in layer {
-                m.insert(t.record.id.to_string(), dict(store, t, build_data).await?);
+                m.insert(
+                    t.record.id.to_string(),
+                    dict(store, t, build_data, base).await?,
+                );
             }
         }
         Value::Object(m)
     } else {
-        dict(store, &tree[0][0], build_data).await?
+        dict(store, &tree[0][0], build_data, base).await?
     };
     if subtask_errors {
         let mut errors = Map::new();
         for t in tree.iter().skip(1).flatten() {
-            if view::has_errors(&t.record) {
-                let mut result = view::result_dict(&t.record, &t.messages);
+            if view::has_errors(&t.messages) {
+                let mut result = view::result_dict(&t.record, &t.messages, base);
                 result["task_id"] = json!(t.record.id.to_string());
                 errors.insert(t.record.id.to_string(), result);
             }
@@ -215,9 +254,10 @@ pub async fn get(
 }
 
 /// `GET /tasks/{id}/builddata`: build data collected by the task and its
-/// subtasks, oldest first; 404 if the task does not exist.
+/// subtasks, oldest first; 404 if the task does not exist or has none (as
+/// Drydock).
 pub async fn build_data(
-    _caller: Authorized<Read>,
+    _caller: Authorized<ReadBuildData>,
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -228,6 +268,9 @@ pub async fn build_data(
     for t in task_tree::with_descendants(store, id).await? {
         items.extend(store.build_data_for_task(t).await?);
     }
+    if items.is_empty() {
+        return Err(ApiError::NotFound(format!("task {id} has no build data")));
+    }
     items.sort_by_key(|b| (b.collected, b.id));
     Ok(Json(items.iter().map(view::build_data_dict).collect()))
 }
@@ -235,7 +278,7 @@ pub async fn build_data(
 /// `POST /tasks/{id}/cancel`: asks the engine to stop the task; 200 with the
 /// task dict, 404 if unknown, 409 if it already finished.
 pub async fn cancel(
-    caller: Authorized<Operate>,
+    caller: Authorized<CancelTask>,
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -250,5 +293,5 @@ pub async fn cancel(
     }
     let record = state.engine.cancel(id, &caller.actor()).await?;
     let tree = task_tree::load(store, record, Some(1)).await?;
-    Ok(Json(tree[0][0].dict()))
+    Ok(Json(tree[0][0].dict(state.engine.public_url())))
 }

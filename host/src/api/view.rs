@@ -1,17 +1,25 @@
 //! Drydock's JSON shapes, built from store records by pure functions.
 //!
-//! - Task dict: `{"kind": "Task", "apiVersion": "v1.0", "task_id", "action",
-//!   "parent_task_id", "subtask_id_list", "status", "node_filter",
-//!   "design_ref", "result", "created", "created_by", "updated",
-//!   "terminated", "terminated_by", "terminate", "retry", "node_name"?}`.
+//! - Task dict (Drydock's `Task.to_dict()`): `{"kind": "Task", "apiVersion":
+//!   "v1", "task_id", "action", "parent_task_id", "subtask_id_list",
+//!   "status", "node_filter", "design_ref", "result", "created",
+//!   "created_by", "updated", "terminated", "terminated_by", "terminate",
+//!   "retry", "node_name"?}`. `status` is `terminating` while a cancelled
+//!   task winds down; `retry` is how many times its action was retried.
 //! - Result (Drydock's `TaskStatus`): `{"kind": "Status", "apiVersion":
 //!   "v1.0", "metadata": {}, "status", "message", "reason", "successes",
-//!   "failures", "links", "details": {"errorCount", "messageList"}}`.
+//!   "failures", "links", "details": {"errorCount", "messageList"}}`;
+//!   `errorCount` counts the task's own error messages (Drydock's meaning);
+//!   `links` holds `detail_logs`, the task's build data, only when the
+//!   service's `public_url` is known (Drydock's links are absolute).
 //! - Build data, with Drydock's names: `{"node_name", "task_id",
 //!   "collected_date", "generator", "data_format", "data_element"}`.
-//! - Node dict: `{"kind": "Node", "apiVersion": "v1.0", "name", <spec>,
-//!   "power_state", "boot_device", "created", "updated"}`; it never holds a
-//!   credential, only the name of the secret holding one.
+//! - Node dict: Drydock's `GET /nodes` fields (`hostname`, `memory`,
+//!   `cpu_count`, `status_name`, `boot_mac`, `power_state`,
+//!   `power_address`, `boot_ip`, from what the drivers reported), then
+//!   `{"kind": "Node", "apiVersion": "v1.0", "name", <spec>, "boot_device",
+//!   "created", "updated"}`; it never holds a credential, only the name of
+//!   the secret holding one.
 //!
 //! Timestamps are RFC 3339 in UTC with microseconds.
 
@@ -20,7 +28,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::PREFIX;
-use crate::store::{BuildDataRecord, MessageRecord, NodeRecord, ResultStatus, TaskRecord};
+use crate::store::{BuildDataRecord, MessageRecord, NodeRecord, TaskRecord};
 
 /// The most status messages shown in one task's `messageList` (the latest).
 pub const MAX_MESSAGES: usize = 1000;
@@ -72,9 +80,23 @@ fn message_list(t: &TaskRecord, messages: &[MessageRecord]) -> Vec<Value> {
     list
 }
 
+/// Drydock's `errorCount`: the task's error messages.
+pub fn error_count(messages: &[MessageRecord]) -> usize {
+    messages.iter().filter(|m| m.error).count()
+}
+
 /// A task's result (Drydock's `TaskStatus.to_dict()`), with the task's own
-/// messages (`messages` in `seq` order).
-pub fn result_dict(t: &TaskRecord, messages: &[MessageRecord]) -> Value {
+/// messages (`messages` in `seq` order). `base` is the service's public URL.
+pub fn result_dict(t: &TaskRecord, messages: &[MessageRecord], base: Option<&str>) -> Value {
+    let links: Vec<Value> = base
+        .map(|b| {
+            json!({
+                "rel": "detail_logs",
+                "href": format!("{}{}/builddata", b.trim_end_matches('/'), task_href(t.id)),
+            })
+        })
+        .into_iter()
+        .collect();
     json!({
         "kind": "Status",
         "apiVersion": "v1.0",
@@ -84,27 +106,42 @@ pub fn result_dict(t: &TaskRecord, messages: &[MessageRecord]) -> Value {
         "reason": t.result_reason,
         "successes": t.successes,
         "failures": t.failures,
-        "links": [{"rel": "detail_logs", "href": format!("{}/builddata", task_href(t.id))}],
+        "links": links,
         "details": {
-            "errorCount": t.error_count,
+            "errorCount": error_count(messages),
             "messageList": message_list(t, messages),
         },
     })
 }
 
-/// A task dict (Drydock's `Task.to_dict()`).
-pub fn task_dict(t: &TaskRecord, subtask_ids: &[Uuid], messages: &[MessageRecord]) -> Value {
+/// The status shown: Drydock's `terminating` while a cancel winds down.
+pub fn status(t: &TaskRecord) -> &'static str {
+    if t.terminate && !t.status.is_terminal() {
+        "terminating"
+    } else {
+        t.status.as_str()
+    }
+}
+
+/// A task dict (Drydock's `Task.to_dict()`). `base` is the service's public
+/// URL.
+pub fn task_dict(
+    t: &TaskRecord,
+    subtask_ids: &[Uuid],
+    messages: &[MessageRecord],
+    base: Option<&str>,
+) -> Value {
     let mut v = json!({
         "kind": "Task",
-        "apiVersion": "v1.0",
+        "apiVersion": "v1",
         "task_id": t.id.to_string(),
         "action": t.action,
         "parent_task_id": t.parent_id.map(|p| p.to_string()),
         "subtask_id_list": subtask_ids.iter().map(Uuid::to_string).collect::<Vec<_>>(),
-        "status": t.status.as_str(),
+        "status": status(t),
         "node_filter": t.node_filter,
         "design_ref": t.design_ref,
-        "result": result_dict(t, messages),
+        "result": result_dict(t, messages, base),
         "created": timestamp(&t.created),
         "created_by": t.created_by,
         "updated": timestamp(&t.updated),
@@ -119,9 +156,10 @@ pub fn task_dict(t: &TaskRecord, subtask_ids: &[Uuid], messages: &[MessageRecord
     v
 }
 
-/// Whether a task belongs in `subtask_errors`: it reported errors or failed.
-pub fn has_errors(t: &TaskRecord) -> bool {
-    t.error_count > 0 || t.result_status == ResultStatus::Failure
+/// Whether a task belongs in `subtask_errors`: as in Drydock, its
+/// `errorCount` is above 0.
+pub fn has_errors(messages: &[MessageRecord]) -> bool {
+    error_count(messages) > 0
 }
 
 /// One build data item (Drydock's `BuildData.to_dict()`, plus `id`).
@@ -141,16 +179,111 @@ pub fn build_data_dict(b: &BuildDataRecord) -> Value {
 /// whatever the stored spec holds.
 const SECRET_KEYS: &[&str] = &["credentials", "password"];
 
-/// A node dict.
-pub fn node_dict(n: &NodeRecord) -> Value {
+/// What the drivers reported about a node, for Drydock's `GET /nodes`
+/// fields: the latest `interrogate_node` result (the bootstrapper's view,
+/// e.g. a MAAS machine) and `interrogate_oob` result (the BMC's view).
+#[derive(Debug, Default, Clone)]
+pub struct NodeFacts {
+    /// `interrogate_node`'s JSON (`{"identity": {"id", "status"}, "raw"}`).
+    pub node: Option<Value>,
+    /// `interrogate_oob`'s JSON (`{"power_state", "macs", ..., "raw"}`).
+    pub oob: Option<Value>,
+}
+
+impl NodeFacts {
+    /// The facts in a node's latest build data.
+    pub fn from_build_data(items: &[BuildDataRecord]) -> NodeFacts {
+        let parse = |g: &str| {
+            items
+                .iter()
+                .filter(|b| b.generator == g)
+                .max_by_key(|b| (b.collected, b.id))
+                .and_then(|b| serde_json::from_str::<Value>(&b.content).ok())
+        };
+        NodeFacts {
+            node: parse("interrogate_node"),
+            oob: parse("interrogate_oob"),
+        }
+    }
+}
+
+/// Drydock's `GET /nodes` fields for node `n`, from `facts` first, then
+/// what the host knows (the node's description and last power state).
+fn drydock_fields(n: &NodeRecord, facts: &NodeFacts) -> Map<String, Value> {
+    let raw = facts
+        .node
+        .as_ref()
+        .map(|v| &v["raw"])
+        .filter(|r| r.is_object());
+    let from_raw = |k: &str| raw.map(|r| r[k].clone()).filter(|v| !v.is_null());
+    let boot_iface = raw.map(|r| &r["boot_interface"]).filter(|b| b.is_object());
+    let boot_ip = boot_iface
+        .and_then(|b| b["links"].as_array())
+        .and_then(|links| links.iter().find_map(|l| l["ip_address"].as_str()))
+        .map(|s| json!(s));
+    let spec = |k: &str| n.spec.get(k).filter(|v| !v.is_null()).cloned();
     let mut m = Map::new();
+    m.insert(
+        "hostname".into(),
+        from_raw("hostname").unwrap_or_else(|| json!(n.name)),
+    );
+    m.insert("memory".into(), from_raw("memory").unwrap_or(Value::Null));
+    m.insert(
+        "cpu_count".into(),
+        from_raw("cpu_count").unwrap_or(Value::Null),
+    );
+    m.insert(
+        "status_name".into(),
+        facts
+            .node
+            .as_ref()
+            .and_then(|v| v["identity"]["status"].as_str())
+            .map(|s| json!(s))
+            .or_else(|| from_raw("status_name"))
+            .unwrap_or(Value::Null),
+    );
+    m.insert(
+        "boot_mac".into(),
+        boot_iface
+            .and_then(|b| b["mac_address"].as_str())
+            .map(|s| json!(s))
+            .or_else(|| spec("boot_mac"))
+            .unwrap_or(Value::Null),
+    );
+    m.insert(
+        "power_state".into(),
+        from_raw("power_state")
+            .or_else(|| n.power_state.as_ref().map(|p| json!(p)))
+            .or_else(|| facts.oob.as_ref().map(|o| o["power_state"].clone()))
+            .unwrap_or(Value::Null),
+    );
+    m.insert(
+        "power_address".into(),
+        raw.and_then(|r| r["power_parameters"]["power_address"].as_str())
+            .map(|s| json!(s))
+            .or_else(|| n.spec.get("oob").and_then(|o| o.get("address")).cloned())
+            .unwrap_or(Value::Null),
+    );
+    m.insert("boot_ip".into(), boot_ip.unwrap_or(Value::Null));
+    m
+}
+
+/// A node dict with nothing known from the drivers.
+pub fn node_dict(n: &NodeRecord) -> Value {
+    node_dict_with(n, &NodeFacts::default())
+}
+
+/// A node dict: Drydock's fields (filled from `facts`), then ours.
+pub fn node_dict_with(n: &NodeRecord, facts: &NodeFacts) -> Value {
+    let mut m = drydock_fields(n, facts);
     m.insert("kind".into(), json!("Node"));
     m.insert("apiVersion".into(), json!("v1.0"));
     m.insert("name".into(), json!(n.name));
     if let Value::Object(spec) = &n.spec {
         for (k, v) in spec {
             if k != "name" && !SECRET_KEYS.contains(&k.as_str()) {
-                m.insert(k.clone(), v.clone());
+                // Drydock's fields (the drivers' view) come first.
+                m.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
     }
@@ -162,7 +295,6 @@ pub fn node_dict(n: &NodeRecord) -> Value {
             oob.insert("credential".into(), json!(c));
         }
     }
-    m.insert("power_state".into(), json!(n.power_state));
     m.insert("boot_device".into(), json!(n.boot_device));
     m.insert("created".into(), json!(timestamp(&n.created)));
     m.insert("updated".into(), json!(timestamp(&n.updated)));
@@ -172,7 +304,7 @@ pub fn node_dict(n: &NodeRecord) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TaskStatus;
+    use crate::store::{ResultStatus, TaskStatus};
 
     fn task() -> TaskRecord {
         let now = Utc::now();
@@ -192,6 +324,7 @@ mod tests {
             failures: vec![],
             error_count: 0,
             retry: 0,
+            max_attempts: 0,
             created: now,
             created_by: Some("op".into()),
             updated: now,
@@ -222,8 +355,13 @@ mod tests {
     fn task_dict_shape() {
         let t = task();
         let sub = Uuid::new_v4();
-        let v = task_dict(&t, &[sub], &[msg(&t, 1)]);
+        let mut m = msg(&t, 1);
+        m.error = true;
+        let v = task_dict(&t, &[sub], &[m, msg(&t, 2)], None);
         assert_eq!(v["kind"], "Task");
+        assert_eq!(v["apiVersion"], "v1");
+        assert_eq!(v["status"], "complete");
+        assert_eq!(v["result"]["details"]["errorCount"], 1);
         assert_eq!(v["task_id"], t.id.to_string());
         assert_eq!(v["subtask_id_list"][0], sub.to_string());
         assert_eq!(v["node_name"], "n1");
@@ -231,17 +369,31 @@ mod tests {
         assert_eq!(v["result"]["details"]["messageList"][0]["message"], "m1");
         assert_eq!(v["result"]["details"]["messageList"][0]["extra"], json!({}));
         assert!(v["created"].as_str().unwrap().ends_with('Z'));
+        // Links only when absolute.
+        assert_eq!(v["result"]["links"], json!([]));
+        let v = task_dict(&t, &[sub], &[], Some("https://drydock.example:9000/"));
         assert_eq!(
-            v["result"]["links"][0]["href"],
-            format!("/api/v1.0/tasks/{}/builddata", t.id)
+            v["result"]["links"],
+            json!([{"rel": "detail_logs",
+                "href": format!("https://drydock.example:9000/api/v1.0/tasks/{}/builddata", t.id)}])
         );
+    }
+
+    #[test]
+    fn a_cancelled_running_task_is_terminating() {
+        let mut t = task();
+        t.status = TaskStatus::Running;
+        t.terminate = true;
+        assert_eq!(task_dict(&t, &[], &[], None)["status"], "terminating");
+        t.status = TaskStatus::Terminated;
+        assert_eq!(task_dict(&t, &[], &[], None)["status"], "terminated");
     }
 
     #[test]
     fn message_list_is_capped_with_a_note() {
         let t = task();
         let msgs: Vec<_> = (0..MAX_MESSAGES as i64 + 5).map(|i| msg(&t, i)).collect();
-        let v = result_dict(&t, &msgs);
+        let v = result_dict(&t, &msgs, None);
         let list = v["details"]["messageList"].as_array().unwrap();
         assert_eq!(list.len(), MAX_MESSAGES + 1);
         assert_eq!(list[0]["extra"]["omitted"], 5);
@@ -264,5 +416,48 @@ mod tests {
         let v = node_dict(&n).to_string();
         assert!(!v.contains("x1") && !v.contains("x2"));
         assert!(v.contains("node-n1-oob"));
+    }
+
+    #[test]
+    fn node_dict_has_drydocks_fields_from_the_drivers() {
+        let now = Utc::now();
+        let n = NodeRecord {
+            name: "n1".into(),
+            spec: json!({"name": "n1", "boot_mac": null, "oob": {"type": "ipmi",
+                "address": "10.0.0.5"}}),
+            credential: None,
+            power_state: Some("off".into()),
+            boot_device: None,
+            created: now,
+            updated: now,
+        };
+        let bare = node_dict(&n);
+        assert_eq!(bare["hostname"], "n1");
+        assert_eq!(bare["power_state"], "off");
+        assert_eq!(bare["power_address"], "10.0.0.5");
+        assert_eq!(bare["status_name"], Value::Null);
+        let machine = json!({"identity": {"id": "abc123", "status": "Deployed"}, "raw": {
+            "hostname": "n1", "memory": 65536, "cpu_count": 32, "status_name": "Deployed",
+            "power_state": "on",
+            "boot_interface": {"mac_address": "52:54:00:aa:bb:cc",
+                "links": [{"mode": "static", "ip_address": "10.0.1.5"}]}}});
+        let bd = |g: &str, v: &Value| BuildDataRecord {
+            id: 1,
+            node_name: "n1".into(),
+            task_id: None,
+            generator: g.into(),
+            format: "application/json".into(),
+            content: v.to_string(),
+            collected: now,
+        };
+        let facts = NodeFacts::from_build_data(&[bd("interrogate_node", &machine)]);
+        let v = node_dict_with(&n, &facts);
+        assert_eq!(v["memory"], 65536);
+        assert_eq!(v["cpu_count"], 32);
+        assert_eq!(v["status_name"], "Deployed");
+        assert_eq!(v["boot_mac"], "52:54:00:aa:bb:cc");
+        assert_eq!(v["power_state"], "on");
+        assert_eq!(v["boot_ip"], "10.0.1.5");
+        assert_eq!(v["oob"]["type"], "ipmi");
     }
 }

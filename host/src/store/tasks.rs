@@ -21,7 +21,7 @@ macro_rules! task_cols {
         "id, parent_id, action, design_ref, node_filter, node_name, params, status, \
          result_status, result_message, result_reason, successes, failures, error_count, retry, \
          created, created_by, updated, terminated, terminated_by, terminate, owner, attempt, \
-         deadline, epoch"
+         deadline, epoch, max_attempts"
     };
 }
 
@@ -166,8 +166,12 @@ pub struct TaskRecord {
     pub failures: Vec<String>,
     /// Number of error messages.
     pub error_count: i64,
-    /// Drydock's retry counter.
+    /// Drydock's retry number: how many times the task's action was
+    /// retried (0 when the first attempt settled it).
     pub retry: i64,
+    /// Attempts allowed for the task's driver action (0: the engine's
+    /// default policy).
+    pub max_attempts: i64,
     /// Creation time.
     pub created: DateTime<Utc>,
     /// Who created the task.
@@ -218,6 +222,7 @@ pub(crate) struct TaskRow {
     attempt: i32,
     deadline: Option<DateTime<Utc>>,
     epoch: i64,
+    max_attempts: i64,
 }
 
 impl TryFrom<TaskRow> for TaskRecord {
@@ -240,6 +245,7 @@ impl TryFrom<TaskRow> for TaskRecord {
             failures: r.failures.0,
             error_count: r.error_count,
             retry: r.retry,
+            max_attempts: r.max_attempts,
             created: r.created,
             created_by: r.created_by,
             updated: r.updated,
@@ -287,7 +293,7 @@ pub struct NewTask {
     pub epoch: i64,
     /// Attempts allowed for the task's driver action (0: the engine's
     /// default policy).
-    pub retry: i64,
+    pub max_attempts: i64,
 }
 
 impl NewTask {
@@ -307,7 +313,7 @@ impl NewTask {
             deadline: None,
             owner: None,
             epoch: 0,
-            retry: 0,
+            max_attempts: 0,
         }
     }
 
@@ -408,6 +414,8 @@ pub struct TaskOutcome {
     pub failures: Vec<String>,
     /// Number of error messages.
     pub error_count: i64,
+    /// Drydock's retry number: how many times the action was retried.
+    pub retry: i64,
     /// Who terminated the task (kept if already set).
     pub terminated_by: Option<String>,
 }
@@ -426,6 +434,7 @@ impl TaskOutcome {
             successes: Vec::new(),
             failures: Vec::new(),
             error_count: 0,
+            retry: 0,
             terminated_by: None,
         }
     }
@@ -466,7 +475,7 @@ macro_rules! insert_values {
         let mut qb = QueryBuilder::<$db>::new(
             "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, \
              node_name, params, status, created, created_by, updated, deadline, \
-             owner, epoch, retry) ",
+             owner, epoch, max_attempts) ",
         );
         qb.push_values($chunk, |mut b, t| {
             b.push_bind(t.id)
@@ -483,7 +492,7 @@ macro_rules! insert_values {
                 .push_bind(t.deadline.map(trunc))
                 .push_bind(t.owner.clone())
                 .push_bind(t.epoch)
-                .push_bind(t.retry);
+                .push_bind(t.max_attempts);
         });
         qb
     }};
@@ -498,7 +507,7 @@ impl Store {
         let row: TaskRow = with_pool!(self, |pool| {
             sqlx::query_as(concat!(
                 "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, node_name, \
-                 params, status, created, created_by, updated, deadline, owner, epoch, retry) \
+                 params, status, created, created_by, updated, deadline, owner, epoch, max_attempts) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14) RETURNING ",
                 task_cols!()
             ))
@@ -515,7 +524,7 @@ impl Store {
             .bind(task.deadline.map(trunc))
             .bind(&task.owner)
             .bind(task.epoch)
-            .bind(task.retry)
+            .bind(task.max_attempts)
             .fetch_one(pool)
             .await
             .db()?
@@ -832,7 +841,7 @@ impl Store {
             for chunk in outcomes.chunks(CHUNK) {
                 let mut qb = QueryBuilder::<DB>::new(
                     "WITH v (id, owner, epoch, status, result_status, result_message, \
-                     result_reason, successes, failures, error_count, terminated, \
+                     result_reason, successes, failures, error_count, retry, terminated, \
                      terminated_by) AS (",
                 );
                 qb.push_values(chunk, |mut b, o| {
@@ -847,6 +856,7 @@ impl Store {
                         .push_bind(Json(o.successes.clone()))
                         .push_bind(Json(o.failures.clone()))
                         .push_bind(o.error_count)
+                        .push_bind(o.retry)
                         .push_bind(terminated)
                         .push_bind(o.terminated_by.clone());
                 });
@@ -854,7 +864,7 @@ impl Store {
                     ") UPDATE tasks SET status = v.status, result_status = v.result_status, \
                      result_message = v.result_message, result_reason = v.result_reason, \
                      successes = v.successes, failures = v.failures, \
-                     error_count = v.error_count, \
+                     error_count = v.error_count, retry = v.retry, \
                      terminated = COALESCE(tasks.terminated, v.terminated), \
                      terminated_by = COALESCE(tasks.terminated_by, v.terminated_by), \
                      updated = ",

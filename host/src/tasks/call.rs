@@ -127,8 +127,8 @@ pub(super) async fn run(
     });
     // Orchestrator steps set their own attempts (Drydock retries those
     // steps on any failure that is not permanent by nature).
-    let (max_attempts, retry_any) = if t.retry > 0 {
-        (t.retry as u32, true)
+    let (max_attempts, retry_any) = if t.max_attempts > 0 {
+        (u32::try_from(t.max_attempts).unwrap_or(u32::MAX), true)
     } else {
         (shared.cfg.max_attempts, false)
     };
@@ -239,6 +239,7 @@ pub(super) async fn run(
             shared.message(t.id, node_name.as_deref(), text, true);
         }
     }
+    outcome.retry = i64::from(attempt.saturating_sub(1));
     tracing::debug!(task.id = %t.id, node = node_name.as_deref().unwrap_or("-"), action = action.name(),
         attempts = attempt, elapsed_ms = started.elapsed().as_millis() as u64, "subtask finished");
     finish(outcome, state);

@@ -87,6 +87,9 @@ pub struct EngineConfig {
     /// (`<public url>/api/v1.0/bootactions/`), given to their templates as
     /// `action.report_url` and to their first-boot script.
     pub boot_action_url: String,
+    /// The URL clients reach this service at (`public_url`), when
+    /// configured: task results link to their build data under it.
+    pub public_url: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -108,6 +111,7 @@ impl Default for EngineConfig {
             leader: LeaderConfig::default(),
             enlist_timeout: Duration::from_secs(600),
             boot_action_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
+            public_url: None,
         }
     }
 }
@@ -237,6 +241,11 @@ impl Engine {
     /// This instance's id.
     pub fn instance_id(&self) -> &str {
         self.shared.instance_id()
+    }
+
+    /// The URL clients reach this service at, when configured.
+    pub fn public_url(&self) -> Option<&str> {
+        self.shared.cfg.public_url.as_deref()
     }
 
     /// Where deployed nodes reach the boot action API.

@@ -1,15 +1,33 @@
-//! Drydock node filters, evaluated over the nodes the host knows.
+//! Drydock node filters, evaluated over the nodes the host knows, as
+//! Drydock's `Orchestrator.process_node_filter` evaluates them.
 //!
 //! `{"filter_set_type": "union"|"intersection", "filter_set": [{"filter_type":
 //! "union"|"intersection", "node_names": [...], "node_tags": [...],
-//! "node_labels": {...}, "rack_names": [...], "rack_labels": {...}}]}`;
-//! `null` (or no filter) selects every node. Within one filter, each given
-//! criterion selects a set and `filter_type` combines those sets; the
-//! filter set's sets are then combined by `filter_set_type`. A filter with no
-//! criterion selects every node (as in Drydock).
+//! "node_labels": {...}, "rack_names": [...], "rack_labels": {...}}]}`.
+//!
+//! - `null` (or no filter) selects every node.
+//! - A criterion that is missing, `null` or empty (`[]`, `{}`) is ignored:
+//!   Shipyard sends every criterion, the unused ones empty.
+//! - Each criterion that is given selects the nodes matching *any* of its
+//!   values: `node_names` by name, `node_tags` by tag, `node_labels` by
+//!   label (a node's `owner_data`) `name: value`, `rack_names` by the node's
+//!   rack, `rack_labels` by a label of the node's rack.
+//! - `filter_type: union` joins the criteria's selections (no criterion: no
+//!   node); `intersection` keeps nodes in all of them (no criterion: no
+//!   constraint, every node).
+//! - `filter_set_type` joins the filters the same way; an empty
+//!   `filter_set` selects no node.
+//!
+//! Where Drydock fails or guesses, this module decides: a missing
+//! `filter_type` or `filter_set_type` is `union` (Drydock skips such a
+//! filter or raises); a union over an unconstrained intersection filter is
+//! every node (Drydock raises a `TypeError`); `rack_labels` really matches
+//! the racks' labels (Drydock selects every node, "not yet implemented").
+//! A filter that selects nothing is not an error: the task has nothing to
+//! do.
 
 use crate::model::Node;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,39 +42,48 @@ pub enum SetOp {
     Intersection,
 }
 
-/// One filter of a filter set.
+/// `null` as the default (for fields Drydock's clients send as `null`).
+fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One filter of a filter set. Unknown keys are ignored, as Drydock ignores
+/// them.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct Filter {
     /// How this filter's criteria combine.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub filter_type: SetOp,
     /// Node names.
-    #[serde(default)]
-    pub node_names: Option<Vec<String>>,
-    /// Node tags (a node matches when it has any of them under union, all under intersection).
-    #[serde(default)]
-    pub node_tags: Option<Vec<String>>,
-    /// Node labels (name → value).
-    #[serde(default)]
-    pub node_labels: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "or_default")]
+    pub node_names: Vec<String>,
+    /// Node tags: nodes with any of them.
+    #[serde(default, deserialize_with = "or_default")]
+    pub node_tags: Vec<String>,
+    /// Node labels (name → value): nodes with any of them.
+    #[serde(default, deserialize_with = "or_default")]
+    pub node_labels: BTreeMap<String, String>,
     /// Rack names.
-    #[serde(default)]
-    pub rack_names: Option<Vec<String>>,
-    /// Rack labels (name → value); racks' labels come from the site design.
-    #[serde(default)]
-    pub rack_labels: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "or_default")]
+    pub rack_names: Vec<String>,
+    /// Rack labels (name → value): nodes in a rack with any of them; racks'
+    /// labels come from the site design.
+    #[serde(default, deserialize_with = "or_default")]
+    pub rack_labels: BTreeMap<String, String>,
 }
 
 /// A Drydock node filter.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct NodeFilter {
     /// How the filters combine.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub filter_set_type: SetOp,
     /// The filters.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub filter_set: Vec<Filter>,
 }
 
@@ -70,17 +97,40 @@ impl NodeFilter {
             .map(Some)
             .map_err(|e| format!("invalid node_filter: {e}"))
     }
+
+    /// A filter selecting exactly `names` (what Shipyard's
+    /// `gen_node_name_filter` sends).
+    pub fn names(names: impl IntoIterator<Item = String>) -> NodeFilter {
+        NodeFilter {
+            filter_set_type: SetOp::Union,
+            filter_set: vec![Filter {
+                node_names: names.into_iter().collect(),
+                ..Filter::default()
+            }],
+        }
+    }
 }
 
-fn combine(op: SetOp, sets: Vec<BTreeSet<String>>, all: &BTreeSet<String>) -> BTreeSet<String> {
-    let mut iter = sets.into_iter();
-    let Some(first) = iter.next() else {
-        return all.clone();
-    };
-    iter.fold(first, |acc, s| match op {
-        SetOp::Union => acc.union(&s).cloned().collect(),
-        SetOp::Intersection => acc.intersection(&s).cloned().collect(),
-    })
+/// A selection: `None` is "no constraint" (every node).
+type Selection = Option<BTreeSet<String>>;
+
+/// Joins selections as Drydock's `list_union` / `list_intersection` do,
+/// with "no constraint" absorbing a union and ignored by an intersection.
+/// No selection at all selects nothing.
+fn join(op: SetOp, sets: Vec<Selection>) -> Selection {
+    if sets.is_empty() {
+        return Some(BTreeSet::new());
+    }
+    match op {
+        SetOp::Union => {
+            let mut acc = BTreeSet::new();
+            for s in sets {
+                acc.extend(s?);
+            }
+            Some(acc)
+        }
+        SetOp::Intersection => sets.into_iter().flatten().reduce(|a, b| &a & &b),
+    }
 }
 
 /// The names of the nodes `filter` selects from `nodes` (sorted). Racks'
@@ -90,9 +140,12 @@ pub fn select(
     filter: Option<&NodeFilter>,
     rack_labels: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> Vec<String> {
-    let all: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let all = || nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
     let Some(filter) = filter else {
-        return all.into_iter().collect();
+        let mut names = all();
+        names.sort();
+        names.dedup();
+        return names;
     };
     let pick = |pred: &dyn Fn(&Node) -> bool| -> BTreeSet<String> {
         nodes
@@ -101,51 +154,53 @@ pub fn select(
             .map(|n| n.name.clone())
             .collect()
     };
-    let mut results = Vec::new();
-    for f in &filter.filter_set {
-        let op = f.filter_type;
-        let mut sets = Vec::new();
-        if let Some(names) = &f.node_names {
-            sets.push(pick(&|n| names.contains(&n.name)));
+    let any_label = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+        want.iter().any(|(k, v)| have.get(k) == Some(v))
+    };
+    let results: Vec<Selection> = filter
+        .filter_set
+        .iter()
+        .map(|f| {
+            let mut sets: Vec<Selection> = Vec::new();
+            if !f.node_names.is_empty() {
+                sets.push(Some(pick(&|n| f.node_names.contains(&n.name))));
+            }
+            if !f.node_tags.is_empty() {
+                sets.push(Some(pick(&|n| {
+                    f.node_tags.iter().any(|t| n.tags.contains(t))
+                })));
+            }
+            if !f.rack_names.is_empty() {
+                sets.push(Some(pick(&|n| {
+                    n.rack.as_ref().is_some_and(|r| f.rack_names.contains(r))
+                })));
+            }
+            if !f.node_labels.is_empty() {
+                sets.push(Some(pick(&|n| any_label(&f.node_labels, &n.labels))));
+            }
+            if !f.rack_labels.is_empty() {
+                sets.push(Some(pick(&|n| {
+                    n.rack
+                        .as_ref()
+                        .and_then(|r| rack_labels.get(r))
+                        .is_some_and(|have| any_label(&f.rack_labels, have))
+                })));
+            }
+            match (f.filter_type, sets.is_empty()) {
+                // Drydock: an intersection of no criterion is no constraint.
+                (SetOp::Intersection, true) => None,
+                (op, _) => join(op, sets),
+            }
+        })
+        .collect();
+    match join(filter.filter_set_type, results) {
+        Some(set) => set.into_iter().collect(),
+        None => {
+            let mut names = all();
+            names.sort();
+            names.dedup();
+            names
         }
-        if let Some(tags) = &f.node_tags {
-            sets.push(pick(&|n| match op {
-                SetOp::Union => tags.iter().any(|t| n.tags.contains(t)),
-                SetOp::Intersection => tags.iter().all(|t| n.tags.contains(t)),
-            }));
-        }
-        if let Some(labels) = &f.node_labels {
-            sets.push(pick(&|n| label_match(op, labels, &n.labels)));
-        }
-        if let Some(racks) = &f.rack_names {
-            sets.push(pick(&|n| {
-                n.rack.as_ref().is_some_and(|r| racks.contains(r))
-            }));
-        }
-        if let Some(labels) = &f.rack_labels {
-            sets.push(pick(&|n| {
-                n.rack
-                    .as_ref()
-                    .and_then(|r| rack_labels.get(r))
-                    .is_some_and(|have| label_match(op, labels, have))
-            }));
-        }
-        results.push(combine(op, sets, &all));
-    }
-    combine(filter.filter_set_type, results, &all)
-        .into_iter()
-        .collect()
-}
-
-fn label_match(
-    op: SetOp,
-    want: &BTreeMap<String, String>,
-    have: &BTreeMap<String, String>,
-) -> bool {
-    let hit = |(k, v): (&String, &String)| have.get(k) == Some(v);
-    match op {
-        SetOp::Union => want.iter().any(hit),
-        SetOp::Intersection => want.iter().all(hit),
     }
 }
 
@@ -188,31 +243,75 @@ mod tests {
     #[test]
     fn null_selects_everything() {
         assert_eq!(sel(Value::Null), vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn empty_and_missing_criteria_are_ignored() {
+        // Shipyard's deployment-group lookup: every criterion sent, unused
+        // ones empty, intersection inside.
         assert_eq!(
-            sel(json!({"filter_set_type": "union", "filter_set": [{}]})),
-            vec!["a", "b", "c"]
+            sel(json!({"filter_set_type": "union", "filter_set": [
+                {"filter_type": "intersection", "node_names": [], "node_tags": ["compute"],
+                 "node_labels": {}, "rack_names": []}]})),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            sel(json!({"filter_set_type": "union", "filter_set": [
+                {"filter_type": "intersection", "node_names": ["a", "c"], "node_tags": [],
+                 "node_labels": {"role": "worker"}, "rack_names": [], "rack_labels": null}]})),
+            vec!["a"]
+        );
+        // null criteria, unknown keys: ignored.
+        assert_eq!(
+            sel(
+                json!({"filter_set": [{"filter_type": "union", "node_names": null,
+                "node_tags": ["gpu"], "comment": "x"}], "extra": 1})
+            ),
+            vec!["b"]
         );
     }
 
     #[test]
-    fn criteria_and_set_types() {
+    fn a_filter_without_criteria() {
+        // Union of no criterion: nothing (Drydock's list_union of empty lists).
+        assert!(
+            sel(json!({"filter_set_type": "union", "filter_set": [
+            {"filter_type": "union", "node_names": []}]}))
+            .is_empty()
+        );
+        // Intersection of no criterion: no constraint.
+        assert_eq!(
+            sel(json!({"filter_set_type": "intersection", "filter_set": [
+                {"filter_type": "intersection", "node_tags": []},
+                {"filter_type": "union", "rack_names": ["r1"]}]})),
+            vec!["a", "c"]
+        );
+        assert_eq!(
+            sel(
+                json!({"filter_set_type": "union", "filter_set": [{"filter_type": "intersection"}]})
+            ),
+            vec!["a", "b", "c"]
+        );
+        // No filter at all in the set: nothing.
+        assert!(sel(json!({"filter_set_type": "union", "filter_set": []})).is_empty());
+    }
+
+    #[test]
+    fn criteria_match_any_of_their_values() {
         assert_eq!(
             sel(json!({"filter_set": [{"node_names": ["a", "c", "zz"]}]})),
             vec!["a", "c"]
         );
+        // Tags and labels match any value, whatever the filter type.
         assert_eq!(
-            sel(json!({"filter_set": [{"node_tags": ["gpu", "storage"]}]})),
+            sel(json!({"filter_set": [{"filter_type": "intersection",
+                "node_tags": ["gpu", "storage"]}]})),
             vec!["b", "c"]
         );
         assert_eq!(
-            sel(
-                json!({"filter_set": [{"filter_type": "intersection", "node_tags": ["compute", "gpu"]}]})
-            ),
-            vec!["b"]
-        );
-        assert_eq!(
-            sel(json!({"filter_set": [{"node_labels": {"role": "worker"}}]})),
-            vec!["a", "b"]
+            sel(json!({"filter_set": [{"filter_type": "intersection",
+                "node_labels": {"role": "ceph", "zone": "nowhere"}}]})),
+            vec!["c"]
         );
         assert_eq!(
             sel(json!({"filter_set": [{"rack_names": ["r1"]}]})),
@@ -222,22 +321,42 @@ mod tests {
             sel(json!({"filter_set": [{"rack_labels": {"zone": "east"}}]})),
             vec!["b"]
         );
+    }
+
+    #[test]
+    fn union_and_intersection_at_both_levels() {
+        let f = |inner: &str, outer: &str| {
+            sel(json!({"filter_set_type": outer, "filter_set": [
+                {"filter_type": inner, "node_tags": ["compute"], "rack_names": ["r1"]},
+                {"filter_type": inner, "node_names": ["b", "c"]}]}))
+        };
+        // inner union: {a,b,c} and {b,c}; inner intersection: {a} and {b,c}.
+        assert_eq!(f("union", "union"), vec!["a", "b", "c"]);
+        assert_eq!(f("union", "intersection"), vec!["b", "c"]);
+        assert_eq!(f("intersection", "union"), vec!["a", "b", "c"]);
+        assert!(f("intersection", "intersection").is_empty());
+    }
+
+    #[test]
+    fn shipyard_name_filter() {
+        let f = serde_json::to_value(json!({"filter_set_type": "union", "filter_set": [
+            {"filter_type": "union", "node_names": ["c"]}]}))
+        .unwrap();
+        assert_eq!(sel(f), vec!["c"]);
         assert_eq!(
-            sel(json!({"filter_set_type": "intersection", "filter_set": [
-                {"rack_names": ["r1"]}, {"node_tags": ["compute"]}]})),
-            vec!["a"]
-        );
-        assert_eq!(
-            sel(json!({"filter_set_type": "union", "filter_set": [
-                {"node_names": ["a"]}, {"node_tags": ["storage"]}]})),
-            vec!["a", "c"]
+            select(
+                &nodes(),
+                Some(&NodeFilter::names(["b".to_string()])),
+                &BTreeMap::new()
+            ),
+            vec!["b"]
         );
     }
 
     #[test]
     fn bad_filters_are_errors() {
         assert!(NodeFilter::from_json(&json!({"filter_set_type": "xor"})).is_err());
-        assert!(NodeFilter::from_json(&json!({"filter_set": [{"node_nmes": ["a"]}]})).is_err());
+        assert!(NodeFilter::from_json(&json!({"filter_set": [{"node_names": "a"}]})).is_err());
         assert!(NodeFilter::from_json(&json!([1, 2])).is_err());
     }
 }

@@ -123,9 +123,7 @@ pub(super) async fn start(
     };
     if o.is_node_scoped() {
         if selected.is_empty() {
-            shared
-                .fail_task(t, "the node filter selects no node of the site design")
-                .await;
+            shared.nothing_to_do(t).await;
             return Ok(());
         }
         for node in nodes.iter().filter(|n| selected.contains(&n.name)) {
@@ -369,6 +367,7 @@ async fn seal(shared: &Shared, c: &TaskRecord, kids: Vec<TaskRecord>) -> Result<
         successes: r.successes,
         failures: r.failures,
         error_count: r.error_count,
+        retry: c.retry,
         terminated_by: c.terminated_by.clone(),
     };
     if shared.store.finish_tasks(&[outcome]).await? == 1 {
@@ -460,7 +459,7 @@ async fn add_calls(
         }
         s.deadline = Some(deadline);
         // The wait for enlistment retries until its deadline.
-        s.retry = if step.enlist {
+        s.max_attempts = if step.enlist {
             i64::from(u32::MAX)
         } else {
             step.attempts

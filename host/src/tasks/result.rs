@@ -97,6 +97,7 @@ mod tests {
             failures: vec![],
             error_count: 0,
             retry: 0,
+            max_attempts: 0,
             created: chrono::Utc::now(),
             created_by: None,
             updated: chrono::Utc::now(),

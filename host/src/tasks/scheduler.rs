@@ -181,9 +181,7 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
             .collect();
         let names = select(&nodes, filter.as_ref(), &BTreeMap::new());
         if names.is_empty() {
-            shared
-                .fail_task(t, "the node filter selects no registered node")
-                .await;
+            shared.nothing_to_do(t).await;
             return Ok(());
         }
         names

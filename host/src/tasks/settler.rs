@@ -139,6 +139,7 @@ async fn complete_parent(shared: &Shared, parent: Uuid) -> Option<Job> {
         successes: r.successes,
         failures: r.failures,
         error_count: r.error_count,
+        retry: task.retry,
         terminated_by: task.terminated_by.clone(),
     };
     match store.finish_tasks(&[outcome]).await {

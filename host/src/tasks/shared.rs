@@ -152,6 +152,33 @@ impl Shared {
         }
     }
 
+    /// Completes `t` successfully with nothing done, as Drydock does when a
+    /// node filter selects no node: "No nodes in scope, no work to do."
+    pub async fn nothing_to_do(&self, t: &TaskRecord) {
+        const NOTHING: &str = "No nodes in scope, no work to do.";
+        let mut outcome =
+            TaskOutcome::complete(t.id, self.instance_id(), self.epoch(), ResultStatus::Success);
+        outcome.result_message = Some(NOTHING.into());
+        let msg = NewMessage {
+            task_id: t.id,
+            message: NOTHING.into(),
+            error: false,
+            context_type: "NA".into(),
+            context: "NA".into(),
+            extra: None,
+        };
+        if let Err(e) = self.store.add_messages(&[msg]).await {
+            tracing::warn!(task.id = %t.id, error = %e, "could not record a task message");
+        }
+        match self.store.finish_tasks(&[outcome]).await {
+            Ok(_) => {
+                tracing::info!(task.id = %t.id, action = %t.action, "the node filter selects no node: nothing to do");
+                self.announce_finished(t.id);
+            }
+            Err(e) => tracing::error!(task.id = %t.id, error = %e, "could not complete the task"),
+        }
+    }
+
     /// The design of orchestrator task `t`, parsed once per task.
     pub async fn task_design(&self, t: &TaskRecord) -> Result<Arc<Design>, EngineError> {
         if let Some(d) = self.task_designs.lock().expect("designs").get(&t.id) {
