@@ -79,11 +79,25 @@ impl Kind {
     }
 }
 
+/// Which of Drydock's two document forms a document is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Form {
+    /// `schema: drydock/<Kind>/v1` with `data:` (Drydock's Deckhand
+    /// ingester, which checks each body against Drydock's JSON schema).
+    #[default]
+    Deckhand,
+    /// `apiVersion: drydock/v1`, `kind:`, `spec:` (Drydock's YAML ingester,
+    /// which checks no schema).
+    Legacy,
+}
+
 /// One Drydock document: kind, name and its body (`data` or `spec`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Document {
     /// Kind.
     pub kind: Kind,
+    /// The form it was written in.
+    pub form: Form,
     /// `metadata.name`.
     pub name: String,
     /// The body as JSON.
@@ -137,8 +151,9 @@ pub fn parse_stream(text: &str) -> Result<(Vec<Document>, Vec<Malformed>), YamlE
         }
         match classify(&value) {
             Ok(None) => {}
-            Ok(Some((kind, name, data))) => docs.push(Document {
+            Ok(Some((kind, form, name, data))) => docs.push(Document {
                 kind,
+                form,
                 name,
                 data,
                 index,
@@ -149,31 +164,38 @@ pub fn parse_stream(text: &str) -> Result<(Vec<Document>, Vec<Malformed>), YamlE
     Ok((docs, bad))
 }
 
-/// `Ok(None)` for documents of other systems.
-fn classify(v: &Value) -> Result<Option<(Kind, String, Value)>, String> {
-    let (kind_name, body) = if let Some(schema) = v.get("schema").and_then(Value::as_str) {
-        let mut parts = schema.split('/');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some("drydock"), Some(kind), Some(_version)) => (kind.to_owned(), v.get("data")),
-            (Some("drydock"), _, _) => {
-                return Err(format!("schema `{schema}` is not drydock/<Kind>/<version>"));
-            }
-            _ => return Ok(None),
+/// `Ok(None)` for documents of other systems (and, as Drydock's Deckhand
+/// ingester does, for a `schema` that is not three `/`-separated parts).
+/// Errors carry Drydock's ingestion messages.
+fn classify(v: &Value) -> Result<Option<(Kind, Form, String, Value)>, String> {
+    let (kind_name, form, body) = if let Some(schema) = v.get("schema").and_then(Value::as_str) {
+        let parts: Vec<&str> = schema.split('/').collect();
+        let [namespace, kind, version] = parts[..] else {
+            return Ok(None);
+        };
+        if namespace != "drydock" {
+            return Ok(None);
         }
+        if version != "v1" || Kind::parse(kind).is_none() {
+            return Err(format!(
+                "Invalid document - Kind {kind} and Version {version}"
+            ));
+        }
+        (kind.to_owned(), Form::Deckhand, v.get("data"))
     } else if let Some(api) = v.get("apiVersion").and_then(Value::as_str) {
         if !api.starts_with("drydock/") {
             return Ok(None);
         }
-        let kind = v
-            .get("kind")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("document with apiVersion `{api}` has no kind"))?;
-        (kind.to_owned(), v.get("spec"))
+        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if Kind::parse(kind).is_none() {
+            return Err(format!("Invalid document Kind {kind}"));
+        }
+        (kind.to_owned(), Form::Legacy, v.get("spec"))
     } else {
         return Ok(None);
     };
     let kind =
-        Kind::parse(&kind_name).ok_or_else(|| format!("unknown Drydock kind `{kind_name}`"))?;
+        Kind::parse(&kind_name).ok_or_else(|| format!("Invalid document Kind {kind_name}"))?;
     let name = v
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -185,7 +207,7 @@ fn classify(v: &Value) -> Result<Option<(Kind, String, Value)>, String> {
         Some(b @ Value::Object(_)) => b.clone(),
         Some(_) => return Err(format!("{kind_name} `{name}`: the body is not a mapping")),
     };
-    Ok(Some((kind, name, data)))
+    Ok(Some((kind, form, name, data)))
 }
 
 // ------------------------------------------------------------------ bodies
@@ -233,18 +255,61 @@ pub struct RackSpec {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Bonding {
-    /// `disabled`, `802.3ad`, `active-backup`, `balance-rr`...
+    /// `disabled` (default), `802.3ad`, `active-backup` or `balance-rr`.
     pub mode: Option<String>,
-    /// 802.3ad transmit hash policy.
+    /// 802.3ad transmit hash policy (Drydock's default `layer3+4`).
     pub hash: Option<String>,
-    /// 802.3ad LACP rate.
+    /// 802.3ad LACP rate (Drydock's default `fast`).
     pub peer_rate: Option<String>,
-    /// Link monitoring interval (ms).
+    /// Link monitoring interval in ms (Drydock's default 100 for bonds).
     pub mon_rate: Option<u32>,
-    /// Up delay (ms).
+    /// Up delay in ms (Drydock's default 200 for bonds).
     pub up_delay: Option<u32>,
-    /// Down delay (ms).
+    /// Down delay in ms (Drydock's default 200 for bonds).
     pub down_delay: Option<u32>,
+}
+
+/// A link's bonding with Drydock's ingestion defaults applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EffectiveBonding {
+    /// The mode (`disabled` when absent).
+    pub mode: String,
+    /// Transmit hash (802.3ad only).
+    pub hash: Option<String>,
+    /// LACP rate (802.3ad only).
+    pub peer_rate: Option<String>,
+    /// Monitoring interval (bonded modes only).
+    pub mon_rate: Option<u32>,
+    /// Up delay (bonded modes only).
+    pub up_delay: Option<u32>,
+    /// Down delay (bonded modes only).
+    pub down_delay: Option<u32>,
+}
+
+impl Bonding {
+    /// Drydock's ingestion of `bonding`: mode `disabled` by default; for
+    /// `802.3ad`, `active-backup` and `balance-rr` the timers default to
+    /// 100/200/200 ms; for `802.3ad` the hash defaults to `layer3+4` and the
+    /// peer rate to `fast`. Other modes keep what the document says.
+    pub fn effective(&self) -> EffectiveBonding {
+        let mode = self.mode.clone().unwrap_or_else(|| "disabled".into());
+        let bonded = matches!(mode.as_str(), "802.3ad" | "active-backup" | "balance-rr");
+        let lacp = mode == "802.3ad";
+        EffectiveBonding {
+            hash: self
+                .hash
+                .clone()
+                .or_else(|| lacp.then(|| "layer3+4".into())),
+            peer_rate: self
+                .peer_rate
+                .clone()
+                .or_else(|| lacp.then(|| "fast".into())),
+            mon_rate: self.mon_rate.or(bonded.then_some(100)),
+            up_delay: self.up_delay.or(bonded.then_some(200)),
+            down_delay: self.down_delay.or(bonded.then_some(200)),
+            mode,
+        }
+    }
 }
 
 /// `NetworkLink.trunking`.
@@ -286,16 +351,20 @@ pub struct RangeSpec {
     pub end: String,
 }
 
-/// `Network.routes[]`.
+/// `Network.routes[]`: to an explicit `subnet`, or (with `routedomain`)
+/// to every network of a route domain, which Drydock renders into one
+/// route per member network.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RouteSpec {
-    /// Destination CIDR.
-    pub subnet: String,
+    /// Destination CIDR (absent on a route-domain route).
+    pub subnet: Option<String>,
     /// Next hop.
-    pub gateway: String,
+    pub gateway: Option<String>,
     /// Metric.
     pub metric: Option<u32>,
+    /// The route domain this route reaches.
+    pub routedomain: Option<String>,
 }
 
 /// `Network.dns`.
@@ -306,6 +375,16 @@ pub struct DnsSpec {
     pub domain: Option<String>,
     /// Comma-separated servers.
     pub servers: Option<String>,
+}
+
+/// `Network.dhcp_relay`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DhcpRelaySpec {
+    /// The relay's own address.
+    pub self_ip: Option<String>,
+    /// The DHCP server requests are relayed to.
+    pub upstream_target: Option<String>,
 }
 
 /// `Network` body.
@@ -322,13 +401,25 @@ pub struct NetworkSpec {
     pub ranges: Vec<RangeSpec>,
     /// Static routes.
     pub routes: Vec<RouteSpec>,
+    /// The route domain the network belongs to.
+    pub routedomain: Option<String>,
     /// DNS.
     pub dns: DnsSpec,
+    /// DHCP relay.
+    pub dhcp_relay: Option<DhcpRelaySpec>,
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, Value>,
 }
 
 impl NetworkSpec {
+    /// The DNS domain, Drydock's default `local` when none is given.
+    pub fn dns_domain(&self) -> String {
+        self.dns
+            .domain
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DOMAIN.to_owned())
+    }
+
     /// The VLAN tag, if any; `Err` if it is not a number in 1..=4094.
     pub fn vlan_id(&self) -> Result<Option<u16>, String> {
         let raw = match &self.vlan {
@@ -345,14 +436,66 @@ impl NetworkSpec {
     }
 }
 
-/// `HardwareProfile.hugepages.<name>`.
+/// Drydock's DNS domain for networks that name none (and for nodes whose
+/// primary network is not defined).
+pub const DEFAULT_DOMAIN: &str = "local";
+
+/// `HardwareProfile.hugepages.<name>`. Drydock keeps `size` as a string
+/// used as-is (`1G`) and `count` as a non-negative integer.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Hugepages {
-    /// Page size (`2M` or `1G`).
-    pub size: String,
+    /// Page size, as the kernel reads it.
+    pub size: Option<Value>,
     /// Page count.
-    pub count: i64,
+    pub count: Option<Value>,
+}
+
+impl Hugepages {
+    /// The size as Drydock's string field holds it.
+    pub fn size_text(&self) -> Option<String> {
+        self.size.as_ref().and_then(scalar_text)
+    }
+
+    /// The count as Drydock's integer field holds it (`Err` names a value
+    /// that is not a non-negative integer).
+    pub fn count_value(&self) -> Result<Option<u64>, String> {
+        match &self.count {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+            Some(Value::String(s)) if s.trim().parse::<u64>().is_ok() => {
+                Ok(s.trim().parse().ok())
+            }
+            Some(other) => Err(format!(
+                "hugepages count {other} is not a non-negative integer"
+            )),
+        }
+    }
+}
+
+/// A scalar as Drydock's string fields coerce it (`true` is `True`, as in
+/// Python); `None` for mappings, lists and null.
+pub fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(true) => Some("True".into()),
+        Value::Bool(false) => Some("False".into()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `HardwareProfile.device_aliases.<alias>`: a device by its bus address.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct DeviceAlias {
+    /// Bus address (`0000:00:03.0`, `2:0.0.0`), or `regexp:<pattern>` for
+    /// network devices whose PCI address matches.
+    pub address: Option<String>,
+    /// Device description.
+    pub dev_type: Option<String>,
+    /// `pci` (network interfaces) or `scsi` (disks).
+    pub bus_type: Option<String>,
 }
 
 /// `HardwareProfile` body.
@@ -361,15 +504,23 @@ pub struct Hugepages {
 pub struct HardwareProfileSpec {
     /// Vendor.
     pub vendor: Option<String>,
+    /// Generation.
+    pub generation: Option<String>,
+    /// Hardware version.
+    pub hw_version: Option<String>,
+    /// BIOS version.
+    pub bios_version: Option<String>,
     /// `bios` or `uefi`.
     pub boot_mode: Option<String>,
+    /// `pxe`, `usb` or `hdd`.
+    pub bootstrap_protocol: Option<String>,
     /// Interface used to PXE boot.
     pub pxe_interface: Option<Value>,
-    /// Device aliases (alias → `{address, dev_type, bus_type}`).
-    pub device_aliases: BTreeMap<String, Value>,
+    /// Device aliases.
+    pub device_aliases: BTreeMap<String, DeviceAlias>,
     /// Hugepage pools.
     pub hugepages: BTreeMap<String, Hugepages>,
-    /// CPU sets.
+    /// CPU sets (name → CPU list such as `2,4`).
     pub cpu_sets: BTreeMap<String, Value>,
 }
 

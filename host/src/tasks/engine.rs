@@ -861,6 +861,7 @@ impl Engine {
         };
         let mut node: model::Node = serde_json::from_value(record.spec)
             .map_err(|e| format!("node {name} has an unusable description: {e}"))?;
+        self.resolve_device_aliases(&mut node).await?;
         let secrets = &self.inner.secrets;
         if let Some(secret) = record
             .credential
@@ -888,6 +889,32 @@ impl Engine {
             }
         }
         Ok(node)
+    }
+
+    /// Names the node's devices as its latest `lshw` build data does where
+    /// the design names them by a hardware profile's device alias (as
+    /// Drydock does before its node driver acts); unchanged without `lshw`
+    /// data.
+    async fn resolve_device_aliases(&self, node: &mut model::Node) -> Result<(), String> {
+        if node.device_aliases.is_empty() {
+            return Ok(());
+        }
+        let data = self
+            .inner
+            .store
+            .build_data_for_node(&node.name, true)
+            .await
+            .map_err(|e| format!("reading node {}'s build data: {e}", node.name))?;
+        let Some(lshw) = data.iter().find(|b| b.generator == "lshw") else {
+            return Ok(());
+        };
+        match crate::design::aliases::logical_names(&lshw.content, &node.device_aliases) {
+            Ok(names) => crate::design::aliases::apply(node, &names),
+            Err(e) => {
+                tracing::warn!(node = %node.name, error = %e, "device aliases left unresolved")
+            }
+        }
+        Ok(())
     }
 
     /// TLS trust for a node's BMC from its oob parameters:
@@ -1535,10 +1562,14 @@ impl Engine {
                 message: f.message.clone(),
                 error: f.is_error(),
                 context_type: "design".into(),
-                context: f.rule.into(),
-                extra: Some(
-                    serde_json::json!({"rule": f.rule, "level": f.level, "documents": f.documents}),
-                ),
+                context: f.code.into(),
+                extra: Some(serde_json::json!({
+                    "rule": f.rule,
+                    "name": f.code,
+                    "level": f.level,
+                    "diagnostic": f.diagnostic,
+                    "documents": f.documents,
+                })),
             })
             .collect();
         store.add_messages(&messages).await?;
@@ -1559,7 +1590,10 @@ impl Engine {
             );
             outcome.result_message = Some(format!(
                 "the site design is valid ({} warning(s))",
-                findings.len()
+                findings
+                    .iter()
+                    .filter(|f| f.level == crate::design::Level::Warning)
+                    .count()
             ));
             store.finish_tasks(&[outcome]).await?;
             let _ = self.inner.finished.send(t.id);
