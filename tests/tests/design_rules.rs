@@ -358,6 +358,11 @@ fn schema_errors_as_drydock_reports_them() {
     stopped("Network:v1 schema validation error: 101 is not of type 'string'", "DD001", |d| {
         doc_mut(d, "Network", "private")["data"]["vlan"] = json!(101);
     });
+    // Drydock's documentation removes an inherited interface with a null
+    // value; its schema refuses that (`'!bond0': {}` is what works).
+    stopped("HostProfile:v1 schema validation error: None is not of type 'object'", "DD001", |d| {
+        doc_mut(d, "HostProfile", "k8-node")["data"]["interfaces"]["bond0"] = Value::Null;
+    });
     stopped("BaremetalNode:v1 schema validation error: Additional properties are not allowed ('rack' was unexpected)", "DD001", |d| {
         doc_mut(d, "BaremetalNode", "compute01")["data"]["rack"] = json!("rack2");
     });
