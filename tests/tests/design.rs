@@ -595,11 +595,16 @@ async fn validatedesign_and_nodefilter_routes() {
     let message = |m: &Value| m["message"].as_str().unwrap_or_default().to_owned();
     let dup = list
         .iter()
-        .find(|m| message(m).starts_with("Duplicated IP Check: Duplicate IP Address Found: 172.16.1.11"))
+        .find(|m| {
+            message(m).starts_with("Duplicated IP Check: Duplicate IP Address Found: 172.16.1.11")
+        })
         .unwrap();
     assert_eq!(dup["level"], "Error");
     assert_eq!(dup["documents"].as_array().unwrap().len(), 2);
-    assert!(list.iter().any(|m| message(m).starts_with("MTU Rationality: MTU must be between 1280 and 65536")));
+    assert!(
+        list.iter()
+            .any(|m| message(m).starts_with("MTU Rationality: MTU must be between 1280 and 65536"))
+    );
 
     // Bad YAML: 400 with line and column.
     let name = format!("{}.yaml", drydock_tests::db::unique("bad-yaml"));

@@ -26,7 +26,10 @@ fn read(path: &str) -> String {
 /// The bundled sim's catalog, as the engine reads it from the driver.
 async fn sim_catalog() -> PlatformCatalog {
     let e = engine(drydock_tests::db::sqlite().await).await;
-    let c = e.platform_catalog().await.expect("the sim lists its images");
+    let c = e
+        .platform_catalog()
+        .await
+        .expect("the sim lists its images");
     e.shutdown();
     c
 }
@@ -46,7 +49,13 @@ fn legacy(text: &str) -> String {
         .map(|d| <Value as serde::Deserialize>::deserialize(d).expect("yaml"))
         .filter(|d| !d.is_null())
         .map(|mut d| {
-            let kind = d["schema"].as_str().unwrap().split('/').nth(1).unwrap().to_owned();
+            let kind = d["schema"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .nth(1)
+                .unwrap()
+                .to_owned();
             let doc = json!({"apiVersion": "drydock/v1", "kind": kind,
                              "metadata": d["metadata"].take(), "spec": d["data"].take()});
             format!("---\n{}", serde_yaml_ng::to_string(&doc).unwrap())
@@ -74,7 +83,10 @@ async fn drydocks_designs_validate_without_error() {
     }
     // Both forms make the same nodes.
     let text = read("examples/airship-site.yaml");
-    let (a, b) = (Design::parse(&text).unwrap(), Design::parse(&legacy(&text)).unwrap());
+    let (a, b) = (
+        Design::parse(&text).unwrap(),
+        Design::parse(&legacy(&text)).unwrap(),
+    );
     assert_eq!(a.model_nodes(), b.model_nodes());
     assert_eq!(a.site_networks(), b.site_networks());
 }
@@ -90,7 +102,10 @@ fn route_domains_render_as_drydock_renders_them() {
         .collect();
     assert_eq!(
         rack3,
-        [("172.16.1.0/24", "172.16.3.1", 10), ("172.16.2.0/24", "172.16.3.1", 10)]
+        [
+            ("172.16.1.0/24", "172.16.3.1", 10),
+            ("172.16.2.0/24", "172.16.3.1", 10)
+        ]
     );
 }
 
@@ -101,7 +116,10 @@ fn documented_defaults_and_references() {
     let gp = design.links["gp"].bonding.effective();
     assert_eq!(gp.hash.as_deref(), Some("layer3+4"));
     assert_eq!(gp.peer_rate.as_deref(), Some("slow"));
-    assert_eq!((gp.mon_rate, gp.up_delay, gp.down_delay), (Some(100), Some(200), Some(200)));
+    assert_eq!(
+        (gp.mon_rate, gp.up_delay, gp.down_delay),
+        (Some(100), Some(200), Some(200))
+    );
     let nodes = design.model_nodes();
     let compute01 = nodes.iter().find(|n| n.name == "compute01").unwrap();
     let params = &compute01.platform.kernel_params;
@@ -113,11 +131,18 @@ fn documented_defaults_and_references() {
     // A rack no Rack document defines.
     assert_eq!(compute01.rack.as_deref(), Some("rack2"));
     assert!(design.racks.is_empty());
-    let aliases: Vec<&str> = compute01.device_aliases.iter().map(|a| a.alias.as_str()).collect();
+    let aliases: Vec<&str> = compute01
+        .device_aliases
+        .iter()
+        .map(|a| a.alias.as_str())
+        .collect();
     assert_eq!(aliases, ["prim_nic01", "prim_nic02", "primary_boot"]);
     // Filesystems without mount options get Drydock's `defaults`.
     let boot = &compute01.storage.physical_devices[0].partitions[1];
-    assert_eq!(boot.filesystem.as_ref().unwrap().mount_options.as_deref(), Some("defaults"));
+    assert_eq!(
+        boot.filesystem.as_ref().unwrap().mount_options.as_deref(),
+        Some("defaults")
+    );
 }
 
 async fn engine(store: Store) -> Engine {
@@ -152,7 +177,11 @@ async fn run(engine: &Engine, action: &str) -> drydock::store::TaskRecord {
     };
     let done = drydock_tests::run_to_end(engine, req, Duration::from_secs(120)).await;
     assert_eq!(done.status, TaskStatus::Complete, "{done:?}");
-    assert_eq!(done.result_status, ResultStatus::Success, "{action}: {done:?}");
+    assert_eq!(
+        done.result_status,
+        ResultStatus::Success,
+        "{action}: {done:?}"
+    );
     done
 }
 

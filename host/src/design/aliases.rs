@@ -46,7 +46,11 @@ pub fn logical_names(
         .filter(|n| n.has_tag_name("node"))
         .filter_map(|n| {
             let businfo = child_text(n, "businfo")?;
-            Some((n.attribute("class").map(str::to_owned), businfo, child_text(n, "logicalname")))
+            Some((
+                n.attribute("class").map(str::to_owned),
+                businfo,
+                child_text(n, "logicalname"),
+            ))
         })
         .collect();
     let last_part = |name: &str| name.rsplit('/').next().unwrap_or(name).to_owned();
@@ -135,8 +139,14 @@ mod tests {
 
     #[test]
     fn bad_lshw_is_an_error_not_a_panic() {
-        assert!(matches!(logical_names("<list><node>", &[]), Err(LshwError::Xml(_))));
+        assert!(matches!(
+            logical_names("<list><node>", &[]),
+            Err(LshwError::Xml(_))
+        ));
         let big = "x".repeat(MAX_LSHW_BYTES + 1);
-        assert!(matches!(logical_names(&big, &[]), Err(LshwError::TooLarge(_))));
+        assert!(matches!(
+            logical_names(&big, &[]),
+            Err(LshwError::TooLarge(_))
+        ));
     }
 }

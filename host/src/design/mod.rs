@@ -9,6 +9,7 @@
 pub mod aliases;
 pub mod bootaction;
 pub mod documents;
+pub mod ingest;
 pub mod source;
 pub mod validate;
 
@@ -301,11 +302,16 @@ impl Design {
                 let (Some(gateway), Some(metric)) = (&route.gateway, route.metric) else {
                     continue;
                 };
-                routes.extend(cidrs.iter().filter(|c| **c != n.cidr).map(|c| model::Route {
-                    subnet: (*c).to_owned(),
-                    gateway: gateway.clone(),
-                    metric,
-                }));
+                routes.extend(
+                    cidrs
+                        .iter()
+                        .filter(|c| **c != n.cidr)
+                        .map(|c| model::Route {
+                            subnet: (*c).to_owned(),
+                            gateway: gateway.clone(),
+                            metric,
+                        }),
+                );
             }
             out.insert((*name).clone(), routes);
         }
@@ -577,11 +583,7 @@ fn filesystem(f: &documents::FilesystemSpec) -> model::Filesystem {
     model::Filesystem {
         mountpoint: f.mountpoint.clone(),
         fstype: f.fstype.clone().unwrap_or_else(|| "ext4".into()),
-        mount_options: Some(
-            f.mount_options
-                .clone()
-                .unwrap_or_else(|| "defaults".into()),
-        ),
+        mount_options: Some(f.mount_options.clone().unwrap_or_else(|| "defaults".into())),
     }
 }
 

@@ -20,7 +20,11 @@ pub const EXTRA_RULES: [Rule; 7] = [
     super::rule("BondOptions", "DDX004", "Bond Options"),
     super::rule("StorageLayout", "DDX005", "Storage Layout"),
     super::rule("BootactionAssets", "DDX006", "Bootaction Assets"),
-    super::rule("KernelParamReferences", "DDX007", "Kernel Parameter References"),
+    super::rule(
+        "KernelParamReferences",
+        "DDX007",
+        "Kernel Parameter References",
+    ),
 ];
 
 /// Runs every check.
@@ -53,13 +57,20 @@ fn duplicates(d: &Design, out: &mut Out) {
     for ((kind, name), n) in seen {
         if n > 1 {
             out.warn(
-                format!("{} {name} is defined {n} times; the first is used", kind.name()),
+                format!(
+                    "{} {name} is defined {n} times; the first is used",
+                    kind.name()
+                ),
                 vec![DocRef::new(kind, name)],
                 "Give each document a unique name.",
             );
         }
     }
-    let regions = d.documents.iter().filter(|doc| doc.kind == Kind::Region).count();
+    let regions = d
+        .documents
+        .iter()
+        .filter(|doc| doc.kind == Kind::Region)
+        .count();
     if regions > 1 {
         out.warn(
             format!("{regions} Region documents; the first is used"),
@@ -107,7 +118,11 @@ fn references(d: &Design, out: &mut Out) {
                 if let Some(net) = &sp.provisioning_network
                     && !d.networks.contains_key(net)
                 {
-                    missing(&format!("(interface {iname} switch port) Network"), net, out);
+                    missing(
+                        &format!("(interface {iname} switch port) Network"),
+                        net,
+                        out,
+                    );
                 }
             }
         }
@@ -153,7 +168,11 @@ fn ranges(d: &Design, out: &mut Out) {
     for (name, n) in &d.networks {
         let me = || vec![DocRef::new(Kind::Network, name)];
         if let Err(e) = n.vlan_id() {
-            out.error(format!("Network {name}: {e}"), me(), "Use a VLAN tag of 1-4094.");
+            out.error(
+                format!("Network {name}: {e}"),
+                me(),
+                "Use a VLAN tag of 1-4094.",
+            );
         }
         for r in &n.routes {
             if let Some(subnet) = &r.subnet
@@ -173,12 +192,18 @@ fn ranges(d: &Design, out: &mut Out) {
             let diag = "Ranges must lie within the network's CIDR, start <= end.";
             match (parse_ip(&r.start), parse_ip(&r.end)) {
                 (Some(s), Some(e)) if !net.contains(&s) || !net.contains(&e) => out.error(
-                    format!("Network {name}: range {}-{} is outside {}", r.start, r.end, n.cidr),
+                    format!(
+                        "Network {name}: range {}-{} is outside {}",
+                        r.start, r.end, n.cidr
+                    ),
                     me(),
                     diag,
                 ),
                 (Some(s), Some(e)) if s > e => out.error(
-                    format!("Network {name}: range {}-{} ends before it starts", r.start, r.end),
+                    format!(
+                        "Network {name}: range {}-{} ends before it starts",
+                        r.start, r.end
+                    ),
                     me(),
                     diag,
                 ),
@@ -222,7 +247,11 @@ fn bond_options(d: &Design, out: &mut Out) {
                 &format!("Use one of {}.", HASHES.join(", ")),
             );
         }
-        if let Some(r) = b.peer_rate.as_deref().filter(|r| !matches!(*r, "slow" | "fast")) {
+        if let Some(r) = b
+            .peer_rate
+            .as_deref()
+            .filter(|r| !matches!(*r, "slow" | "fast"))
+        {
             out.error(
                 format!("NetworkLink {name}: peer_rate {r} is not slow or fast"),
                 me(),
@@ -245,13 +274,17 @@ fn storage_layout(d: &Design, out: &mut Out) {
         };
         for (dev, spec) in &h.storage.physical_devices {
             for p in super::storage::partitions(spec) {
-                size(format!("partition {} on {dev}", p.name), p.size.as_deref(), out);
+                size(
+                    format!("partition {} on {dev}", p.name),
+                    p.size.as_deref(),
+                    out,
+                );
             }
-            for vg in spec
-                .volume_group
-                .iter()
-                .chain(super::storage::partitions(spec).iter().filter_map(|p| p.volume_group.as_ref()))
-            {
+            for vg in spec.volume_group.iter().chain(
+                super::storage::partitions(spec)
+                    .iter()
+                    .filter_map(|p| p.volume_group.as_ref()),
+            ) {
                 if !h.storage.volume_groups.contains_key(vg) {
                     out.error(
                         format!("device {dev} names volume group {vg}, which is not defined"),
@@ -263,7 +296,11 @@ fn storage_layout(d: &Design, out: &mut Out) {
         }
         for (vg, spec) in &h.storage.volume_groups {
             for lv in &spec.logical_volumes {
-                size(format!("logical volume {} in {vg}", lv.name), lv.size.as_deref(), out);
+                size(
+                    format!("logical volume {} in {vg}", lv.name),
+                    lv.size.as_deref(),
+                    out,
+                );
             }
         }
     }
@@ -272,7 +309,11 @@ fn storage_layout(d: &Design, out: &mut Out) {
 /// What renders or installs a boot action: pipeline segments, paths,
 /// permissions, templates, node filters.
 fn bootaction_assets(d: &Design, out: &mut Out) {
-    for doc in d.documents.iter().filter(|doc| doc.kind == Kind::BootAction) {
+    for doc in d
+        .documents
+        .iter()
+        .filter(|doc| doc.kind == Kind::BootAction)
+    {
         if let Err(e) = bootaction::read(doc) {
             out.error(
                 e.to_string(),

@@ -123,7 +123,11 @@ pub const RULES: [Rule; 18] = [
     rule("HugepagesValidity", "DD1008", "Hugepages"),
     rule("IpLocalityCheck", "DD2002", "IP Locality Check"),
     rule("MtuRational", "DD2003", "MTU Rationality"),
-    rule("NetworkTrunkingRational", "DD2004", "Network Trunking Rationalty"),
+    rule(
+        "NetworkTrunkingRational",
+        "DD2004",
+        "Network Trunking Rationalty",
+    ),
     rule("NoDuplicateIpsCheck", "DD2005", "Duplicated IP Check"),
     rule("PlatformSelection", "DD3001", "Platform Selection"),
     rule("RationalNetworkBond", "DD1006", "Network Bond Rationality"),

@@ -142,7 +142,10 @@ pub(super) fn ip_locality_check(d: &Design, out: &mut Out) {
     }
     for (node, h) in nodes_in_order(d) {
         for a in &h.addressing {
-            let Some(address) = a.address.as_deref().filter(|x| *x != "dhcp" && !x.is_empty())
+            let Some(address) = a
+                .address
+                .as_deref()
+                .filter(|x| *x != "dhcp" && !x.is_empty())
             else {
                 continue;
             };
@@ -267,7 +270,10 @@ pub(super) fn no_duplicate_ips_check(d: &Design, out: &mut Out) {
     let mut found: BTreeMap<&str, &String> = BTreeMap::new();
     for (node, h) in nodes_in_order(d) {
         for a in &h.addressing {
-            let Some(address) = a.address.as_deref().filter(|x| *x != "dhcp" && !x.is_empty())
+            let Some(address) = a
+                .address
+                .as_deref()
+                .filter(|x| *x != "dhcp" && !x.is_empty())
             else {
                 continue;
             };
@@ -328,7 +334,9 @@ pub(super) fn unique_network_check(d: &Design, out: &mut Out) {
                 .filter(|n| allowed_b.contains(n))
             {
                 out.error(
-                    format!("Allowed network {net} duplicated on NetworkLink {a} and NetworkLink {b}"),
+                    format!(
+                        "Allowed network {net} duplicated on NetworkLink {a} and NetworkLink {b}"
+                    ),
                     vec![],
                     "Each network is only allowed to cross a single network link.",
                 );

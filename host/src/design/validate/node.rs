@@ -134,8 +134,7 @@ pub(super) fn ipmi_validity(d: &Design, out: &mut Out) {
         let address = h.oob.network.as_ref().and_then(|net| {
             h.addressing
                 .iter()
-                .filter(|a| &a.network == net)
-                .next_back()
+                .rfind(|a| &a.network == net)
                 .and_then(|a| a.address.as_deref())
                 .filter(|a| *a != "dhcp" && !a.is_empty())
         });
@@ -221,7 +220,11 @@ pub fn valid_package_version(v: &str) -> bool {
 /// `BootactionPackageListValid` (DD4002): a `pkg_list` asset has packages
 /// (or a location), and each version is `[epoch:]upstream-revision`.
 pub(super) fn bootaction_package_list_valid(d: &Design, out: &mut Out) {
-    for doc in d.documents.iter().filter(|doc| doc.kind == Kind::BootAction) {
+    for doc in d
+        .documents
+        .iter()
+        .filter(|doc| doc.kind == Kind::BootAction)
+    {
         let me = || vec![DocRef::new(Kind::BootAction, &doc.name)];
         let assets = doc.data.get("assets").and_then(Value::as_array);
         for a in assets.into_iter().flatten() {

@@ -122,7 +122,12 @@ fn processing_error(doc: &Document) -> Option<(String, bool)> {
             let empty = data
                 .get("addressing")
                 .is_none_or(|a| a.as_array().is_none_or(Vec::is_empty));
-            empty.then(|| ("BaremetalNode needs at least 1 assigned address".into(), false))
+            empty.then(|| {
+                (
+                    "BaremetalNode needs at least 1 assigned address".into(),
+                    false,
+                )
+            })
         }
         Kind::NetworkLink => {
             let enum_field = |ptr: &str, allowed: &[&str]| {
@@ -284,7 +289,10 @@ pub(super) fn check(schema: &Value, inst: &Value, errors: &mut Vec<String>) {
             .collect();
         match s.get("additionalProperties") {
             Some(Value::Bool(false)) if !extras.is_empty() => {
-                let names: Vec<String> = extras.iter().map(|e| py_repr(&Value::from(e.as_str()))).collect();
+                let names: Vec<String> = extras
+                    .iter()
+                    .map(|e| py_repr(&Value::from(e.as_str())))
+                    .collect();
                 let verb = if names.len() == 1 { "was" } else { "were" };
                 errors.push(format!(
                     "Additional properties are not allowed ({} {verb} unexpected)",
@@ -301,7 +309,10 @@ pub(super) fn check(schema: &Value, inst: &Value, errors: &mut Vec<String>) {
         if let Some(required) = s.get("required").and_then(Value::as_array) {
             for r in required.iter().filter_map(Value::as_str) {
                 if !obj.contains_key(r) {
-                    errors.push(format!("{} is a required property", py_repr(&Value::from(r))));
+                    errors.push(format!(
+                        "{} is a required property",
+                        py_repr(&Value::from(r))
+                    ));
                 }
             }
         }
@@ -390,7 +401,10 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["'etc/x' does not match '^/.+'", "'rw' does not match '\\\\d{3}'"]
+            [
+                "'etc/x' does not match '^/.+'",
+                "'rw' does not match '\\\\d{3}'"
+            ]
         );
     }
 }

@@ -186,7 +186,11 @@ pub(super) fn storage_partitioning(d: &Design, out: &mut Out) {
                 );
             }
             backed.extend(dev.volume_group.iter());
-            backed.extend(partitions(dev).iter().filter_map(|p| p.volume_group.as_ref()));
+            backed.extend(
+                partitions(dev)
+                    .iter()
+                    .filter_map(|p| p.volume_group.as_ref()),
+            );
         }
         for vg in h.storage.volume_groups.keys() {
             if !backed.contains(&vg) {
@@ -262,11 +266,7 @@ pub(super) fn storage_sizing(d: &Design, out: &mut Out) {
             for lv in &spec.logical_volumes {
                 match percent_of(lv.size.as_deref()) {
                     None => {}
-                    Some(Err(e)) => out.error(
-                        format!("Logical Volume {}: {e}", lv.name),
-                        me(),
-                        "",
-                    ),
+                    Some(Err(e)) => out.error(format!("Logical Volume {}: {e}", lv.name), me(), ""),
                     Some(Ok(n)) => {
                         if n < 0 {
                             out.error(format!("Logical Volume {} size is < 0 ", lv.name), me(), "");
@@ -277,7 +277,9 @@ pub(super) fn storage_sizing(d: &Design, out: &mut Out) {
             }
             if sum > 99 {
                 out.error(
-                    format!("Cumulative logical volume size is greater than 99% in volume group {vg}"),
+                    format!(
+                        "Cumulative logical volume size is greater than 99% in volume group {vg}"
+                    ),
                     me(),
                     diag,
                 );
