@@ -671,3 +671,40 @@ fn resolve_profile(
     done.insert(name.to_owned(), merged.clone());
     Ok(merged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_parameter_references_resolve_as_drydocks() {
+        let hw: HardwareProfileSpec = serde_json::from_value(serde_json::json!({
+            "cpu_sets": {"sriov": "2,4"},
+            "hugepages": {"dpdk": {"size": "2M", "count": 530000}},
+        }))
+        .unwrap();
+        let r = |v: &str| resolve_kernel_param(v, Some(&hw)).map_err(|e| e.to_string());
+        assert_eq!(r("hardwareprofile:cpuset.sriov"), Ok("2,4".into()));
+        assert_eq!(r("hardwareprofile:hugepages.dpdk.size"), Ok("2M".into()));
+        assert_eq!(
+            r("hardwareprofile:hugepages.dpdk.count"),
+            Ok("530000".into())
+        );
+        assert_eq!(r("ttyS1,115200n8"), Ok("ttyS1,115200n8".into()));
+        assert_eq!(r("hardwareprofile:"), Ok("hardwareprofile:".into()));
+        assert_eq!(
+            r("hardwareprofile:cpuset.x"),
+            Err("CPU set x not found.".into())
+        );
+        assert_eq!(
+            r("hardwareprofile:hugepages.dpdk.pages"),
+            Err("Invalid field pages specified.".into())
+        );
+        assert_eq!(
+            r("hardwareprofile:numa.0"),
+            Err("Invalid configuration numa specified.".into())
+        );
+        assert!(r("hardwareprofile:cpuset").is_err());
+        assert!(resolve_kernel_param("hardwareprofile:cpuset.sriov", None).is_err());
+    }
+}

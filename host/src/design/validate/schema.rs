@@ -104,8 +104,10 @@ pub(super) fn ingestion(d: &Design) -> Vec<Finding> {
         }
         if let Some(e) = processing_error(doc) {
             out.push(dd000(vec![me], e.0, e.1));
-        } else if doc.kind != Kind::HostProfile
-            && let Some(m) = unreadable.get(&me)
+        } else if let Some(m) = unreadable.get(&me)
+            // A host profile's inheritance problems are the effective
+            // site's; its fields that do not read are ingestion's.
+            && (doc.kind != Kind::HostProfile || m.starts_with("HostProfile:"))
         {
             out.push(dd000(vec![me.clone()], (*m).clone(), true));
         }
