@@ -232,6 +232,27 @@ pub struct Node {
     pub rack: Option<String>,
     /// DNS domain.
     pub domain: Option<String>,
+    /// Device aliases of the node's hardware profile, by which interface
+    /// slaves and physical devices may be named; the host resolves them to
+    /// the node's own device names (from its `lshw` build data) before a
+    /// driver sees the node, as Drydock does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_aliases: Vec<DeviceAlias>,
+}
+
+/// A device alias of a hardware profile: a device by its bus address.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceAlias {
+    /// The alias, e.g. `prim_nic01`.
+    pub alias: String,
+    /// `pci` or `scsi`.
+    pub bus_type: String,
+    /// Bus address (`0000:00:03.0`), or `regexp:<pattern>` matching the PCI
+    /// addresses of network devices.
+    pub address: String,
+    /// Device description.
+    pub dev_type: Option<String>,
 }
 
 /// A boot device.

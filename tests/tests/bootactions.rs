@@ -43,7 +43,7 @@ fn design_dir() -> PathBuf {
                "data_pipeline": ["template"]}),
         json!({"type": "unit", "path": "/lib/systemd/system/hello.service", "permissions": "644",
                "data": "[Service]\nExecStart=/var/tmp/hello.sh\n"}),
-        json!({"type": "pkg_list", "data": {"curl": null, "jq": "1.6*"}}),
+        json!({"type": "pkg_list", "data": {"curl": null, "jq": "1.6-1ubuntu0.1"}}),
     ]);
     let mut quiet = hello.clone();
     quiet["metadata"]["name"] = json!("quiet");
@@ -222,7 +222,7 @@ async fn nodes_fetch_their_assets_and_deploy_nodes_waits_for_their_reports() {
         (doc, script)
     };
     let (doc, first_boot) = script("cmp01");
-    assert_eq!(doc["packages"], json!(["curl", "jq=1.6*"]));
+    assert_eq!(doc["packages"], json!(["curl", "jq=1.6-1ubuntu0.1"]));
     assert_eq!(doc["runcmd"][0][0], "/bin/sh");
     assert!(
         first_boot.contains(&format!("u='{URL}'")) && first_boot.contains("nodes/cmp01/$t"),

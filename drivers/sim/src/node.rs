@@ -5,7 +5,9 @@
 //! it was PXE-booted (its boot override is PXE and it was powered on by the
 //! sim oob interface, as a real bootstrapper sees a node only once it boots
 //! from the network); setting `enlist = always` enlists any node at once.
-//! configure_hardware moves it to `Ready`, the
+//! configure_hardware moves it to `Ready` (reporting the node's hardware as
+//! `lshw` build data: [`LSHW`], the devices of Drydock's documented
+//! hardware profile example), the
 //! apply actions record what they applied, deploy moves it to `Deployed`,
 //! destroy deletes it. Site-wide actions record what they got under `site/`.
 
@@ -18,11 +20,63 @@ use serde_json::{Value, json};
 use crate::chaos::begin;
 use crate::{Sim, fnv1a};
 
-/// Images and their kernels.
+/// Images and their kernels, as MAAS names Ubuntu's LTS releases (the
+/// images and kernels Drydock's designs name: `image: xenial`,
+/// `kernel: ga-16.04` or `hwe-16.04`, through noble).
 const IMAGES: &[(&str, &[&str])] = &[
-    ("jammy", &["ga-22.04", "hwe-22.04"]),
-    ("noble", &["ga-24.04", "hwe-24.04"]),
+    ("xenial", &["ga-16.04", "hwe-16.04", "hwe-16.04-edge"]),
+    ("bionic", &["ga-18.04", "hwe-18.04", "hwe-18.04-edge"]),
+    ("focal", &["ga-20.04", "hwe-20.04", "hwe-20.04-edge"]),
+    ("jammy", &["ga-22.04", "hwe-22.04", "hwe-22.04-edge"]),
+    ("noble", &["ga-24.04", "hwe-24.04", "hwe-24.04-edge"]),
 ];
+
+/// The image deployed when a node names none.
+const DEFAULT_IMAGE: &str = "jammy";
+
+/// What `lshw -xml` reports for every simulated node: two NICs at PCI
+/// `0000:00:03.0` (`enp0s3`) and `0000:00:04.0` (`enp0s4`) and disks at SCSI
+/// `2:0.0.0` (`/dev/sda`) and `2:0.1.0` (`/dev/sdb`), the addresses of
+/// Drydock's documented `HardwareProfile` example, so designs that name
+/// devices by alias resolve as on that hardware.
+pub const LSHW: &str = r#"<?xml version="1.0" standalone="yes" ?>
+<list>
+<node id="sim" claimed="true" class="system" handle="DMI:0001">
+ <description>Computer</description>
+ <product>Drydock simulated node</product>
+ <node id="core" claimed="true" class="bus" handle="DMI:0008">
+  <node id="pci" claimed="true" class="bridge" handle="PCIBUS:0000:00">
+   <businfo>pci@0000:00:00.0</businfo>
+   <node id="network:0" claimed="true" class="network" handle="PCI:0000:00:03.0">
+    <description>Ethernet interface</description>
+    <product>82540EM Gigabit Ethernet Controller</product>
+    <businfo>pci@0000:00:03.0</businfo>
+    <logicalname>enp0s3</logicalname>
+   </node>
+   <node id="network:1" claimed="true" class="network" handle="PCI:0000:00:04.0">
+    <description>Ethernet interface</description>
+    <product>82540EM Gigabit Ethernet Controller</product>
+    <businfo>pci@0000:00:04.0</businfo>
+    <logicalname>enp0s4</logicalname>
+   </node>
+   <node id="scsi" claimed="true" class="storage" handle="PCI:0000:00:0d.0">
+    <businfo>pci@0000:00:0d.0</businfo>
+    <node id="disk:0" claimed="true" class="disk" handle="SCSI:02:00:00:00">
+     <product>VBOX HARDDISK</product>
+     <businfo>scsi@2:0.0.0</businfo>
+     <logicalname>/dev/sda</logicalname>
+    </node>
+    <node id="disk:1" claimed="true" class="disk" handle="SCSI:02:00:01:00">
+     <product>VBOX HARDDISK</product>
+     <businfo>scsi@2:0.1.0</businfo>
+     <logicalname>/dev/sdb</logicalname>
+    </node>
+   </node>
+  </node>
+ </node>
+</node>
+</list>
+"#;
 
 /// What the simulated bootstrapper knows of a node.
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,6 +140,9 @@ impl NodeDriver for Sim {
             "links": site.links.iter().map(|l| &l.name).collect::<Vec<_>>(),
             "networks": site.networks.iter().map(|n| json!({
                 "name": n.name, "cidr": n.cidr, "vlan": n.vlan,
+                "routes": n.routes.iter().map(|r| json!({
+                    "subnet": r.subnet, "gateway": r.gateway, "metric": r.metric,
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
         ctx.kv_set_json("site/network_template", &template)
@@ -170,6 +227,7 @@ impl NodeDriver for Sim {
         if record.status == "New" {
             record.status = "Ready".to_string();
             save(ctx, node, &record)?;
+            ctx.build_data("lshw", "text/xml", LSHW);
             ctx.info(format!("{} commissioned", node.name));
         }
         Ok(())
@@ -196,7 +254,7 @@ impl NodeDriver for Sim {
         let interfaces: Vec<Value> = node
             .interfaces
             .iter()
-            .map(|i| json!({ "name": i.name, "networks": i.networks }))
+            .map(|i| json!({ "name": i.name, "slaves": i.slaves, "networks": i.networks }))
             .collect();
         apply(
             ctx,
@@ -231,7 +289,7 @@ impl NodeDriver for Sim {
         if record.status == "Deployed" {
             return Ok(());
         }
-        let image = node.platform.image.as_deref().unwrap_or(IMAGES[0].0);
+        let image = node.platform.image.as_deref().unwrap_or(DEFAULT_IMAGE);
         let Some(available) = kernels(image) else {
             return Err(DriverError::InvalidInput(format!(
                 "deploy_node on {}: image `{image}` is not available",

@@ -23,7 +23,6 @@ use super::AppState;
 use super::auth::{Authorized, ValidateSiteDesign};
 use super::error::{ApiError, JsonBody};
 use super::view::timestamp;
-use crate::design::validate::RULES;
 use crate::design::{Finding, SourceError};
 
 impl From<SourceError> for ApiError {
@@ -87,37 +86,25 @@ fn status(errors: usize, list: Vec<Value>) -> (StatusCode, Value) {
     )
 }
 
-/// Drydock's status body for a list of findings: one message per finding,
-/// then an `Info` "Validation successful." per rule without an error.
+/// Drydock's status body for a list of findings, in the order validation
+/// made them (errors and warnings, and the `Info` "Validation successful."
+/// of each rule that found no error): each a `ValidationMessage` named by
+/// its rule's code, with its diagnostic.
 pub fn status_body(findings: &[Finding]) -> (StatusCode, Value) {
     let errors = findings.iter().filter(|f| f.is_error()).count();
-    let mut list: Vec<Value> = findings
+    let list: Vec<Value> = findings
         .iter()
         .map(|f| {
             message(
-                f.rule,
+                f.code,
                 &f.message,
                 serde_json::to_value(f.level).unwrap_or(Value::Null),
                 f.is_error(),
-                json!(format!("see rule `{}`", f.rule)),
+                json!(f.diagnostic),
                 json!(f.documents),
             )
         })
         .collect();
-    for rule in RULES {
-        let mine = || findings.iter().filter(|f| f.rule == *rule);
-        if mine().any(|f| f.is_error()) || mine().any(|f| f.message.contains(RULE_PASSED)) {
-            continue;
-        }
-        list.push(message(
-            rule,
-            RULE_PASSED,
-            json!("Info"),
-            false,
-            json!(""),
-            json!([]),
-        ));
-    }
     status(errors, list)
 }
 
@@ -175,42 +162,39 @@ mod tests {
     use crate::design::validate::Level;
 
     #[test]
-    fn one_info_per_passing_rule() {
-        let findings = vec![Finding {
-            rule: RULES[0],
-            message: "bad".into(),
-            level: Level::Error,
+    fn findings_become_validation_messages() {
+        let finding = |code: &'static str, level: Level, text: &str| Finding {
+            rule: "MtuRational",
+            code,
+            message: text.into(),
+            diagnostic: "fix it".into(),
+            level,
             documents: vec![],
-        }];
+        };
+        let findings = vec![
+            finding("DD1003", Level::Error, "bad"),
+            finding("DD2002", Level::Info, RULE_PASSED),
+        ];
         let (code, body) = status_body(&findings);
         assert_eq!(code, StatusCode::BAD_REQUEST);
         assert_eq!(body["status"], "Failure");
         assert_eq!(body["code"], 400);
         assert_eq!(body["details"]["errorCount"], 1);
         let list = body["details"]["messageList"].as_array().unwrap();
-        assert_eq!(list.len(), RULES.len());
-        assert_eq!(list[0]["name"], RULES[0]);
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["name"], "DD1003");
         assert_eq!(list[0]["level"], "Error");
+        assert_eq!(list[0]["diagnostic"], "fix it");
+        assert_eq!(list[1]["message"], RULE_PASSED);
+        assert_eq!(list[1]["error"], false);
         assert!(
             list.iter()
                 .all(|m| m["kind"] == "ValidationMessage" && m["ts"].is_string())
         );
-        let infos: Vec<_> = list.iter().filter(|m| m["level"] == "Info").collect();
-        assert_eq!(infos.len(), RULES.len() - 1);
-        assert!(
-            infos
-                .iter()
-                .all(|m| m["message"] == RULE_PASSED && m["error"] == false)
-        );
-        assert!(!infos.iter().any(|m| m["name"] == RULES[0]));
 
-        let (code, body) = status_body(&[]);
+        let (code, body) = status_body(&findings[1..]);
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["status"], "Success");
         assert_eq!(body["message"], "Site design passed validation");
-        assert_eq!(
-            body["details"]["messageList"].as_array().unwrap().len(),
-            RULES.len()
-        );
     }
 }

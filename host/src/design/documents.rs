@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+pub use super::ingest::{DEFAULT_DOMAIN, EffectiveBonding, scalar_text};
+
 /// A YAML parse failure with its position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid YAML{}: {message}", location.map(|(l, c)| format!(" at line {l}, column {c}")).unwrap_or_default())]
@@ -79,11 +81,25 @@ impl Kind {
     }
 }
 
+/// Which of Drydock's two document forms a document is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Form {
+    /// `schema: drydock/<Kind>/v1` with `data:` (Drydock's Deckhand
+    /// ingester, which checks each body against Drydock's JSON schema).
+    #[default]
+    Deckhand,
+    /// `apiVersion: drydock/v1`, `kind:`, `spec:` (Drydock's YAML ingester,
+    /// which checks no schema).
+    Legacy,
+}
+
 /// One Drydock document: kind, name and its body (`data` or `spec`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Document {
     /// Kind.
     pub kind: Kind,
+    /// The form it was written in.
+    pub form: Form,
     /// `metadata.name`.
     pub name: String,
     /// The body as JSON.
@@ -137,8 +153,9 @@ pub fn parse_stream(text: &str) -> Result<(Vec<Document>, Vec<Malformed>), YamlE
         }
         match classify(&value) {
             Ok(None) => {}
-            Ok(Some((kind, name, data))) => docs.push(Document {
+            Ok(Some((kind, form, name, data))) => docs.push(Document {
                 kind,
+                form,
                 name,
                 data,
                 index,
@@ -149,31 +166,38 @@ pub fn parse_stream(text: &str) -> Result<(Vec<Document>, Vec<Malformed>), YamlE
     Ok((docs, bad))
 }
 
-/// `Ok(None)` for documents of other systems.
-fn classify(v: &Value) -> Result<Option<(Kind, String, Value)>, String> {
-    let (kind_name, body) = if let Some(schema) = v.get("schema").and_then(Value::as_str) {
-        let mut parts = schema.split('/');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some("drydock"), Some(kind), Some(_version)) => (kind.to_owned(), v.get("data")),
-            (Some("drydock"), _, _) => {
-                return Err(format!("schema `{schema}` is not drydock/<Kind>/<version>"));
-            }
-            _ => return Ok(None),
+/// `Ok(None)` for documents of other systems (and, as Drydock's Deckhand
+/// ingester does, for a `schema` that is not three `/`-separated parts).
+/// Errors carry Drydock's ingestion messages.
+fn classify(v: &Value) -> Result<Option<(Kind, Form, String, Value)>, String> {
+    let (kind_name, form, body) = if let Some(schema) = v.get("schema").and_then(Value::as_str) {
+        let parts: Vec<&str> = schema.split('/').collect();
+        let [namespace, kind, version] = parts[..] else {
+            return Ok(None);
+        };
+        if namespace != "drydock" {
+            return Ok(None);
         }
+        if version != "v1" || Kind::parse(kind).is_none() {
+            return Err(format!(
+                "Invalid document - Kind {kind} and Version {version}"
+            ));
+        }
+        (kind.to_owned(), Form::Deckhand, v.get("data"))
     } else if let Some(api) = v.get("apiVersion").and_then(Value::as_str) {
         if !api.starts_with("drydock/") {
             return Ok(None);
         }
-        let kind = v
-            .get("kind")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("document with apiVersion `{api}` has no kind"))?;
-        (kind.to_owned(), v.get("spec"))
+        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if Kind::parse(kind).is_none() {
+            return Err(format!("Invalid document Kind {kind}"));
+        }
+        (kind.to_owned(), Form::Legacy, v.get("spec"))
     } else {
         return Ok(None);
     };
     let kind =
-        Kind::parse(&kind_name).ok_or_else(|| format!("unknown Drydock kind `{kind_name}`"))?;
+        Kind::parse(&kind_name).ok_or_else(|| format!("Invalid document Kind {kind_name}"))?;
     let name = v
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -185,7 +209,7 @@ fn classify(v: &Value) -> Result<Option<(Kind, String, Value)>, String> {
         Some(b @ Value::Object(_)) => b.clone(),
         Some(_) => return Err(format!("{kind_name} `{name}`: the body is not a mapping")),
     };
-    Ok(Some((kind, name, data)))
+    Ok(Some((kind, form, name, data)))
 }
 
 // ------------------------------------------------------------------ bodies
@@ -233,17 +257,17 @@ pub struct RackSpec {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Bonding {
-    /// `disabled`, `802.3ad`, `active-backup`, `balance-rr`...
+    /// `disabled` (default), `802.3ad`, `active-backup` or `balance-rr`.
     pub mode: Option<String>,
-    /// 802.3ad transmit hash policy.
+    /// 802.3ad transmit hash policy (Drydock's default `layer3+4`).
     pub hash: Option<String>,
-    /// 802.3ad LACP rate.
+    /// 802.3ad LACP rate (Drydock's default `fast`).
     pub peer_rate: Option<String>,
-    /// Link monitoring interval (ms).
+    /// Link monitoring interval in ms (Drydock's default 100 for bonds).
     pub mon_rate: Option<u32>,
-    /// Up delay (ms).
+    /// Up delay in ms (Drydock's default 200 for bonds).
     pub up_delay: Option<u32>,
-    /// Down delay (ms).
+    /// Down delay in ms (Drydock's default 200 for bonds).
     pub down_delay: Option<u32>,
 }
 
@@ -286,16 +310,20 @@ pub struct RangeSpec {
     pub end: String,
 }
 
-/// `Network.routes[]`.
+/// `Network.routes[]`: to an explicit `subnet`, or (with `routedomain`)
+/// to every network of a route domain, which Drydock renders into one
+/// route per member network.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RouteSpec {
-    /// Destination CIDR.
-    pub subnet: String,
+    /// Destination CIDR (absent on a route-domain route).
+    pub subnet: Option<String>,
     /// Next hop.
-    pub gateway: String,
+    pub gateway: Option<String>,
     /// Metric.
     pub metric: Option<u32>,
+    /// The route domain this route reaches.
+    pub routedomain: Option<String>,
 }
 
 /// `Network.dns`.
@@ -306,6 +334,16 @@ pub struct DnsSpec {
     pub domain: Option<String>,
     /// Comma-separated servers.
     pub servers: Option<String>,
+}
+
+/// `Network.dhcp_relay`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DhcpRelaySpec {
+    /// The relay's own address.
+    pub self_ip: Option<String>,
+    /// The DHCP server requests are relayed to.
+    pub upstream_target: Option<String>,
 }
 
 /// `Network` body.
@@ -322,10 +360,14 @@ pub struct NetworkSpec {
     pub ranges: Vec<RangeSpec>,
     /// Static routes.
     pub routes: Vec<RouteSpec>,
+    /// The route domain the network belongs to.
+    pub routedomain: Option<String>,
     /// DNS.
     pub dns: DnsSpec,
+    /// DHCP relay.
+    pub dhcp_relay: Option<DhcpRelaySpec>,
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, Value>,
 }
 
 impl NetworkSpec {
@@ -345,14 +387,28 @@ impl NetworkSpec {
     }
 }
 
-/// `HardwareProfile.hugepages.<name>`.
+/// `HardwareProfile.hugepages.<name>`. Drydock keeps `size` as a string
+/// used as-is (`1G`) and `count` as a non-negative integer.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Hugepages {
-    /// Page size (`2M` or `1G`).
-    pub size: String,
+    /// Page size, as the kernel reads it.
+    pub size: Option<Value>,
     /// Page count.
-    pub count: i64,
+    pub count: Option<Value>,
+}
+
+/// `HardwareProfile.device_aliases.<alias>`: a device by its bus address.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct DeviceAlias {
+    /// Bus address (`0000:00:03.0`, `2:0.0.0`), or `regexp:<pattern>` for
+    /// network devices whose PCI address matches.
+    pub address: Option<String>,
+    /// Device description.
+    pub dev_type: Option<String>,
+    /// `pci` (network interfaces) or `scsi` (disks).
+    pub bus_type: Option<String>,
 }
 
 /// `HardwareProfile` body.
@@ -361,15 +417,23 @@ pub struct Hugepages {
 pub struct HardwareProfileSpec {
     /// Vendor.
     pub vendor: Option<String>,
+    /// Generation.
+    pub generation: Option<String>,
+    /// Hardware version.
+    pub hw_version: Option<String>,
+    /// BIOS version.
+    pub bios_version: Option<String>,
     /// `bios` or `uefi`.
     pub boot_mode: Option<String>,
+    /// `pxe`, `usb` or `hdd`.
+    pub bootstrap_protocol: Option<String>,
     /// Interface used to PXE boot.
     pub pxe_interface: Option<Value>,
-    /// Device aliases (alias → `{address, dev_type, bus_type}`).
-    pub device_aliases: BTreeMap<String, Value>,
+    /// Device aliases.
+    pub device_aliases: BTreeMap<String, DeviceAlias>,
     /// Hugepage pools.
     pub hugepages: BTreeMap<String, Hugepages>,
-    /// CPU sets.
+    /// CPU sets (name → CPU list such as `2,4`).
     pub cpu_sets: BTreeMap<String, Value>,
 }
 

@@ -6,21 +6,24 @@
 //! inheritance), validated with Drydock's rules ([`validate`]) and turned into
 //! the [`model::Node`]s and site data the drivers get.
 
+pub mod aliases;
 pub mod bootaction;
 pub mod documents;
+pub mod ingest;
 pub mod source;
 pub mod validate;
 
 use crate::model::{self, PortMode, PortVlans};
 use documents::{
-    DocRef, Document, HardwareProfileSpec, HostSpec, Kind, Malformed, NetworkLinkSpec, NetworkSpec,
-    RackSpec, RegionSpec, YamlError, inherit, parse_stream, strip_removals,
+    DEFAULT_DOMAIN, DocRef, Document, HardwareProfileSpec, HostSpec, Kind, Malformed,
+    NetworkLinkSpec, NetworkSpec, RackSpec, RegionSpec, YamlError, inherit, parse_stream,
+    scalar_text, strip_removals,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub use source::{DesignSource, SourceError};
-pub use validate::{Finding, Level, PlatformCatalog};
+pub use validate::{Finding, Level, PlatformCatalog, Report, Rule, RuleOutcome};
 
 /// A parsed site design. Built once per task (and cached by content).
 #[derive(Clone, Debug, Default)]
@@ -125,6 +128,7 @@ impl Design {
                 Ok(v) => {
                     let doc = Document {
                         kind: Kind::HostProfile,
+                        form: documents::Form::Deckhand,
                         name: name.clone(),
                         data: v.clone(),
                         index: 0,
@@ -214,6 +218,7 @@ impl Design {
                 allowed_networks: l.allowed_networks.clone(),
             })
             .collect();
+        let mut routes = self.rendered_routes();
         let networks = self
             .networks
             .iter()
@@ -222,15 +227,7 @@ impl Design {
                 cidr: n.cidr.clone(),
                 vlan: n.vlan_id().ok().flatten(),
                 mtu: n.mtu.unwrap_or(1500),
-                routes: n
-                    .routes
-                    .iter()
-                    .map(|r| model::Route {
-                        subnet: r.subnet.clone(),
-                        gateway: r.gateway.clone(),
-                        metric: r.metric.unwrap_or(100),
-                    })
-                    .collect(),
+                routes: routes.remove(name).unwrap_or_default(),
                 ranges: n
                     .ranges
                     .iter()
@@ -250,10 +247,75 @@ impl Design {
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
                     .collect(),
-                dns_domain: n.dns.domain.clone(),
+                dns_domain: Some(n.dns_domain()),
             })
             .collect();
         model::SiteNetworks { links, networks }
+    }
+
+    /// Networks in document order (the first of duplicates).
+    fn networks_in_order(&self) -> Vec<(&String, &NetworkSpec)> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.documents
+            .iter()
+            .filter(|doc| doc.kind == Kind::Network)
+            .filter_map(|doc| self.networks.get_key_value(&doc.name))
+            .filter(|(n, _)| seen.insert(n.as_str()))
+            .collect()
+    }
+
+    /// Each network's static routes as Drydock renders them: its routes to
+    /// a `subnet`, then, for each route domain a route of the network names
+    /// (with a gateway and a metric, the first such route per domain), a
+    /// route to every other member network's CIDR through that gateway.
+    /// Route-domain routes themselves are placeholders that reach no driver,
+    /// as in Drydock's MAAS driver; a route without a metric gets 100.
+    pub fn rendered_routes(&self) -> BTreeMap<String, Vec<model::Route>> {
+        let networks = self.networks_in_order();
+        let mut domains: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (_, n) in &networks {
+            if let Some(rd) = n.routedomain.as_deref() {
+                domains.entry(rd).or_default().push(n.cidr.as_str());
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (name, n) in &networks {
+            let mut routes: Vec<model::Route> = n
+                .routes
+                .iter()
+                .filter_map(|r| {
+                    Some(model::Route {
+                        subnet: r.subnet.clone().filter(|s| !s.is_empty())?,
+                        gateway: r.gateway.clone().unwrap_or_default(),
+                        metric: r.metric.unwrap_or(100),
+                    })
+                })
+                .collect();
+            for (rd, cidrs) in &domains {
+                let Some(route) = n
+                    .routes
+                    .iter()
+                    .find(|r| r.routedomain.as_deref() == Some(*rd))
+                else {
+                    continue;
+                };
+                let (Some(gateway), Some(metric)) = (&route.gateway, route.metric) else {
+                    continue;
+                };
+                routes.extend(
+                    cidrs
+                        .iter()
+                        .filter(|c| **c != n.cidr)
+                        .map(|c| model::Route {
+                            subnet: (*c).to_owned(),
+                            gateway: gateway.clone(),
+                            metric,
+                        }),
+                );
+            }
+            out.insert((*name).clone(), routes);
+        }
+        out
     }
 
     /// Every node as drivers get it, by name. Credentials are not resolved
@@ -345,15 +407,23 @@ impl Design {
                     name: dname.clone(),
                     partition_table: d.partition_table.clone(),
                     volume_group: d.volume_group.clone(),
+                    // As Drydock ingests storage: a volume group member
+                    // has no partitions, a volume group's partition no
+                    // filesystem.
                     partitions: d
                         .partitions
                         .iter()
+                        .filter(|_| d.volume_group.is_none())
                         .map(|p| model::Partition {
                             name: p.name.clone(),
                             size: p.size.clone().unwrap_or_default(),
                             bootable: p.bootable,
                             volume_group: p.volume_group.clone(),
-                            filesystem: p.filesystem.as_ref().map(filesystem),
+                            filesystem: p
+                                .filesystem
+                                .as_ref()
+                                .filter(|_| p.volume_group.is_none())
+                                .map(filesystem),
                         })
                         .collect(),
                 })
@@ -376,6 +446,10 @@ impl Design {
                 })
                 .collect(),
         };
+        let hardware = spec
+            .hardware_profile
+            .as_ref()
+            .and_then(|p| self.hardware.get(p));
         let platform = model::Platform {
             image: spec.platform.image.clone(),
             kernel: spec.platform.kernel.clone(),
@@ -385,14 +459,31 @@ impl Design {
                 .iter()
                 .map(|(k, v)| {
                     let v = match v {
-                        Value::String(s) => s.clone(),
                         Value::Bool(true) => String::new(),
-                        other => other.to_string(),
+                        Value::String(s) => {
+                            resolve_kernel_param(s, hardware).unwrap_or_else(|_| s.clone())
+                        }
+                        other => scalar_text(other).unwrap_or_else(|| other.to_string()),
                     };
                     (k.clone(), v)
                 })
                 .collect(),
         };
+        let device_aliases = hardware
+            .map(|hw| {
+                hw.device_aliases
+                    .iter()
+                    .filter_map(|(alias, a)| {
+                        Some(model::DeviceAlias {
+                            alias: alias.clone(),
+                            bus_type: a.bus_type.clone()?,
+                            address: a.address.clone()?,
+                            dev_type: a.dev_type.clone(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         model::Node {
             name: name.to_owned(),
             oob,
@@ -403,11 +494,14 @@ impl Design {
             tags: spec.metadata.tags.clone(),
             labels: spec.metadata.owner_data.clone(),
             rack: spec.metadata.rack.clone(),
-            domain: spec
-                .primary_network
-                .as_deref()
-                .and_then(|n| self.networks.get(n))
-                .and_then(|n| n.dns.domain.clone()),
+            domain: Some(
+                spec.primary_network
+                    .as_deref()
+                    .and_then(|n| self.networks.get(n))
+                    .map(NetworkSpec::dns_domain)
+                    .unwrap_or_else(|| DEFAULT_DOMAIN.to_owned()),
+            ),
+            device_aliases,
         }
     }
 
@@ -489,7 +583,58 @@ fn filesystem(f: &documents::FilesystemSpec) -> model::Filesystem {
     model::Filesystem {
         mountpoint: f.mountpoint.clone(),
         fstype: f.fstype.clone().unwrap_or_else(|| "ext4".into()),
-        mount_options: f.mount_options.clone(),
+        mount_options: Some(f.mount_options.clone().unwrap_or_else(|| "defaults".into())),
+    }
+}
+
+/// Why a `hardwareprofile:` kernel parameter reference does not resolve
+/// (Drydock's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReferenceError(String);
+
+/// Resolves a kernel parameter value as Drydock does: values
+/// `hardwareprofile:cpuset.<set>`, `hardwareprofile:hugepages.<conf>.size`
+/// and `hardwareprofile:hugepages.<conf>.count` come from the node's
+/// hardware profile; any other value is itself. (Drydock logs an error
+/// and keeps the text when a reference does not resolve.)
+pub fn resolve_kernel_param(
+    value: &str,
+    hardware: Option<&HardwareProfileSpec>,
+) -> Result<String, ReferenceError> {
+    let bad = |m: String| Err(ReferenceError(m));
+    let Some(reference) = value.strip_prefix("hardwareprofile:") else {
+        return Ok(value.to_owned());
+    };
+    if reference.is_empty() {
+        return Ok(value.to_owned());
+    }
+    let Some((kind, name)) = reference.split_once('.') else {
+        return bad(format!("Invalid parameter reference {reference}."));
+    };
+    let Some(hw) = hardware else {
+        return bad("Hardware profile not found.".into());
+    };
+    match kind {
+        "cpuset" => match hw.cpu_sets.get(name).and_then(scalar_text) {
+            Some(cpus) => Ok(cpus),
+            None => bad(format!("CPU set {name} not found.")),
+        },
+        "hugepages" => {
+            let (conf, field) = name.split_once('.').unwrap_or((name, ""));
+            let Some(pool) = hw.hugepages.get(conf) else {
+                return bad(format!("Hugepage configuration {conf} not found."));
+            };
+            let found = match field {
+                "size" => pool.size_text(),
+                "count" => pool.count_value().ok().flatten().map(|c| c.to_string()),
+                other => return bad(format!("Invalid field {other} specified.")),
+            };
+            found.ok_or_else(|| {
+                ReferenceError(format!("Hugepage configuration {conf} has no {field}."))
+            })
+        }
+        other => bad(format!("Invalid configuration {other} specified.")),
     }
 }
 
@@ -525,4 +670,41 @@ fn resolve_profile(
     path.pop();
     done.insert(name.to_owned(), merged.clone());
     Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_parameter_references_resolve_as_drydocks() {
+        let hw: HardwareProfileSpec = serde_json::from_value(serde_json::json!({
+            "cpu_sets": {"sriov": "2,4"},
+            "hugepages": {"dpdk": {"size": "2M", "count": 530000}},
+        }))
+        .unwrap();
+        let r = |v: &str| resolve_kernel_param(v, Some(&hw)).map_err(|e| e.to_string());
+        assert_eq!(r("hardwareprofile:cpuset.sriov"), Ok("2,4".into()));
+        assert_eq!(r("hardwareprofile:hugepages.dpdk.size"), Ok("2M".into()));
+        assert_eq!(
+            r("hardwareprofile:hugepages.dpdk.count"),
+            Ok("530000".into())
+        );
+        assert_eq!(r("ttyS1,115200n8"), Ok("ttyS1,115200n8".into()));
+        assert_eq!(r("hardwareprofile:"), Ok("hardwareprofile:".into()));
+        assert_eq!(
+            r("hardwareprofile:cpuset.x"),
+            Err("CPU set x not found.".into())
+        );
+        assert_eq!(
+            r("hardwareprofile:hugepages.dpdk.pages"),
+            Err("Invalid field pages specified.".into())
+        );
+        assert_eq!(
+            r("hardwareprofile:numa.0"),
+            Err("Invalid configuration numa specified.".into())
+        );
+        assert!(r("hardwareprofile:cpuset").is_err());
+        assert!(resolve_kernel_param("hardwareprofile:cpuset.sriov", None).is_err());
+    }
 }

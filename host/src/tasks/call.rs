@@ -270,6 +270,7 @@ async fn load_node(
         .node_addresses
         .check_node(&node, network)
         .map_err(|e| SetupError(format!("node {name}: {e}")))?;
+    resolve_device_aliases(shared, &mut node).await?;
     let secrets = &shared.secrets;
     let (oob, switch) = (crate::secrets::Scope::Oob, crate::secrets::Scope::Switch);
     if let Some(secret) = record
@@ -300,6 +301,30 @@ async fn load_node(
         }
     }
     Ok(node)
+}
+
+/// Names the node's devices as its latest `lshw` build data does where the
+/// design names them by a hardware profile's device alias (as Drydock does
+/// before its node driver acts); unchanged without `lshw` data.
+async fn resolve_device_aliases(shared: &Shared, node: &mut model::Node) -> Result<(), SetupError> {
+    if node.device_aliases.is_empty() {
+        return Ok(());
+    }
+    let data = shared
+        .store
+        .build_data_for_node(&node.name, true)
+        .await
+        .map_err(|e| SetupError(format!("reading node {}'s build data: {e}", node.name)))?;
+    let Some(lshw) = data.iter().find(|b| b.generator == "lshw") else {
+        return Ok(());
+    };
+    match crate::design::aliases::logical_names(&lshw.content, &node.device_aliases) {
+        Ok(names) => crate::design::aliases::apply(node, &names),
+        Err(e) => {
+            tracing::warn!(node = %node.name, error = %e, "device aliases left unresolved")
+        }
+    }
+    Ok(())
 }
 
 /// [`load_node`], waiting out a database outage (the node and its secrets

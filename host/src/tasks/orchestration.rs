@@ -82,10 +82,14 @@ pub(super) async fn start(
             message: f.message.clone(),
             error: f.is_error(),
             context_type: "design".into(),
-            context: f.rule.into(),
-            extra: Some(
-                serde_json::json!({"rule": f.rule, "level": f.level, "documents": f.documents}),
-            ),
+            context: f.code.into(),
+            extra: Some(serde_json::json!({
+                "rule": f.rule,
+                "name": f.code,
+                "level": f.level,
+                "diagnostic": f.diagnostic,
+                "documents": f.documents,
+            })),
         })
         .collect();
     store.add_messages(&messages).await?;
@@ -107,7 +111,10 @@ pub(super) async fn start(
         );
         outcome.result_message = Some(format!(
             "the site design is valid ({} warning(s))",
-            findings.len()
+            findings
+                .iter()
+                .filter(|f| f.level == crate::design::Level::Warning)
+                .count()
         ));
         store.finish_tasks(&[outcome]).await?;
         shared.announce_finished(t.id);
