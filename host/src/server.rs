@@ -316,6 +316,8 @@ pub async fn start(cfg: Config) -> Result<Server> {
                 }
                 ok
             }),
+            design_sources: cfg.design_sources.clone(),
+            design_limits: cfg.design_limits.clone(),
             secrets: cfg.secrets.clone(),
             leader: crate::tasks::LeaderConfig {
                 lease: Duration::from_millis(cfg.leader.lease_ms),

@@ -80,7 +80,10 @@ pub async fn validate(
     }
     let design = state.engine.load_design(&body.href).await?;
     let catalog = state.engine.platform_catalog().await;
-    let findings = crate::design::validate::validate(&design, catalog.as_ref());
+    let findings = state
+        .engine
+        .validate_design(&body.href, &design, catalog)
+        .await?;
     let (code, body) = status_body(&findings);
     Ok((code, Json(body)).into_response())
 }

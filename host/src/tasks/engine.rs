@@ -72,6 +72,10 @@ pub struct EngineConfig {
     pub write_batch: usize,
     /// Directory `file:` design references are read from (none: refused).
     pub design_dir: Option<std::path::PathBuf>,
+    /// Where designs and boot-action assets may be fetched from.
+    pub design_sources: crate::design::DesignSources,
+    /// What one design may cost.
+    pub design_limits: crate::design::DesignLimits,
     /// Secrets from the config file (tried before the environment and the
     /// database).
     pub secrets: crate::drivers::GrantedSecrets,
@@ -96,6 +100,8 @@ impl Default for EngineConfig {
             timeouts: BTreeMap::new(),
             write_batch: 1000,
             design_dir: None,
+            design_sources: Default::default(),
+            design_limits: Default::default(),
             secrets: Default::default(),
             leader: LeaderConfig::default(),
             boot_action_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
@@ -196,8 +202,12 @@ impl Engine {
         cfg: EngineConfig,
     ) -> Result<Engine, EngineError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let designs = DesignSource::new(cfg.design_dir.as_deref())
-            .map_err(|e| EngineError::Invalid(format!("design directory: {e}")))?;
+        let designs = DesignSource::new(
+            cfg.design_dir.as_deref(),
+            &cfg.design_sources,
+            cfg.design_limits.clone(),
+        )
+        .map_err(|e| EngineError::Invalid(format!("design sources: {e}")))?;
         let secrets = Secrets::standard(cfg.secrets.clone(), store.clone());
         // Lead (or learn who leads) before taking any work.
         let leadership = Arc::new(Leadership::new(cfg.instance_id.clone(), cfg.leader.clone()));
@@ -1400,6 +1410,25 @@ impl Engine {
         self.inner.designs.load(design_ref).await
     }
 
+    /// Validates `design` (fetched from `design_ref`) off the async workers
+    /// within the design time budget.
+    pub async fn validate_design(
+        &self,
+        design_ref: &str,
+        design: &Arc<Design>,
+        catalog: Option<PlatformCatalog>,
+    ) -> Result<Vec<crate::design::Finding>, crate::design::SourceError> {
+        self.inner
+            .designs
+            .validate(design_ref, design.clone(), catalog)
+            .await
+    }
+
+    /// What one design may cost (boot-action templates included).
+    pub fn design_limits(&self) -> &crate::design::DesignLimits {
+        self.inner.designs.limits()
+    }
+
     /// Reads a reference as design references are read (boot action
     /// asset locations).
     pub async fn fetch_reference(&self, reference: &str) -> Result<Vec<u8>, String> {
@@ -1526,7 +1555,14 @@ impl Engine {
             }
         };
         let catalog = self.platform_catalog().await;
-        let findings = crate::design::validate::validate(&design, catalog.as_ref());
+        let design_ref = t.design_ref.as_deref().unwrap_or_default();
+        let findings = match self.validate_design(design_ref, &design, catalog).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail_task(t, &e.to_string()).await;
+                return Ok(());
+            }
+        };
         let errors = findings.iter().filter(|f| f.is_error()).count();
         let messages: Vec<NewMessage> = findings
             .iter()
@@ -1810,7 +1846,7 @@ impl Engine {
         design: &Design,
         nodes: &BTreeSet<String>,
     ) -> Result<BTreeMap<String, serde_json::Value>, EngineError> {
-        use crate::design::bootaction::{ActionContext, AssetType, render};
+        use crate::design::bootaction::{ActionContext, AssetType, render_with};
         let actions = match design.boot_actions() {
             Ok(a) => a,
             Err(e) => {
@@ -1858,7 +1894,9 @@ impl Engine {
                     report_url: url.clone(),
                     design_ref: design_ref.clone(),
                 };
-                match render(a, Some(AssetType::PkgList), &context, &ctx, &fetch).await {
+                let limits = self.design_limits();
+                match render_with(a, Some(AssetType::PkgList), &context, &ctx, &fetch, limits).await
+                {
                     Ok(lists) => {
                         for (name, version) in lists.into_iter().flat_map(|l| l.packages) {
                             packages.insert(match version {
