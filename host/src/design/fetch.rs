@@ -197,7 +197,7 @@ impl Resolve for CheckedResolver {
             for a in &addrs {
                 policy
                     .check_ip(a.ip())
-                    .map_err(|m| Box::new(Refusal(format!("`{host}`: {m}"))))?;
+                    .map_err(|m| Refusal(format!("`{host}`: {m}")))?;
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
