@@ -290,9 +290,6 @@ mod tests {
     fn special_is_everything_but_public_private_and_documentation() {
         assert!(special("8.8.8.8".parse().unwrap()).is_none());
         assert!(special("10.0.0.1".parse().unwrap()).is_none());
-        assert_eq!(
-            special("::ffff:127.0.0.1".parse().unwrap()),
-            Some("loopback")
-        );
+        assert_eq!(special("::ffff:127.0.0.1".parse().unwrap()), Some("loopback"));
     }
 }
