@@ -27,6 +27,9 @@ use tokio::sync::Semaphore;
 
 /// Parsed designs kept.
 const CACHE_ENTRIES: usize = 32;
+/// Text bytes of the parsed designs kept (the cache is emptied past it, so
+/// designs near the limits cannot pile up in memory).
+const CACHE_BYTES: usize = 32 << 20;
 
 /// Why a design could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +63,12 @@ pub struct DesignSource {
     limits: DesignLimits,
     /// Designs parsed or validated at once.
     work: Arc<Semaphore>,
-    cache: Mutex<HashMap<[u8; 32], Arc<Design>>>,
+    /// Parsed designs by the SHA-256 of their text, with the text's size.
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
+
+/// A parsed design and the size of its text.
+type Cached = (Arc<Design>, usize);
 
 impl std::fmt::Debug for DesignSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,9 +131,10 @@ impl DesignSource {
     /// within the time budget.
     pub async fn parse(&self, design_ref: &str, text: String) -> Result<Arc<Design>, SourceError> {
         let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-        if let Some(d) = self.cache.lock().expect("design cache").get(&key) {
+        if let Some((d, _)) = self.cache.lock().expect("design cache").get(&key) {
             return Ok(d.clone());
         }
+        let size = text.len();
         let limits = self.limits.clone();
         let design = self
             .off_workers(design_ref, "parsing", move || {
@@ -136,10 +144,11 @@ impl DesignSource {
             .map_err(|e| SourceError::Parse(design_ref.to_owned(), e))?;
         let design = Arc::new(design);
         let mut cache = self.cache.lock().expect("design cache");
-        if cache.len() >= CACHE_ENTRIES {
+        let held: usize = cache.values().map(|(_, n)| n).sum();
+        if cache.len() >= CACHE_ENTRIES || held + size > CACHE_BYTES {
             cache.clear();
         }
-        cache.insert(key, design.clone());
+        cache.insert(key, (design.clone(), size));
         Ok(design)
     }
 
