@@ -147,7 +147,7 @@ fn template_site(examples: &Path) -> String {
         ),
         (
             "flood",
-            "https://x.example/{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+            "https://x.example/{% for i in range(100000) %}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{% endfor %}",
         ),
     ] {
         site.push_str(&format!(

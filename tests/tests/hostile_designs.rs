@@ -556,7 +556,10 @@ async fn templates_run_out_of_fuel_and_output() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("design_limits.template_fuel"), "{err}");
-    let flood = file("{% for i in range(10000) %}{{ 'x' * 10000 }}{% endfor %}");
+    let flood = file(&format!(
+        "{{% for i in range(100000) %}}{}{{% endfor %}}",
+        "x".repeat(100)
+    ));
     let err = render_with(
         &flood,
         None,
@@ -569,6 +572,24 @@ async fn templates_run_out_of_fuel_and_output() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("design_limits.template_max_bytes"), "{err}");
+    // Values built on repeatedly escape fuel and the output cap: such a
+    // template is refused when the design is read (validation), before
+    // anything is compiled (the compiler folds constant expressions).
+    let doubling = format!(
+        "{{% set a = 'x' * 1000000 %}}{}{{{{ a | length }}}}",
+        "{% set a = a ~ a %}".repeat(5)
+    );
+    let doc = drydock::design::documents::Document {
+        kind: drydock::design::documents::Kind::BootAction,
+        name: "doubling".into(),
+        data: json!({"assets": [{"type": "file", "path": "/etc/x", "data": doubling,
+            "data_pipeline": ["template"]}]}),
+        index: 0,
+    };
+    let err = drydock::design::bootaction::read(&doc)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`*` is not allowed"), "{err}");
     let fine = file("{{ node.hostname }}");
     let out = render_with(
         &fine,

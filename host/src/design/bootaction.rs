@@ -266,8 +266,7 @@ pub fn check_asset(a: &Asset) -> Result<(), String> {
     if let Some(Value::String(text)) = &a.data
         && a.data_pipeline.first().map(String::as_str) == Some("template")
     {
-        minijinja::Environment::new()
-            .template_from_str(text)
+        super::template::check(text, &DesignLimits::default())
             .map_err(|e| format!("template: {e}"))?;
     }
     Ok(())
@@ -322,68 +321,6 @@ impl Data {
             Data::Text(t) => Ok(t),
             Data::Bytes(b) => String::from_utf8(b).map_err(|_| "the data is not UTF-8".into()),
         }
-    }
-}
-
-/// Renders a Jinja template within `limits`: fuel (instructions) and an
-/// output cap. `strict`: an undefined value is an error instead of empty.
-fn render_template(
-    text: &str,
-    ctx: &Value,
-    limits: &DesignLimits,
-    strict: bool,
-) -> Result<String, String> {
-    let mut env = minijinja::Environment::new();
-    env.set_fuel(Some(limits.template_fuel));
-    if strict {
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    }
-    let template = env
-        .template_from_str(text)
-        .map_err(|e| format!("template: {e}"))?;
-    let mut out = Capped {
-        bytes: Vec::new(),
-        max: limits.template_max_bytes,
-        over: false,
-    };
-    match template.render_captured_to(ctx, &mut out) {
-        Ok(_) => {}
-        Err(_) if out.over => {
-            return Err(format!(
-                "template: the output is larger than {} bytes (design_limits.template_max_bytes)",
-                limits.template_max_bytes
-            ));
-        }
-        Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => {
-            return Err(format!(
-                "template: it ran out of fuel ({} instructions, design_limits.template_fuel)",
-                limits.template_fuel
-            ));
-        }
-        Err(e) => return Err(format!("template: {e}")),
-    }
-    String::from_utf8(out.bytes).map_err(|_| "template: the output is not UTF-8".into())
-}
-
-/// A writer refusing more than `max` bytes.
-struct Capped {
-    bytes: Vec<u8>,
-    max: usize,
-    over: bool,
-}
-
-impl std::io::Write for Capped {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.bytes.len() + buf.len() > self.max {
-            self.over = true;
-            return Err(std::io::Error::other("template output cap"));
-        }
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -446,7 +383,7 @@ fn run_pipeline(
             "utf8_encode" => Data::Bytes(data.into_bytes()),
             "template" => {
                 let text = data.into_text().map_err(|e| format!("template: {e}"))?;
-                Data::Text(render_template(&text, ctx, limits, strict)?)
+                Data::Text(super::template::render(&text, ctx, limits, strict)?)
             }
             other => return Err(format!("unknown pipeline segment `{other}`")),
         })

@@ -12,6 +12,7 @@ pub mod fetch;
 mod inheritance;
 pub mod limits;
 pub mod source;
+pub mod template;
 pub mod validate;
 
 use crate::model::{self, PortMode, PortVlans};
