@@ -282,3 +282,46 @@ enum FileError {
     Refused(String),
     Io(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_past_its_budget_is_cut_off_and_keeps_its_slot() {
+        let limits = DesignLimits {
+            time_budget_secs: 1,
+            max_concurrent: 1,
+            ..DesignLimits::default()
+        };
+        let source = DesignSource::new(None, &DesignSources::default(), limits).unwrap();
+        // Work that never ends on its own (a design the budget must cut).
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let err = source
+            .off_workers("stuck", "parsing", move || wait.recv())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SourceError::TimedOut(_, "parsing", 1)),
+            "{err}"
+        );
+        assert!(err.to_string().contains("design_limits.time_budget_secs"));
+        // Its slot is still taken: the next design waits, within its own
+        // budget, rather than adding a thread.
+        let err = source
+            .off_workers("next", "validation", || ())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SourceError::TimedOut(..)), "{err}");
+        release.send(()).unwrap();
+        // Once the stuck work ends, designs run again.
+        let mut ran = false;
+        for _ in 0..50 {
+            if source.off_workers("again", "parsing", || ()).await.is_ok() {
+                ran = true;
+                break;
+            }
+        }
+        assert!(ran);
+    }
+}
