@@ -57,6 +57,25 @@
 //! retry_after_s = 1
 //! max_body_bytes = 1048576           # POST /tasks, POST /nodefilter
 //! max_small_body_bytes = 65536       # every other route (drivers: 64 MiB)
+//!
+//! [design_sources]                   # where designs and boot-action assets come from
+//! schemes = ["https"]                # default; add "http" for plain HTTP
+//! hosts = []                         # default: any name (e.g. ["deckhand.site", "*.example.com"])
+//! cidrs = []                         # non-public ranges allowed, e.g. ["10.20.0.0/16"]
+//! timeout_secs = 30
+//! max_concurrent = 8
+//! max_redirects = 5
+//!
+//! [design_limits]                    # what one design may cost
+//! max_bytes = 16777216
+//! max_documents = 10000
+//! max_values = 1000000               # YAML values, aliases expanded; also inheritance output
+//! max_host_profiles = 1000
+//! max_inheritance_depth = 32
+//! time_budget_secs = 30              # parsing, and validating, one design
+//! max_concurrent = 2
+//! template_fuel = 500000             # boot-action template instructions
+//! template_max_bytes = 4194304
 //! ```
 //!
 //! Environment overrides: `DRYDOCK_LISTEN`, `DRYDOCK_DATA_DIR`,
@@ -311,6 +330,12 @@ pub struct Config {
     /// it can be named). Default `examples` (the bundled sample site),
     /// ignored when it does not exist.
     pub design_dir: Option<PathBuf>,
+    /// Where the host may fetch designs and boot-action assets from
+    /// (`[design_sources]`: schemes, hosts, CIDRs, time, concurrency).
+    pub design_sources: crate::design::DesignSources,
+    /// What one design may cost (`[design_limits]`: bytes, documents,
+    /// values, inheritance, time, templates).
+    pub design_limits: crate::design::DesignLimits,
     /// Secrets by name (BMC and switch passwords, driver API keys). Prefer
     /// `DRYDOCK_SECRET_<NAME>` variables or the database over this table.
     pub secrets: crate::drivers::GrantedSecrets,
@@ -392,6 +417,8 @@ impl Default for Config {
             limits: Limits::default(),
             drivers: BTreeMap::new(),
             design_dir: Some(PathBuf::from("examples")),
+            design_sources: Default::default(),
+            design_limits: Default::default(),
             secrets: Default::default(),
             secret_scopes: BTreeMap::new(),
             node_addresses: Default::default(),
@@ -519,6 +546,15 @@ mod tests {
         assert_eq!(cfg.tokens.len(), 3);
         assert!(!format!("{cfg:?}").contains("s3cret"));
         assert!(toml::from_str::<Config>("listne = 1").is_err());
+        let sources: Config = toml::from_str(
+            "[design_sources]\nschemes = [\"http\"]\ncidrs = [\"127.0.0.1/32\"]\n[design_limits]\nmax_values = 10\n",
+        )
+        .unwrap();
+        assert_eq!(sources.design_sources.cidrs, ["127.0.0.1/32"]);
+        assert_eq!(sources.design_sources.timeout_secs, 30);
+        assert_eq!(sources.design_limits.max_values, 10);
+        assert_eq!(sources.design_limits.max_inheritance_depth, 32);
+        assert_eq!(Config::default().design_sources.schemes, ["https"]);
         let store: Config = toml::from_str(
             "[driver_store]\ntrusted_keys = [\"acme:00\"]\nallow_unsigned = true\nwatch_calls = 0\n",
         )

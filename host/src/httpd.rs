@@ -264,8 +264,8 @@ pub async fn serve(
         });
         let svc = svc.clone();
         let counted = activity.clone();
-        let hyper_svc =
-            hyper::service::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        let hyper_svc = hyper::service::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
                 // The peer's address, for the bad-token throttle and logs.
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo::<std::net::SocketAddr>(peer));
@@ -276,7 +276,8 @@ pub async fn serve(
                     drop(guard);
                     res
                 }
-            });
+            },
+        );
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header)

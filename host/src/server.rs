@@ -356,6 +356,8 @@ pub async fn start(cfg: Config) -> Result<Server> {
                 }
                 ok
             }),
+            design_sources: cfg.design_sources.clone(),
+            design_limits: cfg.design_limits.clone(),
             secrets: cfg.secrets.clone(),
             secret_scopes: scopes(&cfg),
             node_addresses: cfg.node_addresses.clone(),

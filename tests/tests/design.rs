@@ -229,6 +229,15 @@ fn node_filters_over_the_design() {
 const SECRETS: &[(&str, &str)] = &[("bmc-password", "calvin"), ("switch-password", "arista")];
 
 async fn engine(store: Store, settings: &[(&str, &str)]) -> Engine {
+    engine_with(store, settings, |_| {}).await
+}
+
+/// [`engine`] with its configuration adjusted by `tweak`.
+async fn engine_with(
+    store: Store,
+    settings: &[(&str, &str)],
+    tweak: impl FnOnce(&mut EngineConfig),
+) -> Engine {
     let rt: Arc<Runtime> = Arc::new(drydock_tests::runtime());
     let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
     let mut set = DriverSet::new();
@@ -247,20 +256,15 @@ async fn engine(store: Store, settings: &[(&str, &str)]) -> Engine {
     for (k, v) in SECRETS {
         secrets.insert(*k, *v);
     }
-    Engine::start(
-        store,
-        rt,
-        Arc::new(set),
-        EngineConfig {
-            retry_backoff: Duration::from_millis(5),
-            poll_interval: Duration::from_millis(50),
-            design_dir: Some(examples()),
-            secrets,
-            ..EngineConfig::default()
-        },
-    )
-    .await
-    .unwrap()
+    let mut cfg = EngineConfig {
+        retry_backoff: Duration::from_millis(5),
+        poll_interval: Duration::from_millis(50),
+        design_dir: Some(examples()),
+        secrets,
+        ..EngineConfig::default()
+    };
+    tweak(&mut cfg);
+    Engine::start(store, rt, Arc::new(set), cfg).await.unwrap()
 }
 
 async fn run(engine: &Engine, action: &str, filter: Option<Value>) -> drydock::store::TaskRecord {
@@ -656,7 +660,20 @@ async fn designs_come_over_http_and_deckhand_http_and_are_parsed_once() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let e = engine(drydock_tests::db::sqlite().await, &[]).await;
+    // By default only https from public addresses: a local server is refused.
+    let strict = engine(drydock_tests::db::sqlite().await, &[]).await;
+    let err = strict
+        .load_design(&format!("http://127.0.0.1:{port}/site.yaml"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("scheme `http`"), "{err}");
+    strict.shutdown();
+    // The operator allows plain http from loopback.
+    let e = engine_with(drydock_tests::db::sqlite().await, &[], |c| {
+        c.design_sources.schemes = vec!["http".into()];
+        c.design_sources.cidrs = vec!["127.0.0.1/32".into()];
+    })
+    .await;
     let plain = e
         .load_design(&format!("http://127.0.0.1:{port}/site.yaml"))
         .await

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::{ApiError, JsonBody};
-use crate::design::bootaction::{ActionContext, AssetType, Rendered, render};
+use crate::design::bootaction::{ActionContext, AssetType, Rendered, render_with};
 use crate::store::bootactions::{FAILURE, INCOMPLETE, SUCCESS, key_hash};
 use crate::store::{BootActionRecord, NewMessage};
 
@@ -101,9 +101,16 @@ async fn assets(
             report_url: engine.boot_action_url().to_owned(),
             design_ref: record.design_ref.clone(),
         };
-        let assets = render(action, Some(only), &node, &ctx, &fetch)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let assets = render_with(
+            action,
+            Some(only),
+            &node,
+            &ctx,
+            &fetch,
+            engine.design_limits(),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
         rendered.extend(assets);
     }
     let tarball = tarball(&rendered).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -145,11 +145,15 @@ pub async fn validate(
             ));
         }
     };
+    // Parsing and validation run off the async workers within the
+    // design time budget; a design past a limit answers a failed status.
     let (code, body) = match state.engine.load_design(&href).await {
         Ok(design) => {
             let catalog = state.engine.platform_catalog().await;
-            let findings = crate::design::validate::validate(&design, catalog.as_ref());
-            status_body(&findings)
+            match state.engine.validate_design(&href, &design, catalog).await {
+                Ok(findings) => status_body(&findings),
+                Err(e) => load_failure(&e),
+            }
         }
         Err(e) => load_failure(&e),
     };

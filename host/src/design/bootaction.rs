@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Design;
-use super::documents::{Document, Kind};
+use super::documents::{Document, Kind, YamlError};
+use super::limits::{DesignLimits, ParseError, read_yaml};
 use crate::tasks::filter::{NodeFilter, select};
 
 /// The kind of an asset.
@@ -265,8 +266,7 @@ pub fn check_asset(a: &Asset) -> Result<(), String> {
     if let Some(Value::String(text)) = &a.data
         && a.data_pipeline.first().map(String::as_str) == Some("template")
     {
-        minijinja::Environment::new()
-            .template_from_str(text)
+        super::template::check(text, &DesignLimits::default())
             .map_err(|e| format!("template: {e}"))?;
     }
     Ok(())
@@ -324,7 +324,37 @@ impl Data {
     }
 }
 
-fn run_pipeline(data: Data, segments: &[String], ctx: &Value) -> Result<Data, String> {
+/// Runs `segments` over `data` on the blocking pool, within the design
+/// time budget.
+async fn run_pipeline_off_workers(
+    data: Data,
+    segments: &[String],
+    ctx: &Value,
+    limits: &DesignLimits,
+    strict: bool,
+) -> Result<Data, String> {
+    if segments.is_empty() {
+        return Ok(data);
+    }
+    let (segments, ctx, l) = (segments.to_vec(), ctx.clone(), limits.clone());
+    let work = tokio::task::spawn_blocking(move || run_pipeline(data, &segments, &ctx, &l, strict));
+    match tokio::time::timeout(limits.time_budget(), work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err("the pipeline failed unexpectedly".into()),
+        Err(_) => Err(format!(
+            "the pipeline took longer than {} s (design_limits.time_budget_secs)",
+            limits.time_budget().as_secs()
+        )),
+    }
+}
+
+fn run_pipeline(
+    data: Data,
+    segments: &[String],
+    ctx: &Value,
+    limits: &DesignLimits,
+    strict: bool,
+) -> Result<Data, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     segments.iter().try_fold(data, |data, s| {
         Ok(match s.as_str() {
@@ -339,25 +369,28 @@ fn run_pipeline(data: Data, segments: &[String], ctx: &Value) -> Result<Data, St
                         .map_err(|e| format!("base64_decode: {e}"))?,
                 )
             }
-            "base64_encode" => Data::Bytes(b64.encode(data.into_bytes()).into_bytes()),
+            "base64_encode" => {
+                let raw = data.into_bytes();
+                if raw.len() / 3 * 4 > limits.max_bytes {
+                    return Err(format!(
+                        "base64_encode: the output would be larger than {} bytes (design_limits.max_bytes)",
+                        limits.max_bytes
+                    ));
+                }
+                Data::Bytes(b64.encode(raw).into_bytes())
+            }
             "utf8_decode" => Data::Text(data.into_text().map_err(|e| format!("utf8_decode: {e}"))?),
             "utf8_encode" => Data::Bytes(data.into_bytes()),
             "template" => {
                 let text = data.into_text().map_err(|e| format!("template: {e}"))?;
-                let env = minijinja::Environment::new();
-                let rendered = env
-                    .render_str(&text, ctx)
-                    .map_err(|e| format!("template: {e}"))?;
-                Data::Text(rendered)
+                Data::Text(super::template::render(&text, ctx, limits, strict)?)
             }
             other => return Err(format!("unknown pipeline segment `{other}`")),
         })
     })
 }
 
-/// Renders `action`'s assets of type `only` (all when `None`) for a node
-/// whose template context `node` is (see [`Design::template_node`]).
-/// `fetch` reads a `location` (a design reference).
+/// [`render_with`] within the default [`DesignLimits`].
 pub async fn render<F, Fut>(
     action: &BootAction,
     only: Option<AssetType>,
@@ -369,15 +402,37 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<u8>, String>>,
 {
-    let context = json!({
+    render_with(action, only, node, ctx, fetch, &DesignLimits::default()).await
+}
+
+/// Renders `action`'s assets of type `only` (all when `None`) for a node
+/// whose template context `node` is (see [`Design::template_node`]).
+/// `fetch` reads a `location` (a design reference). Pipelines run on the
+/// blocking pool; templates within `limits` (fuel, output size). The
+/// context a `location` is built from has no `action.action_key` (the
+/// node's key never leaves in a URL): naming it there is an error.
+pub async fn render_with<F, Fut>(
+    action: &BootAction,
+    only: Option<AssetType>,
+    node: &Value,
+    ctx: &ActionContext,
+    fetch: F,
+    limits: &DesignLimits,
+) -> Result<Vec<Rendered>, BootActionError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, String>>,
+{
+    let mut context = json!({
         "node": node,
         "action": {
             "action_id": ctx.action_id,
-            "action_key": ctx.action_key,
             "report_url": ctx.report_url,
             "design_ref": ctx.design_ref,
         },
     });
+    let location_context = context.clone();
+    context["action"]["action_key"] = json!(ctx.action_key);
     let mut out = Vec::new();
     for (i, a) in action.assets.iter().enumerate() {
         if only.is_some_and(|t| t != a.asset_type) {
@@ -391,10 +446,16 @@ where
         check_asset(a).map_err(err)?;
         let fetched = match &a.location {
             Some(location) => {
-                let url =
-                    run_pipeline(Data::Text(location.clone()), &a.location_pipeline, &context)
-                        .and_then(Data::into_text)
-                        .map_err(err)?;
+                let url = run_pipeline_off_workers(
+                    Data::Text(location.clone()),
+                    &a.location_pipeline,
+                    &location_context,
+                    limits,
+                    true,
+                )
+                .await
+                .and_then(Data::into_text)
+                .map_err(err)?;
                 Some(
                     fetch(url.clone())
                         .await
@@ -409,8 +470,27 @@ where
                 (Some(bytes), _) => {
                     let text = String::from_utf8(bytes)
                         .map_err(|_| err("the package list is not UTF-8".into()))?;
-                    let v: Value = serde_yaml_ng::from_str(&text)
-                        .map_err(|e| err(format!("the package list is not YAML: {e}")))?;
+                    // Read within the design's limits, and the error
+                    // names no content of the fetched list.
+                    let v = read_yaml(&text, limits)
+                        .map_err(|e| match e {
+                            ParseError::Yaml(y) => YamlError {
+                                message: "the package list is not YAML".into(),
+                                location: y.location,
+                            }
+                            .to_string(),
+                            ParseError::Limit {
+                                what,
+                                limit,
+                                setting,
+                            } => format!(
+                                "the package list {what} (limit {limit}, design_limits.{setting})"
+                            ),
+                        })
+                        .map_err(err)?
+                        .into_iter()
+                        .next()
+                        .unwrap_or(Value::Null);
                     let Value::Object(m) = v else {
                         return Err(err("the package list must be a mapping".into()));
                     };
@@ -433,7 +513,8 @@ where
             (None, Some(Value::String(s))) => Data::Bytes(s.clone().into_bytes()),
             _ => Data::Bytes(Vec::new()),
         };
-        let bytes = run_pipeline(start, &a.data_pipeline, &context)
+        let bytes = run_pipeline_off_workers(start, &a.data_pipeline, &context, limits, false)
+            .await
             .map_err(err)?
             .into_bytes();
         out.push(Rendered {

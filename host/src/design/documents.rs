@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub use super::ingest::{DEFAULT_DOMAIN, EffectiveBonding, scalar_text};
+use super::limits::{DesignLimits, ParseError, read_yaml};
 
 /// A YAML parse failure with its position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,17 +138,17 @@ pub struct Malformed {
     pub message: String,
 }
 
-/// Splits a YAML stream into Drydock documents. Other schemas are skipped;
-/// malformed Drydock documents are returned separately (validation reports
-/// them).
-pub fn parse_stream(text: &str) -> Result<(Vec<Document>, Vec<Malformed>), YamlError> {
+/// Splits a YAML stream into Drydock documents, within `limits` (bytes,
+/// documents, values with aliases expanded: see [`read_yaml`]). Other
+/// schemas are skipped; malformed Drydock documents are returned separately
+/// (validation reports them).
+pub fn parse_stream(
+    text: &str,
+    limits: &DesignLimits,
+) -> Result<(Vec<Document>, Vec<Malformed>), ParseError> {
     let mut docs = Vec::new();
     let mut bad = Vec::new();
-    for (index, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(de).map_err(|e| YamlError {
-            message: e.to_string(),
-            location: e.location().map(|l| (l.line(), l.column())),
-        })?;
+    for (index, value) in read_yaml(text, limits)?.into_iter().enumerate() {
         if value.is_null() {
             continue;
         }
@@ -700,7 +701,7 @@ mod tests {
         let text = "---\nschema: drydock/Network/v1\nmetadata: {name: pxe}\ndata: {cidr: 10.0.0.0/24}\n\
                     ---\napiVersion: drydock/v1\nkind: Network\nmetadata: {name: oob}\nspec: {cidr: 10.1.0.0/24}\n\
                     ---\nschema: promenade/Genesis/v1\nmetadata: {name: g}\ndata: {}\n";
-        let (docs, bad) = parse_stream(text).unwrap();
+        let (docs, bad) = parse_stream(text, &DesignLimits::default()).unwrap();
         assert!(bad.is_empty());
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].kind, Kind::Network);
@@ -710,9 +711,15 @@ mod tests {
 
     #[test]
     fn bad_yaml_reports_line_and_column() {
-        let err =
-            parse_stream("---\nschema: drydock/Network/v1\nmetadata: {name: [\n").unwrap_err();
-        assert!(err.location.is_some(), "{err}");
+        let err = parse_stream(
+            "---\nschema: drydock/Network/v1\nmetadata: {name: [\n",
+            &DesignLimits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ParseError::Yaml(y) if y.location.is_some()),
+            "{err}"
+        );
         assert!(err.to_string().contains("line"), "{err}");
     }
 

@@ -9,19 +9,24 @@
 pub mod aliases;
 pub mod bootaction;
 pub mod documents;
+pub mod fetch;
 pub mod ingest;
+mod inheritance;
+pub mod limits;
 pub mod source;
+pub mod template;
 pub mod validate;
 
 use crate::model::{self, PortMode, PortVlans};
 use documents::{
     DEFAULT_DOMAIN, DocRef, Document, HardwareProfileSpec, HostSpec, Kind, Malformed,
-    NetworkLinkSpec, NetworkSpec, RackSpec, RegionSpec, YamlError, inherit, parse_stream,
-    scalar_text, strip_removals,
+    NetworkLinkSpec, NetworkSpec, RackSpec, RegionSpec, parse_stream, scalar_text, strip_removals,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+pub use fetch::DesignSources;
+pub use limits::{DesignLimits, ParseError};
 pub use source::{DesignSource, SourceError};
 pub use validate::{Finding, Level, PlatformCatalog, Report, Rule, RuleOutcome};
 
@@ -52,16 +57,23 @@ pub struct Design {
 }
 
 impl Design {
-    /// Parses a YAML stream. Fails only on YAML syntax; everything else is
-    /// kept for [`validate::validate`] to report.
-    pub fn parse(text: &str) -> Result<Design, YamlError> {
-        let (documents, malformed) = parse_stream(text)?;
+    /// Parses a YAML stream within the default [`DesignLimits`].
+    pub fn parse(text: &str) -> Result<Design, ParseError> {
+        Design::parse_with(text, &DesignLimits::default())
+    }
+
+    /// Parses a YAML stream within `limits`. Fails only on YAML syntax or a
+    /// limit of the text itself (bytes, documents, values); everything else
+    /// (inheritance limits included) is kept for [`validate::validate`] to
+    /// report.
+    pub fn parse_with(text: &str, limits: &DesignLimits) -> Result<Design, ParseError> {
+        let (documents, malformed) = parse_stream(text, limits)?;
         let mut d = Design {
             documents,
             malformed,
             ..Design::default()
         };
-        d.index();
+        d.index(limits);
         Ok(d)
     }
 
@@ -82,7 +94,7 @@ impl Design {
         }
     }
 
-    fn index(&mut self) {
+    fn index(&mut self, limits: &DesignLimits) {
         let docs = self.documents.clone();
         let mut raw_profiles: BTreeMap<String, Value> = BTreeMap::new();
         let mut raw_nodes: Vec<(Document, Value)> = Vec::new();
@@ -122,29 +134,26 @@ impl Design {
                 }
             }
         }
-        let mut resolved: BTreeMap<String, Value> = BTreeMap::new();
-        for name in raw_profiles.keys() {
-            match resolve_profile(name, &raw_profiles, &mut resolved, &mut Vec::new()) {
-                Ok(v) => {
-                    let doc = Document {
-                        kind: Kind::HostProfile,
-                        form: documents::Form::Deckhand,
-                        name: name.clone(),
-                        data: v.clone(),
-                        index: 0,
-                    };
-                    let spec = self.typed(&doc, &v);
-                    self.profiles.insert(name.clone(), spec);
-                }
-                Err(e) => self
-                    .unreadable
-                    .push((DocRef::new(Kind::HostProfile, name), e)),
-            }
+        let mut inheritance = inheritance::Resolver::new(limits);
+        let resolved = inheritance.profiles(&raw_profiles);
+        for (name, v) in &resolved {
+            let doc = Document {
+                kind: Kind::HostProfile,
+                form: documents::Form::Deckhand,
+                name: name.clone(),
+                data: v.clone(),
+                index: 0,
+            };
+            let spec = self.typed(&doc, v);
+            self.profiles.insert(name.clone(), spec);
         }
         for (doc, data) in raw_nodes {
             let merged = match data.get("host_profile").and_then(Value::as_str) {
                 Some(p) => match resolved.get(p) {
-                    Some(parent) => inherit(parent, &data),
+                    Some(parent) => match inheritance.node(&doc.name, parent, &data) {
+                        Some(merged) => merged,
+                        None => break, // past the value budget: reported below
+                    },
                     None => data.clone(), // reported by validation (unresolved reference)
                 },
                 None => data.clone(),
@@ -157,6 +166,7 @@ impl Design {
             }
             self.nodes.insert(doc.name.clone(), spec);
         }
+        self.unreadable.extend(inheritance.into_errors());
     }
 
     /// Labels of every rack (for node filters' `rack_labels`).
@@ -637,41 +647,6 @@ pub fn resolve_kernel_param(
         other => bad(format!("Invalid configuration {other} specified.")),
     }
 }
-
-/// Resolves a profile's inheritance chain (cycles and missing parents are
-/// errors).
-fn resolve_profile(
-    name: &str,
-    raw: &BTreeMap<String, Value>,
-    done: &mut BTreeMap<String, Value>,
-    path: &mut Vec<String>,
-) -> Result<Value, String> {
-    if let Some(v) = done.get(name) {
-        return Ok(v.clone());
-    }
-    if path.iter().any(|p| p == name) {
-        path.push(name.to_owned());
-        return Err(format!(
-            "host profile inheritance cycle: {}",
-            path.join(" -> ")
-        ));
-    }
-    let data = raw
-        .get(name)
-        .ok_or_else(|| format!("host profile `{name}` does not exist"))?;
-    path.push(name.to_owned());
-    let merged = match data.get("host_profile").and_then(Value::as_str) {
-        Some(parent) => {
-            let p = resolve_profile(parent, raw, done, path)?;
-            inherit(&p, data)
-        }
-        None => data.clone(),
-    };
-    path.pop();
-    done.insert(name.to_owned(), merged.clone());
-    Ok(merged)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,25 +1,35 @@
-//! Fetching designs from a `design_ref` and caching them by content.
+//! Fetching designs from a `design_ref`, parsing and validating them off
+//! the async workers, and caching them by content.
 //!
 //! - `file:///abs/path.yaml` or `file:relative.yaml`: read inside the
 //!   operator's design directory only (opened once as a cap-std capability,
 //!   so a reference that arrives over the API cannot read other files);
-//! - `http://`, `https://`, and `deckhand+http(s)://` (read as http).
+//! - `https://`, `http://`, and `deckhand+http(s)://` (read as http(s)):
+//!   only from the sources the operator allows ([`super::fetch`]);
+//! - any reference may end in `#sha256=HEX`: content with another digest is
+//!   refused.
 //!
+//! Parsing and validation run on the blocking pool, a few designs at a
+//! time, each within a time budget ([`DesignLimits`]): a hostile design
+//! costs its own request or task an error, never an async worker.
 //! Parsed designs are cached by the SHA-256 of their text, so a design is
 //! parsed once however many tasks use it.
 
 use super::Design;
-use super::documents::YamlError;
+use super::fetch::{DesignSources, FetchError, Fetcher, check_pin, split_pin};
+use super::limits::{DesignLimits, ParseError};
+use super::validate::{Finding, PlatformCatalog};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use tokio::sync::Semaphore;
 
-/// Largest design accepted.
-pub const MAX_DESIGN_BYTES: usize = 16 << 20;
 /// Parsed designs kept.
 const CACHE_ENTRIES: usize = 32;
+/// Text bytes of the parsed designs kept (the cache is emptied past it, so
+/// designs near the limits cannot pile up in memory).
+const CACHE_BYTES: usize = 32 << 20;
 
 /// Why a design could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -27,33 +37,57 @@ pub enum SourceError {
     /// The reference is malformed or of an unsupported scheme.
     #[error("design_ref `{0}`: {1}")]
     BadRef(String, String),
+    /// The design sources policy refuses the reference (or a redirect, or
+    /// an address it resolves to).
+    #[error("design_ref `{0}`: refused: {1}")]
+    Refused(String, String),
     /// The design could not be read or fetched.
     #[error("design_ref `{0}`: {1}")]
     Fetch(String, String),
-    /// The text is not YAML.
+    /// The text is not YAML or exceeds a design limit.
     #[error("design_ref `{0}`: {1}")]
-    Yaml(String, YamlError),
+    Parse(String, ParseError),
+    /// Parsing or validating took longer than the time budget.
+    #[error("design_ref `{0}`: {1} took longer than {2} s (design_limits.time_budget_secs)")]
+    TimedOut(String, &'static str, u64),
+    /// Parsing or validating failed unexpectedly (a bug; the design is
+    /// refused, the process carries on).
+    #[error("design_ref `{0}`: {1} failed unexpectedly")]
+    Crashed(String, &'static str),
 }
 
 /// Where designs come from.
 pub struct DesignSource {
     dir: Option<(PathBuf, cap_std::fs::Dir)>,
-    http: reqwest::Client,
-    cache: Mutex<HashMap<[u8; 32], Arc<Design>>>,
+    fetcher: Fetcher,
+    limits: DesignLimits,
+    /// Designs parsed or validated at once.
+    work: Arc<Semaphore>,
+    /// Parsed designs by the SHA-256 of their text, with the text's size.
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
+
+/// A parsed design and the size of its text.
+type Cached = (Arc<Design>, usize);
 
 impl std::fmt::Debug for DesignSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DesignSource")
             .field("dir", &self.dir.as_ref().map(|(p, _)| p))
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl DesignSource {
     /// A source reading `file:` references inside `dir` (none: `file:`
-    /// references are refused).
-    pub fn new(dir: Option<&Path>) -> std::io::Result<DesignSource> {
+    /// references are refused) and network references from `sources`,
+    /// within `limits`.
+    pub fn new(
+        dir: Option<&Path>,
+        sources: &DesignSources,
+        limits: DesignLimits,
+    ) -> std::io::Result<DesignSource> {
         let dir = match dir {
             Some(d) => {
                 let canonical = d.canonicalize().map_err(|e| {
@@ -65,13 +99,13 @@ impl DesignSource {
             }
             None => None,
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(std::io::Error::other)?;
+        let fetcher = Fetcher::new(sources, limits.max_bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         Ok(DesignSource {
             dir,
-            http,
+            fetcher,
+            work: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            limits,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -81,27 +115,88 @@ impl DesignSource {
         self.dir.as_ref().map(|(p, _)| p.as_path())
     }
 
+    /// The limits designs are held to.
+    pub fn limits(&self) -> &DesignLimits {
+        &self.limits
+    }
+
     /// Fetches and parses `design_ref` (parsing is skipped when the same
     /// text was parsed before).
     pub async fn load(&self, design_ref: &str) -> Result<Arc<Design>, SourceError> {
         let text = self.fetch(design_ref).await?;
-        self.parse(design_ref, &text)
+        self.parse(design_ref, text).await
     }
 
-    /// Parses `text`, through the content cache.
-    pub fn parse(&self, design_ref: &str, text: &str) -> Result<Arc<Design>, SourceError> {
+    /// Parses `text`, through the content cache, on the blocking pool
+    /// within the time budget.
+    pub async fn parse(&self, design_ref: &str, text: String) -> Result<Arc<Design>, SourceError> {
         let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-        if let Some(d) = self.cache.lock().expect("design cache").get(&key) {
+        if let Some((d, _)) = self.cache.lock().expect("design cache").get(&key) {
             return Ok(d.clone());
         }
-        let design =
-            Arc::new(Design::parse(text).map_err(|e| SourceError::Yaml(design_ref.to_owned(), e))?);
+        let size = text.len();
+        let limits = self.limits.clone();
+        let design = self
+            .off_workers(design_ref, "parsing", move || {
+                Design::parse_with(&text, &limits)
+            })
+            .await?
+            .map_err(|e| SourceError::Parse(design_ref.to_owned(), e))?;
+        let design = Arc::new(design);
         let mut cache = self.cache.lock().expect("design cache");
-        if cache.len() >= CACHE_ENTRIES {
+        let held: usize = cache.values().map(|(_, n)| n).sum();
+        if cache.len() >= CACHE_ENTRIES || held + size > CACHE_BYTES {
             cache.clear();
         }
-        cache.insert(key, design.clone());
+        cache.insert(key, (design.clone(), size));
         Ok(design)
+    }
+
+    /// Validates `design` ([`super::validate::validate`]) on the blocking
+    /// pool within the time budget.
+    pub async fn validate(
+        &self,
+        design_ref: &str,
+        design: Arc<Design>,
+        catalog: Option<PlatformCatalog>,
+    ) -> Result<Vec<Finding>, SourceError> {
+        self.off_workers(design_ref, "validation", move || {
+            super::validate::validate(&design, catalog.as_ref())
+        })
+        .await
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free, within the
+    /// time budget (waiting included). A run past its budget keeps its slot
+    /// until it ends, so slow designs cannot pile up.
+    async fn off_workers<T: Send + 'static>(
+        &self,
+        design_ref: &str,
+        what: &'static str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, SourceError> {
+        let budget = self.limits.time_budget();
+        let slots = self.work.clone();
+        let run = async move {
+            let slot = slots.acquire_owned().await;
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                work()
+            })
+            .await
+        };
+        match tokio::time::timeout(budget, run).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::error!(design_ref, error = %e, "design {what} failed");
+                Err(SourceError::Crashed(design_ref.to_owned(), what))
+            }
+            Err(_) => Err(SourceError::TimedOut(
+                design_ref.to_owned(),
+                what,
+                budget.as_secs(),
+            )),
+        }
     }
 
     async fn fetch(&self, design_ref: &str) -> Result<String, SourceError> {
@@ -112,46 +207,31 @@ impl DesignSource {
     }
 
     /// Reads a reference as a design reference is read (`file:` inside the
-    /// design directory, http(s), deckhand+http(s); at most 16 MiB): boot
-    /// action assets' `location`s.
+    /// design directory, or from an allowed source; at most
+    /// `design_limits.max_bytes`; `#sha256=` pins checked): designs and
+    /// boot action assets' `location`s.
     pub async fn fetch_bytes(&self, design_ref: &str) -> Result<Vec<u8>, SourceError> {
         let bad = |m: &str| SourceError::BadRef(design_ref.to_owned(), m.to_owned());
         let fetch = |m: String| SourceError::Fetch(design_ref.to_owned(), m);
-        let trimmed = design_ref.trim();
-        if let Some(path) = trimmed.strip_prefix("file:") {
+        let (trimmed, pin) = split_pin(design_ref.trim()).map_err(|m| bad(&m))?;
+        let bytes = if let Some(path) = trimmed.strip_prefix("file:") {
             let path = path.strip_prefix("//").unwrap_or(path);
-            return self.read_file(path).map_err(|e| match e {
+            self.read_file(path).map_err(|e| match e {
                 FileError::Refused(m) => bad(&m),
                 FileError::Io(m) => fetch(m),
-            });
-        }
-        let url = trimmed.strip_prefix("deckhand+").unwrap_or(trimmed);
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(bad("use file://, http(s):// or deckhand+http(s)://"));
-        }
-        let mut resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| fetch(format!("fetch failed: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(fetch(format!("the server answered HTTP {}", resp.status())));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| fetch(format!("reading the response: {e}")))?
-        {
-            if body.len() + chunk.len() > MAX_DESIGN_BYTES {
-                return Err(fetch(format!(
-                    "the design is larger than {MAX_DESIGN_BYTES} bytes"
-                )));
+            })?
+        } else {
+            let url = trimmed.strip_prefix("deckhand+").unwrap_or(trimmed);
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad("use file://, http(s):// or deckhand+http(s)://"));
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+            self.fetcher.get(url).await.map_err(|e| match e {
+                FetchError::Refused(m) => SourceError::Refused(design_ref.to_owned(), m),
+                FetchError::Failed(m) => fetch(m),
+            })?
+        };
+        check_pin(&bytes, pin).map_err(fetch)?;
+        Ok(bytes)
     }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, FileError> {
@@ -185,12 +265,13 @@ impl DesignSource {
             .map_err(|e| FileError::Io(format!("cannot open {}: {e}", relative.display())))?;
         let mut text = Vec::new();
         (&mut file)
-            .take(MAX_DESIGN_BYTES as u64 + 1)
+            .take(self.limits.max_bytes as u64 + 1)
             .read_to_end(&mut text)
             .map_err(|e| FileError::Io(format!("cannot read {}: {e}", relative.display())))?;
-        if text.len() > MAX_DESIGN_BYTES {
+        if text.len() > self.limits.max_bytes {
             return Err(FileError::Io(format!(
-                "the design is larger than {MAX_DESIGN_BYTES} bytes"
+                "the file is larger than {} bytes (design_limits.max_bytes)",
+                self.limits.max_bytes
             )));
         }
         Ok(text)
@@ -200,4 +281,47 @@ impl DesignSource {
 enum FileError {
     Refused(String),
     Io(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_past_its_budget_is_cut_off_and_keeps_its_slot() {
+        let limits = DesignLimits {
+            time_budget_secs: 1,
+            max_concurrent: 1,
+            ..DesignLimits::default()
+        };
+        let source = DesignSource::new(None, &DesignSources::default(), limits).unwrap();
+        // Work that never ends on its own (a design the budget must cut).
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let err = source
+            .off_workers("stuck", "parsing", move || wait.recv())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SourceError::TimedOut(_, "parsing", 1)),
+            "{err}"
+        );
+        assert!(err.to_string().contains("design_limits.time_budget_secs"));
+        // Its slot is still taken: the next design waits, within its own
+        // budget, rather than adding a thread.
+        let err = source
+            .off_workers("next", "validation", || ())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SourceError::TimedOut(..)), "{err}");
+        release.send(()).unwrap();
+        // Once the stuck work ends, designs run again.
+        let mut ran = false;
+        for _ in 0..50 {
+            if source.off_workers("again", "parsing", || ()).await.is_ok() {
+                ran = true;
+                break;
+            }
+        }
+        assert!(ran);
+    }
 }

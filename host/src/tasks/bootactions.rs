@@ -35,7 +35,7 @@ pub(super) async fn hand_out(
     design: &Design,
     nodes: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, serde_json::Value>, EngineError> {
-    use crate::design::bootaction::{ActionContext, AssetType, render};
+    use crate::design::bootaction::{ActionContext, AssetType, render_with};
     let actions = match design.boot_actions() {
         Ok(a) => a,
         Err(e) => {
@@ -89,7 +89,8 @@ pub(super) async fn hand_out(
                 report_url: url.clone(),
                 design_ref: design_ref.clone(),
             };
-            match render(a, Some(AssetType::PkgList), &context, &ctx, &fetch).await {
+            let limits = shared.designs.limits();
+            match render_with(a, Some(AssetType::PkgList), &context, &ctx, &fetch, limits).await {
                 Ok(lists) => {
                     for (name, version) in lists.into_iter().flat_map(|l| l.packages) {
                         packages.insert(match version {

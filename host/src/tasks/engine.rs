@@ -69,6 +69,10 @@ pub struct EngineConfig {
     pub write_batch: usize,
     /// Directory `file:` design references are read from (none: refused).
     pub design_dir: Option<std::path::PathBuf>,
+    /// Where designs and boot-action assets may be fetched from.
+    pub design_sources: crate::design::DesignSources,
+    /// What one design may cost.
+    pub design_limits: crate::design::DesignLimits,
     /// Secrets from the config file (tried before the environment and the
     /// database).
     pub secrets: crate::drivers::GrantedSecrets,
@@ -105,6 +109,8 @@ impl Default for EngineConfig {
             timeouts: BTreeMap::new(),
             write_batch: 1000,
             design_dir: None,
+            design_sources: Default::default(),
+            design_limits: Default::default(),
             secrets: Default::default(),
             secret_scopes: Default::default(),
             node_addresses: Default::default(),
@@ -165,8 +171,12 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let (writes, writes_rx) = mpsc::unbounded_channel();
         let (settle, settle_rx) = mpsc::unbounded_channel();
-        let designs = DesignSource::new(cfg.design_dir.as_deref())
-            .map_err(|e| EngineError::Invalid(format!("design directory: {e}")))?;
+        let designs = DesignSource::new(
+            cfg.design_dir.as_deref(),
+            &cfg.design_sources,
+            cfg.design_limits.clone(),
+        )
+        .map_err(|e| EngineError::Invalid(format!("design sources: {e}")))?;
         let secrets = Secrets::standard(
             cfg.secrets.clone(),
             cfg.secret_scopes.clone(),
@@ -380,6 +390,25 @@ impl Engine {
         design_ref: &str,
     ) -> Result<Arc<Design>, crate::design::SourceError> {
         self.shared.designs.load(design_ref).await
+    }
+
+    /// Validates `design` (fetched from `design_ref`) off the async workers
+    /// within the design time budget.
+    pub async fn validate_design(
+        &self,
+        design_ref: &str,
+        design: &Arc<Design>,
+        catalog: Option<PlatformCatalog>,
+    ) -> Result<Vec<crate::design::Finding>, crate::design::SourceError> {
+        self.shared
+            .designs
+            .validate(design_ref, design.clone(), catalog)
+            .await
+    }
+
+    /// What one design may cost (boot-action templates included).
+    pub fn design_limits(&self) -> &crate::design::DesignLimits {
+        self.shared.designs.limits()
     }
 
     /// Reads a reference as design references are read (boot action

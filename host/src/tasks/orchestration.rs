@@ -73,7 +73,19 @@ pub(super) async fn start(
         }
     };
     let catalog = platform_catalog(shared).await;
-    let findings = crate::design::validate::validate(&design, catalog.as_ref());
+    // Off the async workers, within the design time budget.
+    let design_ref = t.design_ref.as_deref().unwrap_or_default();
+    let findings = match shared
+        .designs
+        .validate(design_ref, design.clone(), catalog)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            shared.fail_task(t, &e.to_string()).await;
+            return Ok(());
+        }
+    };
     let errors = findings.iter().filter(|f| f.is_error()).count();
     let messages: Vec<NewMessage> = findings
         .iter()

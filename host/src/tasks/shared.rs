@@ -156,8 +156,12 @@ impl Shared {
     /// node filter selects no node: "No nodes in scope, no work to do."
     pub async fn nothing_to_do(&self, t: &TaskRecord) {
         const NOTHING: &str = "No nodes in scope, no work to do.";
-        let mut outcome =
-            TaskOutcome::complete(t.id, self.instance_id(), self.epoch(), ResultStatus::Success);
+        let mut outcome = TaskOutcome::complete(
+            t.id,
+            self.instance_id(),
+            self.epoch(),
+            ResultStatus::Success,
+        );
         outcome.result_message = Some(NOTHING.into());
         let msg = NewMessage {
             task_id: t.id,
