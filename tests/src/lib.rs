@@ -34,6 +34,9 @@ pub mod guests {
     pub const OOB_ONLY: &str = env!("GUEST_OOB_ONLY");
     /// A wasi:cli command, not a driver.
     pub const OTHER_WORLD: &str = env!("GUEST_OTHER_WORLD");
+    /// Floods the host service its `attack` setting names (see
+    /// `tests/guests/guest-hostile`).
+    pub const HOSTILE: &str = env!("GUEST_HOSTILE");
     /// A driver built against drydock:driver@0.0.1.
     pub const OLD_VERSION: &str = env!("GUEST_OLD_VERSION");
 }

@@ -25,7 +25,7 @@ use super::result::rollup;
 use crate::design::{Design, DesignSource, PlatformCatalog};
 use crate::drivers::{
     Action, CallError, CallRequest, DriverServices, DriverSet, Runtime,
-    services::{BuildData, ServiceError, StatusMessage},
+    services::{BuildData, KvUsage, ServiceError, StatusMessage},
 };
 use crate::model::{self, ActionParams};
 use crate::secrets::Secrets;
@@ -70,6 +70,9 @@ pub struct EngineConfig {
     pub timeouts: BTreeMap<String, Duration>,
     /// Outcomes written per batch at most.
     pub write_batch: usize,
+    /// Writes (outcomes, messages, key-value changes) that may wait for the
+    /// writer at once; past it, senders wait.
+    pub write_queue: usize,
     /// Directory `file:` design references are read from (none: refused).
     pub design_dir: Option<std::path::PathBuf>,
     /// Secrets from the config file (tried before the environment and the
@@ -95,6 +98,7 @@ impl Default for EngineConfig {
             retry_backoff: Duration::from_millis(500),
             timeouts: BTreeMap::new(),
             write_batch: 1000,
+            write_queue: 4096,
             design_dir: None,
             secrets: Default::default(),
             leader: LeaderConfig::default(),
@@ -166,7 +170,7 @@ struct Inner {
     bmc_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// In-flight subtasks: id → (parent, cancel token).
     inflight: Mutex<HashMap<Uuid, (Option<Uuid>, CancellationToken)>>,
-    writes: mpsc::UnboundedSender<Write>,
+    writes: mpsc::Sender<Write>,
     shutdown: CancellationToken,
     /// Ids of top-level tasks as they finish.
     finished: tokio::sync::broadcast::Sender<Uuid>,
@@ -195,7 +199,7 @@ impl Engine {
         drivers: Arc<DriverSet>,
         cfg: EngineConfig,
     ) -> Result<Engine, EngineError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(cfg.write_queue.max(1));
         let designs = DesignSource::new(cfg.design_dir.as_deref())
             .map_err(|e| EngineError::Invalid(format!("design directory: {e}")))?;
         let secrets = Secrets::standard(cfg.secrets.clone(), store.clone());
@@ -827,7 +831,9 @@ impl Engine {
             .clone()
     }
 
-    fn message(&self, task: Uuid, node: Option<&str>, message: String, error: bool) {
+    /// Queues a task message for the writer (waiting while its queue is
+    /// full).
+    async fn message(&self, task: Uuid, node: Option<&str>, message: String, error: bool) {
         let (context_type, context) = match node {
             Some(n) => ("node", n.to_owned()),
             None => ("task", task.to_string()),
@@ -965,31 +971,35 @@ impl Engine {
         let epoch = t.epoch;
         let node_name = t.node_name.clone();
         let mut outcome = TaskOutcome::complete(t.id, &owner, epoch, ResultStatus::Failure);
-        let finish = |mut outcome: TaskOutcome, state| {
+        let finish = async |mut outcome: TaskOutcome, state| {
             if let Some(n) = &node_name {
                 match outcome.result_status {
                     ResultStatus::Success => outcome.successes = vec![n.clone()],
                     _ => outcome.failures = vec![n.clone()],
                 }
             }
-            let _ = self.inner.writes.send(Write::Finished(Finished {
-                outcome,
-                parent: t.parent_id,
-                node_state: state,
-            }));
+            let _ = self
+                .inner
+                .writes
+                .send(Write::Finished(Finished {
+                    outcome,
+                    parent: t.parent_id,
+                    node_state: state,
+                }))
+                .await;
         };
         let action: Action = match t.action.parse() {
             Ok(a) => a,
             Err(e) => {
                 outcome.result_message = Some(format!("{e}"));
-                return finish(outcome, None);
+                return finish(outcome, None).await;
             }
         };
         let params: ActionParams = match serde_json::from_value(t.params.clone()) {
             Ok(p) => p,
             Err(e) => {
                 outcome.result_message = Some(format!("invalid params: {e}"));
-                return finish(outcome, None);
+                return finish(outcome, None).await;
             }
         };
         let node = match &node_name {
@@ -1005,10 +1015,10 @@ impl Engine {
             {
                 Ok(node) => Some(node),
                 Err(e) => {
-                    self.message(t.id, Some(n), e.clone(), true);
+                    self.message(t.id, Some(n), e.clone(), true).await;
                     outcome.result_message = Some(e);
                     outcome.error_count = 1;
-                    return finish(outcome, None);
+                    return finish(outcome, None).await;
                 }
             },
             None => None,
@@ -1016,10 +1026,10 @@ impl Engine {
         let mut installed = match self.inner.drivers.for_action(action, node.as_ref()) {
             Ok(i) => i.clone(),
             Err(e) => {
-                self.message(t.id, node_name.as_deref(), e.clone(), true);
+                self.message(t.id, node_name.as_deref(), e.clone(), true).await;
                 outcome.result_message = Some(e);
                 outcome.error_count = 1;
-                return finish(outcome, None);
+                return finish(outcome, None).await;
             }
         };
         // A node may carry its own TLS trust for its BMC (oob calls).
@@ -1034,10 +1044,10 @@ impl Engine {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    self.message(t.id, node_name.as_deref(), e.clone(), true);
+                    self.message(t.id, node_name.as_deref(), e.clone(), true).await;
                     outcome.result_message = Some(e);
                     outcome.error_count = 1;
-                    return finish(outcome, None);
+                    return finish(outcome, None).await;
                 }
             }
         }
@@ -1114,12 +1124,23 @@ impl Engine {
                         backoff
                     };
                     if again && (attempt < max_attempts || ours) && left > backoff {
-                        self.message(
-                            t.id,
-                            node_name.as_deref(),
-                            format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
-                            false,
-                        );
+                        // Retry notes count against the messages of a call
+                        // (waiting out a database outage can take many).
+                        let notes = self.inner.runtime.limits().messages_per_call;
+                        if attempt < notes {
+                            self.message(
+                                t.id,
+                                node_name.as_deref(),
+                                format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
+                                false,
+                            ).await;
+                        } else if attempt == notes {
+                            let text = format!(
+                                "attempt {attempt} failed, retrying in {backoff:?}: {e}; further \
+                                 retries are not reported (messages_per_call = {notes})"
+                            );
+                            self.message(t.id, node_name.as_deref(), text, false).await;
+                        }
                         tokio::select! {
                             _ = cancel.cancelled() => break Err(None),
                             _ = tokio::time::sleep(backoff) => continue,
@@ -1146,7 +1167,16 @@ impl Engine {
                             format: "application/json".into(),
                             content: value.to_string(),
                         };
-                        if let Err(e) = self.inner.store.add_build_data(&data).await {
+                        let max = self.inner.runtime.limits().build_data_bytes_per_call;
+                        if data.content.len() as u64 > max {
+                            let text = format!(
+                                "the {} result ({} bytes) was not stored as build data: \
+                                 the limit build_data_bytes_per_call is {max}",
+                                action.name(),
+                                data.content.len()
+                            );
+                            self.message(t.id, Some(n), text, true).await;
+                        } else if let Err(e) = self.store_build_data(&data).await {
                             tracing::warn!(node = %n, error = %e, "could not store build data");
                         }
                     }
@@ -1162,24 +1192,24 @@ impl Engine {
                 outcome.status = TaskStatus::Terminated;
                 outcome.result_message = Some("cancelled".into());
                 outcome.terminated_by = t.terminated_by.clone();
-                self.message(t.id, node_name.as_deref(), "cancelled".into(), true);
+                self.message(t.id, node_name.as_deref(), "cancelled".into(), true).await;
             }
             Err(Some(e)) => {
                 let text = e.to_string();
                 outcome.result_message = Some(text.clone());
                 outcome.result_reason = Some(reason(&e));
                 outcome.error_count = 1;
-                self.message(t.id, node_name.as_deref(), text, true);
+                self.message(t.id, node_name.as_deref(), text, true).await;
             }
         }
         tracing::debug!(task.id = %t.id, node = node_name.as_deref().unwrap_or("-"), action = action.name(),
             attempts = attempt, elapsed_ms = started.elapsed().as_millis() as u64, "subtask finished");
-        finish(outcome, state);
+        finish(outcome, state).await;
     }
 
     // ------------------------------------------------------------------- writer
 
-    async fn writer(self, mut rx: mpsc::UnboundedReceiver<Write>) {
+    async fn writer(self, mut rx: mpsc::Receiver<Write>) {
         let mut finished: Vec<Finished> = Vec::new();
         let mut messages: Vec<NewMessage> = Vec::new();
         let mut kv: Vec<(String, String, Option<String>, u64)> = Vec::new();
@@ -1241,19 +1271,67 @@ impl Engine {
         }
     }
 
-    fn kv_write(&self, driver: &str, key: &str, value: Option<&str>) {
-        let mut pending = self.inner.kv_pending.lock().expect("kv lock");
-        pending.seq += 1;
-        let seq = pending.seq;
-        let k = (driver.to_owned(), key.to_owned());
-        pending.entries.insert(k, (value.map(str::to_owned), seq));
-        drop(pending);
-        let _ = self.inner.writes.send(Write::Kv(
-            driver.to_owned(),
-            key.to_owned(),
-            value.map(str::to_owned),
-            seq,
-        ));
+    /// Queues a driver key-value write (reads see it at once); waits while
+    /// the writer's queue is full, so a driver writing faster than the
+    /// database drains is slowed down instead of growing memory.
+    async fn kv_write(&self, driver: &str, key: &str, value: Option<&str>) {
+        let seq = {
+            let mut pending = self.inner.kv_pending.lock().expect("kv lock");
+            pending.seq += 1;
+            let seq = pending.seq;
+            let k = (driver.to_owned(), key.to_owned());
+            pending.entries.insert(k, (value.map(str::to_owned), seq));
+            seq
+        };
+        let _ = self
+            .inner
+            .writes
+            .send(Write::Kv(
+                driver.to_owned(),
+                key.to_owned(),
+                value.map(str::to_owned),
+                seq,
+            ))
+            .await;
+    }
+
+    /// Stores build data, then keeps the node's newest within the
+    /// per-node limits.
+    async fn store_build_data(&self, data: &NewBuildData) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        store.add_build_data(data).await?;
+        let limits = self.inner.runtime.limits();
+        store
+            .prune_build_data(
+                &data.node_name,
+                limits.build_data_per_node,
+                limits.build_data_bytes_per_node,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Writes waiting in the writer's queue, and driver key-value writes
+    /// not yet in the store (both bounded by `EngineConfig::write_queue`
+    /// plus the writes of calls waiting to queue).
+    pub fn writes_waiting(&self) -> (usize, usize) {
+        let queued = self.inner.writes.max_capacity() - self.inner.writes.capacity();
+        let kv = self.inner.kv_pending.lock().expect("kv lock").entries.len();
+        (queued, kv)
+    }
+
+    /// Keys and bytes of `driver`'s pending key-value writes (each counted
+    /// as a new key).
+    fn kv_pending_usage(&self, driver: &str) -> KvUsage {
+        let pending = self.inner.kv_pending.lock().expect("kv lock");
+        let mut usage = KvUsage::default();
+        for ((d, k), (v, _)) in &pending.entries {
+            if let (true, Some(v)) = (d == driver, v) {
+                usage.keys += 1;
+                usage.bytes += (k.len() + v.len()) as u64;
+            }
+        }
+        usage
     }
 
     fn kv_pending(&self, driver: &str, key: &str) -> Option<Option<String>> {
@@ -1793,7 +1871,7 @@ impl Engine {
             None,
             format!("step {}: {} on {who}", index + 1, action.name()),
             false,
-        );
+        ).await;
         tracing::info!(task.id = %t.id, step = index, action = action.name(), targets = eligible.len(), "orchestration step started");
         self.inner.wake_executor.notify_one();
         Ok(())
@@ -1821,7 +1899,7 @@ impl Engine {
                     None,
                     format!("boot actions not handed out: {e}"),
                     true,
-                );
+                ).await;
                 return Ok(BTreeMap::new());
             }
         };
@@ -1867,7 +1945,7 @@ impl Engine {
                             });
                         }
                     }
-                    Err(e) => self.message(t.id, Some(node), e.to_string(), true),
+                    Err(e) => self.message(t.id, Some(node), e.to_string(), true).await,
                 }
                 units.extend(
                     a.assets
@@ -1897,7 +1975,7 @@ impl Engine {
             None,
             format!("boot actions handed out to {n} node(s)"),
             false,
-        );
+        ).await;
         Ok(out)
     }
 
@@ -1992,7 +2070,7 @@ impl Engine {
             {
                 Ok(true) => {
                     let error = result != ResultStatus::Success;
-                    self.message(w.id, w.node_name.as_deref(), message, error);
+                    self.message(w.id, w.node_name.as_deref(), message, error).await;
                     parents.extend(w.parent_id);
                 }
                 Ok(false) => {}
@@ -2257,19 +2335,29 @@ impl DriverServices for EngineServices {
             .map_err(svc)
     }
 
+    async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError> {
+        let stored = self.engine.inner.store.kv_usage(driver).await.map_err(svc)?;
+        let pending = self.engine.kv_pending_usage(driver);
+        Ok(KvUsage {
+            keys: stored.0 + pending.keys,
+            bytes: stored.1 + pending.bytes,
+        })
+    }
+
     async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<(), ServiceError> {
-        self.engine.kv_write(driver, key, Some(value));
+        self.engine.kv_write(driver, key, Some(value)).await;
         Ok(())
     }
 
     async fn kv_delete(&self, driver: &str, key: &str) -> Result<(), ServiceError> {
-        self.engine.kv_write(driver, key, None);
+        self.engine.kv_write(driver, key, None).await;
         Ok(())
     }
 
     async fn status(&self, m: StatusMessage) -> Result<(), ServiceError> {
         self.engine
-            .message(self.task, m.scope.node.as_deref(), m.message, m.is_error);
+            .message(self.task, m.scope.node.as_deref(), m.message, m.is_error)
+            .await;
         Ok(())
     }
 
@@ -2284,13 +2372,7 @@ impl DriverServices for EngineServices {
             format: d.format,
             content: d.content,
         };
-        self.engine
-            .inner
-            .store
-            .add_build_data(&data)
-            .await
-            .map(|_| ())
-            .map_err(svc)
+        self.engine.store_build_data(&data).await.map_err(svc)
     }
 }
 
