@@ -282,6 +282,14 @@ impl HttpPeer {
     }
 }
 
+/// A fresh, empty directory under the temp directory (the caller removes
+/// it).
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(db::unique(prefix));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
 /// Scratch databases for tests: a fresh SQLite file or a fresh Postgres
 /// database (127.0.0.1:5432, user `postgres`; override with
 /// `DRYDOCK_TEST_PG`). Postgres being down fails the test, it never skips.

@@ -22,7 +22,7 @@
 
 use super::limits::{CallBudget, RequestPermit, cut};
 use super::services::CallScope;
-use crate::netaddr::{self, AddrClass};
+use crate::netaddr;
 use http_body_util::BodyExt;
 use ipnet::IpNet;
 use std::fmt;
@@ -184,15 +184,11 @@ impl EgressGrant {
         if !n.contains(&ip) || !self.port_ok(port) {
             return false;
         }
+        // `127.0.0.0/8` covers loopback addresses, `0.0.0.0/0` (whose
+        // network address is "this network") does not.
         let class = netaddr::classify(ip);
-        !class.is_special() || netaddr::classify(n.network()) == class || same_kind(n, class)
+        !class.is_special() || netaddr::classify(n.network()) == class
     }
-}
-
-/// Whether the network `n` is entirely of `class` (e.g. `127.0.0.0/8` is
-/// loopback; `0.0.0.0/0` is not).
-fn same_kind(n: &IpNet, class: AddrClass) -> bool {
-    netaddr::classify(n.network()) == class && netaddr::classify(n.broadcast()) == class
 }
 
 /// The grants in force for one call.

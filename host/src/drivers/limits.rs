@@ -318,7 +318,7 @@ impl CallBudget {
                 limit.name(),
                 self.scope.action_name()
             ),
-            self.limits.message_bytes,
+            1024,
         );
         let first = self
             .reported
@@ -400,6 +400,7 @@ mod tests {
         assert_eq!(b.take_build_data(60), None);
         assert_eq!(b.take_build_data(60), Some(Limit::BuildDataBytes));
         assert_eq!(b.take_build_data(40), None);
+        assert_eq!(b.take_build_data(0), None);
         assert_eq!(b.take_build_data(0), Some(Limit::BuildData));
     }
 

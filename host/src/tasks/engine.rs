@@ -838,14 +838,18 @@ impl Engine {
             Some(n) => ("node", n.to_owned()),
             None => ("task", task.to_string()),
         };
-        let _ = self.inner.writes.send(Write::Message(NewMessage {
-            task_id: task,
-            message,
-            error,
-            context_type: context_type.into(),
-            context,
-            extra: None,
-        }));
+        let _ = self
+            .inner
+            .writes
+            .send(Write::Message(NewMessage {
+                task_id: task,
+                message,
+                error,
+                context_type: context_type.into(),
+                context,
+                extra: None,
+            }))
+            .await;
     }
 
     /// Loads a node (unless prefetched) and resolves its BMC credentials
@@ -1229,7 +1233,9 @@ impl Engine {
                     Write::Message(m) => messages.push(m),
                     Write::Kv(d, k, v, seq) => kv.push((d, k, v, seq)),
                 }
-                next = if finished.len() + messages.len() < self.inner.cfg.write_batch {
+                // Key-value writes count too: a batch (and so what is held
+                // while the database is slow) never passes `write_batch`.
+                next = if finished.len() + messages.len() + kv.len() < self.inner.cfg.write_batch {
                     rx.try_recv().ok()
                 } else {
                     None
