@@ -96,9 +96,7 @@ pub enum LifecycleError {
     /// A stored version no longer passes verification (its key was
     /// removed, or may no longer sign its name; unsigned drivers are no
     /// longer allowed).
-    #[error(
-        "stored driver {name} ({sha256}) is no longer trusted and was not loaded: {source}"
-    )]
+    #[error("stored driver {name} ({sha256}) is no longer trusted and was not loaded: {source}")]
     Untrusted {
         /// Driver name.
         name: String,

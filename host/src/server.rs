@@ -202,12 +202,8 @@ async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
     for (origin, bytes, signed) in sources {
         if signed {
             // The signature first: nothing untrusted is compiled.
-            crate::drivers::package::verify(
-                &bytes,
-                &trusted,
-                cfg.driver_store.allow_unsigned,
-            )
-            .with_context(|| format!("driver {origin} refused"))?;
+            crate::drivers::package::verify(&bytes, &trusted, cfg.driver_store.allow_unsigned)
+                .with_context(|| format!("driver {origin} refused"))?;
         }
         let driver = runtime
             .load(&origin, &bytes)

@@ -8,9 +8,9 @@ use std::fmt;
 
 pub use crate::wit::drydock::driver::types::{
     BootDevice, BootTarget, DeployOptions, DriverError, Filesystem, InterfaceAddress, IpRange,
-    LimitExceeded, LogLevel, LogicalVolume, Network, NetworkLink, Node, NodeIdentity, NodeInterface,
-    NodeInterrogation, OobFacts, OobInfo, OobInterrogation, PackageRepository, Partition,
-    PhysicalDevice, Platform, PortInterrogation, PortMode, PortVlans, PowerState, Route,
+    LimitExceeded, LogLevel, LogicalVolume, Network, NetworkLink, Node, NodeIdentity,
+    NodeInterface, NodeInterrogation, OobFacts, OobInfo, OobInterrogation, PackageRepository,
+    Partition, PhysicalDevice, Platform, PortInterrogation, PortMode, PortVlans, PowerState, Route,
     SiteNetworks, Storage, SwitchInfo, SwitchPort, VolumeGroup,
 };
 pub use crate::wit::exports::drydock::driver::metadata::{

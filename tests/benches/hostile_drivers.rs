@@ -18,16 +18,29 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "hostile-bench-admin-token";
 
-/// The attacks, with the guest's settings.
-const ATTACKS: &[(&str, &[(&str, &str)])] = &[
-    ("kv", &[("count", "100000"), ("size", "100")]),
-    ("kv-rewrite", &[("count", "100000")]),
-    ("messages", &[("count", "100000"), ("size", "20000")]),
-    ("egress", &[("count", "5000"), ("url", "http://10.255.255.1:9/")]),
-    ("logs", &[("count", "100000")]),
-    ("build-data", &[("count", "10000"), ("size", "100000")]),
-    ("connections", &[("count", "5000")]),
-    ("error", &[("size", "8388608")]),
+/// An attack: its name, the guest's settings, `[driver_limits]` lines.
+type Attack = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+
+/// The attacks.
+const ATTACKS: &[Attack] = &[
+    ("kv", &[("count", "100000"), ("size", "100")], ""),
+    (
+        "kv",
+        &[("count", "100000"), ("size", "100")],
+        "kv_writes_per_call = 100000",
+    ),
+    ("kv-rewrite", &[("count", "100000")], ""),
+    ("messages", &[("count", "100000"), ("size", "20000")], ""),
+    (
+        "egress",
+        &[("count", "5000"), ("url", "http://10.255.255.1:9/")],
+        "",
+    ),
+    ("logs", &[("count", "100000")], ""),
+    ("build-data", &[("count", "10000"), ("size", "100000")], ""),
+    ("connections", &[("count", "5000")], ""),
+    ("error", &[("size", "8388608")], ""),
+    ("memory", &[("count", "100000")], ""),
 ];
 
 fn server_binary() -> PathBuf {
@@ -55,7 +68,9 @@ async fn holding_peer() -> u16 {
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
                 let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                    )
                     .await;
                 let _ = s.read(&mut buf).await;
             });
@@ -99,7 +114,10 @@ fn serve(dir: &std::path::Path, config: &str, db_url: &str) -> Server {
                 && let Ok(v) = serde_json::from_str::<Value>(&line)
                 && v["fields"]["message"] == "drydock serving"
             {
-                let _ = tx.send(Ok(v["fields"]["addr"].as_str().unwrap_or_default().to_owned()));
+                let _ = tx.send(Ok(v["fields"]["addr"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()));
                 sent = true;
             }
             if !sent && line.contains("\"ERROR\"") {
@@ -143,17 +161,19 @@ async fn main() {
         "{:<12} {:<58} {:>9} {:>9} {:>8} {:>8} {:>8}",
         "attack", "answer", "time ms", "peak MiB", "kv rows", "bd rows", "messages"
     );
-    for (attack, settings) in ATTACKS {
+    for (attack, settings, limits) in ATTACKS {
         let name = drydock_tests::db::unique("drydock_hostile");
-        let db_url = drydock::store::testing::create_pg_database(
-            &drydock_tests::db::pg_admin_url(),
-            &name,
-        )
-        .await
-        .expect("Postgres is needed for this bench");
+        let db_url =
+            drydock::store::testing::create_pg_database(&drydock_tests::db::pg_admin_url(), &name)
+                .await
+                .expect("Postgres is needed for this bench");
         let store = Store::connect(&db_url).await.unwrap();
         store
-            .upsert_node("n1", &json!({"name": "n1", "oob": {"type": "hostile"}}), None)
+            .upsert_node(
+                "n1",
+                &json!({"name": "n1", "oob": {"type": "hostile"}}),
+                None,
+            )
             .await
             .unwrap();
         let mut settings: Vec<String> = settings
@@ -167,12 +187,12 @@ async fn main() {
         let config = format!(
             "bundled_drivers = false\ndrivers_dir = \"{}\"\n\n[driver_store]\n\
              trusted_keys = [\"bench:{}:hostile\"]\n\n[drivers.hostile]\n\
-             settings = {{ {} }}\negress = [\"127.0.0.1:{peer}\"]\n",
+             settings = {{ {} }}\negress = [\"127.0.0.1:{peer}\"]\n\n[driver_limits]\n{limits}\n",
             drivers.display(),
             trusted.key,
             settings.join(", ")
         );
-        let dir = base.join(attack);
+        let dir = base.join(drydock_tests::db::unique(attack));
         std::fs::create_dir_all(&dir).unwrap();
         let server = serve(&dir, &config, &db_url);
 
@@ -192,7 +212,10 @@ async fn main() {
             if t.status.is_terminal() {
                 break t;
             }
-            assert!(started.elapsed() < Duration::from_secs(600), "task never ended");
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "task never ended"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let elapsed = started.elapsed();
@@ -213,11 +236,20 @@ async fn main() {
                 )
             }
             None => {
-                let m = task.result_message.clone().unwrap_or_default();
-                let mut m: String = m.chars().take(48).collect();
-                m.push_str(&format!(" ({} B)", task.result_message.map_or(0, |m| m.len())));
-                format!("failed: {m}")
+                // The node's subtask says why (its text as stored, cut).
+                let sub = store.subtasks(id).await.unwrap().pop();
+                let m = sub
+                    .and_then(|s| s.result_message)
+                    .or(task.result_message)
+                    .unwrap_or_default();
+                let short: String = m.chars().take(36).collect();
+                format!("failed: {short}… ({} B)", m.len())
             }
+        };
+        let attack = if limits.is_empty() {
+            attack.to_string()
+        } else {
+            format!("{attack}*")
         };
         println!(
             "{:<12} {:<58} {:>9.0} {:>9.1} {:>8} {:>8} {:>8}",
@@ -232,5 +264,6 @@ async fn main() {
         drop(store);
         drydock_tests::db::drop_postgres(&name).await;
     }
+    println!("* with [driver_limits] kv_writes_per_call = 100000");
     let _ = std::fs::remove_dir_all(&base);
 }

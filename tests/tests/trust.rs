@@ -78,7 +78,10 @@ async fn a_vendor_key_signs_only_the_drivers_it_names() {
         vec![named(&acme, &["acme-bmc", "sim"])],
     )
     .await;
-    let done = lc.install(&sim, None).await.expect("sim signed by a key for sim");
+    let done = lc
+        .install(&sim, None)
+        .await
+        .expect("sim signed by a key for sim");
     assert_eq!(done.signer.as_deref(), Some("acme"));
 }
 
@@ -162,7 +165,10 @@ async fn drivers_dir_packages_need_a_signature_unless_unsigned_is_allowed() {
     let err = serve_with_drivers_dir(&dir, vec![], false)
         .await
         .unwrap_err();
-    assert!(err.contains("hostile.wasm") && err.contains("unsigned"), "{err}");
+    assert!(
+        err.contains("hostile.wasm") && err.contains("unsigned"),
+        "{err}"
+    );
     serve_with_drivers_dir(&dir, vec![], true)
         .await
         .expect("unsigned allowed");

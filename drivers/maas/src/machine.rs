@@ -318,7 +318,9 @@ fn store_details(ctx: &Ctx, maas: &Maas, m: &Value) {
                     }
                 }
                 if let Err(e) = ctx.kv_set(&marker, "stored") {
-                    ctx.warn(format!("could not remember that the details are stored: {e}"));
+                    ctx.warn(format!(
+                        "could not remember that the details are stored: {e}"
+                    ));
                 }
             }
             None => ctx.warn("MAAS answered undecodable BSON for the machine's details"),

@@ -694,7 +694,10 @@ mod tests {
             "[::1]",
             "[fe80::1]",
         ] {
-            assert!(p.resolve(ip, 80).await.is_err(), "{ip} reached through ::/0");
+            assert!(
+                p.resolve(ip, 80).await.is_err(),
+                "{ip} reached through ::/0"
+            );
         }
         assert!(p.resolve("[2606:4700::1111]", 80).await.is_ok());
         // A mapped grant is the IPv4 grant it maps.

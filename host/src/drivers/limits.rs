@@ -381,7 +381,7 @@ mod tests {
         };
         let b = budget(limits, services.clone());
         for _ in 0..10 {
-            b.post("0123456789abcdef", false).await.unwrap();
+            let _ = b.post("0123456789abcdef", false).await.unwrap();
         }
         let messages = services.messages();
         assert_eq!(messages.len(), 4, "{messages:?}");

@@ -34,9 +34,9 @@ pub use cache::CompileCache;
 pub use config::{DriverConfig, GrantedSecrets, RuntimeConfig};
 pub use egress::{EgressGrant, TlsSettings};
 pub use error::{CallError, DriverError, DriverErrorKind, LoadError};
+pub use limits::DriverLimits;
 pub use registry::{DriverSet, Installed};
 pub use runtime::{CallRequest, Driver, DriverInfo, Runtime};
-pub use limits::DriverLimits;
 pub use services::{CallScope, DriverServices, KvUsage, MemoryServices};
 
 /// The version of the `drydock:driver` WIT package this host implements.

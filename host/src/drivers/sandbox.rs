@@ -58,10 +58,7 @@ impl ResourceLimiter for Limiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         // Memories never shrink: this memory's growth adds to the total.
-        let total = self
-            .used
-            .saturating_sub(current)
-            .saturating_add(desired);
+        let total = self.used.saturating_sub(current).saturating_add(desired);
         let ok = total <= self.limit && self.inner.memory_growing(current, desired, maximum)?;
         if ok {
             self.used = total;
@@ -234,7 +231,10 @@ impl CallState {
     async fn check_key(&mut self, key: &str) -> Option<Answer> {
         let max = self.budget.limits().kv_key_bytes;
         if key.is_empty() || key.len() as u64 > max {
-            let what = format!("a key-value key must be 1 to {max} bytes, got {}", key.len());
+            let what = format!(
+                "a key-value key must be 1 to {max} bytes, got {}",
+                key.len()
+            );
             return Some(self.refuse(Limit::KvKeyBytes, &what).await);
         }
         None
@@ -266,7 +266,9 @@ impl CallState {
 impl host::Host for CallState {
     async fn log(&mut self, level_: types::LogLevel, message: String) -> Answer {
         if !self.budget.take_log_line() {
-            return self.refuse(Limit::LogLines, "further log lines were dropped").await;
+            return self
+                .refuse(Limit::LogLines, "further log lines were dropped")
+                .await;
         }
         let message = log_line(&message, self.budget.limits().message_bytes);
         guest_log::emit(

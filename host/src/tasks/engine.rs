@@ -1030,7 +1030,8 @@ impl Engine {
         let mut installed = match self.inner.drivers.for_action(action, node.as_ref()) {
             Ok(i) => i.clone(),
             Err(e) => {
-                self.message(t.id, node_name.as_deref(), e.clone(), true).await;
+                self.message(t.id, node_name.as_deref(), e.clone(), true)
+                    .await;
                 outcome.result_message = Some(e);
                 outcome.error_count = 1;
                 return finish(outcome, None).await;
@@ -1048,7 +1049,8 @@ impl Engine {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    self.message(t.id, node_name.as_deref(), e.clone(), true).await;
+                    self.message(t.id, node_name.as_deref(), e.clone(), true)
+                        .await;
                     outcome.result_message = Some(e);
                     outcome.error_count = 1;
                     return finish(outcome, None).await;
@@ -1137,7 +1139,8 @@ impl Engine {
                                 node_name.as_deref(),
                                 format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
                                 false,
-                            ).await;
+                            )
+                            .await;
                         } else if attempt == notes {
                             let text = format!(
                                 "attempt {attempt} failed, retrying in {backoff:?}: {e}; further \
@@ -1196,7 +1199,8 @@ impl Engine {
                 outcome.status = TaskStatus::Terminated;
                 outcome.result_message = Some("cancelled".into());
                 outcome.terminated_by = t.terminated_by.clone();
-                self.message(t.id, node_name.as_deref(), "cancelled".into(), true).await;
+                self.message(t.id, node_name.as_deref(), "cancelled".into(), true)
+                    .await;
             }
             Err(Some(e)) => {
                 let text = e.to_string();
@@ -1877,7 +1881,8 @@ impl Engine {
             None,
             format!("step {}: {} on {who}", index + 1, action.name()),
             false,
-        ).await;
+        )
+        .await;
         tracing::info!(task.id = %t.id, step = index, action = action.name(), targets = eligible.len(), "orchestration step started");
         self.inner.wake_executor.notify_one();
         Ok(())
@@ -1905,7 +1910,8 @@ impl Engine {
                     None,
                     format!("boot actions not handed out: {e}"),
                     true,
-                ).await;
+                )
+                .await;
                 return Ok(BTreeMap::new());
             }
         };
@@ -1981,7 +1987,8 @@ impl Engine {
             None,
             format!("boot actions handed out to {n} node(s)"),
             false,
-        ).await;
+        )
+        .await;
         Ok(out)
     }
 
@@ -2076,7 +2083,8 @@ impl Engine {
             {
                 Ok(true) => {
                     let error = result != ResultStatus::Success;
-                    self.message(w.id, w.node_name.as_deref(), message, error).await;
+                    self.message(w.id, w.node_name.as_deref(), message, error)
+                        .await;
                     parents.extend(w.parent_id);
                 }
                 Ok(false) => {}
@@ -2342,7 +2350,13 @@ impl DriverServices for EngineServices {
     }
 
     async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError> {
-        let stored = self.engine.inner.store.kv_usage(driver).await.map_err(svc)?;
+        let stored = self
+            .engine
+            .inner
+            .store
+            .kv_usage(driver)
+            .await
+            .map_err(svc)?;
         let pending = self.engine.kv_pending_usage(driver);
         Ok(KvUsage {
             keys: stored.0 + pending.keys,

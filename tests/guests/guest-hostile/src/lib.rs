@@ -12,7 +12,9 @@
 //! - `build-data`: stores `count` build data items of `size` bytes;
 //! - `connections`: opens `count` requests to `url` at once and holds every
 //!   response it gets until the call ends;
-//! - `error`: fails with an error text of `size` bytes.
+//! - `error`: fails with an error text of `size` bytes;
+//! - `memory`: allocates 1 MiB blocks until the host refuses to grow its
+//!   memory.
 //!
 //! The answer: `{"attack": ..., "done": <accepted>, "refused": <refused>,
 //! "limit": <first limit named by the host>, "max": <its value>}`.
@@ -147,9 +149,7 @@ fn attack(ctx: &Ctx) -> Result<Value> {
         }
         "connections" => {
             let url = ctx.config("url").unwrap_or_default();
-            let pending: Vec<_> = (0..count)
-                .map(|_| start_get(&url))
-                .collect::<Result<_>>()?;
+            let pending: Vec<_> = (0..count).map(|_| start_get(&url)).collect::<Result<_>>()?;
             // Responses are kept (their bodies unread) until the call ends.
             let mut held = Vec::new();
             for p in &pending {
@@ -169,6 +169,14 @@ fn attack(ctx: &Ctx) -> Result<Value> {
             }
         }
         "error" => return Err(DriverError::Failed(filler)),
+        "memory" => {
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            for i in 0..count {
+                held.push(vec![(i % 251) as u8; 1 << 20]);
+                tally.done += 1;
+            }
+            tally.refused = held.len() as u64;
+        }
         other => {
             return Err(DriverError::InvalidInput(format!(
                 "unknown attack `{other}`"
