@@ -787,11 +787,33 @@ fn validate_info(origin: &str, d: &LoadedDriver) -> Result<(), LoadError> {
     if !name_ok {
         return Err(bad(format!(
             "name `{}` must be 1-64 characters of a-z, 0-9 and `-`",
-            info.name.escape_debug()
+            cut(&info.name, 64).escape_debug()
         )));
     }
     if info.version.is_empty() || info.version.len() > 64 {
         return Err(bad("version must be 1-64 characters".into()));
+    }
+    // What a driver says about itself is stored and shown: bounded.
+    let too_long = |what: &str, text: &str, max: usize| {
+        (text.len() > max).then(|| bad(format!("{what} is longer than {max} bytes")))
+    };
+    let lists = [
+        ("oob types", &info.oob_types, 32, 64),
+        ("outbound hosts", &info.outbound.hosts, 256, 300),
+        ("unsafe-to-repeat actions", &info.unsafe_to_repeat, 64, 64),
+    ];
+    for (what, list, most, longest) in lists {
+        if list.len() > most {
+            return Err(bad(format!("it lists more than {most} {what}")));
+        }
+        if let Some(e) = list.iter().find_map(|x| too_long(what, x, longest)) {
+            return Err(e);
+        }
+    }
+    if let Some(e) = too_long("vendor", &info.vendor, 256)
+        .or_else(|| too_long("description", &info.description, 4096))
+    {
+        return Err(e);
     }
     if info.interfaces.is_empty() {
         return Err(bad("it claims no interface".into()));
