@@ -1401,8 +1401,14 @@ impl Engine {
             .into_iter()
             .collect();
         finished.clear();
-        self.complete_parents(&parents).await;
-        self.inner.wake_executor.notify_one();
+        // Off the writer: completing a parent may advance an orchestration,
+        // which queues messages, and the writer must never wait on its own
+        // (bounded) queue.
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine.complete_parents(&parents).await;
+            engine.inner.wake_executor.notify_one();
+        });
     }
 
     /// Completes each parent whose subtasks have all finished.
