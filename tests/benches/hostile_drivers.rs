@@ -19,7 +19,11 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "hostile-bench-admin-token";
 
 /// An attack: its name, the guest's settings, `[driver_limits]` lines.
-type Attack = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+type Attack = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
 
 /// The attacks.
 const ATTACKS: &[Attack] = &[
