@@ -17,6 +17,7 @@ const GUESTS: &[&str] = &[
     "GUEST_OOB_ONLY",
     "GUEST_OTHER_WORLD",
     "GUEST_OLD_VERSION",
+    "GUEST_HOSTILE",
 ];
 
 fn main() {

@@ -32,6 +32,11 @@
 //! max_concurrency = 256              # driver calls in flight
 //! per_bmc = 4                        # calls in flight per BMC address
 //! max_attempts = 3                   # attempts for retryable failures
+//! write_queue = 4096                 # results, messages and key-value writes waiting for the database
+//!
+//! [driver_limits]                    # quotas on drivers (see drivers::limits::DriverLimits)
+//! kv_keys = 10000                    # keys per driver
+//! messages_per_call = 1000           # task messages per call
 //!
 //! [drivers.sim]
 //! settings = { delay_ms = "0" }
@@ -126,6 +131,10 @@ pub struct Limits {
     pub per_bmc: usize,
     /// Attempts for retryable failures.
     pub max_attempts: u32,
+    /// Results, task messages and driver key-value writes that may wait for
+    /// the database at once; past it, drivers and tasks wait (memory stays
+    /// bounded however fast drivers write).
+    pub write_queue: usize,
 }
 
 impl Default for Limits {
@@ -135,6 +144,7 @@ impl Default for Limits {
             max_concurrency: 256,
             per_bmc: 4,
             max_attempts: 3,
+            write_queue: 4096,
         }
     }
 }
@@ -324,6 +334,9 @@ pub struct Config {
     pub auth_throttle: crate::api::throttle::ThrottleConfig,
     /// Limits.
     pub limits: Limits,
+    /// Quotas on drivers: key-value state, task messages, log lines, build
+    /// data, outgoing connections, error text.
+    pub driver_limits: crate::drivers::DriverLimits,
     /// Per-driver settings, by driver name.
     pub drivers: BTreeMap<String, DriverSettings>,
     /// Directory `file:` design references are read from (nothing outside
@@ -361,9 +374,15 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DriverStoreSettings {
-    /// Trusted vendor keys, `VENDOR:HEXPUBLICKEY` (from `drydock driver keygen`).
+    /// Trusted vendor keys, `VENDOR:HEXPUBLICKEY:DRIVER[,DRIVER...]` (the
+    /// key from `drydock driver keygen`, then the driver names it may sign;
+    /// `*` for any name). A package named `maas` signed by a key not bound
+    /// to `maas` is refused, at install, when a stored version loads, and in
+    /// `drivers_dir`. The older `VENDOR:HEXPUBLICKEY` form is refused.
     pub trusted_keys: Vec<String>,
-    /// Development only: install unsigned components.
+    /// Development only: install unsigned components, and load unsigned
+    /// ones from `drivers_dir` (otherwise they must be signed by a trusted
+    /// key).
     pub allow_unsigned: bool,
     /// Development only (with `allow_unsigned`): a directory whose new or
     /// changed `*.wasm` files are installed and activated.
@@ -415,6 +434,7 @@ impl Default for Config {
             policy: BTreeMap::new(),
             auth_throttle: Default::default(),
             limits: Limits::default(),
+            driver_limits: Default::default(),
             drivers: BTreeMap::new(),
             design_dir: Some(PathBuf::from("examples")),
             design_sources: Default::default(),
@@ -474,8 +494,9 @@ impl Config {
                 .with_context(|| format!("DRYDOCK_MAX_CONCURRENCY `{v}` is not a number"))?;
         }
         if let Some(v) = get("DRYDOCK_TRUSTED_KEYS") {
+            // Entries separated by `;` or spaces (a key's names use `,`).
             self.driver_store.trusted_keys.extend(
-                v.split(',')
+                v.split(|c: char| c == ';' || c.is_whitespace())
                     .map(str::trim)
                     .filter(|k| !k.is_empty())
                     .map(str::to_owned),

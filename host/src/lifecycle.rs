@@ -93,6 +93,18 @@ pub enum LifecycleError {
     /// The component does not load (not a driver, wrong WIT, ...).
     #[error("driver refused: {0}")]
     Load(#[from] LoadError),
+    /// A stored version no longer passes verification (its key was
+    /// removed, or may no longer sign its name; unsigned drivers are no
+    /// longer allowed).
+    #[error("stored driver {name} ({sha256}) is no longer trusted and was not loaded: {source}")]
+    Untrusted {
+        /// Driver name.
+        name: String,
+        /// The version's SHA-256.
+        sha256: String,
+        /// Why verification failed.
+        source: PackageError,
+    },
     /// The manifest contradicts the component.
     #[error("driver refused: {0}")]
     Manifest(String),
@@ -231,6 +243,13 @@ impl Lifecycle {
             .runtime
             .load(&format!("upload {sha256}"), bytes)
             .await?;
+        // The signing key must be one that may sign this driver's name.
+        package::verify_named(
+            bytes,
+            &self.cfg.trusted_keys,
+            self.cfg.allow_unsigned,
+            &driver.info().name,
+        )?;
         let load_ms = started.elapsed().as_secs_f64() * 1e3;
         let manifest = match package::manifest(bytes)? {
             Some(m) => {
@@ -304,7 +323,7 @@ impl Lifecycle {
                 LifecycleError::NotFound(format!("driver {name} has no version {version}"))
             })?;
         if self.cfg.validate {
-            let driver = self.warm_driver(&record.sha256).await?;
+            let driver = self.warm_driver(name, &record.sha256).await?;
             self.validate(name, &driver).await?;
         }
         self.activate_now(name, version, message, self.cfg.watch_calls > 0)
@@ -548,7 +567,7 @@ impl Lifecycle {
             }
             let current = self.drivers.get(&a.name);
             if current.as_ref().map(|c| c.driver.sha256()) != Some(a.sha256.as_str()) {
-                let driver = match self.warm_driver(&a.sha256).await {
+                let driver = match self.warm_driver(&a.name, &a.sha256).await {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!(driver = %a.name, version = %a.version, error = %e,
@@ -614,8 +633,11 @@ impl Lifecycle {
         Ok(before - warm.len())
     }
 
-    /// The loaded driver with this SHA-256, loading it from the store.
-    async fn warm_driver(&self, sha256: &str) -> Result<Driver, LifecycleError> {
+    /// The loaded driver `name` with this SHA-256, loading it from the
+    /// store. A stored version is verified again before it loads, against
+    /// the keys trusted now: removing a key (or narrowing the names it may
+    /// sign) stops its drivers loading.
+    async fn warm_driver(&self, name: &str, sha256: &str) -> Result<Driver, LifecycleError> {
         if let Some(w) = self.warm.lock().expect("warm lock").get_mut(sha256) {
             w.used = Instant::now();
             return Ok(w.driver.clone());
@@ -625,10 +647,27 @@ impl Lifecycle {
             .driver_bytes(sha256)
             .await?
             .ok_or_else(|| LifecycleError::NotFound(format!("no stored driver {sha256}")))?;
+        package::verify_named(
+            &bytes,
+            &self.cfg.trusted_keys,
+            self.cfg.allow_unsigned,
+            name,
+        )
+        .map_err(|e| LifecycleError::Untrusted {
+            name: name.to_owned(),
+            sha256: sha256.to_owned(),
+            source: e,
+        })?;
         let driver = self
             .runtime
             .load(&format!("stored {sha256}"), &bytes)
             .await?;
+        if driver.info().name != name {
+            return Err(LifecycleError::Manifest(format!(
+                "stored version {sha256} of `{name}` is a driver named `{}`",
+                driver.info().name
+            )));
+        }
         self.warm
             .lock()
             .expect("warm lock")

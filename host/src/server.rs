@@ -199,12 +199,17 @@ fn scopes(cfg: &Config) -> ScopeTable {
 }
 
 /// Loads the bundled drivers and every `*.wasm` in the drivers directory.
+/// A directory package must be signed by a trusted key that may sign its
+/// name (`[driver_store] trusted_keys`), unless `allow_unsigned`; the
+/// bundled drivers are part of the binary.
 async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
+    let trusted = trusted_keys(cfg)?;
     let mut set = DriverSet::new();
-    let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
+    // (origin, bytes, whether its signature is checked)
+    let mut sources: Vec<(String, Vec<u8>, bool)> = Vec::new();
     if cfg.bundled_drivers {
         for (name, bytes) in crate::bundled::all() {
-            sources.push((format!("bundled:{name}"), bytes.to_vec()));
+            sources.push((format!("bundled:{name}"), bytes.to_vec(), false));
         }
     }
     if let Some(path) = &cfg.drivers_dir {
@@ -221,15 +226,29 @@ async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
             let bytes = dir
                 .read(&name)
                 .with_context(|| format!("reading driver {name}"))?;
-            sources.push((path.join(&name).display().to_string(), bytes));
+            sources.push((path.join(&name).display().to_string(), bytes, true));
         }
     }
-    for (origin, bytes) in sources {
+    for (origin, bytes, signed) in sources {
+        if signed {
+            // The signature first: nothing untrusted is compiled.
+            crate::drivers::package::verify(&bytes, &trusted, cfg.driver_store.allow_unsigned)
+                .with_context(|| format!("driver {origin} refused"))?;
+        }
         let driver = runtime
             .load(&origin, &bytes)
             .await
             .with_context(|| format!("loading driver {origin}"))?;
         let name = driver.info().name.clone();
+        if signed {
+            crate::drivers::package::verify_named(
+                &bytes,
+                &trusted,
+                cfg.driver_store.allow_unsigned,
+                &name,
+            )
+            .with_context(|| format!("driver {origin} refused"))?;
+        }
         let config = driver_config(&name, cfg.drivers.get(&name), &cfg.secrets, &scopes(cfg))
             .with_context(|| format!("settings of driver {name}"))?;
         tracing::info!(driver = %name, version = %driver.info().version, origin = %origin, "driver loaded");
@@ -253,16 +272,22 @@ async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
     Ok(set)
 }
 
+/// `[driver_store] trusted_keys`, parsed.
+fn trusted_keys(cfg: &Config) -> Result<Vec<crate::drivers::package::TrustedKey>> {
+    cfg.driver_store
+        .trusted_keys
+        .iter()
+        .map(|k| {
+            k.parse::<crate::drivers::package::TrustedKey>()
+                .with_context(|| "driver_store.trusted_keys")
+        })
+        .collect()
+}
+
 /// The lifecycle settings: trusted keys, development mode, the grants of
 /// every configured driver.
 fn lifecycle_config(cfg: &Config) -> Result<crate::lifecycle::LifecycleConfig> {
-    let mut trusted = Vec::new();
-    for k in &cfg.driver_store.trusted_keys {
-        trusted.push(
-            k.parse::<crate::drivers::package::TrustedKey>()
-                .with_context(|| "driver_store.trusted_keys")?,
-        );
-    }
+    let trusted = trusted_keys(cfg)?;
     if cfg.driver_store.allow_unsigned {
         tracing::warn!(
             "driver_store.allow_unsigned: unsigned drivers can be installed (development only)"
@@ -301,15 +326,13 @@ pub async fn start(cfg: Config) -> Result<Server> {
     let store = Store::connect_with(&database_url, limits).await?;
     tracing::info!(backend = %store.backend(), "store ready");
 
-    data.create_dir_all("compile-cache")
-        .context("creating compile-cache")?;
-    let cache = CompileCache::new(
-        data.open_dir("compile-cache")
-            .context("opening compile-cache")?,
-    );
+    // Mode 0700: only this host may write what it later deserializes.
+    let cache = CompileCache::open_path(&cfg.data_dir.join("compile-cache"))
+        .context("opening compile-cache")?;
     let runtime = Arc::new(Runtime::new(
         RuntimeConfig {
             max_concurrent_calls: cfg.limits.max_concurrent_calls,
+            limits: cfg.driver_limits.clone(),
             ..RuntimeConfig::default()
         },
         Some(cache),
@@ -349,6 +372,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
             max_concurrency: cfg.limits.max_concurrency,
             per_bmc: cfg.limits.per_bmc,
             max_attempts: cfg.limits.max_attempts,
+            write_queue: cfg.limits.write_queue.max(1),
             design_dir: cfg.design_dir.clone().filter(|d| {
                 let ok = d.is_dir();
                 if !ok {

@@ -94,7 +94,7 @@ fn install_on_one_instance_is_active_on_both_and_rollback_spreads() {
     };
 
     let config = format!(
-        "[driver_store]\ntrusted_keys = [\"acme:{}\"]\npoll_ms = 250\n",
+        "[driver_store]\ntrusted_keys = [\"acme:{}:sim\"]\npoll_ms = 250\n",
         public.trim()
     );
     let mut c = Cluster::new("lifecycle", &config, 8);

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::wit::drydock::driver::host;
-use crate::{DriverError, LogLevel, Result};
+use crate::{DriverError, LimitExceeded, LogLevel, Result};
 
 /// The host during one driver call: logging, task status, the driver's
 /// configuration and key-value store, the call's deadline.
@@ -26,9 +26,20 @@ impl Ctx {
     }
 
     /// Writes a log line; the host tags it with the call's action and node.
-    /// Never log secrets.
+    /// Never log secrets. Lines past the host's limit per call are dropped
+    /// (the host reports that once); see [`Ctx::try_log`].
     pub fn log(&self, level: LogLevel, message: impl AsRef<str>) {
-        host::log(level, message.as_ref());
+        let _ = self.try_log(level, message);
+    }
+
+    /// Like [`Ctx::log`], saying whether the host refused the line (its
+    /// log lines per call are used up).
+    pub fn try_log(
+        &self,
+        level: LogLevel,
+        message: impl AsRef<str>,
+    ) -> std::result::Result<(), LimitExceeded> {
+        host::log(level, message.as_ref())
     }
 
     /// Writes a `trace` log line.
@@ -57,9 +68,21 @@ impl Ctx {
     }
 
     /// Attaches a status message to the task running this call, visible to
-    /// operators; `is_error` marks a failure note.
+    /// operators; `is_error` marks a failure note. Messages past the host's
+    /// limit per call are dropped (the host reports that once); see
+    /// [`Ctx::try_status`].
     pub fn status(&self, message: impl AsRef<str>, is_error: bool) {
-        host::status(message.as_ref(), is_error);
+        let _ = self.try_status(message, is_error);
+    }
+
+    /// Like [`Ctx::status`], saying whether the host refused the message
+    /// (its messages per call are used up).
+    pub fn try_status(
+        &self,
+        message: impl AsRef<str>,
+        is_error: bool,
+    ) -> std::result::Result<(), LimitExceeded> {
+        host::status(message.as_ref(), is_error)
     }
 
     /// Reads an operator-configured setting of this driver (never a secret).
@@ -109,14 +132,17 @@ impl Ctx {
     }
 
     /// Writes a value to this driver's persistent key-value store.
-    pub fn kv_set(&self, key: &str, value: &str) {
-        host::kv_set(key, value);
+    /// [`DriverError::Failed`] naming the limit when the host refuses it (key
+    /// too long, the driver's keys or bytes used up, too many writes in this
+    /// call).
+    pub fn kv_set(&self, key: &str, value: &str) -> Result<()> {
+        host::kv_set(key, value).map_err(DriverError::from)
     }
 
     /// Deletes a value from the key-value store; a missing key is not an
-    /// error.
-    pub fn kv_delete(&self, key: &str) {
-        host::kv_delete(key);
+    /// error. A delete counts as a write against the host's limit per call.
+    pub fn kv_delete(&self, key: &str) -> Result<()> {
+        host::kv_delete(key).map_err(DriverError::from)
     }
 
     /// Reads a JSON value from the key-value store. `Ok(None)` if missing;
@@ -135,8 +161,7 @@ impl Ctx {
         let text = serde_json::to_string(value).map_err(|e| {
             DriverError::Failed(format!("cannot encode value `{key}` as JSON: {e}"))
         })?;
-        self.kv_set(key, &text);
-        Ok(())
+        self.kv_set(key, &text)
     }
 
     /// Time left before the call's deadline; the host cuts the call then.
@@ -182,9 +207,10 @@ impl Ctx {
 
     /// Stores data collected about this call's node (e.g. a hardware
     /// inventory) as build data. `generator` names the source, `format` the
-    /// media type, e.g. `application/json`.
-    pub fn build_data(&self, generator: &str, format: &str, content: &str) {
-        host::build_data(generator, format, content);
+    /// media type, e.g. `application/json`. [`DriverError::Failed`] naming the
+    /// limit when the host refuses it (too many items or bytes in this call).
+    pub fn build_data(&self, generator: &str, format: &str, content: &str) -> Result<()> {
+        host::build_data(generator, format, content).map_err(DriverError::from)
     }
 }
 

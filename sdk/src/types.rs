@@ -8,9 +8,9 @@ use std::fmt;
 
 pub use crate::wit::drydock::driver::types::{
     BootDevice, BootTarget, DeployOptions, DriverError, Filesystem, InterfaceAddress, IpRange,
-    LogLevel, LogicalVolume, Network, NetworkLink, Node, NodeIdentity, NodeInterface,
-    NodeInterrogation, OobFacts, OobInfo, OobInterrogation, PackageRepository, Partition,
-    PhysicalDevice, Platform, PortInterrogation, PortMode, PortVlans, PowerState, Route,
+    LimitExceeded, LogLevel, LogicalVolume, Network, NetworkLink, Node, NodeIdentity,
+    NodeInterface, NodeInterrogation, OobFacts, OobInfo, OobInterrogation, PackageRepository,
+    Partition, PhysicalDevice, Platform, PortInterrogation, PortMode, PortVlans, PowerState, Route,
     SiteNetworks, Storage, SwitchInfo, SwitchPort, VolumeGroup,
 };
 pub use crate::wit::exports::drydock::driver::metadata::{
@@ -57,5 +57,13 @@ impl DriverError {
             | DriverError::InvalidInput(m)
             | DriverError::Failed(m) => m,
         }
+    }
+}
+
+impl From<LimitExceeded> for DriverError {
+    /// A host limit refused a request: a permanent failure carrying the
+    /// host's message (which names the limit).
+    fn from(e: LimitExceeded) -> Self {
+        DriverError::Failed(e.message)
     }
 }

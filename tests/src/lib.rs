@@ -37,6 +37,9 @@ pub mod guests {
     pub const OOB_ONLY: &str = env!("GUEST_OOB_ONLY");
     /// A wasi:cli command, not a driver.
     pub const OTHER_WORLD: &str = env!("GUEST_OTHER_WORLD");
+    /// Floods the host service its `attack` setting names (see
+    /// `tests/guests/guest-hostile`).
+    pub const HOSTILE: &str = env!("GUEST_HOSTILE");
     /// A driver built against drydock:driver@0.0.1.
     pub const OLD_VERSION: &str = env!("GUEST_OLD_VERSION");
 }
@@ -288,6 +291,14 @@ impl HttpPeer {
     pub fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+}
+
+/// A fresh, empty directory under the temp directory (the caller removes
+/// it).
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(db::unique(prefix));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 /// Scratch databases for tests: a fresh SQLite file or a fresh Postgres

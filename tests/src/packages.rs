@@ -10,6 +10,7 @@ pub fn key() -> (String, TrustedKey) {
     let trusted = TrustedKey {
         vendor: "drydock-tests".into(),
         key: package::public_key(&secret).expect("its public key"),
+        names: vec!["sim".into()],
     };
     (secret, trusted)
 }

@@ -319,7 +319,6 @@ impl NetworkDriver for Eos {
                 &why,
             )?;
         }
-        ctx.kv_delete(&key);
-        Ok(())
+        ctx.kv_delete(&key)
     }
 }

@@ -66,7 +66,7 @@ pub fn find(ctx: &Ctx, maas: &Maas, node: &Node) -> Result<Option<Value>> {
         },
     };
     if let Some(m) = &found {
-        ctx.kv_set(&kv_key(node), s(m, "system_id"));
+        ctx.kv_set(&kv_key(node), s(m, "system_id"))?;
     }
     Ok(found)
 }
@@ -264,7 +264,7 @@ pub fn commission(ctx: &Ctx, node: &Node) -> Result<()> {
     match n(&m, "status") {
         Status::NEW | Status::FAILED_COMMISSIONING | Status::FAILED_TESTING => {
             ctx.info(format!("commissioning {}", label(node, &m)));
-            ctx.kv_delete(&format!("details/{id}"));
+            ctx.kv_delete(&format!("details/{id}"))?;
             maas.post(
                 &format!("machines/{id}/"),
                 Some("commission"),
@@ -312,9 +312,16 @@ fn store_details(ctx: &Ctx, maas: &Maas, m: &Value) {
             Some(fields) => {
                 for (name, content) in fields {
                     let text = String::from_utf8_lossy(&content);
-                    ctx.build_data(&name, "text/xml", &text);
+                    if let Err(e) = ctx.build_data(&name, "text/xml", &text) {
+                        ctx.warn(format!("machine details not stored as build data: {e}"));
+                        return;
+                    }
                 }
-                ctx.kv_set(&marker, "stored");
+                if let Err(e) = ctx.kv_set(&marker, "stored") {
+                    ctx.warn(format!(
+                        "could not remember that the details are stored: {e}"
+                    ));
+                }
             }
             None => ctx.warn("MAAS answered undecodable BSON for the machine's details"),
         },
@@ -462,8 +469,8 @@ pub fn destroy(ctx: &Ctx, node: &Node) -> Result<()> {
         )?;
     }
     maas.delete(&format!("machines/{id}/"))?;
-    ctx.kv_delete(&kv_key(node));
-    ctx.kv_delete(&format!("details/{id}"));
+    ctx.kv_delete(&kv_key(node))?;
+    ctx.kv_delete(&format!("details/{id}"))?;
     ctx.status(format!("{} ({id}) deleted from MAAS", node.name), false);
     Ok(())
 }

@@ -109,7 +109,9 @@ impl OobDriver for Redfish {
             let sys = system::find(bmc)?;
             let (facts, raw) = system::facts(bmc, &sys)?;
             let raw = raw.to_string();
-            ctx.build_data("redfish", "application/json", &raw);
+            if let Err(e) = ctx.build_data("redfish", "application/json", &raw) {
+                ctx.warn(format!("interrogation not stored as build data: {e}"));
+            }
             Ok(OobInterrogation {
                 facts,
                 raw_json: raw,

@@ -53,7 +53,7 @@ pub fn begin(ctx: &Ctx, action: &str, subject: &str) -> Result<()> {
         // How often each action ran on each subject (tests of re-runs).
         let key = format!("calls/{action}/{subject}");
         let n: u64 = ctx.kv_get(&key).and_then(|v| v.parse().ok()).unwrap_or(0);
-        ctx.kv_set(&key, &(n + 1).to_string());
+        ctx.kv_set(&key, &(n + 1).to_string())?;
     }
     hold(ctx, action, subject)?;
     let delay = settings.delay_ms(ctx, action)?;

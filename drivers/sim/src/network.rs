@@ -75,7 +75,6 @@ impl NetworkDriver for Sim {
     ) -> Result<()> {
         begin(ctx, "config_port_production", &node.name)?;
         ctx.kv_set_json(&key("port", port), target)?;
-        ctx.kv_delete(&key("port-previous", port));
-        Ok(())
+        ctx.kv_delete(&key("port-previous", port))
     }
 }

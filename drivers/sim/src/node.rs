@@ -150,14 +150,12 @@ impl NodeDriver for Sim {
 
     fn create_storage_template(ctx: &Ctx) -> Result<()> {
         begin(ctx, "create_storage_template", "")?;
-        ctx.kv_set("site/storage_template", "created");
-        Ok(())
+        ctx.kv_set("site/storage_template", "created")
     }
 
     fn create_boot_media(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "create_boot_media", &node.name)?;
-        ctx.kv_set(&format!("boot_media/{}", node.name), "created");
-        Ok(())
+        ctx.kv_set(&format!("boot_media/{}", node.name), "created")
     }
 
     fn configure_user_credentials(ctx: &Ctx, ssh_keys: &[String]) -> Result<()> {
@@ -176,8 +174,7 @@ impl NodeDriver for Sim {
 
     fn prepare_hardware_config(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "prepare_hardware_config", &node.name)?;
-        ctx.kv_set(&format!("hardware_config/{}", node.name), "prepared");
-        Ok(())
+        ctx.kv_set(&format!("hardware_config/{}", node.name), "prepared")
     }
 
     fn identify_node(ctx: &Ctx, node: &Node) -> Result<NodeIdentity> {
@@ -315,8 +312,7 @@ impl NodeDriver for Sim {
 
     fn destroy_node(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "destroy_node", &node.name)?;
-        ctx.kv_delete(&key(node));
-        Ok(())
+        ctx.kv_delete(&key(node))
     }
 
     fn available_images(ctx: &Ctx) -> Result<Vec<String>> {

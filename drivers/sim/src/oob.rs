@@ -22,13 +22,14 @@ fn power(ctx: &Ctx, node: &Node) -> PowerState {
     }
 }
 
-fn set_power(ctx: &Ctx, node: &Node, on: bool) {
-    ctx.kv_set(&power_key(node), if on { "on" } else { "off" });
+fn set_power(ctx: &Ctx, node: &Node, on: bool) -> Result<()> {
+    ctx.kv_set(&power_key(node), if on { "on" } else { "off" })?;
     ctx.info(format!(
         "{} is powered {}",
         node.name,
         if on { "on" } else { "off" }
     ));
+    Ok(())
 }
 
 fn set_boot(ctx: &Ctx, node: &Node, target: BootTarget) -> Result<()> {
@@ -56,20 +57,17 @@ impl OobDriver for Sim {
 
     fn power_off_node(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "power_off_node", &node.name)?;
-        set_power(ctx, node, false);
-        Ok(())
+        set_power(ctx, node, false)
     }
 
     fn power_on_node(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "power_on_node", &node.name)?;
-        set_power(ctx, node, true);
-        Ok(())
+        set_power(ctx, node, true)
     }
 
     fn power_cycle_node(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "power_cycle_node", &node.name)?;
-        set_power(ctx, node, true);
-        Ok(())
+        set_power(ctx, node, true)
     }
 
     fn interrogate_oob(ctx: &Ctx, node: &Node) -> Result<OobInterrogation> {
@@ -95,7 +93,9 @@ impl OobDriver for Sim {
             "macs": facts.macs,
         })
         .to_string();
-        ctx.build_data("sim", "application/json", &raw);
+        if let Err(e) = ctx.build_data("sim", "application/json", &raw) {
+            ctx.warn(format!("interrogation not stored as build data: {e}"));
+        }
         Ok(OobInterrogation {
             facts,
             raw_json: raw,

@@ -36,7 +36,9 @@ impl From<LifecycleError> for ApiError {
             }
             LifecycleError::NotFound(m) => ApiError::NotFound(m),
             LifecycleError::Conflict(m) => ApiError::Conflict(m),
-            LifecycleError::Validation(_) => ApiError::Conflict(e.to_string()),
+            LifecycleError::Validation(_) | LifecycleError::Untrusted { .. } => {
+                ApiError::Conflict(e.to_string())
+            }
             LifecycleError::Store(s) => s.into(),
         }
     }

@@ -230,7 +230,7 @@ fn keygen(prefix: &std::path::Path) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", pub_path.display()))?;
     println!("secret key: {}", key_path.display());
     println!("public key: {} ({public})", pub_path.display());
-    println!("operators trust it with: trusted_keys = [\"VENDOR:{public}\"]");
+    println!("operators trust it with: trusted_keys = [\"VENDOR:{public}:DRIVER[,DRIVER...]\"]");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -83,6 +83,8 @@ pub struct RuntimeConfig {
     /// Use the pooling allocator (falls back to on-demand when the address
     /// space cannot be reserved).
     pub pooling: bool,
+    /// Quotas every driver call is held to.
+    pub limits: super::limits::DriverLimits,
 }
 
 impl Default for RuntimeConfig {
@@ -92,6 +94,7 @@ impl Default for RuntimeConfig {
             max_memory_bytes: 256 << 20,
             epoch_tick: Duration::from_millis(10),
             pooling: true,
+            limits: super::limits::DriverLimits::default(),
         }
     }
 }

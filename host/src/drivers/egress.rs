@@ -3,13 +3,26 @@
 //!
 //! A call reaches only what the operator granted to the driver (host names,
 //! IPs or CIDRs, each with an optional port) and, for a node-scoped oob call,
-//! that node's own BMC address. Names are resolved here, every resolved IP is
-//! checked, and the connection is made to the checked IP, so a name cannot be
-//! re-pointed between check and use (DNS rebinding). Loopback, link-local,
-//! unspecified, multicast and cloud-metadata addresses are refused unless an
-//! IP or CIDR grant names them explicitly.
+//! that node's own BMC address. A host name is looked up only when a name
+//! grant matches it (no lookup reveals what a driver asked for otherwise),
+//! every resolved IP is checked, and the connection is made to the checked
+//! IP, so a name cannot be re-pointed between check and use (DNS
+//! rebinding). Addresses are judged in their canonical form
+//! ([`crate::netaddr::canonical`]): an IPv6 address carrying an IPv4 one is
+//! that IPv4 address, so an IPv6 grant never reaches IPv4 hosts. Special
+//! addresses ([`crate::netaddr::special`]: loopback, link-local,
+//! unspecified, multicast, reserved, cloud metadata) are refused unless an
+//! IP or CIDR grant of the same kind names them (`127.0.0.1`,
+//! `169.254.169.254/32`; never `0.0.0.0/0` or `::/0`).
+//!
+//! Each call may have at most `requests_per_call` requests open at once,
+//! and each driver `requests_per_driver` over all its calls
+//! ([`super::limits::DriverLimits`]); past them the guest gets
+//! `connection-limit-reached`.
 
-use super::services::{CallScope, DriverServices, StatusMessage};
+use super::limits::{CallBudget, RequestPermit, cut};
+use super::services::CallScope;
+use crate::netaddr;
 use http_body_util::BodyExt;
 use ipnet::IpNet;
 use std::fmt;
@@ -122,7 +135,18 @@ impl fmt::Display for EgressGrant {
 }
 
 impl EgressGrant {
+    /// A network grant, in canonical form: an IPv6 network inside the
+    /// IPv4-mapped range `::ffff:0:0/96` becomes the IPv4 network it maps.
     fn net(net: IpNet, port: Option<u16>) -> Self {
+        let net = match net {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+                Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                    .map(IpNet::V4)
+                    .unwrap_or(net),
+                None => net,
+            },
+            _ => net,
+        };
         Self {
             host: GrantHost::Net(net),
             port,
@@ -151,31 +175,19 @@ impl EgressGrant {
         hit && self.port_ok(port)
     }
 
+    /// Whether the grant covers `ip` (canonical) on `port`. A special
+    /// address is covered only by a network of its own kind.
     fn ip_matches(&self, ip: IpAddr, port: u16) -> bool {
-        matches!(&self.host, GrantHost::Net(n) if n.contains(&ip)) && self.port_ok(port)
-    }
-}
-
-/// Addresses refused unless an IP or CIDR grant names them.
-fn special(ip: IpAddr) -> Option<&'static str> {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
-    match ip {
-        IpAddr::V4(a) if a.octets() == [169, 254, 169, 254] => Some("cloud metadata"),
-        IpAddr::V4(a) if a.is_loopback() => Some("loopback"),
-        IpAddr::V4(a) if a.is_link_local() => Some("link-local"),
-        IpAddr::V4(a) if a.is_unspecified() || a.is_broadcast() => Some("unspecified"),
-        IpAddr::V4(a) if a.is_multicast() => Some("multicast"),
-        IpAddr::V6(a) if a.is_loopback() => Some("loopback"),
-        IpAddr::V6(a) if a.is_unspecified() => Some("unspecified"),
-        IpAddr::V6(a) if a.is_multicast() => Some("multicast"),
-        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => Some("link-local"),
-        IpAddr::V6(a) if a.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254] => {
-            Some("cloud metadata")
+        let GrantHost::Net(n) = &self.host else {
+            return false;
+        };
+        if !n.contains(&ip) || !self.port_ok(port) {
+            return false;
         }
-        _ => None,
+        // `127.0.0.0/8` covers loopback addresses, `0.0.0.0/0` (whose
+        // network address is "this network") does not.
+        let class = netaddr::classify(ip);
+        !class.is_special() || netaddr::classify(n.network()) == class
     }
 }
 
@@ -206,10 +218,11 @@ impl EgressPolicy {
     /// Checks one resolved address. `by_name` says the host name itself was
     /// granted (then ordinary addresses are fine, special ones are not).
     fn check_ip(&self, ip: IpAddr, port: u16, by_name: bool) -> Result<(), String> {
+        let ip = netaddr::canonical(ip);
         if self.grants.iter().any(|g| g.ip_matches(ip, port)) {
             return Ok(());
         }
-        match (by_name, special(ip)) {
+        match (by_name, netaddr::special(ip)) {
             (true, None) => Ok(()),
             (true, Some(kind)) => Err(format!(
                 "it resolves to {ip} ({kind}), which is not granted"
@@ -218,7 +231,9 @@ impl EgressPolicy {
         }
     }
 
-    /// Resolves `host` and picks the first address the policy allows.
+    /// Resolves `host` and picks the first address the policy allows. A
+    /// name no name grant matches is refused without a lookup; the address
+    /// returned is canonical (IPv4 for IPv6 forms carrying IPv4).
     pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, Denied> {
         let deny = |reason: String| Denied {
             target: format!("{host}:{port}"),
@@ -228,19 +243,21 @@ impl EgressPolicy {
         if let Ok(ip) = host_lc.parse::<IpAddr>() {
             return self
                 .check_ip(ip, port, false)
-                .map(|()| SocketAddr::new(ip, port))
+                .map(|()| SocketAddr::new(netaddr::canonical(ip), port))
                 .map_err(deny);
         }
         let name = host_lc.to_ascii_lowercase();
-        let by_name = self.name_granted(&name, port);
+        if !self.name_granted(&name, port) {
+            return Err(deny("it is not granted".to_owned()));
+        }
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
             .await
             .map_err(|e| deny(format!("it does not resolve: {e}")))?
             .collect();
         let mut last = "it resolves to no address".to_owned();
         for addr in addrs {
-            match self.check_ip(addr.ip(), port, by_name) {
-                Ok(()) => return Ok(addr),
+            match self.check_ip(addr.ip(), port, true) {
+                Ok(()) => return Ok(SocketAddr::new(netaddr::canonical(addr.ip()), port)),
                 Err(reason) => last = reason,
             }
         }
@@ -398,8 +415,9 @@ pub struct EgressHooks {
     pub tls: TlsSettings,
     /// The call, for denial messages.
     pub scope: Arc<CallScope>,
-    /// Where denials are reported.
-    pub services: Arc<dyn DriverServices>,
+    /// The call's limits: denials are task messages (within
+    /// `messages_per_call`), open requests are counted.
+    pub(crate) budget: Arc<CallBudget>,
     /// The call's deadline (bounds connect time).
     pub deadline: Instant,
 }
@@ -426,14 +444,27 @@ impl WasiHttpHooks for EgressHooks {
         let policy = self.policy.clone();
         let tls = self.tls.clone();
         let scope = self.scope.clone();
-        let services = self.services.clone();
+        let budget = self.budget.clone();
         let deadline = self.deadline;
+        // Counted when the guest asks, so a flood is refused at once.
+        let permit = budget.take_request();
         Box::new(async move {
-            match send(request, options, &policy, &tls, deadline).await {
+            let permit = match permit {
+                Ok(p) => p,
+                Err(limit) => {
+                    let what = format!(
+                        "a request to {} was refused",
+                        cut(&request.uri().to_string(), 256)
+                    );
+                    budget.report(limit, &what).await;
+                    return Err(HttpError::ConnectionLimitReached);
+                }
+            };
+            match send(request, options, &policy, &tls, deadline, permit).await {
                 Ok(sent) => Ok(sent),
                 Err(SendError::Http(e)) => Err(e),
                 Err(SendError::Denied(d)) => {
-                    report_denial(&scope, &*services, &d).await;
+                    report_denial(&scope, &budget, &d).await;
                     Err(HttpError::HttpRequestDenied)
                 }
             }
@@ -441,10 +472,12 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
-async fn report_denial(scope: &CallScope, services: &dyn DriverServices, d: &Denied) {
+async fn report_denial(scope: &CallScope, budget: &CallBudget, d: &Denied) {
     let message = format!(
         "egress denied: driver {} may not reach {}: {}",
-        scope.driver, d.target, d.reason
+        scope.driver,
+        cut(&d.target, 256),
+        d.reason
     );
     tracing::warn!(
         driver = %scope.driver,
@@ -453,12 +486,7 @@ async fn report_denial(scope: &CallScope, services: &dyn DriverServices, d: &Den
         target = %d.target,
         "{message}"
     );
-    let msg = StatusMessage {
-        scope: scope.clone(),
-        message,
-        is_error: true,
-    };
-    if let Err(e) = services.status(msg).await {
+    if let Err(e) = budget.post(&message, true).await {
         tracing::warn!(driver = %scope.driver, error = %e, "could not record an egress denial");
     }
 }
@@ -480,6 +508,7 @@ async fn send(
     policy: &EgressPolicy,
     tls: &TlsSettings,
     deadline: Instant,
+    permit: RequestPermit,
 ) -> Result<
     (
         http::Response<WasiBody>,
@@ -540,15 +569,16 @@ async fn send(
                     HttpError::Tls(e)
                 }
             })?;
-        handshake(TokioIo::new(stream), req).await
+        handshake(TokioIo::new(stream), req, permit).await
     } else {
-        handshake(TokioIo::new(tcp), req).await
+        handshake(TokioIo::new(tcp), req, permit).await
     }
 }
 
 async fn handshake<S>(
     io: S,
     req: http::Request<WasiBody>,
+    permit: RequestPermit,
 ) -> Result<
     (
         http::Response<WasiBody>,
@@ -574,6 +604,8 @@ where
     Ok((
         res,
         Box::new(async move {
+            // The request counts as open until its connection ends.
+            let _permit = permit;
             let mut abort = abort;
             match (&mut abort.0).await {
                 Ok(Ok(())) => Ok(()),
@@ -650,23 +682,59 @@ mod tests {
         assert!(!p.name_granted("evil-example.com", 1));
     }
 
-    #[test]
-    fn special_addresses() {
+    #[tokio::test]
+    async fn ipv6_grants_never_reach_ipv4_through_mapped_forms() {
+        let p = policy(&["::/0"]);
         for ip in [
-            "127.0.0.1",
-            "169.254.169.254",
-            "169.254.1.1",
-            "0.0.0.0",
-            "::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "fd00:ec2::254",
-            "224.0.0.1",
+            "[::ffff:127.0.0.1]",
+            "[::127.0.0.1]",
+            "[64:ff9b::7f00:1]",
+            "[::ffff:169.254.169.254]",
+            "[::ffff:10.0.0.1]",
+            "[::1]",
+            "[fe80::1]",
         ] {
-            assert!(special(ip.parse().unwrap()).is_some(), "{ip}");
+            assert!(
+                p.resolve(ip, 80).await.is_err(),
+                "{ip} reached through ::/0"
+            );
         }
-        for ip in ["10.0.0.1", "192.0.2.10", "2001:db8::1"] {
-            assert!(special(ip.parse().unwrap()).is_none(), "{ip}");
-        }
+        assert!(p.resolve("[2606:4700::1111]", 80).await.is_ok());
+        // A mapped grant is the IPv4 grant it maps.
+        let p = policy(&["::ffff:10.0.0.0/104"]);
+        assert_eq!(
+            p.resolve("10.1.2.3", 80).await.unwrap(),
+            "10.1.2.3:80".parse().unwrap()
+        );
+        assert_eq!(
+            p.resolve("[::ffff:10.1.2.3]", 80).await.unwrap(),
+            "10.1.2.3:80".parse().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn broad_grants_do_not_reach_special_addresses() {
+        let p = policy(&["0.0.0.0/0", "169.254.0.0/16"]);
+        assert!(p.resolve("8.8.8.8", 443).await.is_ok());
+        assert!(p.resolve("10.0.0.1", 443).await.is_ok());
+        assert!(p.resolve("127.0.0.1", 80).await.is_err());
+        assert!(p.resolve("169.254.169.254", 80).await.is_err());
+        assert!(p.resolve("169.254.1.1", 80).await.is_ok());
+        assert!(p.resolve("100.100.100.200", 80).await.is_err());
+        let p = policy(&["127.0.0.0/8", "169.254.169.254"]);
+        assert!(p.resolve("127.0.0.2", 80).await.is_ok());
+        assert!(p.resolve("169.254.169.254", 80).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn names_no_grant_matches_are_never_looked_up() {
+        // `.invalid` never resolves: a lookup would answer "does not
+        // resolve"; the policy must refuse before asking.
+        let p = policy(&["*.example.com", "0.0.0.0/0"]);
+        let err = p.resolve("leak.secret.invalid", 80).await.unwrap_err();
+        assert_eq!(err.reason, "it is not granted");
+        let p = policy(&["leak.secret.invalid"]);
+        let err = p.resolve("leak.secret.invalid", 80).await.unwrap_err();
+        assert!(err.reason.contains("does not resolve"), "{err:?}");
     }
 }

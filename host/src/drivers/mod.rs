@@ -6,6 +6,7 @@
 //! - [`egress`]: which hosts a call may reach, enforced at connect time.
 //! - [`services`]: key-value, status messages and build data behind the host imports.
 //! - [`error`]: load and call errors.
+//! - [`limits`]: quotas on what a call, a driver and a node may consume.
 //! - [`package`]: the manifest and Ed25519 signature a component carries
 //!   in custom sections.
 //! - private: `bindings` (the only `bindgen!`), `sandbox` (store data and host
@@ -21,6 +22,7 @@ mod dispatch;
 pub mod egress;
 pub mod error;
 mod guest_log;
+pub mod limits;
 pub mod package;
 pub mod registry;
 pub mod runtime;
@@ -32,9 +34,10 @@ pub use cache::CompileCache;
 pub use config::{DriverConfig, GrantedSecrets, RuntimeConfig};
 pub use egress::{EgressGrant, TlsSettings};
 pub use error::{CallError, DriverError, DriverErrorKind, LoadError};
+pub use limits::DriverLimits;
 pub use registry::{DriverSet, Installed};
 pub use runtime::{CallRequest, Driver, DriverInfo, Runtime};
-pub use services::{CallScope, DriverServices, MemoryServices};
+pub use services::{CallScope, DriverServices, KvUsage, MemoryServices};
 
 /// The version of the `drydock:driver` WIT package this host implements.
 pub const WIT_VERSION: &str = "0.1.0";

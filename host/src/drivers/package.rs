@@ -96,6 +96,18 @@ pub enum PackageError {
     /// A key could not be read.
     #[error("invalid key: {0}")]
     Key(String),
+    /// Signed by a trusted key that may not sign drivers of this name.
+    #[error(
+        "wrong vendor: `{name}` is signed by trusted vendor `{vendor}`, whose key may sign only {allowed}"
+    )]
+    NameNotAllowed {
+        /// The driver's name.
+        name: String,
+        /// The vendor whose key signed it.
+        vendor: String,
+        /// The names that key may sign.
+        allowed: String,
+    },
 }
 
 /// One top-level section: id, byte range of the whole section, custom name.
@@ -262,42 +274,108 @@ pub fn sign(bytes: &[u8], secret_hex: &str) -> Result<Vec<u8>, PackageError> {
     with_section(&unsigned, SIGNATURE_SECTION, &payload)
 }
 
-/// A vendor key the operator trusts.
+/// A vendor key the operator trusts, and the driver names it may sign.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrustedKey {
     /// The vendor's name (what [`verify`] reports as the signer).
     pub vendor: String,
     /// Public key, hex.
     pub key: String,
+    /// Driver names this key may sign; `*` alone: any name.
+    pub names: Vec<String>,
+}
+
+impl TrustedKey {
+    /// Whether this key may sign a driver named `name`.
+    pub fn may_sign(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == "*" || n == name)
+    }
 }
 
 impl std::str::FromStr for TrustedKey {
     type Err = PackageError;
-    /// `VENDOR:HEXKEY`.
+    /// `VENDOR:HEXKEY:NAME[,NAME...]`, or `VENDOR:HEXKEY:*` for a key that
+    /// may sign any driver name. The older `VENDOR:HEXKEY` is refused: a key
+    /// must say which drivers it may sign, or any vendor could ship a
+    /// `maas` or `redfish` that replaces the real one.
     fn from_str(s: &str) -> Result<Self, PackageError> {
-        let (vendor, key) = s
-            .split_once(':')
-            .ok_or_else(|| PackageError::Key(format!("`{s}` is not VENDOR:PUBLICKEY")))?;
+        let mut parts = s.splitn(3, ':');
+        let (Some(vendor), Some(key)) = (parts.next(), parts.next()) else {
+            return Err(PackageError::Key(format!(
+                "`{s}` is not VENDOR:PUBLICKEY:DRIVER[,DRIVER...]"
+            )));
+        };
+        let vendor = vendor.trim();
         let raw = hex::decode(key.trim()).map_err(|e| PackageError::Key(e.to_string()))?;
         if raw.len() != 32 {
             return Err(PackageError::Key(format!(
                 "the key of `{vendor}` is not 32 bytes of hex"
             )));
         }
+        let Some(names) = parts.next() else {
+            return Err(PackageError::Key(format!(
+                "the key of `{vendor}` names no driver: write `{vendor}:{}:NAME[,NAME...]` \
+                 with the drivers it may sign (`*` for any name)",
+                key.trim()
+            )));
+        };
+        let names: Vec<String> = names
+            .split(',')
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err(PackageError::Key(format!(
+                "the key of `{vendor}` names no driver (`*` for any name)"
+            )));
+        }
         Ok(TrustedKey {
-            vendor: vendor.trim().to_owned(),
+            vendor: vendor.to_owned(),
             key: key.trim().to_lowercase(),
+            names,
         })
     }
 }
 
+/// Checks the signature of `bytes` against `trusted` and that the signing
+/// key may sign a driver named `name`. Returns the signer's vendor name, or
+/// `None` for an unsigned file when `allow_unsigned`.
+pub fn verify_named(
+    bytes: &[u8],
+    trusted: &[TrustedKey],
+    allow_unsigned: bool,
+    name: &str,
+) -> Result<Option<String>, PackageError> {
+    let Some(key) = signer(bytes, trusted, allow_unsigned)? else {
+        return Ok(None);
+    };
+    if !key.may_sign(name) {
+        return Err(PackageError::NameNotAllowed {
+            name: name.to_owned(),
+            vendor: key.vendor.clone(),
+            allowed: key.names.join(", "),
+        });
+    }
+    Ok(Some(key.vendor.clone()))
+}
+
 /// Checks the signature of `bytes` against `trusted`. Returns the signer's
-/// vendor name, or `None` for an unsigned file when `allow_unsigned`.
+/// vendor name, or `None` for an unsigned file when `allow_unsigned`. Does
+/// not check which names the key may sign: see [`verify_named`].
 pub fn verify(
     bytes: &[u8],
     trusted: &[TrustedKey],
     allow_unsigned: bool,
 ) -> Result<Option<String>, PackageError> {
+    Ok(signer(bytes, trusted, allow_unsigned)?.map(|k| k.vendor.clone()))
+}
+
+/// The trusted key whose valid signature `bytes` carry.
+fn signer<'a>(
+    bytes: &[u8],
+    trusted: &'a [TrustedKey],
+    allow_unsigned: bool,
+) -> Result<Option<&'a TrustedKey>, PackageError> {
     let Some(payload) = custom_section(bytes, SIGNATURE_SECTION)? else {
         return if allow_unsigned {
             Ok(None)
@@ -322,7 +400,7 @@ pub fn verify(
         .map_err(|_| PackageError::Tampered {
             vendor: vendor.vendor.clone(),
         })?;
-    Ok(Some(vendor.vendor.clone()))
+    Ok(Some(vendor))
 }
 
 #[cfg(test)]
@@ -355,6 +433,7 @@ mod tests {
         let trusted = vec![TrustedKey {
             vendor: "acme".into(),
             key: public_key(&secret).unwrap(),
+            names: vec!["sim".into()],
         }];
         let signed = sign(&component(), &secret).unwrap();
         assert_eq!(verify(&signed, &trusted, false), Ok(Some("acme".into())));
@@ -387,10 +466,36 @@ mod tests {
             Err(PackageError::UntrustedKey { .. })
         ));
         assert!("acme:zz".parse::<TrustedKey>().is_err());
-        assert!(
-            format!("acme:{}", public_key(&secret).unwrap())
-                .parse::<TrustedKey>()
-                .is_ok()
+    }
+
+    #[test]
+    fn keys_are_bound_to_driver_names() {
+        let secret = generate_key().unwrap();
+        let public = public_key(&secret).unwrap();
+        // The old form names no driver: refused, saying what to write.
+        let err = format!("acme:{public}").parse::<TrustedKey>().unwrap_err();
+        assert!(err.to_string().contains("NAME[,NAME...]"), "{err}");
+        let key: TrustedKey = format!("acme:{public}:sim, eos").parse().unwrap();
+        assert_eq!(key.names, ["sim", "eos"]);
+        let signed = sign(&component(), &secret).unwrap();
+        let trusted = [key];
+        assert_eq!(
+            verify_named(&signed, &trusted, false, "eos"),
+            Ok(Some("acme".into()))
         );
+        assert_eq!(
+            verify_named(&signed, &trusted, false, "maas"),
+            Err(PackageError::NameNotAllowed {
+                name: "maas".into(),
+                vendor: "acme".into(),
+                allowed: "sim, eos".into()
+            })
+        );
+        let any: TrustedKey = format!("acme:{public}:*").parse().unwrap();
+        assert_eq!(
+            verify_named(&signed, &[any], false, "maas"),
+            Ok(Some("acme".into()))
+        );
+        assert!(format!("acme:{public}:").parse::<TrustedKey>().is_err());
     }
 }

@@ -8,6 +8,7 @@ use super::cache::CompileCache;
 use super::config::{DriverConfig, RuntimeConfig};
 use super::egress::{EgressGrant, EgressHooks, EgressPolicy};
 use super::error::{CallError, LoadError};
+use super::limits::{CallBudget, DriverLimits, DriverRequests, cut};
 use super::sandbox::CallState;
 use super::services::{CallScope, DriverServices, MemoryServices};
 use super::{WIT_VERSION, dispatch};
@@ -180,6 +181,9 @@ pub struct Runtime {
     permits: Arc<Semaphore>,
     cache: Option<CompileCache>,
     config: RuntimeConfig,
+    limits: Arc<DriverLimits>,
+    /// Outgoing requests open per driver (see `DriverLimits::requests_per_driver`).
+    requests: DriverRequests,
     pooling: bool,
     _ticker: Ticker,
 }
@@ -280,6 +284,8 @@ impl Runtime {
             engine,
             linker,
             cache,
+            limits: Arc::new(config.limits.clone()),
+            requests: DriverRequests::default(),
             config,
             pooling,
             _ticker: Ticker {
@@ -287,6 +293,11 @@ impl Runtime {
                 thread: Some(thread),
             },
         })
+    }
+
+    /// The limits every driver call is held to.
+    pub fn limits(&self) -> &DriverLimits {
+        &self.limits
     }
 
     /// Whether the pooling allocator is in use.
@@ -496,14 +507,20 @@ impl Runtime {
             c.memory_bytes = self.config.max_memory_bytes;
             config = Arc::new(c);
         }
+        let budget = Arc::new(CallBudget::new(
+            self.limits.clone(),
+            scope.clone(),
+            services.clone(),
+            &self.requests,
+        ));
         let egress = EgressHooks {
             policy: Arc::new(policy),
             tls: config.tls.clone(),
             scope: scope.clone(),
-            services: services.clone(),
+            budget: budget.clone(),
             deadline,
         };
-        let state = CallState::new(scope, config, services, egress, deadline);
+        let state = CallState::new(scope, config, services, egress, budget, deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
@@ -582,11 +599,16 @@ impl Runtime {
                 limit,
             }),
             Ok(Err(e)) => Err(classify(action.name(), &name, &store, e, limit)),
-            Ok(Ok(Err(dispatch::Refused::Driver(e)))) => Err(CallError::Driver {
-                driver: name,
-                action: action.name(),
-                error: e,
-            }),
+            Ok(Ok(Err(dispatch::Refused::Driver(mut e)))) => {
+                // The driver's text goes into task results, messages and
+                // logs: cut it.
+                e.message = cut(&e.message, self.limits.error_bytes);
+                Err(CallError::Driver {
+                    driver: name,
+                    action: action.name(),
+                    error: e,
+                })
+            }
             Ok(Ok(Err(dispatch::Refused::Request(reason)))) => Err(CallError::InvalidRequest {
                 action: action.name(),
                 reason,
@@ -767,11 +789,33 @@ fn validate_info(origin: &str, d: &LoadedDriver) -> Result<(), LoadError> {
     if !name_ok {
         return Err(bad(format!(
             "name `{}` must be 1-64 characters of a-z, 0-9 and `-`",
-            info.name.escape_debug()
+            cut(&info.name, 64).escape_debug()
         )));
     }
     if info.version.is_empty() || info.version.len() > 64 {
         return Err(bad("version must be 1-64 characters".into()));
+    }
+    // What a driver says about itself is stored and shown: bounded.
+    let too_long = |what: &str, text: &str, max: usize| {
+        (text.len() > max).then(|| bad(format!("{what} is longer than {max} bytes")))
+    };
+    let lists = [
+        ("oob types", &info.oob_types, 32, 64),
+        ("outbound hosts", &info.outbound.hosts, 256, 300),
+        ("unsafe-to-repeat actions", &info.unsafe_to_repeat, 64, 64),
+    ];
+    for (what, list, most, longest) in lists {
+        if list.len() > most {
+            return Err(bad(format!("it lists more than {most} {what}")));
+        }
+        if let Some(e) = list.iter().find_map(|x| too_long(what, x, longest)) {
+            return Err(e);
+        }
+    }
+    if let Some(e) = too_long("vendor", &info.vendor, 256)
+        .or_else(|| too_long("description", &info.description, 4096))
+    {
+        return Err(e);
     }
     if info.interfaces.is_empty() {
         return Err(bad("it claims no interface".into()));

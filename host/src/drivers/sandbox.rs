@@ -9,7 +9,8 @@ use super::bindings::{host, types};
 use super::config::DriverConfig;
 use super::egress::EgressHooks;
 use super::guest_log;
-use super::services::{BuildData, CallScope, DriverServices, StatusMessage};
+use super::limits::{CallBudget, Limit, cut};
+use super::services::{BuildData, CallScope, DriverServices, KvUsage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -18,29 +19,23 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Longest key a driver may use in its key-value store.
-const MAX_KV_KEY: usize = 512;
-/// Largest value a driver may store under one key.
-const MAX_KV_VALUE: usize = 1 << 20;
-/// Longest log line or status message kept (longer ones are cut).
-const MAX_MESSAGE: usize = 8 << 10;
-/// Most status messages one call may post.
-const MAX_STATUS_PER_CALL: u32 = 1000;
-/// Largest build-data document.
-const MAX_BUILD_DATA: usize = 16 << 20;
 /// How much of the guest's stdout/stderr is kept.
 const STDIO_CAPTURE: usize = 16 << 10;
 
-/// Memory limits, recording a refused growth so a trap can be explained.
+/// Memory limits: `limit` covers all of a component's linear memories
+/// together (a component may define several). Records a refused growth so
+/// a trap can be explained.
 pub(crate) struct Limiter {
     inner: StoreLimits,
     limit: usize,
-    /// The size a refused `memory.grow` asked for.
+    /// Bytes of linear memory the store's memories hold together.
+    used: usize,
+    /// The total a refused `memory.grow` would have reached.
     pub(crate) refused: Option<usize>,
 }
 
 impl Limiter {
-    fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Self {
             inner: StoreLimitsBuilder::new()
                 .memory_size(limit)
@@ -49,6 +44,7 @@ impl Limiter {
                 .memories(8)
                 .build(),
             limit,
+            used: 0,
             refused: None,
         }
     }
@@ -61,9 +57,13 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = self.inner.memory_growing(current, desired, maximum)?;
-        if !ok {
-            self.refused = Some(desired);
+        // Memories never shrink: this memory's growth adds to the total.
+        let total = self.used.saturating_sub(current).saturating_add(desired);
+        let ok = total <= self.limit && self.inner.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.used = total;
+        } else {
+            self.refused = Some(total);
         }
         Ok(ok)
     }
@@ -100,7 +100,10 @@ pub(crate) struct CallState {
     services: Arc<dyn DriverServices>,
     deadline: Instant,
     stderr: MemoryOutputPipe,
-    status_posted: u32,
+    budget: Arc<CallBudget>,
+    /// What the driver's key-value store holds, read at the call's first
+    /// write and kept up to date by its writes.
+    kv_usage: Option<KvUsage>,
     /// A host service failure during the call (the call fails as a host error).
     pub(crate) host_failure: Option<String>,
     /// The host failure was a service being unavailable (transient).
@@ -113,6 +116,7 @@ impl CallState {
         config: Arc<DriverConfig>,
         services: Arc<dyn DriverServices>,
         egress: EgressHooks,
+        budget: Arc<CallBudget>,
         deadline: Instant,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
@@ -137,7 +141,8 @@ impl CallState {
             services,
             deadline,
             stderr,
-            status_posted: 0,
+            budget,
+            kv_usage: None,
             host_failure: None,
             services_down: false,
         }
@@ -167,7 +172,7 @@ impl CallState {
             .copied()
             .collect::<Vec<_>>()
             .join(" ");
-        Some(truncate(&words, 1024))
+        Some(cut(&words, 1024))
     }
 
     fn fail(&mut self, what: String) -> wasmtime::Error {
@@ -180,17 +185,6 @@ impl CallState {
         self.services_down = true;
         self.fail(what)
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 impl WasiView for CallState {
@@ -224,9 +218,59 @@ fn level(l: types::LogLevel) -> tracing::Level {
     }
 }
 
+/// A host function's answer: done, or refused by a limit.
+type Answer = wasmtime::Result<Result<(), types::LimitExceeded>>;
+
+impl CallState {
+    /// Refuses with `limit`, reporting it once for the call.
+    async fn refuse(&mut self, limit: Limit, what: &str) -> Answer {
+        Ok(Err(self.budget.report(limit, what).await))
+    }
+
+    /// The refusal for a bad key, if it is one.
+    async fn check_key(&mut self, key: &str) -> Option<Answer> {
+        let max = self.budget.limits().kv_key_bytes;
+        if key.is_empty() || key.len() as u64 > max {
+            let what = format!(
+                "a key-value key must be 1 to {max} bytes, got {}",
+                key.len()
+            );
+            return Some(self.refuse(Limit::KvKeyBytes, &what).await);
+        }
+        None
+    }
+
+    /// What the driver's store holds (read once per call).
+    async fn kv_usage(&mut self) -> wasmtime::Result<KvUsage> {
+        if let Some(u) = self.kv_usage {
+            return Ok(u);
+        }
+        match self.services.kv_usage(&self.scope.driver).await {
+            Ok(u) => {
+                self.kv_usage = Some(u);
+                Ok(u)
+            }
+            Err(e) => Err(self.unavailable(format!("key-value read failed: {e}"))),
+        }
+    }
+
+    /// Bytes `key` holds now (key plus value), if it exists.
+    async fn kv_size(&mut self, key: &str) -> wasmtime::Result<Option<u64>> {
+        match self.services.kv_get(&self.scope.driver, key).await {
+            Ok(v) => Ok(v.map(|v| (key.len() + v.len()) as u64)),
+            Err(e) => Err(self.unavailable(format!("key-value read failed: {e}"))),
+        }
+    }
+}
+
 impl host::Host for CallState {
-    async fn log(&mut self, level_: types::LogLevel, message: String) -> wasmtime::Result<()> {
-        let message = truncate(&message, MAX_MESSAGE);
+    async fn log(&mut self, level_: types::LogLevel, message: String) -> Answer {
+        if !self.budget.take_log_line() {
+            return self
+                .refuse(Limit::LogLines, "further log lines were dropped")
+                .await;
+        }
+        let message = log_line(&message, self.budget.limits().message_bytes);
         guest_log::emit(
             &self.scope.driver,
             level(level_),
@@ -234,23 +278,14 @@ impl host::Host for CallState {
             self.scope.node.as_deref(),
             &message,
         );
-        Ok(())
+        Ok(Ok(()))
     }
 
-    async fn status(&mut self, message: String, is_error: bool) -> wasmtime::Result<()> {
-        self.status_posted += 1;
-        if self.status_posted > MAX_STATUS_PER_CALL {
-            return Ok(());
+    async fn status(&mut self, message: String, is_error: bool) -> Answer {
+        match self.budget.post(&message, is_error).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(self.unavailable(format!("recording a status message failed: {e}"))),
         }
-        let msg = StatusMessage {
-            scope: (*self.scope).clone(),
-            message: truncate(&message, MAX_MESSAGE),
-            is_error,
-        };
-        if let Err(e) = self.services.status(msg).await {
-            return Err(self.unavailable(format!("recording a status message failed: {e}")));
-        }
-        Ok(())
     }
 
     async fn config_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
@@ -270,31 +305,76 @@ impl host::Host for CallState {
     }
 
     async fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        check_key(&key).map_err(|e| self.fail(e))?;
+        let max = self.budget.limits().kv_key_bytes;
+        if key.is_empty() || key.len() as u64 > max {
+            // No such key can exist.
+            return Ok(None);
+        }
         match self.services.kv_get(&self.scope.driver, &key).await {
             Ok(v) => Ok(v),
             Err(e) => Err(self.unavailable(format!("key-value read failed: {e}"))),
         }
     }
 
-    async fn kv_set(&mut self, key: String, value: String) -> wasmtime::Result<()> {
-        check_key(&key).map_err(|e| self.fail(e))?;
-        if value.len() > MAX_KV_VALUE {
-            return Err(self.fail(format!(
-                "key-value value for `{key}` is {} bytes; the limit is {MAX_KV_VALUE}",
-                value.len()
-            )));
+    async fn kv_set(&mut self, key: String, value: String) -> Answer {
+        if let Some(refused) = self.check_key(&key).await {
+            return refused;
+        }
+        let limits = self.budget.limits().clone();
+        if value.len() as u64 > limits.kv_value_bytes {
+            let what = format!("the value for `{}` is {} bytes", cut(&key, 64), value.len());
+            return self.refuse(Limit::KvValueBytes, &what).await;
+        }
+        if !self.budget.take_kv_write() {
+            return self
+                .refuse(Limit::KvWrites, "further key-value writes were refused")
+                .await;
+        }
+        let usage = self.kv_usage().await?;
+        let old = self.kv_size(&key).await?;
+        let size = (key.len() + value.len()) as u64;
+        let after = KvUsage {
+            keys: usage.keys + u64::from(old.is_none()),
+            bytes: usage.bytes.saturating_sub(old.unwrap_or(0)) + size,
+        };
+        if after.keys > limits.kv_keys && old.is_none() {
+            let what = format!("a new key `{}` was refused", cut(&key, 64));
+            return self.refuse(Limit::KvKeys, &what).await;
+        }
+        if after.bytes > limits.kv_bytes && after.bytes > usage.bytes {
+            let what = format!("a {size}-byte write to `{}` was refused", cut(&key, 64));
+            return self.refuse(Limit::KvBytes, &what).await;
         }
         match self.services.kv_set(&self.scope.driver, &key, &value).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.kv_usage = Some(after);
+                Ok(Ok(()))
+            }
             Err(e) => Err(self.unavailable(format!("key-value write failed: {e}"))),
         }
     }
 
-    async fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
-        check_key(&key).map_err(|e| self.fail(e))?;
+    async fn kv_delete(&mut self, key: String) -> Answer {
+        if let Some(refused) = self.check_key(&key).await {
+            return refused;
+        }
+        if !self.budget.take_kv_write() {
+            return self
+                .refuse(Limit::KvWrites, "further key-value writes were refused")
+                .await;
+        }
+        let old = match self.kv_usage {
+            Some(_) => self.kv_size(&key).await?,
+            None => None,
+        };
         match self.services.kv_delete(&self.scope.driver, &key).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let (Some(u), Some(old)) = (&mut self.kv_usage, old) {
+                    u.keys = u.keys.saturating_sub(1);
+                    u.bytes = u.bytes.saturating_sub(old);
+                }
+                Ok(Ok(()))
+            }
             Err(e) => Err(self.unavailable(format!("key-value delete failed: {e}"))),
         }
     }
@@ -314,37 +394,69 @@ impl host::Host for CallState {
         Ok(true)
     }
 
-    async fn build_data(
-        &mut self,
-        generator: String,
-        format: String,
-        content: String,
-    ) -> wasmtime::Result<()> {
-        if content.len() > MAX_BUILD_DATA {
-            return Err(self.fail(format!(
-                "build data from {generator} is {} bytes; the limit is {MAX_BUILD_DATA}",
-                content.len()
-            )));
+    async fn build_data(&mut self, generator: String, format: String, content: String) -> Answer {
+        if let Some(limit) = self.budget.take_build_data(content.len() as u64) {
+            let what = format!(
+                "{} bytes of build data from `{}` were refused",
+                content.len(),
+                cut(&generator, 64)
+            );
+            return self.refuse(limit, &what).await;
         }
         let data = BuildData {
             scope: (*self.scope).clone(),
-            generator: truncate(&generator, 128),
-            format: truncate(&format, 128),
+            generator: cut(&generator, 128),
+            format: cut(&format, 128),
             content,
         };
         if let Err(e) = self.services.build_data(data).await {
             return Err(self.unavailable(format!("recording build data failed: {e}")));
         }
-        Ok(())
+        Ok(Ok(()))
     }
 }
 
-fn check_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > MAX_KV_KEY {
-        return Err(format!(
-            "key-value key must be 1 to {MAX_KV_KEY} bytes, got {}",
-            key.len()
-        ));
+/// Escapes control characters (newlines, escape sequences) so one guest
+/// log line stays one log record, and cuts it at `max` bytes.
+fn log_line(message: &str, max: u64) -> String {
+    if !message.chars().any(char::is_control) {
+        return cut(message, max);
     }
-    Ok(())
+    let mut escaped = String::with_capacity(message.len() + 16);
+    for c in message.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    cut(&escaped, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_one_record() {
+        assert_eq!(
+            log_line("ok\nINFO forged record\r\u{1b}[31m", 1000),
+            "ok\\nINFO forged record\\r\\u{1b}[31m"
+        );
+        assert_eq!(log_line("plain é", 1000), "plain é");
+        assert_eq!(log_line("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn the_memory_limit_covers_all_memories_together() {
+        let mut l = Limiter::new(100 << 20);
+        // Two memories of 40 MiB each fit; a third does not.
+        assert!(l.memory_growing(0, 40 << 20, None).unwrap());
+        assert!(l.memory_growing(0, 40 << 20, None).unwrap());
+        assert!(!l.memory_growing(0, 40 << 20, None).unwrap());
+        assert_eq!(l.refused, Some(120 << 20));
+        // Growing the first memory by 20 MiB reaches the limit exactly.
+        assert!(l.memory_growing(40 << 20, 60 << 20, None).unwrap());
+        assert!(!l.memory_growing(60 << 20, 61 << 20, None).unwrap());
+    }
 }

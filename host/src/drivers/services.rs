@@ -59,11 +59,24 @@ pub struct BuildData {
     pub content: String,
 }
 
+/// What a driver's key-value store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvUsage {
+    /// Keys.
+    pub keys: u64,
+    /// Bytes of keys and values.
+    pub bytes: u64,
+}
+
 /// The host side of the `host` interface's stateful functions.
 #[async_trait]
 pub trait DriverServices: Send + Sync + 'static {
     /// Reads `key` from `driver`'s key-value store.
     async fn kv_get(&self, driver: &str, key: &str) -> Result<Option<String>, ServiceError>;
+    /// What `driver`'s key-value store holds, counting writes not yet
+    /// stored (a pending write may be counted as a new key: never less than
+    /// the truth).
+    async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError>;
     /// Writes `key` in `driver`'s key-value store.
     async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<(), ServiceError>;
     /// Deletes `key` from `driver`'s key-value store.
@@ -125,6 +138,18 @@ impl DriverServices for MemoryServices {
     async fn kv_get(&self, driver: &str, key: &str) -> Result<Option<String>, ServiceError> {
         let kv = self.kv.lock().expect("kv lock");
         Ok(kv.get(&(driver.to_owned(), key.to_owned())).cloned())
+    }
+
+    async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError> {
+        let kv = self.kv.lock().expect("kv lock");
+        let mut usage = KvUsage::default();
+        for ((d, k), v) in kv.iter() {
+            if d == driver {
+                usage.keys += 1;
+                usage.bytes += (k.len() + v.len()) as u64;
+            }
+        }
+        Ok(usage)
     }
 
     async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<(), ServiceError> {

@@ -15,6 +15,21 @@ impl Store {
         }))
     }
 
+    /// How many keys `driver` holds and their bytes (keys plus values).
+    pub async fn kv_usage(&self, driver: &str) -> Result<(u64, u64)> {
+        let (keys, bytes): (i64, i64) = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(OCTET_LENGTH(key) + OCTET_LENGTH(value)), 0) AS BIGINT) \
+                 FROM driver_kv WHERE driver = $1",
+            )
+            .bind(driver)
+            .fetch_one(pool)
+            .await
+            .db()?
+        });
+        Ok((keys.max(0) as u64, bytes.max(0) as u64))
+    }
+
     /// Stores `value` under (`driver`, `key`), replacing any previous value.
     pub async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<()> {
         let now = now();

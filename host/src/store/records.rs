@@ -170,6 +170,38 @@ impl Store {
         }))
     }
 
+    /// Keeps a node's newest build data within `max_items` items and
+    /// `max_bytes` bytes of content (the newest item always stays); returns
+    /// how many older items were deleted.
+    pub async fn prune_build_data(
+        &self,
+        node_name: &str,
+        max_items: u64,
+        max_bytes: u64,
+    ) -> Result<u64> {
+        let items = i64::try_from(max_items.max(1)).unwrap_or(i64::MAX);
+        let bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        Ok(with_pool!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM build_data WHERE id IN (SELECT id FROM ( \
+                     SELECT id, \
+                         ROW_NUMBER() OVER (ORDER BY collected DESC, id DESC) AS rn, \
+                         SUM(OCTET_LENGTH(content)) OVER ( \
+                             ORDER BY collected DESC, id DESC \
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS total \
+                     FROM build_data WHERE node_name = $1) x \
+                 WHERE rn > $2 OR (rn > 1 AND total > $3))",
+            )
+            .bind(node_name)
+            .bind(items)
+            .bind(bytes)
+            .execute(pool)
+            .await
+            .db()?
+            .rows_affected()
+        }))
+    }
+
     /// Build data of a node, newest first; with `latest`, only the newest
     /// item per generator (ordered by generator).
     pub async fn build_data_for_node(

@@ -41,12 +41,14 @@ pub(super) async fn hand_out(
         Err(e) => {
             // Validation refuses such a design before any step; say so
             // anyway rather than deploy without them silently.
-            shared.message(
-                t.id,
-                None,
-                format!("boot actions not handed out: {e}"),
-                true,
-            );
+            shared
+                .message(
+                    t.id,
+                    None,
+                    format!("boot actions not handed out: {e}"),
+                    true,
+                )
+                .await;
             return Ok(BTreeMap::new());
         }
     };
@@ -99,7 +101,7 @@ pub(super) async fn hand_out(
                         });
                     }
                 }
-                Err(e) => shared.message(t.id, Some(node), e.to_string(), true),
+                Err(e) => shared.message(t.id, Some(node), e.to_string(), true).await,
             }
             units.extend(
                 a.assets
@@ -124,12 +126,14 @@ pub(super) async fn hand_out(
     }
     shared.store.insert_boot_actions(&records).await?;
     let n = out.len();
-    shared.message(
-        t.id,
-        None,
-        format!("boot actions handed out to {n} node(s)"),
-        false,
-    );
+    shared
+        .message(
+            t.id,
+            None,
+            format!("boot actions handed out to {n} node(s)"),
+            false,
+        )
+        .await;
     Ok(out)
 }
 
@@ -222,7 +226,9 @@ pub(super) async fn settle_waits(shared: &Shared) {
         {
             Ok(true) => {
                 let error = result != ResultStatus::Success;
-                shared.message(w.id, w.node_name.as_deref(), message, error);
+                shared
+                    .message(w.id, w.node_name.as_deref(), message, error)
+                    .await;
                 parents.extend(w.parent_id);
             }
             Ok(false) => {}

@@ -33,40 +33,45 @@ pub(super) async fn run(
     let node_name = t.node_name.clone();
     let mut outcome =
         TaskOutcome::complete(t.id, shared.instance_id(), epoch, ResultStatus::Failure);
-    let finish = |mut outcome: TaskOutcome, state| {
+    let finish = async |mut outcome: TaskOutcome, state| {
         if let Some(n) = &node_name {
             match outcome.result_status {
                 ResultStatus::Success => outcome.successes = vec![n.clone()],
                 _ => outcome.failures = vec![n.clone()],
             }
         }
-        let _ = shared.writes.send(Write::Finished(Finished {
-            outcome,
-            parent: t.parent_id,
-            node_state: state,
-        }));
+        let _ = shared
+            .writes
+            .send(Write::Finished(Finished {
+                outcome,
+                parent: t.parent_id,
+                node_state: state,
+            }))
+            .await;
     };
     let action: Action = match t.action.parse() {
         Ok(a) => a,
         Err(e) => {
             outcome.result_message = Some(format!("{e}"));
-            return finish(outcome, None);
+            return finish(outcome, None).await;
         }
     };
     let params: ActionParams = match serde_json::from_value(t.params.clone()) {
         Ok(p) => p,
         Err(e) => {
             outcome.result_message = Some(format!("invalid params: {e}"));
-            return finish(outcome, None);
+            return finish(outcome, None).await;
         }
     };
     // A switch given in the task's params is granted like the node's.
     if let Err(e) = shared.cfg.node_addresses.check_params(&params) {
         let e = format!("invalid params: {e}");
-        shared.message(t.id, node_name.as_deref(), e.clone(), true);
+        shared
+            .message(t.id, node_name.as_deref(), e.clone(), true)
+            .await;
         outcome.result_message = Some(e);
         outcome.error_count = 1;
-        return finish(outcome, None);
+        return finish(outcome, None).await;
     }
     let node = match &node_name {
         Some(n) => {
@@ -74,10 +79,10 @@ pub(super) async fn run(
             match load_node_patiently(shared, n, prefetched, network, &t, &cancel).await {
                 Ok(node) => Some(node),
                 Err(e) => {
-                    shared.message(t.id, Some(n), e.to_string(), true);
+                    shared.message(t.id, Some(n), e.to_string(), true).await;
                     outcome.result_message = Some(e.to_string());
                     outcome.error_count = 1;
-                    return finish(outcome, None);
+                    return finish(outcome, None).await;
                 }
             }
         }
@@ -86,10 +91,12 @@ pub(super) async fn run(
     let mut installed = match shared.drivers.for_action(action, node.as_ref()) {
         Ok(i) => i.clone(),
         Err(e) => {
-            shared.message(t.id, node_name.as_deref(), e.clone(), true);
+            shared
+                .message(t.id, node_name.as_deref(), e.clone(), true)
+                .await;
             outcome.result_message = Some(e);
             outcome.error_count = 1;
-            return finish(outcome, None);
+            return finish(outcome, None).await;
         }
     };
     // A node may carry its own TLS trust for its BMC (oob calls).
@@ -104,10 +111,12 @@ pub(super) async fn run(
             }
             Ok(None) => {}
             Err(e) => {
-                shared.message(t.id, node_name.as_deref(), e.to_string(), true);
+                shared
+                    .message(t.id, node_name.as_deref(), e.to_string(), true)
+                    .await;
                 outcome.result_message = Some(e.to_string());
                 outcome.error_count = 1;
-                return finish(outcome, None);
+                return finish(outcome, None).await;
             }
         }
     }
@@ -183,12 +192,27 @@ pub(super) async fn run(
                     backoff
                 };
                 if again && (attempt < max_attempts || ours) && left > backoff {
-                    shared.message(
-                        t.id,
-                        node_name.as_deref(),
-                        format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
-                        false,
-                    );
+                    // Retry notes count against the messages of a call (waiting
+                    // out a database outage can take many).
+                    let notes = shared.runtime.limits().messages_per_call;
+                    if attempt < notes {
+                        shared
+                            .message(
+                                t.id,
+                                node_name.as_deref(),
+                                format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
+                                false,
+                            )
+                            .await;
+                    } else if attempt == notes {
+                        let text = format!(
+                            "attempt {attempt} failed, retrying in {backoff:?}: {e}; further \
+                         retries are not reported (messages_per_call = {notes})"
+                        );
+                        shared
+                            .message(t.id, node_name.as_deref(), text, false)
+                            .await;
+                    }
                     tokio::select! {
                         _ = cancel.cancelled() => break Err(None),
                         _ = tokio::time::sleep(backoff) => continue,
@@ -213,7 +237,16 @@ pub(super) async fn run(
                         format: "application/json".into(),
                         content: value.to_string(),
                     };
-                    if let Err(e) = shared.store.add_build_data(&data).await {
+                    let max = shared.runtime.limits().build_data_bytes_per_call;
+                    if data.content.len() as u64 > max {
+                        let text = format!(
+                            "the {} result ({} bytes) was not stored as build data: \
+                             the limit build_data_bytes_per_call is {max}",
+                            action.name(),
+                            data.content.len()
+                        );
+                        shared.message(t.id, Some(n), text, true).await;
+                    } else if let Err(e) = shared.store_build_data(&data).await {
                         tracing::warn!(node = %n, error = %e, "could not store build data");
                     }
                 }
@@ -229,20 +262,22 @@ pub(super) async fn run(
             outcome.status = TaskStatus::Terminated;
             outcome.result_message = Some("cancelled".into());
             outcome.terminated_by = t.terminated_by.clone();
-            shared.message(t.id, node_name.as_deref(), "cancelled".into(), true);
+            shared
+                .message(t.id, node_name.as_deref(), "cancelled".into(), true)
+                .await;
         }
         Err(Some(e)) => {
             let text = e.to_string();
             outcome.result_message = Some(text.clone());
             outcome.result_reason = Some(reason(&e));
             outcome.error_count = 1;
-            shared.message(t.id, node_name.as_deref(), text, true);
+            shared.message(t.id, node_name.as_deref(), text, true).await;
         }
     }
     outcome.retry = i64::from(attempt.saturating_sub(1));
     tracing::debug!(task.id = %t.id, node = node_name.as_deref().unwrap_or("-"), action = action.name(),
         attempts = attempt, elapsed_ms = started.elapsed().as_millis() as u64, "subtask finished");
-    finish(outcome, state);
+    finish(outcome, state).await;
 }
 
 /// Loads a node (unless prefetched), checks its BMC (and, with `network`,

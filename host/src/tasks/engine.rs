@@ -67,6 +67,9 @@ pub struct EngineConfig {
     pub timeouts: BTreeMap<String, Duration>,
     /// Outcomes written per batch at most.
     pub write_batch: usize,
+    /// Writes (outcomes, messages, key-value changes) that may wait for the
+    /// writer at once; past it, senders wait.
+    pub write_queue: usize,
     /// Directory `file:` design references are read from (none: refused).
     pub design_dir: Option<std::path::PathBuf>,
     /// Where designs and boot-action assets may be fetched from.
@@ -108,6 +111,7 @@ impl Default for EngineConfig {
             retry_backoff: Duration::from_millis(500),
             timeouts: BTreeMap::new(),
             write_batch: 1000,
+            write_queue: 4096,
             design_dir: None,
             design_sources: Default::default(),
             design_limits: Default::default(),
@@ -169,7 +173,7 @@ impl Engine {
         drivers: Arc<DriverSet>,
         cfg: EngineConfig,
     ) -> Result<Engine, EngineError> {
-        let (writes, writes_rx) = mpsc::unbounded_channel();
+        let (writes, writes_rx) = mpsc::channel(cfg.write_queue.max(1));
         let (settle, settle_rx) = mpsc::unbounded_channel();
         let designs = DesignSource::new(
             cfg.design_dir.as_deref(),
@@ -272,6 +276,14 @@ impl Engine {
     /// The loaded drivers.
     pub fn drivers(&self) -> &DriverSet {
         &self.shared.drivers
+    }
+
+    /// Writes waiting in the writer's queue, and driver key-value writes
+    /// not yet in the store (both bounded by `EngineConfig::write_queue`
+    /// plus the writes of calls waiting to queue).
+    pub fn writes_waiting(&self) -> (usize, usize) {
+        let w = &self.shared.writes;
+        (w.max_capacity() - w.capacity(), self.shared.kv.len())
     }
 
     /// Driver calls in flight on this instance.

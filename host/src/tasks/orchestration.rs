@@ -501,12 +501,14 @@ async fn add_calls(
         } else {
             "the site".to_owned()
         };
-        shared.message(
-            t.id,
-            None,
-            format!("step {}: {} on {who}", index + 1, action.name()),
-            false,
-        );
+        shared
+            .message(
+                t.id,
+                None,
+                format!("step {}: {} on {who}", index + 1, action.name()),
+                false,
+            )
+            .await;
     }
     tracing::info!(task.id = %t.id, step = index, action = action.name(), targets = new.len(), "orchestration step calls added");
     shared.wake_executor.notify_one();

@@ -3,7 +3,7 @@
 
 use super::shared::Shared;
 use crate::drivers::DriverServices;
-use crate::drivers::services::{BuildData, ServiceError, StatusMessage};
+use crate::drivers::services::{BuildData, KvUsage, ServiceError, StatusMessage};
 use crate::store::{NewBuildData, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -29,21 +29,35 @@ impl DriverServices for EngineServices {
         self.shared.store.kv_get(driver, key).await.map_err(svc)
     }
 
+    async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError> {
+        let stored = self.shared.store.kv_usage(driver).await.map_err(svc)?;
+        let pending = self.shared.kv.usage(driver);
+        Ok(KvUsage {
+            keys: stored.0 + pending.keys,
+            bytes: stored.1 + pending.bytes,
+        })
+    }
+
     async fn kv_set(&self, driver: &str, key: &str, value: &str) -> Result<(), ServiceError> {
         self.shared
             .kv
-            .write(&self.shared.writes, driver, key, Some(value));
+            .write(&self.shared.writes, driver, key, Some(value))
+            .await;
         Ok(())
     }
 
     async fn kv_delete(&self, driver: &str, key: &str) -> Result<(), ServiceError> {
-        self.shared.kv.write(&self.shared.writes, driver, key, None);
+        self.shared
+            .kv
+            .write(&self.shared.writes, driver, key, None)
+            .await;
         Ok(())
     }
 
     async fn status(&self, m: StatusMessage) -> Result<(), ServiceError> {
         self.shared
-            .message(self.task, m.scope.node.as_deref(), m.message, m.is_error);
+            .message(self.task, m.scope.node.as_deref(), m.message, m.is_error)
+            .await;
         Ok(())
     }
 
@@ -58,11 +72,6 @@ impl DriverServices for EngineServices {
             format: d.format,
             content: d.content,
         };
-        self.shared
-            .store
-            .add_build_data(&data)
-            .await
-            .map(|_| ())
-            .map_err(svc)
+        self.shared.store_build_data(&data).await.map_err(svc)
     }
 }

@@ -14,7 +14,9 @@ use crate::cluster::Leadership;
 use crate::design::{Design, DesignSource};
 use crate::drivers::{Action, DriverSet, Runtime};
 use crate::secrets::Secrets;
-use crate::store::{NewMessage, ResultStatus, Store, TaskOutcome, TaskRecord};
+use crate::store::{
+    NewBuildData, NewMessage, ResultStatus, Store, StoreError, TaskOutcome, TaskRecord,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,8 +40,8 @@ pub(super) struct Shared {
     pub shutdown: CancellationToken,
     /// Ids of tasks as they finish (for waiters).
     pub finished: broadcast::Sender<Uuid>,
-    /// To the writer.
-    pub writes: mpsc::UnboundedSender<Write>,
+    /// To the writer (bounded: senders wait while the database is slow).
+    pub writes: mpsc::Sender<Write>,
     /// To the settler.
     pub settle: mpsc::UnboundedSender<Settle>,
     /// Driver calls in flight here (owned by the executor).
@@ -94,20 +96,39 @@ impl Shared {
         }
     }
 
-    /// Queues a status message for task `task` (about `node`, or the task).
-    pub fn message(&self, task: Uuid, node: Option<&str>, message: String, error: bool) {
+    /// Queues a status message for task `task` (about `node`, or the task),
+    /// waiting while the writer's queue is full.
+    pub async fn message(&self, task: Uuid, node: Option<&str>, message: String, error: bool) {
         let (context_type, context) = match node {
             Some(n) => ("node", n.to_owned()),
             None => ("task", task.to_string()),
         };
-        let _ = self.writes.send(Write::Message(NewMessage {
-            task_id: task,
-            message,
-            error,
-            context_type: context_type.into(),
-            context,
-            extra: None,
-        }));
+        let _ = self
+            .writes
+            .send(Write::Message(NewMessage {
+                task_id: task,
+                message,
+                error,
+                context_type: context_type.into(),
+                context,
+                extra: None,
+            }))
+            .await;
+    }
+
+    /// Stores build data, then keeps the node's newest within the per-node
+    /// limits.
+    pub async fn store_build_data(&self, data: &NewBuildData) -> Result<(), StoreError> {
+        self.store.add_build_data(data).await?;
+        let limits = self.runtime.limits();
+        self.store
+            .prune_build_data(
+                &data.node_name,
+                limits.build_data_per_node,
+                limits.build_data_bytes_per_node,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Tells waiters that task `id` finished.

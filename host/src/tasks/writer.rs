@@ -9,6 +9,7 @@
 //! and is re-run (actions are idempotent).
 
 use super::shared::Shared;
+use crate::drivers::services::KvUsage;
 use crate::store::{NewMessage, TaskOutcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -47,25 +48,50 @@ struct PendingKv {
 
 impl KvOverlay {
     /// Records a write (None deletes) and queues it for the store.
-    pub fn write(
+    /// Waits while the writer's queue is full, so a driver writing faster
+    /// than the database drains is slowed down instead of growing memory.
+    pub async fn write(
         &self,
-        writes: &mpsc::UnboundedSender<Write>,
+        writes: &mpsc::Sender<Write>,
         driver: &str,
         key: &str,
         value: Option<&str>,
     ) {
-        let mut pending = self.inner.lock().expect("kv lock");
-        pending.seq += 1;
-        let seq = pending.seq;
-        let k = (driver.to_owned(), key.to_owned());
-        pending.entries.insert(k, (value.map(str::to_owned), seq));
-        drop(pending);
-        let _ = writes.send(Write::Kv(
-            driver.to_owned(),
-            key.to_owned(),
-            value.map(str::to_owned),
-            seq,
-        ));
+        let seq = {
+            let mut pending = self.inner.lock().expect("kv lock");
+            pending.seq += 1;
+            let seq = pending.seq;
+            let k = (driver.to_owned(), key.to_owned());
+            pending.entries.insert(k, (value.map(str::to_owned), seq));
+            seq
+        };
+        let _ = writes
+            .send(Write::Kv(
+                driver.to_owned(),
+                key.to_owned(),
+                value.map(str::to_owned),
+                seq,
+            ))
+            .await;
+    }
+
+    /// How many writes are not yet in the store.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("kv lock").entries.len()
+    }
+
+    /// Keys and bytes of `driver`'s writes not yet in the store (each
+    /// counted as a new key).
+    pub fn usage(&self, driver: &str) -> KvUsage {
+        let pending = self.inner.lock().expect("kv lock");
+        let mut usage = KvUsage::default();
+        for ((d, k), (v, _)) in &pending.entries {
+            if let (true, Some(v)) = (d == driver, v) {
+                usage.keys += 1;
+                usage.bytes += (k.len() + v.len()) as u64;
+            }
+        }
+        usage
     }
 
     /// A write not yet in the store: `Some(None)` for a pending delete.
@@ -89,7 +115,7 @@ impl KvOverlay {
 }
 
 /// Runs the writer until shutdown.
-pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Write>) {
+pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
     let mut finished: Vec<Finished> = Vec::new();
     let mut messages: Vec<NewMessage> = Vec::new();
     let mut kv: Vec<(String, String, Option<String>, u64)> = Vec::new();
@@ -109,7 +135,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Wri
                 Write::Message(m) => messages.push(m),
                 Write::Kv(d, k, v, seq) => kv.push((d, k, v, seq)),
             }
-            next = if finished.len() + messages.len() < shared.cfg.write_batch {
+            // Key-value writes count too: a batch (and so what is held while
+            // the database is slow) never passes `write_batch`.
+            next = if finished.len() + messages.len() + kv.len() < shared.cfg.write_batch {
                 rx.try_recv().ok()
             } else {
                 None
