@@ -453,6 +453,7 @@ async fn size_pins_and_remote_content_in_errors() {
 fn boot_action(assets: Value) -> BootAction {
     let doc = drydock::design::documents::Document {
         kind: drydock::design::documents::Kind::BootAction,
+        form: drydock::design::documents::Form::Deckhand,
         name: "hostile".into(),
         data: json!({ "assets": assets }),
         index: 0,
@@ -581,6 +582,7 @@ async fn templates_run_out_of_fuel_and_output() {
     );
     let doc = drydock::design::documents::Document {
         kind: drydock::design::documents::Kind::BootAction,
+        form: drydock::design::documents::Form::Deckhand,
         name: "doubling".into(),
         data: json!({"assets": [{"type": "file", "path": "/etc/x", "data": doubling,
             "data_pipeline": ["template"]}]}),
