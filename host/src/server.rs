@@ -382,6 +382,11 @@ pub async fn start(cfg: Config) -> Result<Server> {
             }),
             design_sources: cfg.design_sources.clone(),
             design_limits: cfg.design_limits.clone(),
+            // Deckhand and Promenade references carry Keystone's service
+            // token, as Drydock sends it.
+            service_token: keystone.clone().map(|k| {
+                crate::tasks::ServiceTokenSource(k as Arc<dyn crate::design::AuthToken>)
+            }),
             secrets: cfg.secrets.clone(),
             secret_scopes: scopes(&cfg),
             node_addresses: cfg.node_addresses.clone(),

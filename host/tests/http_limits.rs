@@ -277,8 +277,12 @@ async fn body_limits_are_per_route() {
         assert_eq!(r.status(), 413, "{route}");
     }
     for route in ["/tasks", "/nodefilter"] {
+        // Past the small limit, within the route's: the handler answers
+        // (POST /tasks refuses the action, /nodefilter ignores the key as
+        // Drydock does), not the size limit.
         let r = post(format!("{api}{route}"), big("action"), "application/json").await;
-        assert_eq!(r.status(), 400, "{route}: {}", r.text().await.unwrap());
+        let status = r.status();
+        assert_ne!(status, 413, "{route}: {}", r.text().await.unwrap());
     }
     let r = post(
         format!("{api}/tasks"),

@@ -398,6 +398,15 @@ impl ServiceToken for Keystone {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::design::AuthToken for Keystone {
+    async fn token(&self) -> Result<String, crate::design::TokenError> {
+        Keystone::service_token(self)
+            .await
+            .map_err(|e| crate::design::TokenError(e.to_string()))
+    }
+}
+
 /// An error's text without the URL (which could carry a query).
 fn without_url(e: reqwest::Error) -> String {
     e.without_url().to_string()

@@ -47,10 +47,14 @@ pub async fn list(
         "status",
         "one of requested, queued, running, complete, terminated",
     )?;
+    // Drydock lists every task; `top_level=true` (ours) leaves subtasks out.
+    let top_level = q
+        .parsed::<bool>("top_level", "true or false")?
+        .unwrap_or(false);
     let store = state.engine.store();
     let tasks = store
         .list_tasks(&TaskFilter {
-            parent: None,
+            parent: if top_level { Some(None) } else { None },
             status,
             limit,
             offset: i64::from(offset),

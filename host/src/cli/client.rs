@@ -457,12 +457,11 @@ impl Client {
         self.call(Method::POST, "/tasks", &[], Some(body)).await
     }
 
-    /// `GET /tasks[?limit=N]`: the task dicts.
+    /// `GET /tasks?top_level=true[&limit=N]`: the top-level task dicts (the
+    /// API lists subtasks too unless asked not to, as Drydock's does).
     pub async fn list_tasks(&self, limit: Option<u32>) -> Result<Value, ClientError> {
-        let query: Vec<(&str, String)> = limit
-            .map(|n| ("limit", n.to_string()))
-            .into_iter()
-            .collect();
+        let mut query: Vec<(&str, String)> = vec![("top_level", "true".to_owned())];
+        query.extend(limit.map(|n| ("limit", n.to_string())));
         self.call(Method::GET, "/tasks", &query, None).await
     }
 

@@ -209,10 +209,29 @@ impl Resolve for CheckedResolver {
 pub(crate) struct Fetcher {
     policy: Arc<Policy>,
     client: reqwest::Client,
+    /// The client for fetches carrying a token: it follows no redirect, so
+    /// the token never goes anywhere but the URL the operator's design
+    /// named.
+    with_token: reqwest::Client,
     slots: Semaphore,
     timeout: Duration,
     max_bytes: usize,
 }
+
+/// Where references to Airship services (`deckhand+http(s)://` designs,
+/// `promenade+http(s)://` boot-action assets) get the token they are
+/// fetched with (`X-Auth-Token`, as Drydock sends its Keystone service
+/// token).
+#[async_trait::async_trait]
+pub trait AuthToken: Send + Sync {
+    /// A current token.
+    async fn token(&self) -> Result<String, TokenError>;
+}
+
+/// Why no token could be had (the text names the cause, never a secret).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenError(pub String);
 
 impl Fetcher {
     /// A client obeying `sources`, reading at most `max_bytes` per fetch.
@@ -240,9 +259,17 @@ impl Fetcher {
             .connect_timeout(Duration::from_secs(sources.timeout_secs.clamp(1, 10)))
             .build()
             .map_err(|e| format!("design sources client: {e}"))?;
+        let with_token = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver(policy.clone())))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(sources.timeout_secs.clamp(1, 10)))
+            .build()
+            .map_err(|e| format!("design sources client: {e}"))?;
         Ok(Fetcher {
             policy,
             client,
+            with_token,
             slots: Semaphore::new(sources.max_concurrent.max(1)),
             timeout: Duration::from_secs(sources.timeout_secs.max(1)),
             max_bytes,
@@ -250,13 +277,13 @@ impl Fetcher {
     }
 
     /// GETs `url` if the policy allows it.
-    pub(crate) async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+    pub(crate) async fn get(&self, url: &str, token: Option<&str>) -> Result<Vec<u8>, FetchError> {
         let parsed = Url::parse(url).map_err(|e| FetchError::Refused(format!("not a URL: {e}")))?;
         self.policy
             .check_url(&parsed)
             .map_err(FetchError::Refused)?;
         let secs = self.timeout.as_secs();
-        tokio::time::timeout(self.timeout, self.get_checked(parsed))
+        tokio::time::timeout(self.timeout, self.get_checked(parsed, token))
             .await
             .map_err(|_| {
                 FetchError::Failed(format!(
@@ -265,13 +292,24 @@ impl Fetcher {
             })?
     }
 
-    async fn get_checked(&self, url: Url) -> Result<Vec<u8>, FetchError> {
+    async fn get_checked(&self, url: Url, token: Option<&str>) -> Result<Vec<u8>, FetchError> {
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| FetchError::Failed("the fetcher is shutting down".into()))?;
-        let mut resp = self.client.get(url).send().await.map_err(describe)?;
+        let request = match token {
+            Some(t) => self.with_token.get(url).header("X-Auth-Token", t),
+            None => self.client.get(url),
+        };
+        let mut resp = request.send().await.map_err(describe)?;
+        if token.is_some() && resp.status().is_redirection() {
+            return Err(FetchError::Refused(format!(
+                "the server answered HTTP {} (a redirect): a fetch carrying the service \
+                 token follows no redirect",
+                resp.status().as_u16()
+            )));
+        }
         if !resp.status().is_success() {
             return Err(FetchError::Failed(format!(
                 "the server answered HTTP {}",

@@ -25,7 +25,7 @@ use documents::{
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-pub use fetch::DesignSources;
+pub use fetch::{AuthToken, DesignSources, TokenError};
 pub use limits::{DesignLimits, ParseError};
 pub use source::{DesignSource, SourceError};
 pub use validate::{Finding, Level, PlatformCatalog, Report, Rule, RuleOutcome};

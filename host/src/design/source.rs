@@ -4,8 +4,10 @@
 //! - `file:///abs/path.yaml` or `file:relative.yaml`: read inside the
 //!   operator's design directory only (opened once as a cap-std capability,
 //!   so a reference that arrives over the API cannot read other files);
-//! - `https://`, `http://`, and `deckhand+http(s)://` (read as http(s)):
-//!   only from the sources the operator allows ([`super::fetch`]);
+//! - `https://`, `http://`, `deckhand+http(s)://` and
+//!   `promenade+http(s)://` (read as http(s); the last two with the
+//!   service token, see [`DesignSource::with_token`]): only from the
+//!   sources the operator allows ([`super::fetch`]);
 //! - any reference may end in `#sha256=HEX`: content with another digest is
 //!   refused.
 //!
@@ -16,7 +18,7 @@
 //! parsed once however many tasks use it.
 
 use super::Design;
-use super::fetch::{DesignSources, FetchError, Fetcher, check_pin, split_pin};
+use super::fetch::{AuthToken, DesignSources, FetchError, Fetcher, check_pin, split_pin};
 use super::limits::{DesignLimits, ParseError};
 use super::validate::{Finding, PlatformCatalog};
 use sha2::{Digest, Sha256};
@@ -60,6 +62,8 @@ pub enum SourceError {
 pub struct DesignSource {
     dir: Option<(PathBuf, cap_std::fs::Dir)>,
     fetcher: Fetcher,
+    /// The token `deckhand+`/`promenade+` references are fetched with.
+    token: Option<Arc<dyn AuthToken>>,
     limits: DesignLimits,
     /// Designs parsed or validated at once.
     work: Arc<Semaphore>,
@@ -104,6 +108,7 @@ impl DesignSource {
         Ok(DesignSource {
             dir,
             fetcher,
+            token: None,
             work: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
             limits,
             cache: Mutex::new(HashMap::new()),
@@ -113,6 +118,14 @@ impl DesignSource {
     /// The design directory, if any.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// Fetches `deckhand+http(s)://` and `promenade+http(s)://`
+    /// references with `token`'s token in `X-Auth-Token` (following no
+    /// redirect), as Drydock fetches them with its Keystone service token.
+    pub fn with_token(mut self, token: Arc<dyn AuthToken>) -> DesignSource {
+        self.token = Some(token);
+        self
     }
 
     /// The limits designs are held to.
@@ -221,11 +234,27 @@ impl DesignSource {
                 FileError::Io(m) => fetch(m),
             })?
         } else {
-            let url = trimmed.strip_prefix("deckhand+").unwrap_or(trimmed);
+            // Airship's service references are fetched with the service
+            // token, as Drydock fetches them.
+            let service = ["deckhand+", "promenade+"]
+                .iter()
+                .find_map(|p| trimmed.strip_prefix(p));
+            let url = service.unwrap_or(trimmed);
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(bad("use file://, http(s):// or deckhand+http(s)://"));
+                return Err(bad(
+                    "use file://, http(s)://, deckhand+http(s):// or promenade+http(s)://",
+                ));
             }
-            self.fetcher.get(url).await.map_err(|e| match e {
+            let token = match (service, &self.token) {
+                (Some(_), Some(source)) => Some(
+                    source
+                        .token()
+                        .await
+                        .map_err(|e| fetch(format!("no service token: {e}")))?,
+                ),
+                _ => None,
+            };
+            self.fetcher.get(url, token.as_deref()).await.map_err(|e| match e {
                 FetchError::Refused(m) => SourceError::Refused(design_ref.to_owned(), m),
                 FetchError::Failed(m) => fetch(m),
             })?

@@ -76,6 +76,9 @@ pub struct EngineConfig {
     pub design_sources: crate::design::DesignSources,
     /// What one design may cost.
     pub design_limits: crate::design::DesignLimits,
+    /// The token `deckhand+`/`promenade+` references are fetched with
+    /// (Keystone's service token, when configured).
+    pub service_token: Option<ServiceTokenSource>,
     /// Secrets from the config file (tried before the environment and the
     /// database).
     pub secrets: crate::drivers::GrantedSecrets,
@@ -115,6 +118,7 @@ impl Default for EngineConfig {
             design_dir: None,
             design_sources: Default::default(),
             design_limits: Default::default(),
+            service_token: None,
             secrets: Default::default(),
             secret_scopes: Default::default(),
             node_addresses: Default::default(),
@@ -123,6 +127,17 @@ impl Default for EngineConfig {
             boot_action_url: "http://127.0.0.1:9000/api/v1.0/bootactions/".into(),
             public_url: None,
         }
+    }
+}
+
+/// Where authenticated design references get their token (a wrapper so
+/// [`EngineConfig`] stays `Debug`).
+#[derive(Clone)]
+pub struct ServiceTokenSource(pub Arc<dyn crate::design::AuthToken>);
+
+impl std::fmt::Debug for ServiceTokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceTokenSource(..)")
     }
 }
 
@@ -181,6 +196,10 @@ impl Engine {
             cfg.design_limits.clone(),
         )
         .map_err(|e| EngineError::Invalid(format!("design sources: {e}")))?;
+        let designs = match &cfg.service_token {
+            Some(ServiceTokenSource(t)) => designs.with_token(t.clone()),
+            None => designs,
+        };
         let secrets = Secrets::standard(
             cfg.secrets.clone(),
             cfg.secret_scopes.clone(),

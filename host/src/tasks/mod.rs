@@ -28,5 +28,5 @@ mod shared;
 mod writer;
 
 pub use crate::cluster::leader;
-pub use engine::{Engine, EngineConfig, EngineError, TaskRequest};
+pub use engine::{Engine, EngineConfig, EngineError, ServiceTokenSource, TaskRequest};
 pub use leader::{LeaderConfig, LeaderView, Leadership};

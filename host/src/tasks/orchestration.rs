@@ -274,6 +274,8 @@ pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError
     let mut results: BTreeMap<usize, StepResult> = BTreeMap::new();
     let mut create: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     let mut first_open: Option<usize> = None;
+    // Nodes in flight (or about to be), by step.
+    let mut open: Vec<(String, usize)> = Vec::new();
     for (i, step) in plan.iter().enumerate() {
         let targets = step.targets.resolve(&selected, &results);
         let mut r = StepResult::default();
@@ -302,10 +304,12 @@ pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError
                 }
                 Some(_) => {
                     first_open.get_or_insert(i);
+                    open.push((n, i));
                 }
                 None => {
                     first_open.get_or_insert(i);
-                    create.entry(i).or_default().insert(n);
+                    create.entry(i).or_default().insert(n.clone());
+                    open.push((n, i));
                 }
             }
         }
@@ -323,7 +327,13 @@ pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError
     for (i, new) in &create {
         let from = first_open.unwrap_or(*i);
         for (j, step) in plan.iter().enumerate().take(*i).skip(from) {
-            if !made.contains(&j) && !create.contains_key(&j) {
+            // Only where a node upstream may still call a driver.
+            let reachable = open.iter().any(|(n, k)| {
+                *k < j
+                    && (step.only == orchestrator::Only::WithBootActions
+                        || nodes.get(n).is_none_or(|node| step.only.includes(node)))
+            });
+            if reachable && !made.contains(&j) && !create.contains_key(&j) {
                 add_calls(shared, &t, j, step, &design, &BTreeSet::new(), None).await?;
                 made.insert(j);
             }
@@ -495,6 +505,13 @@ async fn add_calls(
         .store
         .insert_tasks_fenced(&rows, Some((shared.instance_id(), shared.epoch())))
         .await?;
+    // A cancel that arrived since the orchestration was read did not reach
+    // the new calls: cascade it now (and settle the step).
+    if shared.store.is_cancel_requested(t.id).await? {
+        let by = t.terminated_by.clone().unwrap_or_else(|| "unknown".into());
+        shared.store.request_cancel(t.id, &by).await?;
+        shared.settle(vec![parent_id]);
+    }
     if existing.is_none() {
         let who = if action.is_node_scoped() {
             format!("{} node(s)", new.len())
