@@ -38,8 +38,10 @@ export RUSTC_BOOTSTRAP=1
 # No sanitizer: the host forbids unsafe code, and the C it links (sqlite,
 # ring) is not instrumented by cargo-fuzz anyway. Overflow checks and debug
 # assertions are on (fuzz/Cargo.toml's release profile).
-fuzz=(cargo fuzz run --sanitizer none --target-dir fuzz/target)
+# Build once, then run the binaries: `cargo fuzz run` would check the build
+# again before each target.
 nice -n 10 cargo fuzz build --sanitizer none --target-dir fuzz/target
+bin=fuzz/target/$(rustc -vV | sed -n "s/^host: //p")/release
 
 mkdir -p fuzz/artifacts/logs
 failed=()
@@ -51,9 +53,9 @@ for t in "${targets[@]}"; do
   [ -z "${dict[$t]:-}" ] || args+=(-dict="$root/fuzz/dicts/${dict[$t]}")
   log="fuzz/artifacts/logs/$t.log"
   status=0
-  nice -n 10 "${fuzz[@]}" "$t" "$root/fuzz/corpus/$t" "$root/fuzz/seeds/$t" -- "${args[@]}" \
+  nice -n 10 "$bin/$t" "${args[@]}" "$root/fuzz/corpus/$t" "$root/fuzz/seeds/$t" \
     >"$log" 2>&1 || status=$?
-  done_line=$(grep -E '^#[0-9]+ +DONE' "$log" | tail -n1 || true)
+  done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n1 || true)
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
   took=$(sed -n 's/^stat::slowest_unit_time_sec: *//p' "$log" | tail -n1)
   cov=$(echo "$done_line" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
