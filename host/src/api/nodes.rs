@@ -96,8 +96,10 @@ fn not_registered(name: &str) -> ApiError {
 }
 
 /// Splits a registration body into the node and its credentials. Errors
-/// about the credentials never quote them.
-fn parse_registration(mut body: Value) -> Result<(Node, Option<Credentials>), ApiError> {
+/// about the credentials never quote them. Public for the fuzz targets
+/// (`fuzz/`) only.
+#[doc(hidden)]
+pub fn parse_registration(mut body: Value) -> Result<(Node, Option<Credentials>), ApiError> {
     let Some(obj) = body.as_object_mut() else {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object (a node)".into(),

@@ -156,6 +156,47 @@ pub struct TaskRequest {
     pub created_by: Option<String>,
 }
 
+impl TaskRequest {
+    /// Checks what can be checked before anything is stored: the action is
+    /// known (orchestrator actions need a `design_ref`), the node filter and
+    /// the params parse. Returns the task's action name.
+    pub fn check(&self) -> Result<&str, EngineError> {
+        let name: &str = match Orchestration::parse(&self.action) {
+            Some(_) => {
+                if self.design_ref.as_deref().unwrap_or("").trim().is_empty() {
+                    return Err(EngineError::Invalid(format!(
+                        "action `{}` needs a design_ref (file://, http(s):// or deckhand+http://)",
+                        self.action
+                    )));
+                }
+                &self.action
+            }
+            None if self.action == "relabel_nodes" || self.action == "noop" => {
+                return Err(EngineError::Invalid(format!(
+                    "action `{}` is not supported",
+                    self.action
+                )));
+            }
+            None => match self.action.parse::<Action>() {
+                Ok(a) => a.name(),
+                Err(e) => {
+                    return Err(EngineError::Invalid(format!(
+                        "{e}; orchestrator actions are validate_design, verify_site, \
+                         prepare_site, verify_nodes, prepare_nodes, deploy_nodes, destroy_nodes"
+                    )));
+                }
+            },
+        };
+        if let Some(f) = &self.node_filter {
+            NodeFilter::from_json(f).map_err(EngineError::Invalid)?;
+        }
+        let params = self.params.clone().unwrap_or(serde_json::json!({}));
+        serde_json::from_value::<ActionParams>(params)
+            .map_err(|e| EngineError::Invalid(format!("invalid params: {e}")))?;
+        Ok(name)
+    }
+}
+
 /// Engine failures, by what the caller should do about them.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -341,45 +382,15 @@ impl Engine {
 
     /// Validates and queues a task.
     pub async fn submit(&self, req: TaskRequest) -> Result<TaskRecord, EngineError> {
-        let name: &str = match Orchestration::parse(&req.action) {
-            Some(_) => {
-                if req.design_ref.as_deref().unwrap_or("").trim().is_empty() {
-                    return Err(EngineError::Invalid(format!(
-                        "action `{}` needs a design_ref (file://, http(s):// or deckhand+http://)",
-                        req.action
-                    )));
-                }
-                &req.action
-            }
-            None if req.action == "relabel_nodes" || req.action == "noop" => {
-                return Err(EngineError::Invalid(format!(
-                    "action `{}` is not supported",
-                    req.action
-                )));
-            }
-            None => match req.action.parse::<Action>() {
-                Ok(a) => a.name(),
-                Err(e) => {
-                    return Err(EngineError::Invalid(format!(
-                        "{e}; orchestrator actions are validate_design, verify_site, \
-                         prepare_site, verify_nodes, prepare_nodes, deploy_nodes, destroy_nodes"
-                    )));
-                }
-            },
-        };
-        if let Some(f) = &req.node_filter {
-            NodeFilter::from_json(f).map_err(EngineError::Invalid)?;
-        }
+        let name = req.check()?.to_owned();
         let params = req.params.clone().unwrap_or(serde_json::json!({}));
-        serde_json::from_value::<ActionParams>(params.clone())
-            .map_err(|e| EngineError::Invalid(format!("invalid params: {e}")))?;
-        let mut task = NewTask::new(name);
+        let mut task = NewTask::new(name.as_str());
         task.design_ref = req.design_ref.clone();
         task.node_filter = req.node_filter.filter(|f| !f.is_null());
         task.params = params;
         task.created_by = req.created_by;
         let record = self.shared.store.insert_task(&task).await?;
-        tracing::info!(task.id = %record.id, action = name, "task queued");
+        tracing::info!(task.id = %record.id, action = %name, "task queued");
         self.shared.wake_scheduler.notify_one();
         Ok(record)
     }
