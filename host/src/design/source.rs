@@ -254,10 +254,13 @@ impl DesignSource {
                 ),
                 _ => None,
             };
-            self.fetcher.get(url, token.as_deref()).await.map_err(|e| match e {
-                FetchError::Refused(m) => SourceError::Refused(design_ref.to_owned(), m),
-                FetchError::Failed(m) => fetch(m),
-            })?
+            self.fetcher
+                .get(url, token.as_deref())
+                .await
+                .map_err(|e| match e {
+                    FetchError::Refused(m) => SourceError::Refused(design_ref.to_owned(), m),
+                    FetchError::Failed(m) => fetch(m),
+                })?
         };
         check_pin(&bytes, pin).map_err(fetch)?;
         Ok(bytes)

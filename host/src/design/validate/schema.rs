@@ -175,16 +175,25 @@ pub(super) fn effective_site(d: &Design) -> Vec<Finding> {
         .map(|doc| (doc.name.as_str(), &doc.data))
         .collect();
     let mut out = Vec::new();
-    let mut fail = |node: &str, message: String| {
+    let mut fail_on = |node: &str, doc: DocRef, message: String| {
         out.push(Finding {
             rule: "EffectiveSite",
             code: "DD000",
             message: format!("Error loading effective site: {message}"),
             diagnostic: format!("BaremetalNode {node}"),
             level: Level::Error,
-            documents: vec![DocRef::new(Kind::BaremetalNode, node)],
+            documents: vec![doc],
         });
     };
+    // Inheritance the resolver refused (a cycle, a missing parent, a chain
+    // past the depth or count limits), each once, naming its chain.
+    let broken_profiles: BTreeMap<&str, &String> = d
+        .unreadable
+        .iter()
+        .filter(|(r, m)| r.schema.contains("/HostProfile/") && !m.starts_with("HostProfile:"))
+        .map(|(r, m)| (r.name.as_str(), m))
+        .collect();
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
     for (name, spec) in super::nodes_in_order(d) {
         let raw_node = d
             .documents
@@ -194,12 +203,22 @@ pub(super) fn effective_site(d: &Design) -> Vec<Finding> {
             .and_then(|doc| doc.data.get("host_profile"))
             .and_then(Value::as_str);
         let mut chain: Vec<&str> = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut broken = false;
         while let Some(p) = parent {
-            if chain.contains(&p) {
+            if let Some(m) = broken_profiles.get(p) {
+                // Walk no further: the resolver bounded this chain already.
+                if reported.insert(p) {
+                    fail_on(name, DocRef::new(Kind::HostProfile, p), (*m).clone());
+                }
+                broken = true;
+                break;
+            }
+            if !seen.insert(p) {
                 chain.push(p);
-                fail(
+                fail_on(
                     name,
+                    DocRef::new(Kind::BaremetalNode, name),
                     format!("HostProfile inheritance cycle: {}", chain.join(" -> ")),
                 );
                 broken = true;
@@ -209,7 +228,11 @@ pub(super) fn effective_site(d: &Design) -> Vec<Finding> {
             match raw.get(p) {
                 Some(data) => parent = data.get("host_profile").and_then(Value::as_str),
                 None => {
-                    fail(name, format!("HostProfile {p} not found in design state"));
+                    fail_on(
+                        name,
+                        DocRef::new(Kind::BaremetalNode, name),
+                        format!("HostProfile {p} not found in design state"),
+                    );
                     broken = true;
                     break;
                 }
@@ -219,9 +242,14 @@ pub(super) fn effective_site(d: &Design) -> Vec<Finding> {
             continue;
         }
         match &spec.hardware_profile {
-            None => fail(name, "Hardware profile not set".into()),
-            Some(hw) if !d.hardware.contains_key(hw) => fail(
+            None => fail_on(
                 name,
+                DocRef::new(Kind::BaremetalNode, name),
+                "Hardware profile not set".into(),
+            ),
+            Some(hw) if !d.hardware.contains_key(hw) => fail_on(
+                name,
+                DocRef::new(Kind::BaremetalNode, name),
                 format!("HardwareProfile {hw} not found in design state"),
             ),
             Some(_) => {}
