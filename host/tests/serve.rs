@@ -178,16 +178,24 @@ fn readme_walk_through_and_cli_client() {
     let out = cli(&["task", "list", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
-    // A failing task makes `--wait` exit 1; a bad token exits 2.
+    // A failing task makes `--wait` exit 1 (a design that is not there; a
+    // filter selecting no node is a success with nothing to do, as in
+    // Drydock); a bad token exits 2.
     let out = cli(&[
         "task",
         "create",
-        "power_on_node",
-        "--node",
-        "ghost",
+        "validate_design",
+        "--design-ref",
+        "file:no-such-design.yaml",
         "--wait",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_drydock"))
         .args(["task", "list"])
         .env("DRYDOCK_URL", s.url.trim_end_matches("/api/v1.0"))
