@@ -224,7 +224,7 @@ impl NodeDriver for Sim {
         if record.status == "New" {
             record.status = "Ready".to_string();
             save(ctx, node, &record)?;
-            ctx.build_data("lshw", "text/xml", LSHW);
+            ctx.build_data("lshw", "text/xml", LSHW)?;
             ctx.info(format!("{} commissioned", node.name));
         }
         Ok(())
