@@ -11,7 +11,6 @@ use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use drydock::api::bootactions::Report;
-use drydock::api::design::ValidateRequest;
 use drydock::api::drivers::ActivateBody;
 use drydock::api::error::JsonBody;
 use drydock::api::nodes::{FilterRequest, parse_registration, validate_name};
@@ -102,7 +101,9 @@ fuzz_target!(|data: &[u8]| {
     {
         let _ = NodeFilter::from_json(filter);
     }
-    let _ = body::<ValidateRequest>(data);
+    // POST /validatedesign reads any JSON object (Drydock's body, extra
+    // keys ignored) and takes its `href`.
+    let _ = body::<serde_json::Value>(data);
     let _ = body::<Report>(data);
     let _ = body::<ActivateBody>(data);
     if let Some(node) = body::<Node>(data) {
