@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let doc = Document {
         kind: Kind::BootAction,
+        form: drydock::design::documents::Form::Deckhand,
         name: "fuzz".into(),
         data: body,
         index: 0,
