@@ -18,7 +18,7 @@ fn trusted() -> &'static [TrustedKey] {
     static KEYS: OnceLock<Vec<TrustedKey>> = OnceLock::new();
     KEYS.get_or_init(|| {
         let public = package::public_key(SECRET).expect("the fixed key is valid");
-        vec![format!("fuzz:{public}").parse().expect("a trusted key")]
+        vec![format!("fuzz:{public}:*").parse().expect("a trusted key")]
     })
 }
 

@@ -1,9 +1,8 @@
 //! What the fuzz targets share: input bounds for problems known and being
-//! fixed elsewhere, the sample site, and running a future that never waits.
+//! fixed elsewhere, the sample site, and running a future on a runtime.
 
 use std::future::Future;
 use std::sync::OnceLock;
-use std::task::{Context, Poll, Waker};
 
 use drydock::design::Design;
 
@@ -36,15 +35,17 @@ pub fn sample_site() -> &'static Design {
     })
 }
 
-/// Runs a future that completes without waiting (every `fetch` given to
-/// the boot action renderer here answers at once).
+/// Runs a future to completion on one shared current-thread runtime (the
+/// boot action renderer runs pipelines on tokio's blocking pool; every
+/// `fetch` given to it here answers at once).
 pub fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("the future waited; the fuzz targets' futures never wait"),
-    }
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+        })
+        .block_on(future)
 }
