@@ -373,34 +373,10 @@ async fn seal(shared: &Shared, c: &TaskRecord, kids: Vec<TaskRecord>) -> Result<
         r.status = ResultStatus::Success;
         r.message = "no node reached this step".to_owned();
     }
-    let (status, message) = if c.terminate {
-        (
-            TaskStatus::Terminated,
-            format!(
-                "cancelled by {}: {}",
-                c.terminated_by.as_deref().unwrap_or("?"),
-                r.message
-            ),
-        )
-    } else {
-        (TaskStatus::Complete, r.message.clone())
-    };
-    let outcome = TaskOutcome {
-        id: c.id,
-        owner: shared.instance_id().to_owned(),
-        epoch: shared.epoch(),
-        status,
-        result_status: r.status,
-        result_message: Some(message),
-        result_reason: None,
-        successes: r.successes,
-        failures: r.failures,
-        error_count: r.error_count,
-        retry: c.retry,
-        terminated_by: c.terminated_by.clone(),
-    };
+    let result = r.status;
+    let outcome = shared.rolled_up(c, r);
     if shared.store.finish_tasks(&[outcome]).await? == 1 {
-        tracing::info!(task.id = %c.id, result = r.status.as_str(), "step finished");
+        tracing::info!(task.id = %c.id, result = result.as_str(), "step finished");
         shared.announce_finished(c.id);
     }
     Ok(())

@@ -12,7 +12,7 @@
 use super::orchestration;
 use super::result::rollup;
 use super::shared::Shared;
-use crate::store::{TaskOutcome, TaskStatus};
+use crate::store::TaskStatus;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -115,36 +115,12 @@ async fn complete_parent(shared: &Shared, parent: Uuid) -> Option<Job> {
         }
     };
     let r = rollup(&subs);
-    let (status, message) = if task.terminate {
-        (
-            TaskStatus::Terminated,
-            format!(
-                "cancelled by {}: {}",
-                task.terminated_by.as_deref().unwrap_or("?"),
-                r.message
-            ),
-        )
-    } else {
-        (TaskStatus::Complete, r.message.clone())
-    };
+    let result = r.status;
     // Only the owner settles a task (fenced by owner and epoch).
-    let outcome = TaskOutcome {
-        id: parent,
-        owner: shared.instance_id().to_owned(),
-        epoch: shared.epoch(),
-        status,
-        result_status: r.status,
-        result_message: Some(message),
-        result_reason: None,
-        successes: r.successes,
-        failures: r.failures,
-        error_count: r.error_count,
-        retry: task.retry,
-        terminated_by: task.terminated_by.clone(),
-    };
+    let outcome = shared.rolled_up(&task, r);
     match store.finish_tasks(&[outcome]).await {
         Ok(1) => {
-            tracing::info!(task.id = %parent, result = r.status.as_str(), "task finished");
+            tracing::info!(task.id = %parent, result = result.as_str(), "task finished");
             shared.announce_finished(parent);
             None
         }

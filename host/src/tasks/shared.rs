@@ -204,6 +204,37 @@ impl Shared {
         }
     }
 
+    /// The fenced outcome completing container `t` with roll-up `r`
+    /// (terminated, naming who cancelled, when a cancel was requested).
+    pub fn rolled_up(&self, t: &TaskRecord, r: super::result::Rollup) -> TaskOutcome {
+        let (status, message) = if t.terminate {
+            (
+                crate::store::TaskStatus::Terminated,
+                format!(
+                    "cancelled by {}: {}",
+                    t.terminated_by.as_deref().unwrap_or("?"),
+                    r.message
+                ),
+            )
+        } else {
+            (crate::store::TaskStatus::Complete, r.message)
+        };
+        TaskOutcome {
+            id: t.id,
+            owner: self.instance_id().to_owned(),
+            epoch: self.epoch(),
+            status,
+            result_status: r.status,
+            result_message: Some(message),
+            result_reason: None,
+            successes: r.successes,
+            failures: r.failures,
+            error_count: r.error_count,
+            retry: t.retry,
+            terminated_by: t.terminated_by.clone(),
+        }
+    }
+
     /// The design of orchestrator task `t`, parsed once per task.
     pub async fn task_design(&self, t: &TaskRecord) -> Result<Arc<Design>, EngineError> {
         if let Some(d) = self.task_designs.lock().expect("designs").get(&t.id) {
