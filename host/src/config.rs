@@ -149,8 +149,10 @@ impl Default for Limits {
     }
 }
 
-/// Leader lease timing (several instances on one Postgres). The defaults
-/// give a failover of about two seconds.
+/// Leader lease timing (several instances on one Postgres). With the
+/// leader lock (the default), a leader whose process dies is replaced in
+/// well under a second; a leader that hangs with its connection open is
+/// replaced when its lease lapses (about two seconds with the defaults).
 ///
 /// The lease also bounds every Postgres session
 /// ([`SessionLimits::for_lease`](crate::store::SessionLimits::for_lease)):
@@ -168,6 +170,12 @@ pub struct LeaderSettings {
     pub renew_ms: u64,
     /// How old a heartbeat makes an instance dead, in ms.
     pub dead_after_ms: u64,
+    /// Hold a Postgres session-level advisory lock while leading, so that
+    /// a dead leader's lock (released when its connection drops) wakes a
+    /// successor at once. Turn off behind a pooler in transaction mode
+    /// (e.g. PgBouncer's), where session locks do not work: failover then
+    /// waits for the lease to lapse.
+    pub advisory_lock: bool,
 }
 
 impl Default for LeaderSettings {
@@ -176,6 +184,7 @@ impl Default for LeaderSettings {
             lease_ms: 2000,
             renew_ms: 400,
             dead_after_ms: 2000,
+            advisory_lock: true,
         }
     }
 }

@@ -394,6 +394,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
                 lease: Duration::from_millis(cfg.leader.lease_ms),
                 renew: Duration::from_millis(cfg.leader.renew_ms),
                 dead_after: Duration::from_millis(cfg.leader.dead_after_ms),
+                advisory_lock: cfg.leader.advisory_lock,
             },
             boot_action_url: format!(
                 "{}/api/v1.0/bootactions/",

@@ -274,3 +274,61 @@ async fn the_leader_fails_subtasks_a_live_instance_holds_past_their_deadline() {
     store.close().await;
     drydock_tests::db::drop_postgres(&db).await;
 }
+
+/// The leader lock: while the holder's lock session lives, the lease
+/// cannot be taken from it; once that session is gone, the instance the
+/// lock passes to takes the lease at once, long before it would lapse.
+#[tokio::test]
+async fn a_departed_leaders_lease_is_taken_when_its_lock_session_ends() {
+    let (store, db) = pg().await;
+    let long = Duration::from_secs(60);
+    let mut a_lock = store
+        .leader_lock_session("a")
+        .await
+        .unwrap()
+        .expect("postgres has the lock");
+    assert!(a_lock.wait().await.unwrap(), "a free lock is granted");
+    let a = store.acquire_lease("a", long).await.unwrap().unwrap();
+    // a lives: b (even when woken) may not take its lease.
+    let mut b_lock = store.leader_lock_session("b").await.unwrap().unwrap();
+    assert!(
+        store
+            .take_lease_from_departed("b", long)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // a's process dies: its session ends, the lock passes to b, and b
+    // takes the lease a minute before it would lapse, at a new epoch.
+    let waiting = tokio::spawn(async move {
+        let granted = b_lock.wait().await.unwrap();
+        (granted, b_lock)
+    });
+    a_lock.close().await;
+    let (granted, b_lock) = waiting.await.unwrap();
+    assert!(granted);
+    let b = store
+        .take_lease_from_departed("b", long)
+        .await
+        .unwrap()
+        .expect("b takes the departed leader's lease");
+    assert_eq!((b.holder.as_str(), b.epoch), ("b", a.epoch + 1));
+    assert!(!store.holds_lease("a", a.epoch).await.unwrap());
+    // b renews as usual; a, back with a new session, is refused.
+    let _a_again = store.leader_lock_session("a").await.unwrap().unwrap();
+    assert!(store.acquire_lease("a", long).await.unwrap().is_none());
+    assert!(
+        store
+            .take_lease_from_departed("a", long)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.acquire_lease("b", long).await.unwrap().unwrap().epoch,
+        b.epoch
+    );
+    b_lock.close().await;
+    store.close().await;
+    drydock_tests::db::drop_postgres(&db).await;
+}

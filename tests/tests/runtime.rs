@@ -681,3 +681,44 @@ fn tempdir() -> std::path::PathBuf {
             .as_nanos()
     ))
 }
+
+/// A pool of two call slots under 2,000 concurrent calls on four worker
+/// threads: every call gets a slot. (A call's pool slots used to be freed
+/// after its permit, so the next call could instantiate into a full pool
+/// and fail with "maximum concurrent instance limit reached".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_never_find_the_pool_full() {
+    let rt = Arc::new(
+        drydock::drivers::Runtime::new(
+            drydock::drivers::RuntimeConfig {
+                max_concurrent_calls: 2,
+                ..drydock::drivers::RuntimeConfig::default()
+            },
+            None,
+        )
+        .expect("runtime"),
+    );
+    let d = Arc::new(sim(&rt).await);
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..2000 {
+        let (rt, d) = (rt.clone(), d.clone());
+        calls.spawn(async move {
+            let n = node(&format!("n{i}"), "sim");
+            Call::default()
+                .run(&rt, &d, Action::PowerOnNode, Some(&n))
+                .await
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(r) = calls.join_next().await {
+        if let Err(e) = r.expect("call task") {
+            failed.push(e.to_string());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} calls failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+}

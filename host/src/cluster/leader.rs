@@ -8,12 +8,26 @@
 //! clock (a paused process cannot know that its lease lapsed, so it assumes
 //! so). Writes that only the leader may make are fenced in the database by
 //! holder and epoch, so even a leader that missed all of this cannot commit.
+//!
+//! On Postgres every instance also waits for the leader lock (a
+//! session-level advisory lock on a dedicated connection, see
+//! [`crate::store::LeaderLockSession`]). The leader holds it; when the
+//! leader's process dies its connection drops, the database hands the lock
+//! to a waiter at once, and that waiter takes the lease without waiting for
+//! it to lapse (only if the holder's lock session is really gone). A leader
+//! that hangs with its connection open keeps the lock and is replaced when
+//! its lease lapses.
 
-use crate::store::{Store, StoreError};
+use crate::store::{LeaderLockSession, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// How often, and how far apart, an instance granted the leader lock tries
+/// to take the lease before deciding its holder is alive.
+const TAKE_TRIES: usize = 10;
+const TAKE_GAP: Duration = Duration::from_millis(25);
 
 /// Lease timing. The defaults give failover in about two seconds.
 #[derive(Clone, Debug)]
@@ -24,6 +38,9 @@ pub struct LeaderConfig {
     pub renew: Duration,
     /// How old a heartbeat makes an instance dead (its work is reclaimed).
     pub dead_after: Duration,
+    /// Whether to wait for and hold the leader lock (Postgres advisory
+    /// lock; see the module docs).
+    pub advisory_lock: bool,
 }
 
 impl Default for LeaderConfig {
@@ -32,6 +49,7 @@ impl Default for LeaderConfig {
             lease: Duration::from_millis(2000),
             renew: Duration::from_millis(400),
             dead_after: Duration::from_millis(2000),
+            advisory_lock: true,
         }
     }
 }
@@ -74,6 +92,8 @@ pub struct Leadership {
     cfg: LeaderConfig,
     state: Mutex<State>,
     changed: tokio::sync::Notify,
+    /// One tick at a time (the renewal loop and the leader lock both tick).
+    ticking: tokio::sync::Mutex<()>,
 }
 
 impl Leadership {
@@ -92,6 +112,7 @@ impl Leadership {
                 database_ok: true,
             }),
             changed: tokio::sync::Notify::new(),
+            ticking: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -152,7 +173,19 @@ impl Leadership {
 
     /// One round: heartbeat, then take or renew the lease.
     pub async fn tick(&self, store: &Store) {
+        self.tick_with(store, false).await
+    }
+
+    /// One round; `woken` when this instance just got the leader lock (it
+    /// may then take the lease from a holder whose lock session is gone).
+    async fn tick_with(&self, store: &Store, woken: bool) {
+        let _one = self.ticking.lock().await;
         let lease = match store.heartbeat(&self.me).await {
+            Ok(()) if woken => {
+                store
+                    .take_lease_from_departed(&self.me, self.cfg.lease)
+                    .await
+            }
             Ok(()) => store.acquire_lease(&self.me, self.cfg.lease).await,
             Err(e) => Err(e),
         };
@@ -220,17 +253,114 @@ impl Leadership {
         }
     }
 
-    /// Ticks every `renew` until `shutdown`, then gives the lease up.
+    /// Ticks every `renew` (and waits for the leader lock) until
+    /// `shutdown`, then gives the lease and the lock up.
     pub async fn run(&self, store: Store, shutdown: CancellationToken) {
-        loop {
-            self.tick(&store).await;
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.cfg.renew) => {}
+        let renewals = async {
+            loop {
+                self.tick(&store).await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(self.cfg.renew) => {}
+                }
             }
-        }
+        };
+        let lock = self.hold_leader_lock(&store, &shutdown);
+        let ((), session) = tokio::join!(renewals, lock);
         if let Err(e) = store.release_lease(&self.me).await {
             tracing::debug!(error = %e, "could not release the leader lease");
         }
+        if let Some(session) = session {
+            session.close().await;
+        }
+    }
+
+    /// Waits for the leader lock, ticks at once when it is granted, keeps
+    /// it while leading and gives it back when not; reconnects when its
+    /// session is lost. Returns the session at shutdown (None on SQLite or
+    /// when it was lost).
+    async fn hold_leader_lock(
+        &self,
+        store: &Store,
+        shutdown: &CancellationToken,
+    ) -> Option<LeaderLockSession> {
+        if !self.cfg.advisory_lock {
+            return None;
+        }
+        let mut session: Option<LeaderLockSession> = None;
+        while !shutdown.is_cancelled() {
+            let s = match session.as_mut() {
+                Some(s) => s,
+                None => match store.leader_lock_session(&self.me).await {
+                    Ok(Some(s)) => session.insert(s),
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "leader lock session: cannot connect");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return None,
+                            _ = tokio::time::sleep(self.cfg.renew) => continue,
+                        }
+                    }
+                },
+            };
+            let step = if s.held() {
+                // Holding: keep it while leading, check the session lives.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(self.cfg.renew) => {}
+                }
+                match s.ping().await {
+                    Ok(()) if self.is_leader() => Ok(()),
+                    // Not the leader (a live leader holds the lease): let a
+                    // waiter — the leader among them — have the lock, and
+                    // queue again after a pause.
+                    Ok(()) => match s.release().await {
+                        Ok(()) => {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(self.cfg.renew) => Ok(()),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            } else {
+                let waited = tokio::select! {
+                    // A wait cut short leaves the session mid-statement:
+                    // drop it (the database ends it).
+                    _ = shutdown.cancelled() => return None,
+                    r = s.wait() => r,
+                };
+                match waited {
+                    Ok(true) => {
+                        tracing::debug!(instance = %self.me, "leader lock granted");
+                        // The database releases a dying session's locks just
+                        // before it leaves pg_stat_activity: look again a
+                        // few times before deciding the holder lives.
+                        for _ in 0..TAKE_TRIES {
+                            self.tick_with(store, true).await;
+                            if self.is_leader() {
+                                break;
+                            }
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(TAKE_GAP) => {}
+                            }
+                        }
+                        Ok(())
+                    }
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            };
+            if let Err(e) = step {
+                tracing::debug!(error = %e, "leader lock session lost; reconnecting");
+                if let Some(s) = session.take() {
+                    s.close().await;
+                }
+            }
+        }
+        session
     }
 }

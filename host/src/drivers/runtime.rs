@@ -575,6 +575,25 @@ impl Runtime {
             action = action.name(),
             node = req.node.map_or("-", |n| n.name.as_str())
         );
+        // The permit is held until the store (and with it the instance's
+        // pool slots) is dropped: a call's slots are back in the pool
+        // before the next call may instantiate, so the pool is never
+        // asked for more than `max_concurrent_calls` instances.
+        let Ok(waited) = tokio::time::timeout(limit, self.permits.acquire()).await else {
+            d.calls.fetch_add(1, Ordering::Relaxed);
+            d.errors.fetch_add(1, Ordering::Relaxed);
+            return Err(CallError::Deadline {
+                driver: name,
+                action: action.name(),
+                limit,
+            });
+        };
+        let Ok(_permit) = waited else {
+            return Err(CallError::Host {
+                driver: name,
+                reason: "runtime shutting down".into(),
+            });
+        };
         let mut store = self.new_store(
             scope,
             req.config.clone(),
@@ -583,15 +602,11 @@ impl Runtime {
             deadline,
         );
         let run = async {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| wasmtime::Error::msg("runtime shutting down"))?;
             let instance = d.pre.instantiate_async(&mut store).await?;
             dispatch::dispatch(d, &mut store, &instance, &req).await
         };
-        let outcome = tokio::time::timeout(limit, run.instrument(span.clone())).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = tokio::time::timeout(left, run.instrument(span.clone())).await;
         let result = match outcome {
             Err(_elapsed) => Err(CallError::Deadline {
                 driver: name,
@@ -623,6 +638,8 @@ impl Runtime {
             Ok(_) => tracing::debug!("driver call succeeded"),
             Err(e) => tracing::info!(error = %e, kind = e.kind(), "driver call failed"),
         });
+        // Slots first, then the permit (see above).
+        drop(store);
         result
     }
 }

@@ -41,10 +41,12 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+mod batch;
 pub mod bootactions;
 mod drivers;
 mod fault;
 mod kv;
+mod leader_lock;
 mod lease;
 mod nodes;
 mod records;
@@ -56,6 +58,7 @@ pub mod testing;
 pub use bootactions::{BootActionRecord, NewBootAction};
 pub use chrono::{DateTime, Utc};
 pub use drivers::{ActiveDriver, DriverVersionRecord, NewDriverVersion};
+pub use leader_lock::{LOCK_WAIT, LeaderLockSession};
 pub use lease::{Lease, Reclaimed};
 pub use nodes::{NodeRecord, SecretRecord};
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};
@@ -248,8 +251,13 @@ impl Store {
                     .await
                     .map_err(|e| StoreError::Migrate(scrub(url, &e.to_string())))?;
                 let _ = conn.close().await;
+                // No ping before every acquisition (a round trip per
+                // query): a connection the server dropped fails its next
+                // statement as `Unavailable`, which every caller retries
+                // or reports, and sqlx then discards it.
                 let pool = PgPoolOptions::new()
                     .max_connections(PG_MAX_CONNECTIONS)
+                    .test_before_acquire(false)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_lazy_with(options);
                 tracing::debug!(url = %redacted, "connected to postgres");

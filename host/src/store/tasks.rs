@@ -835,6 +835,9 @@ impl Store {
             return Ok(0);
         }
         let now = now();
+        if let super::Inner::Postgres(pool) = &self.inner {
+            return super::batch::finish_tasks_pg(pool, outcomes, now).await;
+        }
         let mut changed = 0;
         with_pool!(self, |pool, DB| {
             let mut tx = pool.begin().await.db()?;
