@@ -190,7 +190,7 @@ impl SessionKeys {
     /// Decrypts `IV | ciphertext` and strips the confidentiality padding,
     /// checking it.
     pub fn decrypt(&self, payload: &[u8]) -> Result<Vec<u8>, Error> {
-        if payload.len() < 2 * AES_BLOCK || payload.len() % AES_BLOCK != 0 {
+        if payload.len() < 2 * AES_BLOCK || !payload.len().is_multiple_of(AES_BLOCK) {
             return Err(Error::malformed(format!(
                 "encrypted payload of {} bytes is not an IV and whole AES blocks",
                 payload.len()

@@ -140,7 +140,7 @@ mod tests {
     /// Closes an area: end marker, padding to 8 bytes, length, checksum.
     fn close(mut area: Vec<u8>) -> Vec<u8> {
         area.push(0xC1);
-        while (area.len() + 1) % 8 != 0 {
+        while !(area.len() + 1).is_multiple_of(8) {
             area.push(0);
         }
         area[1] = ((area.len() + 1) / 8) as u8;

@@ -28,6 +28,14 @@ pub trait Transport {
     /// within `timeout`; [`TransportError::NoAnswer`] if none came.
     fn exchange(&mut self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, TransportError>;
 
+    /// Waits up to `timeout` for the next datagram from the BMC without
+    /// sending (to read past a late answer to an earlier request). The
+    /// default has nothing to read, so the request is sent again.
+    fn receive(&mut self, timeout: Duration) -> Result<Vec<u8>, TransportError> {
+        let _ = timeout;
+        Err(TransportError::NoAnswer)
+    }
+
     /// Waits before retrying a busy command. The default sleeps the thread;
     /// a transport bound by a deadline fails instead when it would pass.
     fn pause(&mut self, duration: Duration) -> Result<(), Error> {
@@ -113,9 +121,14 @@ impl<T: Transport> std::fmt::Debug for Session<T> {
     }
 }
 
+/// Datagrams that are not the answer read past per attempt before the
+/// request is sent again.
+const STRAYS_PER_ATTEMPT: usize = 4;
+
 /// Sends `request` up to `attempts` times until `accept` takes an answer.
-/// `accept` returns `None` for a datagram that is not the answer (stale,
-/// another session's, unverifiable), which counts as no answer.
+/// `accept` returns `None` for a datagram that is not the answer (a late
+/// answer to an earlier request, another session's, unverifiable): the
+/// next datagram is read, and after a few such the request is sent again.
 fn round_trip<T: Transport, R>(
     transport: &mut T,
     options: &Options,
@@ -125,14 +138,18 @@ fn round_trip<T: Transport, R>(
 ) -> Result<Option<R>, Error> {
     for _ in 0..options.attempts.max(1) {
         *sent += 1;
-        match transport.exchange(request, options.timeout) {
-            Ok(answer) => {
-                if let Some(result) = accept(&answer) {
-                    return result.map(Some);
+        let mut next = transport.exchange(request, options.timeout);
+        for _ in 0..STRAYS_PER_ATTEMPT {
+            match next {
+                Ok(answer) => {
+                    if let Some(result) = accept(&answer) {
+                        return result.map(Some);
+                    }
                 }
+                Err(TransportError::NoAnswer) => break,
+                Err(TransportError::Fatal(e)) => return Err(e),
             }
-            Err(TransportError::NoAnswer) => {}
-            Err(TransportError::Fatal(e)) => return Err(e),
+            next = transport.receive(options.timeout);
         }
     }
     Ok(None)

@@ -36,15 +36,22 @@ impl UdpTransport {
     }
 }
 
+impl UdpTransport {
+    fn refused(&self, e: std::io::Error) -> TransportError {
+        TransportError::Fatal(Error::new(
+            ErrorKind::Unreachable,
+            format!("BMC {}: {e}", self.peer),
+        ))
+    }
+}
+
 impl Transport for UdpTransport {
     fn exchange(&mut self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, TransportError> {
-        let refused = |e: std::io::Error| {
-            TransportError::Fatal(Error::new(
-                ErrorKind::Unreachable,
-                format!("BMC {}: {e}", self.peer),
-            ))
-        };
-        self.socket.send(request).map_err(refused)?;
+        self.socket.send(request).map_err(|e| self.refused(e))?;
+        self.receive(timeout)
+    }
+
+    fn receive(&mut self, timeout: Duration) -> Result<Vec<u8>, TransportError> {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; MAX_DATAGRAM];
         loop {
@@ -52,14 +59,16 @@ impl Transport for UdpTransport {
             if left.is_zero() {
                 return Err(TransportError::NoAnswer);
             }
-            self.socket.set_read_timeout(Some(left)).map_err(refused)?;
+            self.socket
+                .set_read_timeout(Some(left))
+                .map_err(|e| self.refused(e))?;
             match self.socket.recv(&mut buf) {
                 Ok(n) => return Ok(buf[..n].to_vec()),
                 Err(e) if matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut) => {
                     return Err(TransportError::NoAnswer);
                 }
                 Err(e) if e.kind() == IoKind::Interrupted => {}
-                Err(e) => return Err(refused(e)),
+                Err(e) => return Err(self.refused(e)),
             }
         }
     }
