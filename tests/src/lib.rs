@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub mod fake_switches;
+pub mod ipmi_sim;
 pub mod keystone;
 pub mod packages;
 pub mod redfish_sessions;
