@@ -16,13 +16,18 @@ pub const MAAS: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_MAAS"));
 /// The Promenade driver (`drivers/promenade`): provisioner.
 pub const PROMENADE: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_PROMENADE"));
 
+/// The IPMI driver (`drivers/ipmi`): oob for `ipmi`, IPMI 2.0 over RMCP+
+/// through the host's datagram capability.
+pub const IPMI: &[u8] = include_bytes!(env!("DRYDOCK_BUNDLED_IPMI"));
+
 /// Every bundled driver, by file name.
-pub fn all() -> [(&'static str, &'static [u8]); 5] {
+pub fn all() -> [(&'static str, &'static [u8]); 6] {
     [
         ("sim.wasm", SIM),
         ("eos.wasm", EOS),
         ("redfish.wasm", REDFISH),
         ("maas.wasm", MAAS),
         ("promenade.wasm", PROMENADE),
+        ("ipmi.wasm", IPMI),
     ]
 }
