@@ -80,11 +80,9 @@ pub fn free_udp_port() -> u16 {
 /// Sends Get Channel Authentication Capabilities (the first datagram of
 /// every lanplus client) until an answer comes back: the peer is serving.
 /// False if `child` exits or the start deadline passes.
-fn wait_serving(child: &mut Child, port: u16) -> bool {
+fn wait_serving(child: &mut Child, address: Ipv4Addr, port: u16) -> bool {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-    socket
-        .connect((Ipv4Addr::LOCALHOST, port))
-        .expect("connect");
+    socket.connect((address, port)).expect("connect");
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
@@ -186,12 +184,19 @@ pub struct SimConfig {
     pub fru: Option<FruData>,
     /// Powered on at start.
     pub power_on: bool,
+    /// Loopback address to listen on (default 127.0.0.1): distinct BMC
+    /// addresses of a site design.
+    pub address: Option<Ipv4Addr>,
+    /// UDP port (default: a free one).
+    pub port: Option<u16>,
 }
 
 /// A running `ipmi_sim`.
 pub struct IpmiSim {
-    /// Its UDP port on 127.0.0.1.
+    /// Its UDP port.
     pub port: u16,
+    /// Its address.
+    pub address: Ipv4Addr,
     child: Child,
     dir: PathBuf,
 }
@@ -206,7 +211,9 @@ impl Drop for IpmiSim {
 
 /// The chassis-control script: `script <mc> get power boot` prints
 /// `power:<0|1>` and `boot:<dev>`; `script <mc> set power 1 boot pxe ...`
-/// stores them, one file each beside the script, and logs every set.
+/// stores them, one file each beside the script, and logs every set. A
+/// soft shutdown (`set shutdown 1`) powers off at once (no OS to ask),
+/// unless `ignore-shutdown` exists (an OS that does not shut down).
 const CHASSIS_SCRIPT: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 shift
@@ -226,6 +233,7 @@ set)
     while [ -n "$1" ]; do
         case $1 in
         power) echo "$2" > "$dir/power" ;;
+        shutdown) [ -f "$dir/ignore-shutdown" ] || echo 0 > "$dir/power" ;;
         boot) echo "$2" > "$dir/boot" ;;
         reset) ;;
         identify) shift ;;
@@ -273,13 +281,14 @@ impl IpmiSim {
         std::fs::write(dir.join("sim.emu"), emu).expect("emu file");
         std::fs::create_dir_all(dir.join("state")).expect("state dir");
 
+        let address = config.address.unwrap_or(Ipv4Addr::LOCALHOST);
         for _ in 0..3 {
-            let port = free_udp_port();
+            let port = config.port.unwrap_or_else(free_udp_port);
             let conf = format!(
                 "name \"drydock\"\n\
                  set_working_mc 0x20\n\
                  startlan 1\n\
-                 \x20 addr 127.0.0.1 {port}\n\
+                 \x20 addr {address} {port}\n\
                  \x20 priv_limit admin\n\
                  \x20 allowed_auths_callback none md2 md5 straight\n\
                  \x20 allowed_auths_user none md2 md5 straight\n\
@@ -306,8 +315,13 @@ impl IpmiSim {
                 .stderr(log)
                 .spawn()
                 .expect("start ipmi_sim");
-            if wait_serving(&mut child, port) {
-                return IpmiSim { port, child, dir };
+            if wait_serving(&mut child, address, port) {
+                return IpmiSim {
+                    port,
+                    address,
+                    child,
+                    dir,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -329,6 +343,11 @@ impl IpmiSim {
     /// changed state on its own).
     pub fn set_power(&self, on: bool) {
         std::fs::write(self.dir.join("power"), if on { "1\n" } else { "0\n" }).expect("power");
+    }
+
+    /// From now on the node ignores soft shutdowns (a hung OS).
+    pub fn ignore_shutdown(&self) {
+        std::fs::write(self.dir.join("ignore-shutdown"), "").expect("ignore-shutdown file");
     }
 
     /// The boot device the chassis script was last given (`pxe`, `cdrom`,
@@ -389,7 +408,7 @@ impl PyghmiBmc {
                 .expect("start pyghmi's fake BMC");
             // Busy answers are only for Get Chassis Status: the probe is
             // answered normally.
-            if wait_serving(&mut child, port) {
+            if wait_serving(&mut child, Ipv4Addr::LOCALHOST, port) {
                 return PyghmiBmc { port, child, dir };
             }
             let _ = child.kill();

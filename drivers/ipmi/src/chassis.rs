@@ -61,12 +61,24 @@ fn wait_power_within(bmc: &mut Bmc, on: bool, window: Duration) -> Result<bool> 
     }
 }
 
+fn control_name(what: ChassisControl) -> &'static str {
+    match what {
+        ChassisControl::PowerDown => "power down",
+        ChassisControl::PowerUp => "power up",
+        ChassisControl::PowerCycle => "power cycle",
+        ChassisControl::HardReset => "hard reset",
+        ChassisControl::SoftShutdown => "soft shutdown",
+    }
+}
+
 fn control(bmc: &mut Bmc, what: ChassisControl) -> Result<()> {
     commands::chassis_control(&mut bmc.session, what).map_err(driver_error)?;
     bmc.ctx.status(
         format!(
-            "{}: chassis control {what:?} sent to BMC {}",
-            bmc.node, bmc.addr
+            "{}: {} sent to BMC {}",
+            bmc.node,
+            control_name(what),
+            bmc.addr
         ),
         false,
     );
@@ -93,7 +105,26 @@ pub fn power_off(bmc: &mut Bmc) -> Result<()> {
 
 fn turn_off(bmc: &mut Bmc) -> Result<()> {
     if bmc.settings.graceful {
-        control(bmc, ChassisControl::SoftShutdown)?;
+        match commands::chassis_control(&mut bmc.session, ChassisControl::SoftShutdown) {
+            Ok(()) => bmc.ctx.status(
+                format!("{}: soft shutdown sent to BMC {}", bmc.node, bmc.addr),
+                false,
+            ),
+            // A BMC without ACPI soft-off (ipmi_sim without a VM) refuses
+            // it: power down instead.
+            Err(e) if !e.kind.is_retryable() && e.kind != drydock_ipmi::ErrorKind::Auth => {
+                bmc.ctx.status(
+                    format!(
+                        "{}: no soft shutdown ({}); powering it down",
+                        bmc.node, e.message
+                    ),
+                    false,
+                );
+                control(bmc, ChassisControl::PowerDown)?;
+                return wait_power(bmc, false);
+            }
+            Err(e) => return Err(driver_error(e)),
+        }
         let window = bmc.settings.graceful_timeout;
         if wait_power_within(bmc, false, window)? {
             bmc.ctx
@@ -167,11 +198,16 @@ pub fn set_boot(bmc: &mut Bmc, target: BootTarget) -> Result<()> {
         efi,
     )
     .map_err(driver_error)?;
+    let device = match target.device {
+        BootDevice::Pxe => "PXE",
+        BootDevice::Disk => "disk",
+        BootDevice::Cdrom => "CD/DVD",
+        BootDevice::BiosSetup => "BIOS setup",
+    };
     bmc.ctx.status(
         format!(
-            "{}: boot override set to {:?} ({})",
+            "{}: boot override set to {device} ({})",
             bmc.node,
-            target.device,
             if target.persistent {
                 "persistent"
             } else {

@@ -28,7 +28,10 @@ impl<'a> HostTransport<'a> {
             DatagramError::Unreachable(m) => (ErrorKind::Unreachable, m),
             DatagramError::Denied(m) => (
                 ErrorKind::Failed,
-                format!("UDP to the BMC on port {} denied by the host: {m}", self.port),
+                format!(
+                    "UDP to the BMC on port {} denied by the host: {m}",
+                    self.port
+                ),
             ),
             DatagramError::Limit(l) => (ErrorKind::Failed, l.message),
         };
