@@ -152,7 +152,7 @@ impl FruData {
                 a.extend_from_slice(f.as_bytes());
             }
             a.push(0xC1);
-            while (a.len() + 1) % 8 != 0 {
+            while !(a.len() + 1).is_multiple_of(8) {
                 a.push(0);
             }
             a[1] = ((a.len() + 1) / 8) as u8;

@@ -246,6 +246,20 @@ async fn graceful_power_off_and_off_on_cycle() {
 }
 
 #[tokio::test]
+async fn every_call_closes_its_session() {
+    // ipmi_sim's session table holds 63 sessions (see ipmi_protocol.rs):
+    // 80 calls in a row only work if each one closes its session.
+    let sim = IpmiSim::start(SimConfig::default());
+    let rt = runtime();
+    let d = ipmi(&rt).await;
+    let call = call_with(&[]);
+    let n = ipmi_node("n1", sim.port);
+    for _ in 0..80 {
+        ok(&call, &rt, &d, Action::ValidateOobServices, &n).await;
+    }
+}
+
+#[tokio::test]
 async fn refused_credentials_and_silent_bmcs() {
     let sim = IpmiSim::start(SimConfig::default());
     let rt = runtime();
