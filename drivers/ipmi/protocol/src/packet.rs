@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn responses_decode_and_bad_checksums_are_refused() {
-        // Get Device ID response from ipmi_sim (device 0, rev 3, fw 9.08,
+        // A Get Device ID response with ipmi_sim's values (device 0, rev 3, fw 9.08,
         // IPMI 2.0, manufacturer 0x001291, product 0x0F02).
         let body = [
             0x81, 0x1C, 0x63, 0x20, 0x04, 0x01, 0x00, 0x00, 0x03, 0x09, 0x08, 0x02, 0x9F, 0x91,
