@@ -18,6 +18,8 @@ const GUESTS: &[&str] = &[
     "GUEST_OTHER_WORLD",
     "GUEST_OLD_VERSION",
     "GUEST_HOSTILE",
+    "GUEST_SIM_V0_1",
+    "GUEST_DATAGRAM",
 ];
 
 fn main() {

@@ -7,6 +7,7 @@
 //! drivers_dir = "/var/lib/drydock/drivers"                  # extra *.wasm drivers
 //! node_driver = "sim"                # which driver serves node actions
 //! network_driver = "sim"             # which driver serves switch actions
+//! provisioner_driver = "promenade"   # which driver serves relabel_nodes (WIT 0.2.0)
 //!
 //! [[tokens]]
 //! name = "shipyard"
@@ -331,6 +332,8 @@ pub struct Config {
     pub node_driver: Option<String>,
     /// Driver serving network actions.
     pub network_driver: Option<String>,
+    /// Driver serving provisioner actions (`relabel_nodes`).
+    pub provisioner_driver: Option<String>,
     /// API tokens.
     pub tokens: Vec<TokenConfig>,
     /// Keystone, to accept Keystone tokens (`X-Auth-Token`) beside the
@@ -438,6 +441,7 @@ impl Default for Config {
             instance_id: None,
             node_driver: None,
             network_driver: None,
+            provisioner_driver: None,
             tokens: Vec::new(),
             keystone: None,
             policy: BTreeMap::new(),

@@ -815,6 +815,8 @@ impl Lifecycle {
                     json!({
                         "version": i.driver.info().version,
                         "sha256": i.driver.sha256(),
+                        "wit": i.driver.wit_version(),
+                        "interfaces": i.driver.info().interfaces,
                         "calls": calls,
                         "errors": errors,
                     }),

@@ -267,8 +267,10 @@ async fn load_drivers(cfg: &Config, runtime: &Runtime) -> Result<DriverSet> {
     };
     let node = pick(&cfg.node_driver, "node_driver");
     let network = pick(&cfg.network_driver, "network_driver");
+    let provisioner = pick(&cfg.provisioner_driver, "provisioner_driver");
     set.set_node_driver(node);
     set.set_network_driver(network);
+    set.set_provisioner_driver(provisioner);
     Ok(set)
 }
 

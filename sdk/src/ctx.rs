@@ -1,5 +1,7 @@
 //! [`Ctx`]: the host's `host` interface during one driver call.
 
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,12 +19,23 @@ use crate::{DriverError, LimitExceeded, LogLevel, Result};
 /// What must last goes in the key-value store ([`Ctx::kv_set`]).
 #[derive(Debug)]
 pub struct Ctx {
-    _private: (),
+    /// The driver's settings, read with one `config-all` call at the first
+    /// [`Ctx::config`] of the call.
+    settings: OnceCell<BTreeMap<String, String>>,
 }
 
 impl Ctx {
     pub(crate) fn new() -> Self {
-        Ctx { _private: () }
+        Ctx {
+            settings: OnceCell::new(),
+        }
+    }
+
+    /// Every operator-configured setting of this driver (never a secret),
+    /// read from the host once per call.
+    pub fn config_all(&self) -> &BTreeMap<String, String> {
+        self.settings
+            .get_or_init(|| host::config_all().into_iter().collect())
     }
 
     /// Writes a log line; the host tags it with the call's action and node.
@@ -87,7 +100,7 @@ impl Ctx {
 
     /// Reads an operator-configured setting of this driver (never a secret).
     pub fn config(&self, key: &str) -> Option<String> {
-        host::config_get(key)
+        self.config_all().get(key).cloned()
     }
 
     /// Reads a secret the operator granted to this driver (e.g. an API key) by
@@ -123,7 +136,7 @@ impl Ctx {
 
     /// Lists the keys of the operator-configured settings of this driver.
     pub fn config_keys(&self) -> Vec<String> {
-        host::config_keys()
+        self.config_all().keys().cloned().collect()
     }
 
     /// Reads a value from this driver's persistent key-value store.

@@ -1,6 +1,6 @@
 //! The traits a driver implements: [`Driver`] describes it, [`OobDriver`],
-//! [`NodeDriver`] and [`NetworkDriver`] carry the actions of the WIT
-//! interfaces `oob`, `node` and `network`.
+//! [`NodeDriver`], [`NetworkDriver`] and [`ProvisionerDriver`] carry the
+//! actions of the WIT interfaces `oob`, `node`, `network` and `provisioner`.
 //!
 //! Every action receives the call's [`Ctx`] and borrows its arguments. Every
 //! action has a default answering [`DriverError::Unsupported`], so a driver
@@ -244,5 +244,17 @@ pub trait NetworkDriver {
     ) -> Result<()> {
         let _ = (ctx, node, port, target);
         unsupported("config_port_production")
+    }
+}
+
+/// A Kubernetes provisioner (WIT interface `provisioner`, new in 0.2.0):
+/// Drydock's `relabel_nodes` calls it for each node of its filter.
+pub trait ProvisionerDriver {
+    /// Makes the node's Kubernetes labels exactly `labels` (name and value;
+    /// the node's labels from the design). Idempotent. Drydock's
+    /// `relabel_node`.
+    fn relabel_node(ctx: &Ctx, node: &Node, labels: &[(String, String)]) -> Result<()> {
+        let _ = (ctx, node, labels);
+        unsupported("relabel_node")
     }
 }

@@ -3,12 +3,12 @@
 
 use std::marker::PhantomData;
 
-use crate::wit::exports::drydock::driver::{metadata, network, node, oob};
+use crate::wit::exports::drydock::driver::{metadata, network, node, oob, provisioner};
 use crate::{
     BootTarget, Ctx, DeployOptions, Driver, DriverError, DriverInfo, DriverInterface,
-    NetworkDriver, Node, NodeDriver, NodeIdentity, NodeInterrogation, OobDriver, OobInterrogation,
-    OutboundAccess, PackageRepository, PortInterrogation, PortVlans, SiteNetworks, SwitchInfo,
-    SwitchPort,
+    Labels, NetworkDriver, Node, NodeDriver, NodeIdentity, NodeInterrogation, OobDriver,
+    OobInterrogation, OutboundAccess, PackageRepository, PortInterrogation, PortVlans,
+    ProvisionerDriver, SiteNetworks, SwitchInfo, SwitchPort,
 };
 
 type Result<T> = std::result::Result<T, DriverError>;
@@ -24,6 +24,8 @@ pub trait Registration {
     type Node: NodeDriver;
     /// Implements `network`.
     type Network: NetworkDriver;
+    /// Implements `provisioner`.
+    type Provisioner: ProvisionerDriver;
     /// The interfaces listed in `export_driver!`.
     const INTERFACES: &'static [DriverInterface];
 }
@@ -35,6 +37,7 @@ pub struct Unsupported;
 impl OobDriver for Unsupported {}
 impl NodeDriver for Unsupported {}
 impl NetworkDriver for Unsupported {}
+impl ProvisionerDriver for Unsupported {}
 
 /// The type the generated `export!` macro exports.
 pub struct Component<R>(PhantomData<R>);
@@ -158,5 +161,11 @@ impl<R: Registration> network::Guest for Component<R> {
     }
     fn config_port_production(node: Node, port: SwitchPort, target: PortVlans) -> Result<()> {
         R::Network::config_port_production(&Ctx::new(), &node, &port, &target)
+    }
+}
+
+impl<R: Registration> provisioner::Guest for Component<R> {
+    fn relabel_node(node: Node, labels: Labels) -> Result<()> {
+        R::Provisioner::relabel_node(&Ctx::new(), &node, &labels)
     }
 }

@@ -3,8 +3,8 @@
 //! A Drydock driver is a `wasm32-wasip2` component the host loads into a
 //! sandbox and calls once per action: power a node on, deploy an OS, move a
 //! switch port to a VLAN. This crate hides the generated WIT bindings
-//! (`drydock:driver@0.1.0`) behind plain Rust traits, so a driver crate depends
-//! on `drydock-sdk` alone.
+//! (the version in [`WIT_PACKAGE`]) behind plain Rust traits, so a driver
+//! crate depends on `drydock-sdk` alone.
 //!
 //! # Layout
 //!
@@ -75,6 +75,7 @@
 #![deny(missing_docs)]
 
 mod ctx;
+pub mod datagram;
 mod driver;
 #[doc(hidden)]
 pub mod export;
@@ -82,12 +83,17 @@ pub mod http;
 pub mod types;
 
 pub use ctx::Ctx;
-pub use driver::{Driver, NetworkDriver, NodeDriver, OobDriver};
+pub use driver::{Driver, NetworkDriver, NodeDriver, OobDriver, ProvisionerDriver};
 pub use types::*;
 
-/// The WIT package this SDK builds drivers against. The host refuses
-/// components built against another version.
-pub const WIT_PACKAGE: &str = "drydock:driver@0.1.0";
+/// The version of the `drydock:driver` WIT this SDK builds drivers against
+/// (named once, in the SDK's `build.rs`).
+pub const WIT_VERSION: &str = env!("DRYDOCK_WIT_VERSION");
+
+/// The WIT package this SDK builds drivers against, e.g.
+/// `drydock:driver@0.2.0`. A host serves a list of versions and refuses
+/// components built against any other.
+pub const WIT_PACKAGE: &str = concat!("drydock:driver@", env!("DRYDOCK_WIT_VERSION"));
 
 /// Result of a driver action.
 pub type Result<T, E = DriverError> = std::result::Result<T, E>;
@@ -97,37 +103,16 @@ pub type Result<T, E = DriverError> = std::result::Result<T, E>;
 #[doc(hidden)]
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod wit {
-    wit_bindgen::generate!({
-        world: "full-driver",
-        path: "../wit",
-        with: {
-            // Keep credentials out of `Debug` output (see `types::Credentials`).
-            "drydock:driver/types@0.1.0/credentials": crate::types::Credentials,
-            // The HTTP client uses the `wasip2` crate's bindings.
-            "wasi:http/types@0.2.12": wasip2::http::types,
-            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-            "wasi:io/poll@0.2.12": wasip2::io::poll,
-            "wasi:io/error@0.2.12": wasip2::io::error,
-            "wasi:io/streams@0.2.12": wasip2::io::streams,
-            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-        },
-        additional_type_attributes: {
-            "drydock:driver/types@0.1.0/power-state": [#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = "kebab-case")]],
-            "drydock:driver/types@0.1.0/boot-device": [#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = "kebab-case")]],
-            "drydock:driver/types@0.1.0/boot-target": [#[derive(serde::Serialize, serde::Deserialize)]],
-            "drydock:driver/types@0.1.0/port-mode": [#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = "kebab-case")]],
-            "drydock:driver/types@0.1.0/port-vlans": [#[derive(serde::Serialize, serde::Deserialize)]],
-            "drydock:driver/types@0.1.0/node-identity": [#[derive(serde::Serialize, serde::Deserialize)]],
-        },
-        additional_derives: [PartialEq],
-        pub_export_macro: true,
-    });
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
 /// The names a driver crate usually needs: `use drydock_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::types::*;
-    pub use crate::{Ctx, Driver, NetworkDriver, NodeDriver, OobDriver, Result, http};
+    pub use crate::{
+        Ctx, Driver, NetworkDriver, NodeDriver, OobDriver, ProvisionerDriver, Result, datagram,
+        http,
+    };
     pub use std::time::Duration;
 }
 
@@ -135,9 +120,9 @@ pub mod prelude {
 /// component.
 ///
 /// `export_driver!(MyDriver: oob, node, network)` takes any non-empty subset of
-/// `oob`, `node` and `network`; `MyDriver` implements [`Driver`] and the trait
-/// of each listed interface ([`OobDriver`], [`NodeDriver`],
-/// [`NetworkDriver`]). The component exports every interface of the
+/// `oob`, `node`, `network` and `provisioner`; `MyDriver` implements
+/// [`Driver`] and the trait of each listed interface ([`OobDriver`],
+/// [`NodeDriver`], [`NetworkDriver`], [`ProvisionerDriver`]). The component exports every interface of the
 /// `full-driver` world: those not listed answer `unsupported` for every
 /// action, and `info().interfaces` lists exactly the listed ones. Invoke it
 /// once per crate.
@@ -189,6 +174,7 @@ macro_rules! export_driver {
                 type Oob = $crate::__pick!(oob, $driver, $($interface)+);
                 type Node = $crate::__pick!(node, $driver, $($interface)+);
                 type Network = $crate::__pick!(network, $driver, $($interface)+);
+                type Provisioner = $crate::__pick!(provisioner, $driver, $($interface)+);
                 const INTERFACES: &'static [$crate::DriverInterface] =
                     &[$($crate::__interface!($interface)),+];
             }
@@ -206,6 +192,7 @@ macro_rules! __pick {
     (oob, $driver:ty, oob $($rest:ident)*) => { $driver };
     (node, $driver:ty, node $($rest:ident)*) => { $driver };
     (network, $driver:ty, network $($rest:ident)*) => { $driver };
+    (provisioner, $driver:ty, provisioner $($rest:ident)*) => { $driver };
     ($want:ident, $driver:ty, $other:ident $($rest:ident)*) => {
         $crate::__pick!($want, $driver, $($rest)*)
     };
@@ -225,11 +212,14 @@ macro_rules! __interface {
     (network) => {
         $crate::DriverInterface::Network
     };
+    (provisioner) => {
+        $crate::DriverInterface::Provisioner
+    };
     ($other:ident) => {
         ::core::compile_error!(::core::concat!(
             "unknown driver interface `",
             ::core::stringify!($other),
-            "`: expected oob, node or network"
+            "`: expected oob, node, network or provisioner"
         ))
     };
 }

@@ -1,17 +1,19 @@
 //! The records and enums of the WIT contract, as Rust types.
 //!
-//! They are generated from `wit/types.wit` and `wit/host.wit`; the docs of each
+//! They are generated from the WIT (`wit/<version>/types.wit` and `host.wit`,
+//! the version in [`crate::WIT_PACKAGE`]); the docs of each
 //! come from the WIT. [`Credentials`] is written by hand so that its `Debug`
 //! output never shows the password.
 
 use std::fmt;
 
 pub use crate::wit::drydock::driver::types::{
-    BootDevice, BootTarget, DeployOptions, DriverError, Filesystem, InterfaceAddress, IpRange,
-    LimitExceeded, LogLevel, LogicalVolume, Network, NetworkLink, Node, NodeIdentity,
-    NodeInterface, NodeInterrogation, OobFacts, OobInfo, OobInterrogation, PackageRepository,
-    Partition, PhysicalDevice, Platform, PortInterrogation, PortMode, PortVlans, PowerState, Route,
-    SiteNetworks, Storage, SwitchInfo, SwitchPort, VolumeGroup,
+    BootDevice, BootTarget, DatagramError, DeployOptions, DriverError, Filesystem,
+    InterfaceAddress, IpRange, Labels, LimitExceeded, LogLevel, LogicalVolume, Network,
+    NetworkLink, Node, NodeIdentity, NodeInterface, NodeInterrogation, OobFacts, OobInfo,
+    OobInterrogation, PackageRepository, Partition, PhysicalDevice, Platform, PortInterrogation,
+    PortMode, PortVlans, PowerState, Route, SiteNetworks, Size, Storage, SwitchInfo, SwitchPort,
+    VolumeGroup,
 };
 pub use crate::wit::exports::drydock::driver::metadata::{
     DriverInfo, DriverInterface, OutboundAccess,
@@ -56,6 +58,31 @@ impl DriverError {
             | DriverError::Auth(m)
             | DriverError::InvalidInput(m)
             | DriverError::Failed(m) => m,
+        }
+    }
+}
+
+impl Size {
+    /// Bytes this size takes of `total` bytes (the device, or the volume
+    /// group for a logical volume): an exact or minimum size as is, a
+    /// percentage of `total` rounded down.
+    pub fn bytes_of(&self, total: u64) -> u64 {
+        match *self {
+            Size::Bytes(b) | Size::AtLeast(b) => b,
+            Size::Percent(p) => (u128::from(total) * u128::from(p) / 100) as u64,
+        }
+    }
+}
+
+impl From<DatagramError> for DriverError {
+    /// A datagram that did not deliver, as an action error: `timeout` and
+    /// `unreachable` are retryable, a denial or a limit is permanent.
+    fn from(e: DatagramError) -> Self {
+        match e {
+            DatagramError::Denied(m) => DriverError::Failed(format!("datagram denied: {m}")),
+            DatagramError::Limit(l) => DriverError::Failed(l.message),
+            DatagramError::Timeout => DriverError::Timeout("no datagram arrived in time".into()),
+            DatagramError::Unreachable(m) => DriverError::Unreachable(m),
         }
     }
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+pub mod fake_promenade;
 pub mod fake_switches;
+pub mod ipmi_sim;
 pub mod keystone;
 pub mod packages;
 pub mod redfish_sessions;
@@ -42,6 +44,12 @@ pub mod guests {
     pub const HOSTILE: &str = env!("GUEST_HOSTILE");
     /// A driver built against drydock:driver@0.0.1.
     pub const OLD_VERSION: &str = env!("GUEST_OLD_VERSION");
+    /// The sim driver as released for drydock:driver@0.1.0, built from a
+    /// frozen copy of its sources and SDK (`tests/guests/guest-sim-v0-1`).
+    pub const SIM_V0_1: &str = env!("GUEST_SIM_V0_1");
+    /// Exchanges UDP datagrams with the node's BMC (WIT 0.2.0 `datagram`):
+    /// see `tests/guests/guest-datagram`.
+    pub const DATAGRAM: &str = env!("GUEST_DATAGRAM");
 }
 
 /// A runtime with small limits suited to tests, sharing one compile cache

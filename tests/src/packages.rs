@@ -19,6 +19,17 @@ pub fn key() -> (String, TrustedKey) {
 /// `padding` bytes in a custom section (to make a larger component), then
 /// signed with `secret` (unsigned with None).
 pub fn sim_package(version: &str, secret: Option<&str>, padding: usize) -> Vec<u8> {
+    sim_package_of(drydock::bundled::SIM, version, secret, padding)
+}
+
+/// A sim driver `component` (the bundled one, or the frozen 0.1.0 sim
+/// fixture) packaged as [`sim_package`] does.
+pub fn sim_package_of(
+    component: &[u8],
+    version: &str,
+    secret: Option<&str>,
+    padding: usize,
+) -> Vec<u8> {
     let manifest = Manifest {
         name: "sim".into(),
         version: version.into(),
@@ -32,7 +43,7 @@ pub fn sim_package(version: &str, secret: Option<&str>, padding: usize) -> Vec<u
         },
     };
     let mut bytes = package::with_section(
-        drydock::bundled::SIM,
+        component,
         package::MANIFEST_SECTION,
         &serde_json::to_vec(&manifest).expect("manifest JSON"),
     )

@@ -20,73 +20,29 @@ const ALIGN: u64 = 4 << 20;
 /// size as available, then keeps a few MiB once it is partitioned.
 const TABLE_MARGIN: u64 = 8 << 20;
 
-/// A size in Drydock's grammar: `10g`, `>100g` (at least, then all that is
-/// left), `50%` (of the device or volume group).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Size {
-    /// Exactly this many bytes.
-    Bytes(u64),
-    /// At least this many bytes, growing to fill the space left.
-    AtLeast(u64),
-    /// This share of the whole device or volume group.
-    Percent(f64),
-}
-
-impl Size {
-    /// Parses `[>]<number><unit>`; units `b`, `k`/`kb`, `m`/`mb`, `g`/`gb`,
-    /// `t`/`tb` (powers of 1000, as Drydock) and `%`, any case.
-    pub fn parse(text: &str) -> Option<Size> {
-        let t = text.trim().to_ascii_lowercase();
-        let (grow, t) = match t.strip_prefix('>') {
-            Some(rest) => (true, rest.trim()),
-            None => (false, t.as_str()),
-        };
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let (number, unit) = t.split_at(split);
-        let number: f64 = number.parse().ok().filter(|x: &f64| *x > 0.0)?;
-        if unit == "%" {
-            return (!grow && number <= 100.0).then_some(Size::Percent(number));
+/// Bytes for a partition or logical volume of `size` in a container of
+/// `total` bytes with `available` left and `after` bytes wanted by fixed items
+/// after it, aligned down. `None` if it does not fit. Sizes arrive parsed by
+/// the host (Drydock's grammar, WIT 0.2.0 `size`).
+fn fit(size: Size, total: u64, available: u64, after: u64) -> Option<u64> {
+    let want = match size {
+        Size::AtLeast(min) => {
+            let grow = available.checked_sub(after)? / ALIGN * ALIGN;
+            return (grow >= min && grow > 0).then_some(grow);
         }
-        let scale = match unit.trim_end_matches('b') {
-            "" => 1.0,
-            "k" => 1e3,
-            "m" => 1e6,
-            "g" => 1e9,
-            "t" => 1e12,
-            _ => return None,
-        };
-        let bytes = (number * scale) as u64;
-        Some(if grow {
-            Size::AtLeast(bytes)
-        } else {
-            Size::Bytes(bytes)
-        })
-    }
-
-    /// Bytes for a container of `total` bytes with `available` left and
-    /// `after` bytes wanted by fixed items after this one, aligned down.
-    /// `None` if it does not fit.
-    fn bytes(self, total: u64, available: u64, after: u64) -> Option<u64> {
-        let want = match self {
-            Size::Bytes(b) => b,
-            Size::Percent(p) => (total as f64 * p / 100.0) as u64,
-            Size::AtLeast(min) => {
-                let grow = available.checked_sub(after)? / ALIGN * ALIGN;
-                return (grow >= min && grow > 0).then_some(grow);
-            }
-        };
-        let want = want / ALIGN * ALIGN;
-        (want > 0 && want <= available).then_some(want)
-    }
+        exact => exact.bytes_of(total),
+    };
+    let want = want / ALIGN * ALIGN;
+    (want > 0 && want <= available).then_some(want)
 }
 
-/// Parses a design size, naming the item if it is not valid.
-fn size(item: &str, text: &str) -> Result<Size> {
-    Size::parse(text).ok_or_else(|| {
-        DriverError::InvalidInput(format!(
-            "{item}: size `{text}` is not valid (use e.g. 30g, >10g, 50%)"
-        ))
-    })
+/// A size for operators: `10000 MB`, `at least 10000 MB`, `50%`.
+fn shown(size: Size) -> String {
+    match size {
+        Size::Bytes(b) => format!("{} MB", b / 1_000_000),
+        Size::AtLeast(b) => format!("at least {} MB", b / 1_000_000),
+        Size::Percent(p) => format!("{p}%"),
+    }
 }
 
 /// Bytes wanted by the fixed-size (non-growing) items among `sizes`.
@@ -94,9 +50,8 @@ fn fixed(sizes: &[Size], total: u64) -> u64 {
     sizes
         .iter()
         .map(|sz| match sz {
-            Size::Bytes(b) => b / ALIGN * ALIGN,
-            Size::Percent(p) => (total as f64 * p / 100.0) as u64 / ALIGN * ALIGN,
             Size::AtLeast(_) => 0,
+            exact => exact.bytes_of(total) / ALIGN * ALIGN,
         })
         .sum()
 }
@@ -183,24 +138,19 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
             maas.post(&bd_path, Some("set_boot_disk"), Form::new())?;
         }
         let total = n(&bd, "size").max(0) as u64;
-        let sizes: Vec<Size> = dev
-            .partitions
-            .iter()
-            .map(|p| size(&format!("partition {} on {}", p.name, dev.name), &p.size))
-            .collect::<Result<_>>()?;
+        let sizes: Vec<Size> = dev.partitions.iter().map(|p| p.size).collect();
         for (i, part) in dev.partitions.iter().enumerate() {
             let now = maas.get(&bd_path, &[])?;
             let mut available = n(&now, "available_size").max(0) as u64;
             if list(&now["partitions"]).is_empty() {
                 available = available.saturating_sub(TABLE_MARGIN);
             }
-            let bytes = sizes[i]
-                .bytes(total, available, fixed(&sizes[i + 1..], total))
+            let bytes = fit(sizes[i], total, available, fixed(&sizes[i + 1..], total))
                 .ok_or_else(|| {
                     DriverError::InvalidInput(format!(
                         "partition {} ({}) does not fit on {} of {}: {} MB left",
                         part.name,
-                        part.size,
+                        shown(part.size),
                         dev.name,
                         node.name,
                         available / 1_000_000
@@ -238,26 +188,16 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
         let created = maas.post(&format!("nodes/{id}/volume-groups/"), None, form)?;
         let vg_path = format!("nodes/{id}/volume-group/{}/", n(&created, "id"));
         let total = n(&created, "size").max(0) as u64;
-        let sizes: Vec<Size> = vg
-            .logical_volumes
-            .iter()
-            .map(|lv| {
-                size(
-                    &format!("logical volume {} in {}", lv.name, vg.name),
-                    &lv.size,
-                )
-            })
-            .collect::<Result<_>>()?;
+        let sizes: Vec<Size> = vg.logical_volumes.iter().map(|lv| lv.size).collect();
         for (i, lv) in vg.logical_volumes.iter().enumerate() {
             let now = maas.get(&vg_path, &[])?;
             let available = n(&now, "available_size").max(0) as u64;
-            let bytes = sizes[i]
-                .bytes(total, available, fixed(&sizes[i + 1..], total))
+            let bytes = fit(sizes[i], total, available, fixed(&sizes[i + 1..], total))
                 .ok_or_else(|| {
                     DriverError::InvalidInput(format!(
                         "logical volume {} ({}) does not fit in {} of {}: {} MB left",
                         lv.name,
-                        lv.size,
+                        shown(lv.size),
                         vg.name,
                         node.name,
                         available / 1_000_000
@@ -289,23 +229,10 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
     Ok(())
 }
 
-/// Every size must parse, every volume group a device or partition names
-/// must be defined, and every defined one used.
+/// Every volume group a device or partition names must be defined, and
+/// every defined one used (sizes arrive parsed by the host).
 fn validate(node: &Node) -> Result<()> {
     let storage = &node.storage;
-    for dev in &storage.physical_devices {
-        for p in &dev.partitions {
-            size(&format!("partition {} on {}", p.name, dev.name), &p.size)?;
-        }
-    }
-    for vg in &storage.volume_groups {
-        for lv in &vg.logical_volumes {
-            size(
-                &format!("logical volume {} in {}", lv.name, vg.name),
-                &lv.size,
-            )?;
-        }
-    }
     let used: Vec<&String> = storage
         .physical_devices
         .iter()
@@ -370,31 +297,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn drydock_size_grammar() {
-        assert_eq!(Size::parse("10g"), Some(Size::Bytes(10_000_000_000)));
-        assert_eq!(Size::parse("512MB"), Some(Size::Bytes(512_000_000)));
-        assert_eq!(Size::parse(">100g"), Some(Size::AtLeast(100_000_000_000)));
-        assert_eq!(Size::parse("50%"), Some(Size::Percent(50.0)));
-        assert_eq!(Size::parse("99%"), Some(Size::Percent(99.0)));
-        for bad in ["", "g", "10x", ">50%", "101%", "-1g", "0g"] {
-            assert_eq!(Size::parse(bad), None, "{bad}");
-        }
+    fn sizes_fit_their_container() {
         let gb = 1_000_000_000;
         assert_eq!(
-            Size::Bytes(10 * gb).bytes(100 * gb, 100 * gb, 0),
+            fit(Size::Bytes(10 * gb), 100 * gb, 100 * gb, 0),
             Some(9_999_220_736)
         );
-        assert_eq!(Size::Bytes(10 * gb).bytes(100 * gb, 5 * gb, 0), None);
-        let grow = Size::AtLeast(10 * gb)
-            .bytes(100 * gb, 60 * gb, 20 * gb)
-            .unwrap();
+        assert_eq!(fit(Size::Bytes(10 * gb), 100 * gb, 5 * gb, 0), None);
+        let grow = fit(Size::AtLeast(10 * gb), 100 * gb, 60 * gb, 20 * gb).unwrap();
         assert!(grow <= 40 * gb && grow > 39 * gb);
-        assert_eq!(
-            Size::AtLeast(50 * gb).bytes(100 * gb, 60 * gb, 20 * gb),
-            None
-        );
-        let most = Size::Percent(99.0).bytes(100 * gb, 100 * gb, 0).unwrap();
+        assert_eq!(fit(Size::AtLeast(50 * gb), 100 * gb, 60 * gb, 20 * gb), None);
+        let most = fit(Size::Percent(99), 100 * gb, 100 * gb, 0).unwrap();
         assert!(most <= 99 * gb && most > 99 * gb - (4 << 20));
-        assert_eq!(Size::Percent(99.0).bytes(100 * gb, 50 * gb, 0), None);
+        assert_eq!(fit(Size::Percent(99), 100 * gb, 50 * gb, 0), None);
+        assert_eq!(fixed(&[Size::Percent(50), Size::AtLeast(gb)], 8 << 30), 4 << 30);
+        assert_eq!(shown(Size::AtLeast(10 * gb)), "at least 10000 MB");
     }
 }

@@ -1,6 +1,6 @@
 //! `sim`: simulated hardware for Drydock, like Ironic's `fake-hardware`.
 //!
-//! Implements all three driver interfaces against state kept in the driver's
+//! Implements all four driver interfaces against state kept in the driver's
 //! key-value store, so a Drydock site can be exercised end to end without a
 //! BMC, a bootstrapper or a switch. It makes no network requests.
 //!
@@ -12,6 +12,7 @@
 //! - `node`: a provisioning state machine per node (`node/<node>`):
 //!   `New` → `Ready` → `Deployed`; site-wide records under `site/`.
 //! - `network`: VLAN configuration per switch port (`port/<switch>/<port>`).
+//! - `provisioner`: Kubernetes labels per node (`labels/<node>`).
 //!
 //! # Settings (all optional)
 //!
@@ -32,6 +33,7 @@ pub mod chaos;
 mod network;
 mod node;
 mod oob;
+mod provisioner;
 
 use drydock_sdk::Driver;
 
@@ -47,7 +49,7 @@ impl Driver for Sim {
     const OOB_TYPES: &'static [&'static str] = &["sim"];
 }
 
-drydock_sdk::export_driver!(Sim: oob, node, network);
+drydock_sdk::export_driver!(Sim: oob, node, network, provisioner);
 
 /// FNV-1a (64 bit) over `parts`, each followed by a 0 byte so that
 /// `("ab", "c")` and `("a", "bc")` differ.

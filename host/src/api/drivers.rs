@@ -8,6 +8,10 @@
 //! | `POST /drivers/{name}/activate` `{"version": V}` | admin |
 //! | `POST /drivers/{name}/rollback` | admin |
 //! | `DELETE /drivers/{name}/versions/{version}` (inactive only) | admin |
+//!
+//! `GET /drivers` names the `drydock:driver` WIT versions the host serves in
+//! its `Drydock-Wit-Versions` header; each loaded driver shows its own
+//! (`loaded.wit`).
 
 use std::sync::Arc;
 
@@ -71,11 +75,16 @@ pub fn router(state: AppState, lifecycle: Arc<Lifecycle>) -> Router {
         .with_state(state)
 }
 
+/// The response header naming the `drydock:driver` WIT versions this host
+/// serves (`0.1.0, 0.2.0`), on `GET /drivers`.
+pub const WIT_VERSIONS_HEADER: &str = "drydock-wit-versions";
+
 async fn list(
     _c: Authorized<Read>,
     Extension(l): Extension<Arc<Lifecycle>>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(l.list().await?).into_response())
+    let served = crate::drivers::WitVersion::served_list();
+    Ok(([(WIT_VERSIONS_HEADER, served)], Json(l.list().await?)).into_response())
 }
 
 async fn show(

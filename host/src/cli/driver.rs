@@ -397,6 +397,8 @@ async fn inspect(file: PathBuf) -> Result<ExitCode> {
         "file": file.display().to_string(),
         "sha256": driver.sha256(),
         "size": driver.size(),
+        "wit": driver.wit_version(),
+        "wit_served": crate::drivers::WitVersion::SERVED,
         "worlds": driver.worlds(),
         "info": driver.info(),
     });

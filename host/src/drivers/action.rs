@@ -15,6 +15,8 @@ pub enum Interface {
     Node,
     /// Switches.
     Network,
+    /// Kubernetes provisioner (WIT 0.2.0 and later).
+    Provisioner,
 }
 
 impl fmt::Display for Interface {
@@ -23,6 +25,7 @@ impl fmt::Display for Interface {
             Interface::Oob => "oob",
             Interface::Node => "node",
             Interface::Network => "network",
+            Interface::Provisioner => "provisioner",
         })
     }
 }
@@ -107,6 +110,7 @@ actions! {
     InterrogatePort => "interrogate_port", Network, node: true, minutes: 3;
     ConfigPortProvisioning => "config_port_provisioning", Network, node: true, minutes: 5;
     ConfigPortProduction => "config_port_production", Network, node: true, minutes: 5;
+    RelabelNode => "relabel_node", Provisioner, node: true, minutes: 5;
 }
 
 impl fmt::Display for Action {
@@ -131,7 +135,7 @@ mod tests {
             assert_eq!(a.name().parse::<Action>().unwrap(), *a);
             assert!(seen.insert(a.name()));
         }
-        assert_eq!(Action::ALL.len(), 28);
+        assert_eq!(Action::ALL.len(), 29);
         assert!("power_on".parse::<Action>().is_err());
     }
 

@@ -20,6 +20,7 @@
 //! ([`super::limits::DriverLimits`]); past them the guest gets
 //! `connection-limit-reached`.
 
+use super::datagram::DatagramGrant;
 use super::limits::{CallBudget, RequestPermit, cut};
 use super::services::CallScope;
 use crate::netaddr;
@@ -195,12 +196,27 @@ impl EgressGrant {
 #[derive(Clone, Debug, Default)]
 pub struct EgressPolicy {
     grants: Vec<EgressGrant>,
+    /// The node BMC the call may send UDP datagrams to (WIT `datagram`).
+    datagram: Option<DatagramGrant>,
 }
 
 impl EgressPolicy {
-    /// A policy allowing exactly `grants`.
+    /// A policy allowing exactly `grants`, and no datagrams.
     pub fn new(grants: Vec<EgressGrant>) -> Self {
-        Self { grants }
+        Self {
+            grants,
+            datagram: None,
+        }
+    }
+
+    /// Lets the call send datagrams to `grant` (its node's BMC).
+    pub fn grant_datagram(&mut self, grant: DatagramGrant) {
+        self.datagram = Some(grant);
+    }
+
+    /// Where the call may send datagrams, if anywhere.
+    pub fn datagram(&self) -> Option<&DatagramGrant> {
+        self.datagram.as_ref()
     }
 
     /// Adds a grant.
@@ -472,7 +488,9 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
-async fn report_denial(scope: &CallScope, budget: &CallBudget, d: &Denied) {
+/// Reports a denied connection (HTTP or datagram) as a warning and a task
+/// message of the call.
+pub(crate) async fn report_denial(scope: &CallScope, budget: &CallBudget, d: &Denied) {
     let message = format!(
         "egress denied: driver {} may not reach {}: {}",
         scope.driver,

@@ -15,25 +15,27 @@ pub enum LoadError {
     )]
     CoreModule(String),
     /// Built against another version of the driver WIT.
-    #[error("{origin} was built against {found}; this host implements drydock:driver@{expected}")]
+    #[error(
+        "{origin} was built against {found}; this host serves drydock:driver versions {served}"
+    )]
     WrongVersion {
         /// File or source name.
         origin: String,
         /// The package version the component names.
         found: String,
-        /// The version this host implements.
-        expected: &'static str,
+        /// The versions this host serves, e.g. `0.1.0, 0.2.0`.
+        served: String,
     },
     /// Exports no Drydock driver interface.
     #[error(
-        "{origin} is not a Drydock driver: it does not export drydock:driver/metadata@{expected} \
-         (it exports: {exports})"
+        "{origin} is not a Drydock driver: it exports no drydock:driver/metadata of a version \
+         this host serves ({served}) (it exports: {exports})"
     )]
     NotADriver {
         /// File or source name.
         origin: String,
-        /// The version this host implements.
-        expected: &'static str,
+        /// The versions this host serves.
+        served: String,
         /// What it does export.
         exports: String,
     },

@@ -55,6 +55,10 @@ pub struct DriverLimits {
     pub requests_per_call: u32,
     /// Outgoing HTTP requests all calls of one driver may have open at once.
     pub requests_per_driver: u32,
+    /// UDP datagrams one call may send to its node's BMC (WIT `datagram`).
+    pub datagrams_per_call: u32,
+    /// Largest UDP datagram a driver may send, bytes.
+    pub datagram_bytes: u64,
 }
 
 impl Default for DriverLimits {
@@ -75,6 +79,8 @@ impl Default for DriverLimits {
             build_data_bytes_per_node: 64 << 20,
             requests_per_call: 16,
             requests_per_driver: 256,
+            datagrams_per_call: 1024,
+            datagram_bytes: 1472,
         }
     }
 }
@@ -104,6 +110,10 @@ pub enum Limit {
     RequestsPerCall,
     /// `requests_per_driver`.
     RequestsPerDriver,
+    /// `datagrams_per_call`.
+    Datagrams,
+    /// `datagram_bytes`.
+    DatagramBytes,
 }
 
 impl Limit {
@@ -121,6 +131,8 @@ impl Limit {
             Limit::BuildDataBytes => "build_data_bytes_per_call",
             Limit::RequestsPerCall => "requests_per_call",
             Limit::RequestsPerDriver => "requests_per_driver",
+            Limit::Datagrams => "datagrams_per_call",
+            Limit::DatagramBytes => "datagram_bytes",
         }
     }
 
@@ -138,6 +150,8 @@ impl Limit {
             Limit::BuildDataBytes => limits.build_data_bytes_per_call,
             Limit::RequestsPerCall => limits.requests_per_call.into(),
             Limit::RequestsPerDriver => limits.requests_per_driver.into(),
+            Limit::Datagrams => limits.datagrams_per_call.into(),
+            Limit::DatagramBytes => limits.datagram_bytes,
         }
     }
 }

@@ -9,15 +9,18 @@
 //! - [`limits`]: quotas on what a call, a driver and a node may consume.
 //! - [`package`]: the manifest and Ed25519 signature a component carries
 //!   in custom sections.
-//! - private: `bindings` (the only `bindgen!`), `sandbox` (store data and host
-//!   functions), `dispatch` (action → export), `convert` (model ↔ WIT),
-//!   `cache` (compiled code on disk), `guest_log` (guest logs → tracing).
+//! - [`WitVersion`]: the `drydock:driver` WIT versions served side by side.
+//! - private: `bindings` (one module per WIT version, the only `bindgen!`s),
+//!   `sandbox` (store data and host functions), `datagram` (UDP to the node
+//!   BMC), `dispatch` (action → export), `convert` (model ↔ WIT), `cache`
+//!   (compiled code on disk), `guest_log` (guest logs → tracing).
 
 pub mod action;
 mod bindings;
 mod cache;
 pub mod config;
 mod convert;
+mod datagram;
 mod dispatch;
 pub mod egress;
 pub mod error;
@@ -39,5 +42,4 @@ pub use registry::{DriverSet, Installed};
 pub use runtime::{CallRequest, Driver, DriverInfo, Runtime};
 pub use services::{CallScope, DriverServices, KvUsage, MemoryServices};
 
-/// The version of the `drydock:driver` WIT package this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub use bindings::WitVersion;

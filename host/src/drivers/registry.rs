@@ -28,6 +28,7 @@ struct Snapshot {
     entries: Vec<Installed>,
     node_driver: Option<String>,
     network_driver: Option<String>,
+    provisioner_driver: Option<String>,
 }
 
 /// The set of loaded drivers.
@@ -108,6 +109,11 @@ impl DriverSet {
         self.edit().network_driver = name;
     }
 
+    /// Names the driver that serves provisioner (Kubernetes) actions.
+    pub fn set_provisioner_driver(&mut self, name: Option<String>) {
+        self.edit().provisioner_driver = name;
+    }
+
     /// The driver named `name`.
     pub fn get(&self, name: &str) -> Option<Installed> {
         self.snapshot().get(name).cloned()
@@ -180,6 +186,9 @@ impl Snapshot {
             }
             Interface::Node => self.configured(Interface::Node, &self.node_driver),
             Interface::Network => self.configured(Interface::Network, &self.network_driver),
+            Interface::Provisioner => {
+                self.configured(Interface::Provisioner, &self.provisioner_driver)
+            }
         }
     }
 }

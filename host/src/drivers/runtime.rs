@@ -3,7 +3,7 @@
 //! and running each call in a fresh store with limits.
 
 use super::action::{Action, Interface};
-use super::bindings::{metadata, network, node, oob};
+use super::bindings::{Exports, WitVersion};
 use super::cache::CompileCache;
 use super::config::{DriverConfig, RuntimeConfig};
 use super::egress::{EgressGrant, EgressHooks, EgressPolicy};
@@ -11,7 +11,8 @@ use super::error::{CallError, LoadError};
 use super::limits::{CallBudget, DriverLimits, DriverRequests, cut};
 use super::sandbox::CallState;
 use super::services::{CallScope, DriverServices, MemoryServices};
-use super::{WIT_VERSION, dispatch};
+use super::datagram::{self, DatagramGrant};
+use super::dispatch;
 use crate::model;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -65,10 +66,8 @@ pub(crate) struct LoadedDriver {
     pub(crate) sha256: String,
     pub(crate) size: usize,
     pub(crate) pre: InstancePre<CallState>,
-    pub(crate) metadata: metadata::GuestIndices,
-    pub(crate) oob: Option<oob::GuestIndices>,
-    pub(crate) node: Option<node::GuestIndices>,
-    pub(crate) network: Option<network::GuestIndices>,
+    /// Its driver exports, in its WIT version.
+    pub(crate) exports: Exports,
     /// Calls made and calls failed (any error) on this instance.
     pub(crate) calls: std::sync::atomic::AtomicU64,
     pub(crate) errors: std::sync::atomic::AtomicU64,
@@ -99,20 +98,26 @@ impl Driver {
         self.0.size
     }
 
+    /// The `drydock:driver` WIT version the component was built against.
+    pub fn wit_version(&self) -> WitVersion {
+        self.0.exports.version()
+    }
+
     /// The WIT worlds the component satisfies (by the interfaces it exports).
     pub fn worlds(&self) -> Vec<&'static str> {
-        let d = &self.0;
-        let mut w = Vec::new();
-        if d.oob.is_some() {
-            w.push("oob-driver");
-        }
-        if d.node.is_some() {
-            w.push("node-driver");
-        }
-        if d.network.is_some() {
-            w.push("network-driver");
-        }
-        if w.len() == 3 {
+        let version = self.wit_version();
+        let mut w: Vec<&'static str> = version
+            .interfaces()
+            .iter()
+            .filter(|i| self.exports(**i))
+            .map(|i| match i {
+                Interface::Oob => "oob-driver",
+                Interface::Node => "node-driver",
+                Interface::Network => "network-driver",
+                Interface::Provisioner => "provisioner-driver",
+            })
+            .collect();
+        if w.len() == version.interfaces().len() {
             w.push("full-driver");
         }
         w
@@ -120,11 +125,7 @@ impl Driver {
 
     /// Whether the component exports the interface.
     pub fn exports(&self, iface: Interface) -> bool {
-        match iface {
-            Interface::Oob => self.0.oob.is_some(),
-            Interface::Node => self.0.node.is_some(),
-            Interface::Network => self.0.network.is_some(),
-        }
+        self.0.exports.has(iface)
     }
 
     /// Calls made through this loaded driver and how many failed.
@@ -248,16 +249,8 @@ impl Runtime {
             .map_err(|e| RuntimeError(format!("linking WASI: {e}")))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError(format!("linking wasi:http: {e}")))?;
-        super::bindings::host::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| RuntimeError(format!("linking drydock host: {e}")))?;
-        super::bindings::types::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| RuntimeError(format!("linking drydock types: {e}")))?;
+        super::bindings::add_to_linker(&mut linker)
+            .map_err(|e| RuntimeError(format!("linking the drydock host interfaces: {e}")))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -356,13 +349,14 @@ impl Runtime {
         Ok((component, sha256, false))
     }
 
-    /// Loads a driver from bytes: checks it is a component of this WIT
-    /// version, that its imports are ones the host provides, that its exports
-    /// have the WIT's types, and reads its `info`.
+    /// Loads a driver from bytes: checks it is a component of a WIT version
+    /// this host serves ([`WitVersion::SERVED`]), that its imports are ones
+    /// the host provides, that its exports have that version's types, and
+    /// reads its `info`.
     pub async fn load(&self, origin: &str, bytes: &[u8]) -> Result<Driver, LoadError> {
         let (component, sha256, cached) = self.compile(origin, bytes).await?;
         tracing::debug!(origin, sha256 = %sha256, cached, "compiled driver component");
-        check_names(&self.engine, origin, &component)?;
+        let version = WitVersion::of_component(&self.engine, origin, &component)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -370,15 +364,11 @@ impl Runtime {
                 origin: origin.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-        let metadata_idx =
-            metadata::GuestIndices::new(&pre).map_err(|_| LoadError::NotADriver {
-                origin: origin.to_owned(),
-                expected: WIT_VERSION,
-                exports: export_names(&self.engine, &component),
-            })?;
-        let oob = oob::GuestIndices::new(&pre).ok();
-        let node = node::GuestIndices::new(&pre).ok();
-        let network = network::GuestIndices::new(&pre).ok();
+        let exports = Exports::new(version, &pre).ok_or_else(|| LoadError::NotADriver {
+            origin: origin.to_owned(),
+            served: WitVersion::served_list(),
+            exports: export_names(&self.engine, &component),
+        })?;
 
         let mut loaded = LoadedDriver {
             info: DriverInfo {
@@ -397,10 +387,7 @@ impl Runtime {
             sha256,
             size: bytes.len(),
             pre,
-            metadata: metadata_idx,
-            oob,
-            node,
-            network,
+            exports,
             calls: Default::default(),
             errors: Default::default(),
         };
@@ -439,28 +426,14 @@ impl Runtime {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
-        let export_err = |iface: &str, e: wasmtime::Error| LoadError::ExportType {
-            origin: origin.to_owned(),
-            interface: format!("drydock:driver/{iface}@{WIT_VERSION}"),
-            reason: format!("{e:#}"),
-        };
-        let meta = d
-            .metadata
-            .load(&mut store, &instance)
-            .map_err(|e| export_err("metadata", e))?;
-        if let Some(i) = &d.oob {
-            i.load(&mut store, &instance)
-                .map_err(|e| export_err("oob", e))?;
-        }
-        if let Some(i) = &d.node {
-            i.load(&mut store, &instance)
-                .map_err(|e| export_err("node", e))?;
-        }
-        if let Some(i) = &d.network {
-            i.load(&mut store, &instance)
-                .map_err(|e| export_err("network", e))?;
-        }
-        let info = tokio::time::timeout(INFO_TIMEOUT, meta.call_info(&mut store))
+        let meta = d.exports.check(&mut store, &instance).map_err(|(iface, e)| {
+            LoadError::ExportType {
+                origin: origin.to_owned(),
+                interface: format!("drydock:driver/{iface}@{}", d.exports.version()),
+                reason: format!("{e:#}"),
+            }
+        })?;
+        let info = tokio::time::timeout(INFO_TIMEOUT, meta.info(&mut store))
             .await
             .map_err(|_| {
                 info_err(CallError::Deadline {
@@ -470,27 +443,7 @@ impl Runtime {
                 })
             })?
             .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
-        Ok(DriverInfo {
-            name: info.name,
-            version: info.version,
-            vendor: info.vendor,
-            description: info.description,
-            interfaces: info
-                .interfaces
-                .into_iter()
-                .map(|i| match i {
-                    metadata::DriverInterface::Oob => Interface::Oob,
-                    metadata::DriverInterface::Node => Interface::Node,
-                    metadata::DriverInterface::Network => Interface::Network,
-                })
-                .collect(),
-            oob_types: info.oob_types,
-            outbound: Outbound {
-                hosts: info.outbound.hosts,
-                node_bmc: info.outbound.node_bmc,
-            },
-            unsafe_to_repeat: info.unsafe_to_repeat,
-        })
+        Ok(info)
     }
 
     fn new_store(
@@ -657,6 +610,10 @@ fn call_policy(req: &CallRequest<'_>, node_bmc: bool) -> EgressPolicy {
                 && let Some(addr) = n.oob.address.as_deref()
             {
                 grant_endpoint(&mut policy, addr, n.oob.port, "node BMC");
+                policy.grant_datagram(DatagramGrant {
+                    host: addr.to_owned(),
+                    port: n.oob.port.unwrap_or(datagram::DEFAULT_PORT),
+                });
             }
         }
         Interface::Network => {
@@ -676,7 +633,7 @@ fn call_policy(req: &CallRequest<'_>, node_bmc: bool) -> EgressPolicy {
                 grant_endpoint(&mut policy, &sw.address, sw.port, "switch");
             }
         }
-        Interface::Node => {}
+        Interface::Node | Interface::Provisioner => {}
     }
     policy
 }
@@ -768,28 +725,6 @@ fn export_names(engine: &Engine, c: &Component) -> String {
     }
 }
 
-/// Refuses a component that names another version of the driver package.
-fn check_names(engine: &Engine, origin: &str, c: &Component) -> Result<(), LoadError> {
-    let ty = c.component_type();
-    let names = ty
-        .imports(engine)
-        .map(|(n, _)| n.to_owned())
-        .chain(ty.exports(engine).map(|(n, _)| n.to_owned()));
-    for name in names {
-        if let Some(rest) = name.strip_prefix("drydock:driver/")
-            && let Some((_, version)) = rest.split_once('@')
-            && version != WIT_VERSION
-        {
-            return Err(LoadError::WrongVersion {
-                origin: origin.to_owned(),
-                found: format!("drydock:driver@{version}"),
-                expected: WIT_VERSION,
-            });
-        }
-    }
-    Ok(())
-}
-
 fn validate_info(origin: &str, d: &LoadedDriver) -> Result<(), LoadError> {
     let bad = |reason: String| LoadError::BadInfo {
         origin: origin.to_owned(),
@@ -838,14 +773,10 @@ fn validate_info(origin: &str, d: &LoadedDriver) -> Result<(), LoadError> {
         return Err(bad("it claims no interface".into()));
     }
     for iface in &info.interfaces {
-        let exported = match iface {
-            Interface::Oob => d.oob.is_some(),
-            Interface::Node => d.node.is_some(),
-            Interface::Network => d.network.is_some(),
-        };
-        if !exported {
+        if !d.exports.has(*iface) {
             return Err(bad(format!(
-                "it claims the {iface} interface but does not export drydock:driver/{iface}@{WIT_VERSION}"
+                "it claims the {iface} interface but does not export drydock:driver/{iface}@{}",
+                d.exports.version()
             )));
         }
     }

@@ -7,6 +7,7 @@
 
 use super::bindings::{host, types};
 use super::config::DriverConfig;
+use super::datagram::Datagrams;
 use super::egress::EgressHooks;
 use super::guest_log;
 use super::limits::{CallBudget, Limit, cut};
@@ -108,6 +109,8 @@ pub(crate) struct CallState {
     pub(crate) host_failure: Option<String>,
     /// The host failure was a service being unavailable (transient).
     pub(crate) services_down: bool,
+    /// UDP to the node's BMC (WIT 0.2.0 `datagram`).
+    pub(crate) datagrams: Datagrams,
 }
 
 impl CallState {
@@ -130,7 +133,14 @@ impl CallState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let datagrams = Datagrams::new(
+            egress.policy.datagram().cloned(),
+            scope.clone(),
+            budget.clone(),
+            deadline,
+        );
         Self {
+            datagrams,
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
@@ -146,6 +156,11 @@ impl CallState {
             host_failure: None,
             services_down: false,
         }
+    }
+
+    /// The driver's operator settings.
+    pub(crate) fn settings(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.config.settings
     }
 
     /// The memory limit in force.

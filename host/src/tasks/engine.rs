@@ -171,7 +171,7 @@ impl TaskRequest {
                 }
                 &self.action
             }
-            None if self.action == "relabel_nodes" || self.action == "noop" => {
+            None if self.action == "noop" => {
                 return Err(EngineError::Invalid(format!(
                     "action `{}` is not supported",
                     self.action
@@ -182,7 +182,8 @@ impl TaskRequest {
                 Err(e) => {
                     return Err(EngineError::Invalid(format!(
                         "{e}; orchestrator actions are validate_design, verify_site, \
-                         prepare_site, verify_nodes, prepare_nodes, deploy_nodes, destroy_nodes"
+                         prepare_site, verify_nodes, prepare_nodes, deploy_nodes, destroy_nodes, \
+                         relabel_nodes"
                     )));
                 }
             },

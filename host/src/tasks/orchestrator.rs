@@ -30,6 +30,9 @@ pub enum Orchestration {
     DeployNodes,
     /// Release nodes.
     DestroyNodes,
+    /// Set each node's Kubernetes labels from the design (provisioner
+    /// driver, WIT 0.2.0).
+    RelabelNodes,
 }
 
 impl Orchestration {
@@ -43,6 +46,7 @@ impl Orchestration {
             "prepare_nodes" => Orchestration::PrepareNodes,
             "deploy_nodes" => Orchestration::DeployNodes,
             "destroy_nodes" => Orchestration::DestroyNodes,
+            "relabel_nodes" => Orchestration::RelabelNodes,
             _ => return None,
         })
     }
@@ -244,6 +248,8 @@ pub fn plan(o: Orchestration) -> Vec<Step> {
             attempts: 3,
             ..step(DestroyNode, Selected)
         }],
+        // Drydock's RelabelNodes: the provisioner sets each node's labels.
+        Orchestration::RelabelNodes => vec![step(RelabelNode, Selected)],
     }
 }
 

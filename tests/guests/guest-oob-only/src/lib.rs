@@ -5,7 +5,7 @@
 
 wit_bindgen::generate!({
     world: "oob-driver",
-    path: "../../../wit",
+    path: "../../../wit/0.2.0",
     generate_all,
 });
 

@@ -1,0 +1,235 @@
+//! Write Drydock drivers as WebAssembly components.
+//!
+//! A Drydock driver is a `wasm32-wasip2` component the host loads into a
+//! sandbox and calls once per action: power a node on, deploy an OS, move a
+//! switch port to a VLAN. This crate hides the generated WIT bindings
+//! (`drydock:driver@0.1.0`) behind plain Rust traits, so a driver crate depends
+//! on `drydock-sdk` alone.
+//!
+//! # Layout
+//!
+//! - [`Driver`]: what the driver is (name, version, claimed oob types, needed
+//!   outbound access).
+//! - [`OobDriver`], [`NodeDriver`], [`NetworkDriver`]: one method per action of
+//!   the WIT interfaces `oob`, `node` and `network`. Every method has a default
+//!   answering [`DriverError::Unsupported`]; write only what the device does.
+//! - [`export_driver!`]: registers the driver and the interfaces it implements.
+//!   The component always exports the `full-driver` world; unregistered
+//!   interfaces answer `unsupported` and `info().interfaces` lists exactly the
+//!   registered ones.
+//! - [`Ctx`]: the host during a call: logs, task status, configuration, a
+//!   persistent key-value store, the deadline and deadline-aware sleeping.
+//! - [`http`]: a small blocking HTTP client over `wasi:http`; the host enforces
+//!   the operator's egress grant and does TLS.
+//! - [`types`]: the WIT records and enums (also re-exported at the root).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use drydock_sdk::prelude::*;
+//!
+//! /// Acme BMCs, driven through their JSON API.
+//! struct Acme;
+//!
+//! impl Driver for Acme {
+//!     const NAME: &'static str = "acme";
+//!     const VERSION: &'static str = "1.0.0";
+//!     const VENDOR: &'static str = "Acme Corp";
+//!     const DESCRIPTION: &'static str = "Acme BMCs over their JSON API";
+//!     const OOB_TYPES: &'static [&'static str] = &["acme"];
+//!     const NODE_BMC: bool = true;
+//! }
+//!
+//! impl OobDriver for Acme {
+//!     fn power_on_node(ctx: &Ctx, node: &Node) -> Result<()> {
+//!         let bmc = node.oob.address.as_deref().ok_or_else(|| {
+//!             DriverError::InvalidInput(format!("node {} has no BMC address", node.name))
+//!         })?;
+//!         let request = |req: http::Request| match &node.oob.credentials {
+//!             Some(c) => req.basic_auth(&c.username, &c.password),
+//!             None => req,
+//!         };
+//!         request(http::Request::post(format!("https://{bmc}/api/power")))
+//!             .json(&serde_json::json!({ "state": "on" }))?
+//!             .send()?
+//!             .error_for_status()?;
+//!         ctx.info(format!("asked {bmc} to power {} on", node.name));
+//!         ctx.poll_until(Duration::from_secs(2), "the BMC to report power on", || {
+//!             let state: serde_json::Value = request(http::Request::get(format!(
+//!                 "https://{bmc}/api/power"
+//!             )))
+//!             .send()?
+//!             .error_for_status()?
+//!             .json()?;
+//!             Ok((state["state"] == "on").then_some(()))
+//!         })
+//!     }
+//!     // Every other oob action answers `unsupported`.
+//! }
+//!
+//! drydock_sdk::export_driver!(Acme: oob);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2` in a crate with
+//! `crate-type = ["cdylib"]`: the output `.wasm` is already a component.
+#![deny(missing_docs)]
+
+mod ctx;
+mod driver;
+#[doc(hidden)]
+pub mod export;
+pub mod http;
+pub mod types;
+
+pub use ctx::Ctx;
+pub use driver::{Driver, NetworkDriver, NodeDriver, OobDriver};
+pub use types::*;
+
+/// The WIT package this SDK builds drivers against. The host refuses
+/// components built against another version.
+pub const WIT_PACKAGE: &str = "drydock:driver@0.1.0";
+
+/// Result of a driver action.
+pub type Result<T, E = DriverError> = std::result::Result<T, E>;
+
+/// The bindings `wit-bindgen` generates for the `full-driver` world. Not a
+/// stable API: use the traits, [`Ctx`] and [`types`] instead.
+#[doc(hidden)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
+pub mod wit {
+    wit_bindgen::generate!({
+        world: "full-driver",
+        path: "../../../wit/0.1.0",
+        with: {
+            // Keep credentials out of `Debug` output (see `types::Credentials`).
+            "drydock:driver/types@0.1.0/credentials": crate::types::Credentials,
+            // The HTTP client uses the `wasip2` crate's bindings.
+            "wasi:http/types@0.2.12": wasip2::http::types,
+            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+        },
+        additional_type_attributes: {
+            "drydock:driver/types@0.1.0/power-state": [#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = "kebab-case")]],
+            "drydock:driver/types@0.1.0/boot-device": [#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = "kebab-case")]],
+            "drydock:driver/types@0.1.0/boot-target": [#[derive(serde::Serialize, serde::Deserialize)]],
+            "drydock:driver/types@0.1.0/port-mode": [#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = "kebab-case")]],
+            "drydock:driver/types@0.1.0/port-vlans": [#[derive(serde::Serialize, serde::Deserialize)]],
+            "drydock:driver/types@0.1.0/node-identity": [#[derive(serde::Serialize, serde::Deserialize)]],
+        },
+        additional_derives: [PartialEq],
+        pub_export_macro: true,
+    });
+}
+
+/// The names a driver crate usually needs: `use drydock_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::types::*;
+    pub use crate::{Ctx, Driver, NetworkDriver, NodeDriver, OobDriver, Result, http};
+    pub use std::time::Duration;
+}
+
+/// Registers a driver and the interfaces it implements, and exports the
+/// component.
+///
+/// `export_driver!(MyDriver: oob, node, network)` takes any non-empty subset of
+/// `oob`, `node` and `network`; `MyDriver` implements [`Driver`] and the trait
+/// of each listed interface ([`OobDriver`], [`NodeDriver`],
+/// [`NetworkDriver`]). The component exports every interface of the
+/// `full-driver` world: those not listed answer `unsupported` for every
+/// action, and `info().interfaces` lists exactly the listed ones. Invoke it
+/// once per crate.
+///
+/// ```no_run
+/// use drydock_sdk::prelude::*;
+///
+/// struct Switchy;
+///
+/// impl Driver for Switchy {
+///     const NAME: &'static str = "switchy";
+///     const VERSION: &'static str = "0.1.0";
+///     const VENDOR: &'static str = "Example";
+///     const DESCRIPTION: &'static str = "Moves ports between VLANs";
+///     const OUTBOUND_HOSTS: &'static [&'static str] = &["10.0.0.0/24:443"];
+/// }
+///
+/// impl NetworkDriver for Switchy {
+///     fn validate_network_services(ctx: &Ctx, switch: &SwitchInfo) -> Result<()> {
+///         ctx.info(format!("{} looks fine", switch.name));
+///         Ok(())
+///     }
+/// }
+///
+/// drydock_sdk::export_driver!(Switchy: network);
+/// ```
+///
+/// An unknown interface name does not compile:
+///
+/// ```compile_fail
+/// # use drydock_sdk::prelude::*;
+/// # struct Bmc;
+/// # impl Driver for Bmc {
+/// #     const NAME: &'static str = "bmc";
+/// #     const VERSION: &'static str = "0.1.0";
+/// #     const VENDOR: &'static str = "Example";
+/// #     const DESCRIPTION: &'static str = "";
+/// # }
+/// # impl OobDriver for Bmc {}
+/// drydock_sdk::export_driver!(Bmc: oob, ipmi); // error: unknown driver interface `ipmi`
+/// ```
+#[macro_export]
+macro_rules! export_driver {
+    ($driver:ty : $($interface:ident),+ $(,)?) => {
+        const _: () = {
+            struct Registration;
+            impl $crate::export::Registration for Registration {
+                type Driver = $driver;
+                type Oob = $crate::__pick!(oob, $driver, $($interface)+);
+                type Node = $crate::__pick!(node, $driver, $($interface)+);
+                type Network = $crate::__pick!(network, $driver, $($interface)+);
+                const INTERFACES: &'static [$crate::DriverInterface] =
+                    &[$($crate::__interface!($interface)),+];
+            }
+            type Component = $crate::export::Component<Registration>;
+            $crate::wit::export!(Component with_types_in $crate::wit);
+        };
+    };
+}
+
+/// `$driver` if `$want` is among the listed interfaces, else the placeholder
+/// answering `unsupported`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pick {
+    (oob, $driver:ty, oob $($rest:ident)*) => { $driver };
+    (node, $driver:ty, node $($rest:ident)*) => { $driver };
+    (network, $driver:ty, network $($rest:ident)*) => { $driver };
+    ($want:ident, $driver:ty, $other:ident $($rest:ident)*) => {
+        $crate::__pick!($want, $driver, $($rest)*)
+    };
+    ($want:ident, $driver:ty,) => { $crate::export::Unsupported };
+}
+
+/// The [`DriverInterface`] named by an `export_driver!` keyword.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __interface {
+    (oob) => {
+        $crate::DriverInterface::Oob
+    };
+    (node) => {
+        $crate::DriverInterface::Node
+    };
+    (network) => {
+        $crate::DriverInterface::Network
+    };
+    ($other:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "unknown driver interface `",
+            ::core::stringify!($other),
+            "`: expected oob, node or network"
+        ))
+    };
+}
