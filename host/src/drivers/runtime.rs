@@ -298,6 +298,12 @@ impl Runtime {
         self.pooling
     }
 
+    /// Calls holding one of the runtime's `max_concurrent_calls` slots now
+    /// (instantiating or running, including a load's `info` call).
+    pub fn calls_in_flight(&self) -> usize {
+        (self.config.max_concurrent_calls as usize).saturating_sub(self.permits.available_permits())
+    }
+
     /// The wasmtime engine (for benchmarks comparing against bare wasmtime).
     pub fn engine(&self) -> &Engine {
         &self.engine

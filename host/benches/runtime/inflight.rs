@@ -1,0 +1,97 @@
+//! Many calls at once: a runtime sized for `n` concurrent calls runs `n`
+//! sim calls that each sleep 8 s (the sim's `delay_ms` setting, slept by the
+//! host), and reports the peak of calls in flight and resident memory
+//! before, at the peak and after.
+
+use crate::usage::rss_mib;
+use drydock::drivers::{Action, CallRequest, DriverConfig, MemoryServices, Runtime, RuntimeConfig};
+use drydock::model::{ActionParams, Node};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The delay each call sleeps, ms.
+const DELAY_MS: &str = "8000";
+
+pub async fn run(n: usize) {
+    let before = rss_mib();
+    let runtime = Arc::new(
+        Runtime::new(
+            RuntimeConfig {
+                max_concurrent_calls: u32::try_from(n).expect("n fits u32"),
+                ..RuntimeConfig::default()
+            },
+            None,
+        )
+        .expect("runtime"),
+    );
+    let driver = runtime
+        .load("sim", drydock::bundled::SIM)
+        .await
+        .expect("load");
+    let mut config = DriverConfig::default();
+    config.settings.insert("delay_ms".into(), DELAY_MS.into());
+    let config = Arc::new(config);
+    let services = Arc::new(MemoryServices::new());
+    let loaded = rss_mib();
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (runtime, driver, config, services) = (
+            runtime.clone(),
+            driver.clone(),
+            config.clone(),
+            services.clone(),
+        );
+        tasks.spawn(async move {
+            let node = Node {
+                name: format!("node-{i}"),
+                ..Node::default()
+            };
+            let params = ActionParams::default();
+            runtime
+                .call(
+                    &driver,
+                    CallRequest {
+                        action: Action::AvailableImages,
+                        node: Some(&node),
+                        params: &params,
+                        config,
+                        services,
+                        timeout: Some(Duration::from_secs(60)),
+                        task: None,
+                    },
+                )
+                .await
+        });
+    }
+    let (mut peak, mut peak_rss) = (0, loaded);
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    let mut failed = 0;
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(Ok(Ok(_))) => {}
+                Some(_) => failed += 1,
+                None => break,
+            },
+            _ = ticker.tick() => {
+                peak = peak.max(runtime.calls_in_flight());
+                peak_rss = f64::max(peak_rss, rss_mib());
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let after = rss_mib();
+    drop(driver);
+    drop(runtime);
+    let dropped = rss_mib();
+    println!(
+        "{n} sim calls sleeping {DELAY_MS} ms each: peak {peak} in flight, {failed} failed, all done in {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  resident memory: {before:.0} MiB before, {loaded:.0} MiB with the sim loaded, \
+         {peak_rss:.0} MiB at most during (aim ≤ 256 MiB), {after:.0} MiB after, \
+         {dropped:.0} MiB with the runtime dropped"
+    );
+}
