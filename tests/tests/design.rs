@@ -534,10 +534,7 @@ async fn api() -> (axum::Router, Engine) {
         role: Role::Viewer,
     }]);
     (
-        router(AppState {
-            engine: e.clone(),
-            auth: Arc::new(auth),
-        }),
+        router(AppState::new(e.clone(), Arc::new(auth))),
         e,
     )
 }
