@@ -16,8 +16,8 @@ use crate::drivers::{Driver, DriverInfo};
 use crate::drivers::{DriverConfig, DriverSet, Installed, LoadError, Runtime};
 use crate::store::{ActiveDriver, NewDriverVersion, Store, StoreError};
 use crate::wire::{
-    ActiveVersion, DriverManifest, DriverStatus, DriverVersion, Grant, Installation,
-    LoadedVersion, NotGranted, Requested as WireRequested,
+    ActiveVersion, DriverManifest, DriverStatus, DriverVersion, Grant, Installation, LoadedVersion,
+    NotGranted, Requested as WireRequested,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -184,11 +184,7 @@ async fn store_credentials(
         return Err(taken());
     }
     let value = json!({"username": c.username, "password": c.password}).to_string();
-    if !state
-        .store
-        .put_node_secret(secret, &value, node)
-        .await?
-    {
+    if !state.store.put_node_secret(secret, &value, node).await? {
         return Err(taken());
     }
     Ok(())

@@ -211,8 +211,7 @@ pub fn node_view_with(n: &NodeRecord, facts: &NodeFacts) -> NodeView {
     let mut spec = Map::new();
     if let Value::Object(s) = &n.spec {
         for (k, v) in s {
-            if !NodeView::OWN_FIELDS.contains(&k.as_str()) && !SECRET_KEYS.contains(&k.as_str())
-            {
+            if !NodeView::OWN_FIELDS.contains(&k.as_str()) && !SECRET_KEYS.contains(&k.as_str()) {
                 spec.insert(k.clone(), v.clone());
             }
         }

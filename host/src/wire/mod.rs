@@ -33,8 +33,8 @@ pub use drivers::{
 };
 pub use nodes::{Credentials, NodeFilterRequest, NodeOob, NodeRegistration, NodeView};
 pub use status::{
-    ApiVersion, ErrorBody, HealthDetails, HealthDriver, HealthInstance, HealthMessage,
-    HealthStatus, HealthDatabase, ValidateDesign, ValidationEntry, ValidationMessage,
+    ApiVersion, ErrorBody, HealthDatabase, HealthDetails, HealthDriver, HealthInstance,
+    HealthMessage, HealthStatus, ValidateDesign, ValidationEntry, ValidationMessage,
     ValidationStatus, Versions,
 };
 pub use tasks::{
@@ -67,9 +67,4 @@ pub(crate) fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>
         Value::String(s) => Some(s),
         v => Some(v.to_string()),
     })
-}
-
-/// `{}`: Drydock's empty `metadata`.
-pub(crate) fn empty_object() -> serde_json::Map<String, Value> {
-    serde_json::Map::new()
 }

@@ -14,13 +14,14 @@ use super::TaskMessage;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Always `error`.
-    #[serde(rename = "type")]
-    #[schema(example = "error")]
+    #[serde(rename = "type", default)]
+    #[schema(required = true, example = "error")]
     pub kind: String,
     /// What went wrong.
     pub message: String,
     /// Whether trying again later may help.
     #[serde(default)]
+    #[schema(required = true)]
     pub retry: bool,
 }
 

@@ -343,4 +343,3 @@ pub fn attach_credentials(
     );
     Ok(())
 }
-

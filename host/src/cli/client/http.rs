@@ -13,8 +13,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::wire::{
-    ActivateBody, Activation, CreateTask, DriverStatus, ErrorBody, Installation, NodeView,
-    TaskDict,
+    ActivateBody, Activation, CreateTask, DriverStatus, ErrorBody, Installation, NodeView, TaskDict,
 };
 
 /// Path prefix of the API.
@@ -308,7 +307,10 @@ impl Client {
 
 /// Reads an answer: an error for a non-2xx status, else its JSON (`null`
 /// when empty) as `T`.
-async fn decode<T: DeserializeOwned>(url: String, resp: reqwest::Response) -> Result<T, ClientError> {
+async fn decode<T: DeserializeOwned>(
+    url: String,
+    resp: reqwest::Response,
+) -> Result<T, ClientError> {
     let status = resp.status();
     let bytes = resp.bytes().await.map_err(|e| transport_error(&url, e))?;
     if !status.is_success() {
@@ -348,4 +350,3 @@ fn transport_error(url: &str, e: reqwest::Error) -> ClientError {
         ClientError::Connect(format!("request to {url} failed: {}", chain.join(": ")))
     }
 }
-

@@ -500,4 +500,3 @@ pub fn format_node_table(nodes: &[Value]) -> String {
         .collect();
     format_table(&["NAME", "OOB", "ADDRESS", "POWER", "BOOT", "TAGS"], &rows)
 }
-

@@ -630,7 +630,10 @@ node-two  sim      -             -      -     -
         let url = fake_server().await;
         let client = conn(&url, "good").client().unwrap();
         let v = client
-            .create_task(&serde_json::from_value(json!({"action": "power_on_node", "node_filter": null})).unwrap())
+            .create_task(
+                &serde_json::from_value(json!({"action": "power_on_node", "node_filter": null}))
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(json_of(v)["task_id"], TASK);
