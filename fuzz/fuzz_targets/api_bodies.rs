@@ -10,14 +10,14 @@
 use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use drydock::api::bootactions::Report;
-use drydock::api::drivers::ActivateBody;
 use drydock::api::error::JsonBody;
-use drydock::api::nodes::{FilterRequest, parse_registration, validate_name};
-use drydock::api::tasks::CreateTask;
+use drydock::api::nodes::{parse_registration, validate_name};
 use drydock::model::{ActionParams, Node};
 use drydock::tasks::TaskRequest;
 use drydock::tasks::filter::NodeFilter;
+use drydock::wire::{
+    ActivateBody, BootActionReport as Report, CreateTask, NodeFilterRequest as FilterRequest,
+};
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

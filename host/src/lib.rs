@@ -19,6 +19,8 @@
 //!   leader's recovery of dead instances' work.
 //! - [`cli`]: the `drydock` command line (parsing and the commands' effects).
 //! - [`telemetry`]: `tracing` subscriber set-up.
+//! - [`wire`]: the REST API's request and response types, shared by the
+//!   API, its OpenAPI document and the CLI client.
 //!
 //! `main.rs` only parses arguments and calls [`cli::run`].
 
@@ -40,3 +42,4 @@ pub mod sqlite_files;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;
+pub mod wire;

@@ -15,7 +15,10 @@ use crate::drivers::package::{self, Manifest, PackageError, Requested, TrustedKe
 use crate::drivers::{Driver, DriverInfo};
 use crate::drivers::{DriverConfig, DriverSet, Installed, LoadError, Runtime};
 use crate::store::{ActiveDriver, NewDriverVersion, Store, StoreError};
-use serde_json::{Value, json};
+use crate::wire::{
+    ActiveVersion, DriverManifest, DriverStatus, DriverVersion, Grant, Installation, LoadedVersion,
+    NotGranted, Requested as WireRequested,
+};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -130,29 +133,6 @@ impl From<StoreError> for LifecycleError {
             other => LifecycleError::Store(other),
         }
     }
-}
-
-/// What an install did.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Installation {
-    /// Driver name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// SHA-256 of the file.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: usize,
-    /// Vendor whose key signed it (None: unsigned, development mode).
-    pub signer: Option<String>,
-    /// Whether a new version was stored (false: the same file was there).
-    pub stored: bool,
-    /// Whether compiled code came from this instance's cache.
-    pub cache_hit: bool,
-    /// Time to check, compile and load it, ms.
-    pub load_ms: f64,
-    /// The manifest.
-    pub manifest: Manifest,
 }
 
 /// Installs, activates and spreads driver versions on one instance.
@@ -295,13 +275,13 @@ impl Lifecycle {
         Ok(Installation {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
-            size: bytes.len(),
+            size: bytes.len() as u64,
             sha256,
             signer,
             stored,
             cache_hit,
             load_ms,
-            manifest,
+            manifest: wire_manifest(manifest),
         })
     }
 
@@ -750,7 +730,7 @@ impl Lifecycle {
 
     /// Every driver: loaded ones (bundled, directory, installed) and
     /// installed versions, with what is active.
-    pub async fn list(&self) -> Result<Value, LifecycleError> {
+    pub async fn list(&self) -> Result<Vec<DriverStatus>, LifecycleError> {
         let mut names: Vec<String> = self
             .drivers
             .all()
@@ -766,12 +746,12 @@ impl Lifecycle {
         for n in names {
             out.push(self.describe(&n).await?);
         }
-        Ok(Value::Array(out))
+        Ok(out)
     }
 
     /// One driver: its versions, the active one, requested versus granted,
     /// call counts and errors of the version loaded here.
-    pub async fn describe(&self, name: &str) -> Result<Value, LifecycleError> {
+    pub async fn describe(&self, name: &str) -> Result<DriverStatus, LifecycleError> {
         let versions = self.store.driver_versions(Some(name)).await?;
         let active = self
             .store
@@ -790,103 +770,119 @@ impl Lifecycle {
             .keys()
             .cloned()
             .collect();
-        let versions: Vec<Value> = versions
+        let versions: Vec<DriverVersion> = versions
             .iter()
-            .map(|v| {
-                let manifest: Value = serde_json::from_str(&v.manifest).unwrap_or(Value::Null);
-                json!({
-                    "version": v.version,
-                    "sha256": v.sha256,
-                    "size": v.size,
-                    "signer": v.signer,
-                    "installed": v.installed.to_rfc3339(),
-                    "installed_by": v.installed_by,
-                    "active": active.as_ref().is_some_and(|a| a.version == v.version),
-                    "warm": warm.contains(&v.sha256),
-                    "requested": manifest.get("requested").cloned().unwrap_or(Value::Null),
-                })
+            .map(|v| DriverVersion {
+                version: v.version.clone(),
+                sha256: v.sha256.clone(),
+                size: v.size,
+                signer: v.signer.clone(),
+                installed: v.installed.to_rfc3339(),
+                installed_by: v.installed_by.clone(),
+                active: active.as_ref().is_some_and(|a| a.version == v.version),
+                warm: warm.contains(&v.sha256),
+                requested: serde_json::from_str::<Manifest>(&v.manifest)
+                    .ok()
+                    .map(|m| wire_requested(m.requested)),
             })
             .collect();
-        let (loaded_json, granted) = match &loaded {
+        let (loaded_view, granted) = match &loaded {
             Some(i) => {
                 let (calls, errors) = i.driver.call_counts();
                 let c = &i.config;
                 (
-                    json!({
-                        "version": i.driver.info().version,
-                        "sha256": i.driver.sha256(),
-                        "wit": i.driver.wit_version(),
-                        "interfaces": i.driver.info().interfaces,
-                        "calls": calls,
-                        "errors": errors,
+                    Some(LoadedVersion {
+                        version: i.driver.info().version.clone(),
+                        sha256: i.driver.sha256().to_owned(),
+                        wit: i.driver.wit_version().as_str().to_owned(),
+                        interfaces: i
+                            .driver
+                            .info()
+                            .interfaces
+                            .iter()
+                            .map(|f| f.to_string())
+                            .collect(),
+                        calls,
+                        errors,
                     }),
-                    json!({
-                        "outbound": c.egress.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
-                        "memory_mib": c.memory_bytes >> 20,
-                        "call_secs": c.max_call_time.map(|d| d.as_secs()),
+                    Some(Grant {
+                        outbound: c.egress.iter().map(|g| g.to_string()).collect(),
+                        memory_mib: (c.memory_bytes >> 20) as u64,
+                        call_secs: c.max_call_time.map(|d| d.as_secs()),
                     }),
                 )
             }
-            None => (Value::Null, Value::Null),
+            None => (None, None),
         };
         // Requested versus granted for the active (else loaded) version.
-        let active_requested = active
+        let requested = match active
             .as_ref()
-            .and_then(|a| versions.iter().find(|v| v["version"] == a.version.as_str()))
-            .map(|v| v["requested"].clone())
-            .unwrap_or_else(|| {
-                loaded
-                    .as_ref()
-                    .map(|i| json!(derived_manifest(i.driver.info()).requested))
-                    .unwrap_or(Value::Null)
-            });
-        let not_granted = not_granted(&active_requested, &granted);
-        Ok(json!({
-            "name": name,
-            "active": active.as_ref().map(|a| json!({
-                "version": a.version,
-                "sha256": a.sha256,
-                "previous": a.previous,
-                "generation": a.generation,
-                "changed": a.changed.to_rfc3339(),
-                "message": a.message,
-            })),
-            "loaded": loaded_json,
-            "versions": versions,
-            "requested": active_requested,
-            "granted": granted,
-            "not_granted": not_granted,
-        }))
+            .and_then(|a| versions.iter().find(|v| v.version == a.version))
+        {
+            Some(v) => v.requested.clone(),
+            None => loaded
+                .as_ref()
+                .map(|i| wire_requested(derived_manifest(i.driver.info()).requested)),
+        };
+        let not_granted = not_granted(requested.as_ref(), granted.as_ref());
+        Ok(DriverStatus {
+            name: name.to_owned(),
+            active: active.as_ref().map(|a| ActiveVersion {
+                version: a.version.clone(),
+                sha256: a.sha256.clone(),
+                previous: a.previous.clone(),
+                generation: a.generation,
+                changed: a.changed.to_rfc3339(),
+                message: a.message.clone(),
+            }),
+            loaded: loaded_view,
+            versions,
+            requested,
+            granted,
+            not_granted,
+        })
+    }
+}
+
+/// The wire form of what a package asks for.
+fn wire_requested(r: Requested) -> WireRequested {
+    WireRequested {
+        outbound: r.outbound,
+        memory_mib: r.memory_mib,
+        call_secs: r.call_secs,
+    }
+}
+
+/// The wire form of a manifest.
+fn wire_manifest(m: Manifest) -> DriverManifest {
+    DriverManifest {
+        name: m.name,
+        version: m.version,
+        vendor: m.vendor,
+        interfaces: m.interfaces,
+        oob_types: m.oob_types,
+        requested: wire_requested(m.requested),
     }
 }
 
 /// What a driver asked for and was not granted.
-fn not_granted(requested: &Value, granted: &Value) -> Value {
-    let granted_hosts: Vec<&str> = granted["outbound"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let hosts: Vec<&str> = requested["outbound"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .filter(|h| !granted_hosts.contains(h))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut out = json!({ "outbound": hosts });
-    if let (Some(r), Some(g)) = (
-        requested["memory_mib"].as_u64(),
-        granted["memory_mib"].as_u64(),
-    ) && r > g
-    {
-        out["memory_mib"] = json!(r);
+fn not_granted(requested: Option<&WireRequested>, granted: Option<&Grant>) -> NotGranted {
+    let granted_hosts: &[String] = granted.map(|g| g.outbound.as_slice()).unwrap_or_default();
+    let Some(r) = requested else {
+        return NotGranted::default();
+    };
+    NotGranted {
+        outbound: r
+            .outbound
+            .iter()
+            .filter(|h| !granted_hosts.contains(h))
+            .cloned()
+            .collect(),
+        memory_mib: r
+            .memory_mib
+            .filter(|m| granted.is_some_and(|g| *m > g.memory_mib)),
+        call_secs: r
+            .call_secs
+            .filter(|c| granted.and_then(|g| g.call_secs).is_some_and(|g| *c > g)),
     }
-    if let Some(r) = requested["call_secs"].as_u64()
-        && granted["call_secs"].as_u64().is_some_and(|g| r > g)
-    {
-        out["call_secs"] = json!(r);
-    }
-    out
 }

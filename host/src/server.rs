@@ -423,16 +423,12 @@ pub async fn start(cfg: Config) -> Result<Server> {
             .with_throttle(cfg.auth_throttle.clone())
             .with_keystone(keystone),
     );
-    let state = AppState {
-        engine: engine.clone(),
-        auth,
-    };
+    let state = AppState::new(engine.clone(), auth).with_lifecycle(lifecycle.clone());
     let limits = crate::api::BodyLimits {
         json: cfg.http.max_body_bytes,
         small_json: cfg.http.max_small_body_bytes,
     };
-    let app = crate::api::router_with(state.clone(), limits)
-        .merge(crate::api::drivers::router(state, lifecycle.clone()));
+    let app = crate::api::router_with(state, limits);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;

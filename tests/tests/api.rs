@@ -137,10 +137,7 @@ impl Api {
             token("operator", OPERATOR, Role::Operator),
             token("admin", ADMIN, Role::Admin),
         ]);
-        let router = router(AppState {
-            engine: engine.clone(),
-            auth: Arc::new(auth),
-        });
+        let router = router(AppState::new(engine.clone(), Arc::new(auth)));
         Api {
             router,
             engine,

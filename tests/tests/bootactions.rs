@@ -187,14 +187,14 @@ async fn nodes_fetch_their_assets_and_deploy_nodes_waits_for_their_reports() {
     let dir = design_dir();
     let store = drydock_tests::db::sqlite().await;
     let e = engine(store.clone(), dir.clone(), Duration::from_secs(5)).await;
-    let app = router(AppState {
-        engine: e.clone(),
-        auth: Arc::new(Auth::new(vec![ApiToken {
+    let app = router(AppState::new(
+        e.clone(),
+        Arc::new(Auth::new(vec![ApiToken {
             name: "viewer".into(),
             token: "viewer-token".into(),
             role: Role::Viewer,
         }])),
-    });
+    ));
     let prep =
         drydock_tests::run_to_end(&e, submit("prepare_nodes"), Duration::from_secs(120)).await;
     assert_eq!(prep.result_status, ResultStatus::Success, "{prep:?}");

@@ -533,13 +533,7 @@ async fn api() -> (axum::Router, Engine) {
         token: "viewer-token".into(),
         role: Role::Viewer,
     }]);
-    (
-        router(AppState {
-            engine: e.clone(),
-            auth: Arc::new(auth),
-        }),
-        e,
-    )
+    (router(AppState::new(e.clone(), Arc::new(auth))), e)
 }
 
 async fn post(router: &axum::Router, path: &str, body: Value) -> (StatusCode, Value) {

@@ -98,10 +98,7 @@ async fn serve(engine: &Engine) -> String {
         token: "viewer-token".into(),
         role: Role::Viewer,
     }]);
-    let app = router(AppState {
-        engine: engine.clone(),
-        auth: Arc::new(auth),
-    });
+    let app = router(AppState::new(engine.clone(), Arc::new(auth)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -90,15 +90,15 @@ async fn host_with(
         token: token.into(),
         role,
     };
-    let state = AppState {
-        engine: engine.clone(),
-        auth: Arc::new(Auth::new(vec![
+    let state = AppState::new(
+        engine.clone(),
+        Arc::new(Auth::new(vec![
             token("admin", ADMIN, Role::Admin),
             token("viewer", VIEWER, Role::Viewer),
         ])),
-    };
-    let router =
-        router(state.clone()).merge(drydock::api::drivers::router(state, lifecycle.clone()));
+    )
+    .with_lifecycle(lifecycle.clone());
+    let router = router(state);
     Host {
         router,
         runtime,
@@ -459,12 +459,12 @@ async fn only_active_and_previous_versions_stay_loaded() {
     }
     // Nothing active yet: the next sync unloads the installed versions.
     lifecycle.sync().await.unwrap();
-    assert!(warm(&lifecycle.describe("sim").await.unwrap()).is_empty());
+    assert!(warm(&json_of(lifecycle.describe("sim").await.unwrap())).is_empty());
 
     for v in ["1.0.0", "2.0.0", "3.0.0"] {
         lifecycle.activate("sim", v, None).await.unwrap();
     }
-    let described = lifecycle.describe("sim").await.unwrap();
+    let described = json_of(lifecycle.describe("sim").await.unwrap());
     let mut loaded = warm(&described);
     loaded.sort();
     assert_eq!(loaded, ["2.0.0", "3.0.0"], "{described:#}");
@@ -472,13 +472,13 @@ async fn only_active_and_previous_versions_stay_loaded() {
     // Rollback swaps to the warm previous version; both stay loaded.
     let back = lifecycle.rollback("sim", None).await.unwrap();
     assert_eq!(back.version, "2.0.0");
-    let mut loaded = warm(&lifecycle.describe("sim").await.unwrap());
+    let mut loaded = warm(&json_of(lifecycle.describe("sim").await.unwrap()));
     loaded.sort();
     assert_eq!(loaded, ["2.0.0", "3.0.0"]);
 
     // An unloaded version loads again from the store when activated.
     lifecycle.activate("sim", "1.0.0", None).await.unwrap();
-    let mut loaded = warm(&lifecycle.describe("sim").await.unwrap());
+    let mut loaded = warm(&json_of(lifecycle.describe("sim").await.unwrap()));
     loaded.sort();
     assert_eq!(loaded, ["1.0.0", "2.0.0"]);
 }
@@ -758,11 +758,16 @@ async fn development_directory_installs_unsigned_rebuilds() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let d = lifecycle.describe("sim").await.unwrap();
+        let d = json_of(lifecycle.describe("sim").await.unwrap());
         let v = d["active"]["version"].as_str().unwrap().to_owned();
         assert!(v.ends_with(&format!("+dev.{}", &sha[..12])), "{v}");
         assert_eq!(d["versions"][usize::from(build) - 1]["signer"], Value::Null);
     }
     stop.cancel();
     let _ = std::fs::remove_dir_all(&path);
+}
+
+/// A wire value as JSON, for assertions by path.
+fn json_of<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("serializes")
 }

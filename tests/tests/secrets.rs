@@ -71,10 +71,7 @@ async fn start(node_addresses: NodeAddressPolicy) -> Harness {
         token: OPERATOR.into(),
         role: Role::Operator,
     }]);
-    let router = router(AppState {
-        engine: engine.clone(),
-        auth: Arc::new(auth),
-    });
+    let router = router(AppState::new(engine.clone(), Arc::new(auth)));
     Harness {
         engine,
         store,

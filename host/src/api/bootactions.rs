@@ -12,7 +12,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
@@ -20,6 +19,7 @@ use super::error::{ApiError, JsonBody};
 use crate::design::bootaction::{ActionContext, AssetType, Rendered, render_with};
 use crate::store::bootactions::{FAILURE, INCOMPLETE, SUCCESS, key_hash};
 use crate::store::{BootActionRecord, NewMessage};
+use crate::wire::{BootActionReport, BootActionView};
 
 /// The header a node sends its key in.
 pub const KEY_HEADER: &str = "x-bootaction-key";
@@ -49,6 +49,11 @@ fn check_key(headers: &HeaderMap, stored: &str) -> Result<String, ApiError> {
 }
 
 /// `GET /bootactions/nodes/{hostname}/units`.
+#[utoipa::path(get, path = "/api/v1.0/bootactions/nodes/{hostname}/units", tag = "bootactions",
+    security(("bootaction_key" = [])),
+    params(("hostname" = String, Path, description = "The node")),
+    responses((status = 200, description = "The node's `unit` assets, a gzipped tar",
+        content_type = "application/gzip", body = [u8])))]
 pub async fn units(
     State(state): State<AppState>,
     Path(hostname): Path<String>,
@@ -58,6 +63,11 @@ pub async fn units(
 }
 
 /// `GET /bootactions/nodes/{hostname}/files`.
+#[utoipa::path(get, path = "/api/v1.0/bootactions/nodes/{hostname}/files", tag = "bootactions",
+    security(("bootaction_key" = [])),
+    params(("hostname" = String, Path, description = "The node")),
+    responses((status = 200, description = "The node's `file` assets, a gzipped tar",
+        content_type = "application/gzip", body = [u8])))]
 pub async fn files(
     State(state): State<AppState>,
     Path(hostname): Path<String>,
@@ -74,7 +84,7 @@ async fn assets(
     what: &str,
 ) -> Result<Response, ApiError> {
     let engine = &state.engine;
-    let records = engine.store().boot_actions_for_node(&hostname).await?;
+    let records = state.store.boot_actions_for_node(&hostname).await?;
     let Some(first) = records.first() else {
         return Err(ApiError::NotFound(format!(
             "no boot actions for node {hostname}"
@@ -146,41 +156,27 @@ pub fn tarball(assets: &[Rendered]) -> std::io::Result<Vec<u8>> {
     tar.into_inner()?.finish()
 }
 
-/// One detail line of a report.
-#[derive(Debug, Deserialize)]
-struct Detail {
-    message: String,
-    error: bool,
-    #[serde(flatten)]
-    extra: serde_json::Map<String, Value>,
-}
-
-/// A report's body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Report {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    details: Vec<Detail>,
-}
-
 /// `POST /bootactions/{action_id}`: detail messages (added to the task that
 /// deployed the node) and, once, the final status (`success` or `failure`,
 /// any case); 409 once final.
+#[utoipa::path(post, path = "/api/v1.0/bootactions/{action_id}", tag = "bootactions",
+    security(("bootaction_key" = [])),
+    params(("action_id" = String, Path, description = "The boot action's id")),
+    request_body = BootActionReport,
+    responses((status = 200, description = "The boot action after the report", body = BootActionView)))]
 pub async fn report(
     State(state): State<AppState>,
     Path(action_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let store = state.engine.store();
+    let store = &state.store;
     let record = store
         .boot_action(&action_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no boot action {action_id}")))?;
     check_key(&headers, &record.key_hash)?;
-    let JsonBody(body): JsonBody<Report> = JsonBody::parse(&headers, &body)?;
+    let JsonBody(body): JsonBody<BootActionReport> = JsonBody::parse(&headers, &body)?;
     let status = match body.status.as_deref().map(str::to_ascii_lowercase) {
         None => None,
         Some(s) if s == SUCCESS || s == FAILURE => Some(s),
@@ -223,5 +219,20 @@ pub async fn report(
         .boot_action(&action_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no boot action {action_id}")))?;
-    Ok((StatusCode::OK, axum::Json(record)).into_response())
+    Ok((StatusCode::OK, axum::Json(view(record))).into_response())
+}
+
+/// A boot action as the API shows it (never its key's hash).
+fn view(r: BootActionRecord) -> BootActionView {
+    BootActionView {
+        action_id: r.action_id,
+        task_id: r.task_id.to_string(),
+        node_name: r.node_name,
+        name: r.name,
+        signaling: r.signaling,
+        status: r.status,
+        design_ref: r.design_ref,
+        created: r.created,
+        updated: r.updated,
+    }
 }

@@ -17,13 +17,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::auth::{Authorized, ValidateSiteDesign};
 use super::error::{ApiError, JsonBody};
-use super::view::timestamp;
 use crate::design::{Finding, SourceError};
+use crate::wire::status::{DocumentRef, ValidationDetails};
+use crate::wire::{
+    TaskMessage, ValidateDesign, ValidationEntry, ValidationMessage, ValidationStatus, timestamp,
+};
 
 impl From<SourceError> for ApiError {
     fn from(e: SourceError) -> Self {
@@ -34,29 +37,8 @@ impl From<SourceError> for ApiError {
 /// Drydock's message for each rule without an error.
 pub const RULE_PASSED: &str = "Validation successful.";
 
-/// One `ValidationMessage`.
-fn message(
-    name: &str,
-    text: &str,
-    level: Value,
-    error: bool,
-    diagnostic: Value,
-    documents: Value,
-) -> Value {
-    json!({
-        "kind": "ValidationMessage",
-        "name": name,
-        "message": text,
-        "error": error,
-        "level": level,
-        "diagnostic": diagnostic,
-        "ts": timestamp(&Utc::now()),
-        "documents": documents,
-    })
-}
-
 /// Drydock's `Validation` status body.
-fn status(errors: usize, list: Vec<Value>) -> (StatusCode, Value) {
+fn status(errors: usize, list: Vec<ValidationEntry>) -> (StatusCode, ValidationStatus) {
     let code = if errors > 0 {
         StatusCode::BAD_REQUEST
     } else {
@@ -66,23 +48,26 @@ fn status(errors: usize, list: Vec<Value>) -> (StatusCode, Value) {
         (
             "Failure",
             "Site design failed validation.",
-            json!("See detail messages."),
+            Some("See detail messages.".to_owned()),
         )
     } else {
-        ("Success", "Site design passed validation", Value::Null)
+        ("Success", "Site design passed validation", None)
     };
     (
         code,
-        json!({
-            "kind": "Status",
-            "apiVersion": "v1.0",
-            "metadata": {},
-            "status": status,
-            "message": text,
-            "reason": reason,
-            "details": {"errorCount": errors, "messageList": list},
-            "code": code.as_u16(),
-        }),
+        ValidationStatus {
+            kind: "Status".into(),
+            api_version: "v1.0".into(),
+            metadata: Map::new(),
+            status: status.into(),
+            message: text.into(),
+            reason,
+            details: ValidationDetails {
+                error_count: errors as u64,
+                message_list: list,
+            },
+            code: code.as_u16(),
+        },
     )
 }
 
@@ -90,38 +75,59 @@ fn status(errors: usize, list: Vec<Value>) -> (StatusCode, Value) {
 /// made them (errors and warnings, and the `Info` "Validation successful."
 /// of each rule that found no error): each a `ValidationMessage` named by
 /// its rule's code, with its diagnostic.
-pub fn status_body(findings: &[Finding]) -> (StatusCode, Value) {
+pub fn status_body(findings: &[Finding]) -> (StatusCode, ValidationStatus) {
     let errors = findings.iter().filter(|f| f.is_error()).count();
-    let list: Vec<Value> = findings
+    let ts = timestamp(&Utc::now());
+    let list = findings
         .iter()
         .map(|f| {
-            message(
-                f.code,
-                &f.message,
-                serde_json::to_value(f.level).unwrap_or(Value::Null),
-                f.is_error(),
-                json!(f.diagnostic),
-                json!(f.documents),
-            )
+            ValidationEntry::Finding(ValidationMessage {
+                kind: "ValidationMessage".into(),
+                name: f.code.into(),
+                message: f.message.clone(),
+                error: f.is_error(),
+                level: match serde_json::to_value(f.level) {
+                    Ok(Value::String(s)) => s,
+                    _ => String::new(),
+                },
+                diagnostic: f.diagnostic.clone(),
+                ts: ts.clone(),
+                documents: f
+                    .documents
+                    .iter()
+                    .map(|d| DocumentRef {
+                        schema: d.schema.clone(),
+                        name: d.name.clone(),
+                    })
+                    .collect(),
+            })
         })
         .collect();
     status(errors, list)
 }
 
 /// Drydock's status body for a design that could not be loaded.
-fn load_failure(e: &SourceError) -> (StatusCode, Value) {
-    let list = vec![json!({
-        "message": format!("Error loading effective site: {e}"),
-        "error": true,
-        "context_type": "NA",
-        "context": "NA",
-        "ts": timestamp(&Utc::now()),
-        "extra": {},
+fn load_failure(e: &SourceError) -> (StatusCode, ValidationStatus) {
+    let list = vec![ValidationEntry::Message(TaskMessage {
+        message: format!("Error loading effective site: {e}"),
+        error: true,
+        context_type: "NA".into(),
+        context: "NA".into(),
+        ts: timestamp(&Utc::now()),
+        extra: json!({}),
     })];
     status(1, list)
 }
 
 /// `POST /validatedesign`.
+#[utoipa::path(post, path = "/api/v1.0/validatedesign", tag = "designs",
+    request_body = ValidateDesign,
+    responses(
+        (status = 200, description = "The design has no error", body = ValidationStatus),
+        (status = 400, description = "The design has errors, or could not be loaded (a \
+            `Status`), or the request is malformed (an error body)",
+            body = crate::wire::status::ValidationFailure),
+    ))]
 pub async fn validate(
     _caller: Authorized<ValidateSiteDesign>,
     State(state): State<AppState>,
@@ -180,6 +186,7 @@ mod tests {
             finding("DD2002", Level::Info, RULE_PASSED),
         ];
         let (code, body) = status_body(&findings);
+        let body = serde_json::to_value(body).unwrap();
         assert_eq!(code, StatusCode::BAD_REQUEST);
         assert_eq!(body["status"], "Failure");
         assert_eq!(body["code"], 400);
@@ -197,6 +204,7 @@ mod tests {
         );
 
         let (code, body) = status_body(&findings[1..]);
+        let body = serde_json::to_value(body).unwrap();
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["status"], "Success");
         assert_eq!(body["message"], "Site design passed validation");

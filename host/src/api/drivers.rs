@@ -1,5 +1,6 @@
 //! `/drivers`: upload (install), list, show, activate, roll back and delete
-//! driver versions. Reading needs `viewer`; changes need `admin`.
+//! driver versions. Reading needs `viewer`; changes need `admin`. The
+//! routes answer 503 on an [`AppState`] without a driver lifecycle.
 //!
 //! | route | role |
 //! | --- | --- |
@@ -13,21 +14,18 @@
 //! its `Drydock-Wit-Versions` header; each loaded driver shows its own
 //! (`loaded.wit`).
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Extension, Json, Router};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::AppState;
 use super::auth::{Authorized, ManageDrivers as Administer, ReadDrivers as Read};
 use super::error::{ApiError, JsonBody};
-use crate::lifecycle::{Lifecycle, LifecycleError};
+use crate::lifecycle::LifecycleError;
+use crate::store::ActiveDriver;
+use crate::wire::{ActivateBody, Activation, DriverStatus, Installation};
 
 /// The largest driver file accepted, in bytes.
 pub const MAX_DRIVER_BYTES: usize = 64 << 20;
@@ -48,58 +46,50 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
-/// The `/drivers` routes (their own body limit: components are large).
-pub fn router(state: AppState, lifecycle: Arc<Lifecycle>) -> Router {
-    Router::new()
-        .route(
-            "/api/v1.0/drivers",
-            get(list)
-                .post(install)
-                .layer(DefaultBodyLimit::max(MAX_DRIVER_BYTES)),
-        )
-        .route("/api/v1.0/drivers/{name}", get(show))
-        .route(
-            "/api/v1.0/drivers/{name}/activate",
-            post(activate).layer(DefaultBodyLimit::max(super::MAX_SMALL_BODY_BYTES)),
-        )
-        .route(
-            "/api/v1.0/drivers/{name}/rollback",
-            post(rollback).layer(DefaultBodyLimit::max(super::MAX_SMALL_BODY_BYTES)),
-        )
-        .route(
-            "/api/v1.0/drivers/{name}/versions/{version}",
-            delete(remove),
-        )
-        .layer(Extension(lifecycle))
-        .layer(axum::middleware::from_fn(super::context::middleware))
-        .with_state(state)
+/// `GET /drivers`: every driver.
+#[utoipa::path(get, path = "/api/v1.0/drivers", tag = "drivers",
+    responses((status = 200, description = "Every driver", body = Vec<DriverStatus>)))]
+pub async fn list(
+    _c: Authorized<Read>,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    let served = crate::drivers::WitVersion::served_list();
+    let list = state.lifecycle()?.list().await?;
+    Ok(([(WIT_VERSIONS_HEADER, served)], Json(list)).into_response())
 }
 
 /// The response header naming the `drydock:driver` WIT versions this host
 /// serves (`0.1.0, 0.2.0`), on `GET /drivers`.
 pub const WIT_VERSIONS_HEADER: &str = "drydock-wit-versions";
 
-async fn list(
+/// `GET /drivers/{name}`: one driver.
+#[utoipa::path(get, path = "/api/v1.0/drivers/{name}", tag = "drivers",
+    params(("name" = String, Path, description = "Driver name")),
+    responses((status = 200, description = "The driver", body = DriverStatus)))]
+pub async fn show(
     _c: Authorized<Read>,
-    Extension(l): Extension<Arc<Lifecycle>>,
-) -> Result<Response, ApiError> {
-    let served = crate::drivers::WitVersion::served_list();
-    Ok(([(WIT_VERSIONS_HEADER, served)], Json(l.list().await?)).into_response())
-}
-
-async fn show(
-    _c: Authorized<Read>,
-    Extension(l): Extension<Arc<Lifecycle>>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    Ok(Json(l.describe(&name).await?).into_response())
+) -> Result<Json<DriverStatus>, ApiError> {
+    Ok(Json(state.lifecycle()?.describe(&name).await?))
 }
 
-async fn install(
+/// `POST /drivers`: installs a driver component (verified, checked,
+/// compiled, stored); 201 when new, 200 when the same file was there.
+#[utoipa::path(post, path = "/api/v1.0/drivers", tag = "drivers",
+    request_body(content = [u8], content_type = "application/octet-stream",
+        description = "The driver component (`.wasm`, any content type), signed unless \
+            unsigned drivers are allowed"),
+    responses(
+        (status = 201, description = "A new version was stored", body = Installation),
+        (status = 200, description = "The same file was there", body = Installation),
+    ))]
+pub async fn install(
     c: Authorized<Administer>,
-    Extension(l): Extension<Arc<Lifecycle>>,
+    State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let l = state.lifecycle()?;
     if body.is_empty() {
         return Err(ApiError::BadRequest(
             "send the driver component (.wasm) as the request body".into(),
@@ -111,49 +101,66 @@ async fn install(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!(done))).into_response())
+    Ok((status, Json(done)).into_response())
 }
 
-/// `POST /drivers/{name}/activate` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActivateBody {
-    /// The version to activate.
-    pub version: String,
+/// The wire form of an activation.
+fn activation(a: ActiveDriver, with_message: bool) -> Activation {
+    Activation {
+        name: a.name,
+        version: a.version,
+        sha256: a.sha256,
+        previous: a.previous,
+        generation: a.generation,
+        message: if with_message { a.message } else { None },
+    }
 }
 
-async fn activate(
+/// `POST /drivers/{name}/activate`: makes a version active on every
+/// instance (validated first, then watched).
+#[utoipa::path(post, path = "/api/v1.0/drivers/{name}/activate", tag = "drivers",
+    params(("name" = String, Path, description = "Driver name")),
+    request_body = ActivateBody,
+    responses((status = 200, description = "Active", body = Activation)))]
+pub async fn activate(
     _c: Authorized<Administer>,
-    Extension(l): Extension<Arc<Lifecycle>>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<ActivateBody>,
-) -> Result<Response, ApiError> {
-    let a = l.activate(&name, &body.version, None).await?;
-    Ok(Json(
-        json!({"name": a.name, "version": a.version, "sha256": a.sha256,
-        "previous": a.previous, "generation": a.generation}),
-    )
-    .into_response())
+) -> Result<Json<Activation>, ApiError> {
+    let a = state
+        .lifecycle()?
+        .activate(&name, &body.version, None)
+        .await?;
+    Ok(Json(activation(a, false)))
 }
 
-async fn rollback(
+/// `POST /drivers/{name}/rollback`: returns to the version active before.
+#[utoipa::path(post, path = "/api/v1.0/drivers/{name}/rollback", tag = "drivers",
+    params(("name" = String, Path, description = "Driver name")),
+    responses((status = 200, description = "Rolled back", body = Activation)))]
+pub async fn rollback(
     _c: Authorized<Administer>,
-    Extension(l): Extension<Arc<Lifecycle>>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    let a = l.rollback(&name, None).await?;
-    Ok(Json(
-        json!({"name": a.name, "version": a.version, "sha256": a.sha256,
-        "previous": a.previous, "generation": a.generation, "message": a.message}),
-    )
-    .into_response())
+) -> Result<Json<Activation>, ApiError> {
+    let a = state.lifecycle()?.rollback(&name, None).await?;
+    Ok(Json(activation(a, true)))
 }
 
-async fn remove(
+/// `DELETE /drivers/{name}/versions/{version}`: deletes an inactive
+/// version.
+#[utoipa::path(delete, path = "/api/v1.0/drivers/{name}/versions/{version}", tag = "drivers",
+    params(
+        ("name" = String, Path, description = "Driver name"),
+        ("version" = String, Path, description = "Version"),
+    ),
+    responses((status = 204, description = "Deleted")))]
+pub async fn remove(
     _c: Authorized<Administer>,
-    Extension(l): Extension<Arc<Lifecycle>>,
+    State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    l.delete(&name, &version).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+) -> Result<StatusCode, ApiError> {
+    state.lifecycle()?.delete(&name, &version).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -11,11 +11,11 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use super::context::request_id;
 use crate::store::StoreError;
 use crate::tasks::EngineError;
+use crate::wire::ErrorBody;
 
 /// Why a request failed, by HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -90,12 +90,10 @@ fn internal_message() -> String {
 
 /// Drydock's error response.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
-    let body = json!({
-        "type": "error",
-        "message": message,
-        "retry": status == StatusCode::SERVICE_UNAVAILABLE
-            || status == StatusCode::TOO_MANY_REQUESTS,
-    });
+    let body = ErrorBody::new(
+        message,
+        status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS,
+    );
     let mut res = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
         res.headers_mut().insert(

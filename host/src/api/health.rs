@@ -5,20 +5,40 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Map;
 
 use super::auth::{Authorized, HealthData};
 use super::error::ApiError;
 use super::{AppState, PREFIX};
+use crate::wire::{
+    ApiVersion, HealthDatabase, HealthDetails, HealthDriver, HealthInstance, HealthMessage,
+    HealthStatus, Versions,
+};
 
 /// `GET /versions`: the API versions served.
-pub async fn versions() -> Json<Value> {
-    Json(json!({"v1.0": {"path": PREFIX, "status": "stable"}}))
+#[utoipa::path(get, path = "/versions", tag = "health", security(()),
+    responses((status = 200, description = "The API versions", body = Versions)))]
+pub async fn versions() -> Json<Versions> {
+    Json(Versions {
+        v1_0: ApiVersion {
+            path: PREFIX.into(),
+            status: "stable".into(),
+        },
+    })
+}
+
+/// `GET /api/v1.0/versions`: the same.
+#[utoipa::path(get, path = "/api/v1.0/versions", tag = "health", security(()),
+    responses((status = 200, description = "The API versions", body = Versions)))]
+pub async fn versions_v1() -> Json<Versions> {
+    versions().await
 }
 
 /// `GET /health`: 204 when the database answers, 503 (retry) otherwise.
+#[utoipa::path(get, path = "/api/v1.0/health", tag = "health", security(()),
+    responses((status = 204, description = "Healthy")))]
 pub async fn health(State(state): State<AppState>) -> Result<StatusCode, ApiError> {
-    state.engine.store().ping().await?;
+    state.store.ping().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -28,32 +48,40 @@ pub async fn health(State(state): State<AppState>) -> Result<StatusCode, ApiErro
 /// `instance`: this instance, the leadership (the leader, the fencing
 /// epoch, when the lease lapses), the database, the drivers and the work in
 /// flight.
+#[utoipa::path(get, path = "/api/v1.0/health/extended", tag = "health",
+    responses(
+        (status = 200, description = "Healthy", body = HealthStatus),
+        (status = 503, description = "Unhealthy", body = HealthStatus),
+    ))]
 pub async fn extended(_caller: Authorized<HealthData>, State(state): State<AppState>) -> Response {
     let engine = &state.engine;
-    let store = engine.store();
+    let store = &state.store;
     let ping = store.ping().await;
-    let mut database = json!({"backend": store.backend().to_string(), "ok": ping.is_ok()});
     let mut problems = Vec::new();
-    if let Err(e) = &ping {
-        database["error"] = json!(e.to_string());
-        problems.push(json!({
-            "message": "Unable to connect to database",
-            "error": true,
-            "kind": "SimpleMessage",
-        }));
+    if ping.is_err() {
+        problems.push(HealthMessage {
+            message: "Unable to connect to database".into(),
+            error: true,
+            kind: "SimpleMessage".into(),
+        });
     }
-    let drivers: Vec<Value> = engine
+    let database = HealthDatabase {
+        backend: store.backend().to_string(),
+        ok: ping.is_ok(),
+        error: ping.err().map(|e| e.to_string()),
+    };
+    let drivers = engine
         .drivers()
         .all()
         .iter()
         .map(|d| {
             let info = d.driver.info();
-            json!({
-                "name": info.name,
-                "version": info.version,
-                "interfaces": info.interfaces,
-                "oob_types": info.oob_types,
-            })
+            HealthDriver {
+                name: info.name.clone(),
+                version: info.version.clone(),
+                interfaces: info.interfaces.iter().map(|i| i.to_string()).collect(),
+                oob_types: info.oob_types.clone(),
+            }
         })
         .collect();
     let lead = engine.leadership().view();
@@ -63,25 +91,33 @@ pub async fn extended(_caller: Authorized<HealthData>, State(state): State<AppSt
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "kind": "Status",
-        "apiVersion": "v1.0",
-        "metadata": {},
-        "status": if healthy { "Success" } else { "Failure" },
-        "message": if healthy { "" } else { "Drydock failed to respond" },
-        "reason": "HealthCheck",
-        "details": {"errorCount": problems.len(), "messageList": problems},
-        "code": status.as_u16(),
-        "instance": {
-            "instance_id": engine.instance_id(),
-            "leader": lead.leader,
-            "is_leader": lead.is_leader,
-            "epoch": lead.epoch,
-            "lease_expires": lead.lease_expires,
-            "database": database,
-            "drivers": drivers,
-            "inflight": engine.inflight(),
+    let body = HealthStatus {
+        kind: "Status".into(),
+        api_version: "v1.0".into(),
+        metadata: Map::new(),
+        status: if healthy { "Success" } else { "Failure" }.into(),
+        message: if healthy {
+            ""
+        } else {
+            "Drydock failed to respond"
+        }
+        .into(),
+        reason: "HealthCheck".into(),
+        details: HealthDetails {
+            error_count: problems.len() as u64,
+            message_list: problems,
         },
-    });
+        code: status.as_u16(),
+        instance: HealthInstance {
+            instance_id: engine.instance_id().to_owned(),
+            leader: lead.leader,
+            is_leader: lead.is_leader,
+            epoch: lead.epoch,
+            lease_expires: lead.lease_expires,
+            database,
+            drivers,
+            inflight: engine.inflight() as u64,
+        },
+    };
     (status, Json(body)).into_response()
 }

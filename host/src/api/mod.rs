@@ -18,7 +18,15 @@
 //! - [`health`]: `/versions`, `/health`, `/health/extended`.
 //! - [`tasks`] and [`task_tree`]: `/tasks...`; [`nodes`]: `/nodes...`,
 //!   `/nodefilter`; [`design`]: `/validatedesign`.
-//! - [`view`]: pure functions turning records into Drydock's JSON dicts.
+//! - [`view`]: pure conversions from records to the wire model
+//!   ([`crate::wire`]).
+//! - [`drivers`]: `/drivers...`, the driver lifecycle.
+//! - [`openapi`]: the OpenAPI 3.1 document (`/api/v1.0/openapi.json`) and
+//!   the docs page (`/api/v1.0/docs`).
+//!
+//! Every route is registered in [`routes`], with its documentation: the
+//! OpenAPI document is generated from the same handlers and wire types, so
+//! a route cannot be served undocumented.
 //!
 //! # Routes
 //!
@@ -35,7 +43,8 @@
 //! | `GET /health/extended` | `health_data` (viewer) |
 //! | `POST /validatedesign` | `validate_site_design` (viewer) |
 //! | `/bootactions...` ([`bootactions`]) | none: the node's `X-Bootaction-Key` |
-//! | `/drivers...` ([`drivers`], merged by the server) | `drydock:read_drivers` (viewer), `drydock:manage_drivers` (admin) |
+//! | `/drivers...` ([`drivers`]) | `drydock:read_drivers` (viewer), `drydock:manage_drivers` (admin) |
+//! | `GET /openapi.json`, `GET /docs` ([`openapi`]) | none |
 
 pub mod auth;
 pub mod bootactions;
@@ -46,6 +55,7 @@ pub mod error;
 pub mod health;
 pub mod keystone;
 pub mod nodes;
+pub mod openapi;
 pub mod params;
 pub mod policy;
 pub mod task_tree;
@@ -57,11 +67,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 pub use auth::{ApiToken, Auth, Role};
 pub use error::ApiError;
 
+use crate::lifecycle::Lifecycle;
+use crate::store::Store;
 use crate::tasks::Engine;
 
 /// The API's path prefix.
@@ -80,7 +93,8 @@ pub struct BodyLimits {
     /// `POST /tasks` and `POST /nodefilter`, whose node filters may list
     /// many nodes.
     pub json: usize,
-    /// Every other route of [`router`].
+    /// Every other route of [`router`] (but `POST /drivers`, whose limit is
+    /// [`drivers::MAX_DRIVER_BYTES`]).
     pub small_json: usize,
 }
 
@@ -96,17 +110,73 @@ impl Default for BodyLimits {
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The task engine (and, through it, the store and the drivers).
+    /// The task engine: submitting and cancelling tasks, designs, drivers.
     pub engine: Engine,
+    /// The store (the engine's): what handlers read and write directly.
+    pub store: Store,
     /// The API tokens.
     pub auth: Arc<Auth>,
+    /// The driver lifecycle (`/drivers`); without one those routes answer
+    /// 503.
+    pub lifecycle: Option<Arc<Lifecycle>>,
 }
 
-/// `/api/v1.0` + `$path`, at compile time.
-macro_rules! v1 {
-    ($path:literal) => {
-        concat!("/api/v1.0", $path)
-    };
+impl AppState {
+    /// The state of an API over `engine` (and its store), with `auth`'s
+    /// tokens and no driver lifecycle.
+    pub fn new(engine: Engine, auth: Arc<Auth>) -> Self {
+        Self {
+            store: engine.store().clone(),
+            engine,
+            auth,
+            lifecycle: None,
+        }
+    }
+
+    /// The same state with a driver lifecycle for `/drivers`.
+    pub fn with_lifecycle(mut self, lifecycle: Arc<Lifecycle>) -> Self {
+        self.lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// The driver lifecycle, or 503.
+    pub fn lifecycle(&self) -> Result<&Arc<Lifecycle>, ApiError> {
+        self.lifecycle.as_ref().ok_or_else(|| {
+            ApiError::Unavailable("driver management is not enabled on this instance".into())
+        })
+    }
+}
+
+/// Every route of the API with its documentation: the one place routes
+/// are registered. Each `routes!` groups the handlers of one path. Routes
+/// taking large bodies carry their own body limit; [`router_with`] sets the
+/// small one on the rest.
+pub fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
+    let large = DefaultBodyLimit::max(limits.json);
+    let driver_file = DefaultBodyLimit::max(drivers::MAX_DRIVER_BYTES);
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(health::versions))
+        .routes(routes!(health::versions_v1))
+        .routes(routes!(health::health))
+        .routes(routes!(health::extended))
+        .routes(routes!(tasks::list, tasks::create, tasks::purge).layer(large))
+        .routes(routes!(tasks::get))
+        .routes(routes!(tasks::build_data))
+        .routes(routes!(tasks::cancel))
+        .routes(routes!(nodes::list, nodes::register))
+        .routes(routes!(nodes::get, nodes::delete))
+        .routes(routes!(nodes::build_data))
+        .routes(routes!(nodes::filter).layer(large))
+        .routes(routes!(design::validate))
+        .routes(routes!(bootactions::units))
+        .routes(routes!(bootactions::files))
+        .routes(routes!(bootactions::report))
+        .routes(routes!(drivers::list, drivers::install).layer(driver_file))
+        .routes(routes!(drivers::show))
+        .routes(routes!(drivers::activate))
+        .routes(routes!(drivers::rollback))
+        .routes(routes!(drivers::remove))
+        .routes(routes!(openapi::document))
 }
 
 /// The API's router, with the request-id and logging middleware, the
@@ -117,39 +187,20 @@ pub fn router(state: AppState) -> Router {
 
 /// [`router`] with the given body limits.
 pub fn router_with(state: AppState, limits: BodyLimits) -> Router {
-    let large = DefaultBodyLimit::max(limits.json);
+    let (api, doc) = routes(limits).split_for_parts();
+    let api = api
+        .layer(openapi::serve(doc))
+        .layer(DefaultBodyLimit::max(limits.small_json))
+        .with_state(state);
     Router::new()
-        .route("/versions", get(health::versions))
-        .route(v1!("/versions"), get(health::versions))
-        .route(v1!("/health"), get(health::health))
-        .route(v1!("/health/extended"), get(health::extended))
-        .route(
-            v1!("/tasks"),
-            get(tasks::list)
-                .post(tasks::create)
-                .delete(tasks::purge)
-                .layer(large),
-        )
-        .route(v1!("/tasks/{id}"), get(tasks::get))
-        .route(v1!("/tasks/{id}/builddata"), get(tasks::build_data))
-        .route(v1!("/tasks/{id}/cancel"), post(tasks::cancel))
-        .route(v1!("/nodes"), get(nodes::list).post(nodes::register))
-        .route(v1!("/nodes/{name}"), get(nodes::get).delete(nodes::delete))
-        .route(v1!("/nodes/{name}/builddata"), get(nodes::build_data))
-        .route(v1!("/nodefilter"), post(nodes::filter).layer(large))
-        .route(v1!("/validatedesign"), post(design::validate))
-        .route(
-            v1!("/bootactions/nodes/{hostname}/units"),
-            get(bootactions::units),
-        )
-        .route(
-            v1!("/bootactions/nodes/{hostname}/files"),
-            get(bootactions::files),
-        )
-        .route(v1!("/bootactions/{action_id}"), post(bootactions::report))
+        .merge(api)
+        .merge(openapi::docs_page())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(limits.small_json))
         .layer(axum::middleware::from_fn(context::middleware))
-        .with_state(state)
+}
+
+/// The OpenAPI document of the API, as served.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes(BodyLimits::default()).split_for_parts().1)
 }

@@ -16,7 +16,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Authorized, Operate, Read, ReadBuildData};
@@ -26,6 +25,7 @@ use super::{AppState, view};
 use crate::model::{Credentials, Node};
 use crate::store::Store;
 use crate::tasks::filter::{NodeFilter, select};
+use crate::wire::{BuildData, NodeFilterRequest, NodeRegistration, NodeView};
 
 /// The longest node name.
 pub const MAX_NAME: usize = 253;
@@ -61,31 +61,36 @@ async fn facts(store: &Store, name: &str) -> Result<view::NodeFacts, ApiError> {
 /// (`hostname`, `memory`, `cpu_count`, `status_name`, `boot_mac`,
 /// `power_state`, `power_address`, `boot_ip`) from what the drivers last
 /// reported.
+#[utoipa::path(get, path = "/api/v1.0/nodes", tag = "nodes",
+    responses((status = 200, description = "Every registered node, by name", body = Vec<NodeView>)))]
 pub async fn list(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
-) -> Result<Json<Vec<Value>>, ApiError> {
-    let store = state.engine.store();
+) -> Result<Json<Vec<NodeView>>, ApiError> {
+    let store = &state.store;
     let nodes = store.list_nodes().await?;
     let mut out = Vec::with_capacity(nodes.len());
     for n in &nodes {
-        out.push(view::node_dict_with(n, &facts(store, &n.name).await?));
+        out.push(view::node_view_with(n, &facts(store, &n.name).await?));
     }
     Ok(Json(out))
 }
 
 /// `GET /nodes/{name}`: one node, or 404.
+#[utoipa::path(get, path = "/api/v1.0/nodes/{name}", tag = "nodes",
+    params(("name" = String, Path, description = "Node name")),
+    responses((status = 200, description = "The node", body = NodeView)))]
 pub async fn get(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let store = state.engine.store();
+) -> Result<Json<NodeView>, ApiError> {
+    let store = &state.store;
     let node = store
         .get_node(&name)
         .await?
         .ok_or_else(|| not_registered(&name))?;
-    Ok(Json(view::node_dict_with(
+    Ok(Json(view::node_view_with(
         &node,
         &facts(store, &name).await?,
     )))
@@ -179,12 +184,7 @@ async fn store_credentials(
         return Err(taken());
     }
     let value = json!({"username": c.username, "password": c.password}).to_string();
-    if !state
-        .engine
-        .store()
-        .put_node_secret(secret, &value, node)
-        .await?
-    {
+    if !state.store.put_node_secret(secret, &value, node).await? {
         return Err(taken());
     }
     Ok(())
@@ -192,6 +192,9 @@ async fn store_credentials(
 
 /// `POST /nodes`: registers (or replaces) a node; 201 with `Location` and
 /// the node dict.
+#[utoipa::path(post, path = "/api/v1.0/nodes", tag = "nodes", request_body = NodeRegistration,
+    responses((status = 201, description = "Registered (or replaced)", body = NodeView,
+        headers(("Location" = String, description = "The node's URL path")))))]
 pub async fn register(
     _caller: Authorized<Operate>,
     State(state): State<AppState>,
@@ -203,7 +206,7 @@ pub async fn register(
         .node_addresses()
         .check_node(&node, true)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let store = state.engine.store();
+    let store = &state.store;
     if let Some(c) = credentials {
         let secret = node
             .oob
@@ -220,7 +223,7 @@ pub async fn register(
         .await?;
     tracing::info!(node = %record.name, oob_type = %node.oob.oob_type, "node registered");
     let location = view::node_href(&record.name);
-    let body = view::node_dict(&record);
+    let body = view::node_view(&record);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -231,12 +234,15 @@ pub async fn register(
 
 /// `DELETE /nodes/{name}`: unregisters a node (and its credential, when the
 /// secret has the default name); 204, or 404.
+#[utoipa::path(delete, path = "/api/v1.0/nodes/{name}", tag = "nodes",
+    params(("name" = String, Path, description = "Node name")),
+    responses((status = 204, description = "Removed")))]
 pub async fn delete(
     _caller: Authorized<Operate>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let store = state.engine.store();
+    let store = &state.store;
     let record = store
         .get_node(&name)
         .await?
@@ -255,34 +261,27 @@ pub async fn delete(
 /// `GET /nodes/{name}/builddata?latest=true`: build data collected from the
 /// node, newest first (with `latest`, the newest per generator); 404 when
 /// there is none (as Drydock).
+#[utoipa::path(get, path = "/api/v1.0/nodes/{name}/builddata", tag = "nodes",
+    params(
+        ("name" = String, Path, description = "Node name"),
+        ("latest" = Option<bool>, Query, description = "Only the newest item per generator"),
+    ),
+    responses((status = 200, description = "Build data, newest first", body = Vec<BuildData>)))]
 pub async fn build_data(
     _caller: Authorized<ReadBuildData>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     q: QueryMap,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<BuildData>>, ApiError> {
     let latest = q.flag("latest")?;
-    let store = state.engine.store();
+    let store = &state.store;
     let items = store.build_data_for_node(&name, latest).await?;
     if items.is_empty() {
         return Err(ApiError::NotFound(format!(
             "no build data found for node `{name}`"
         )));
     }
-    Ok(Json(items.iter().map(view::build_data_dict).collect()))
-}
-
-/// The body of `POST /nodefilter` (other keys are ignored, as Drydock
-/// ignores them).
-#[derive(Debug, Deserialize)]
-pub struct FilterRequest {
-    /// Drydock node filter; absent or `null` = every node.
-    #[serde(default)]
-    pub node_filter: Option<Value>,
-    /// Site design reference: filter the design's nodes (with its racks'
-    /// labels); absent: the registered nodes.
-    #[serde(default)]
-    pub design_ref: Option<String>,
+    Ok(Json(items.iter().map(view::build_data_view).collect()))
 }
 
 /// The registered nodes as [`Node`]s (unreadable ones are skipped, logged).
@@ -302,10 +301,13 @@ async fn registered_nodes(store: &Store) -> Result<Vec<Node>, ApiError> {
 
 /// `POST /nodefilter`: the names of the nodes a filter selects, among the
 /// design's nodes when `design_ref` is given, else the registered ones.
+#[utoipa::path(post, path = "/api/v1.0/nodefilter", tag = "nodes",
+    request_body = NodeFilterRequest,
+    responses((status = 200, description = "The names of the nodes selected", body = Vec<String>)))]
 pub async fn filter(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<FilterRequest>,
+    JsonBody(body): JsonBody<NodeFilterRequest>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     let filter = match &body.node_filter {
         None => None,
@@ -319,6 +321,6 @@ pub async fn filter(
             &design.rack_labels(),
         )));
     }
-    let nodes = registered_nodes(state.engine.store()).await?;
+    let nodes = registered_nodes(&state.store).await?;
     Ok(Json(select(&nodes, filter.as_ref(), &BTreeMap::new())))
 }

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::view;
@@ -26,8 +25,8 @@ pub struct Loaded {
 
 impl Loaded {
     /// The task dict; `base` is the service's public URL.
-    pub fn dict(&self, base: Option<&str>) -> Value {
-        view::task_dict(&self.record, &self.subtask_ids, &self.messages, base)
+    pub fn view(&self, base: Option<&str>) -> crate::wire::TaskDict {
+        view::task_view(&self.record, &self.subtask_ids, &self.messages, base)
     }
 }
 

@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::auth::{
@@ -21,6 +21,9 @@ use super::task_tree::{self, Loaded};
 use super::{AppState, policy, view};
 use crate::store::{MessageRecord, Store, TaskFilter, TaskRecord, TaskStatus};
 use crate::tasks::TaskRequest;
+use crate::wire::{
+    BuildData, CreateTask, PurgeResult, SubtaskError, TaskDict, TaskLayers, TaskView,
+};
 
 /// The most tasks listed (the newest), also when `limit` is not given:
 /// Drydock lists every task, and Shipyard looks subtasks up in that list.
@@ -28,11 +31,21 @@ pub const MAX_LIMIT: i64 = 10_000;
 
 /// `GET /tasks`: every task, subtasks included, newest first, as Drydock
 /// lists them (`?limit=`, `?offset=`, `?status=` narrow the list).
+#[utoipa::path(get, path = "/api/v1.0/tasks", tag = "tasks",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 10000,
+            description = "At most this many tasks (the newest); default and most 10000"),
+        ("offset" = Option<u32>, Query, description = "Skip this many"),
+        ("status" = Option<String>, Query,
+            description = "Only tasks with this status (requested, queued, running, complete, terminated)"),
+        ("top_level" = Option<bool>, Query, description = "Leave subtasks out"),
+    ),
+    responses((status = 200, description = "Task dicts, newest first", body = Vec<TaskDict>)))]
 pub async fn list(
     _caller: Authorized<ReadTask>,
     State(state): State<AppState>,
     q: QueryMap,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<TaskDict>>, ApiError> {
     let what = "an integer from 1 to 10000";
     let limit = q.parsed::<i64>("limit", what)?.unwrap_or(MAX_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -51,7 +64,7 @@ pub async fn list(
     let top_level = q
         .parsed::<bool>("top_level", "true or false")?
         .unwrap_or(false);
-    let store = state.engine.store();
+    let store = &state.store;
     let tasks = store
         .list_tasks(&TaskFilter {
             parent: if top_level { Some(None) } else { None },
@@ -91,32 +104,18 @@ pub async fn list(
             store.subtask_ids(t.id).await?
         };
         let msgs = messages.get(&t.id).map(Vec::as_slice).unwrap_or_default();
-        out.push(view::task_dict(t, &subtasks, msgs, base));
+        out.push(view::task_view(t, &subtasks, msgs, base));
     }
     Ok(Json(out))
-}
-
-/// The body of `POST /tasks` (other keys are ignored, as Drydock ignores
-/// them).
-#[derive(Debug, Deserialize)]
-pub struct CreateTask {
-    /// The action (e.g. `power_cycle_node`).
-    pub action: String,
-    /// Site design reference.
-    #[serde(default)]
-    pub design_ref: Option<String>,
-    /// Drydock node filter; absent or `null` = every node.
-    #[serde(default)]
-    pub node_filter: Option<Value>,
-    /// Action parameters.
-    #[serde(default)]
-    pub params: Option<Value>,
 }
 
 /// `POST /tasks`: queues a task; 201 with `Location` and the task dict.
 /// Beside `physical_provisioner:create_task`, the caller needs the action's
 /// own rule (`physical_provisioner:deploy_nodes`, ...), or
 /// `physical_provisioner:driver_action` for a driver action.
+#[utoipa::path(post, path = "/api/v1.0/tasks", tag = "tasks", request_body = CreateTask,
+    responses((status = 201, description = "Queued", body = TaskDict,
+        headers(("Location" = String, description = "The task's URL path")))))]
 pub async fn create(
     caller: Authorized<CreateRule>,
     State(state): State<AppState>,
@@ -135,7 +134,7 @@ pub async fn create(
         })
         .await?;
     let location = view::task_href(record.id);
-    let body = view::task_dict(&record, &[], &[], state.engine.public_url());
+    let body = view::task_view(&record, &[], &[], state.engine.public_url());
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -151,19 +150,25 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// subtasks and messages) last updated more than N days ago; without `days`,
 /// or with one that is not a whole number, 90 (Drydock's default, also
 /// what `drydock_client.delete_tasks()` sends as `days=None`).
+#[utoipa::path(delete, path = "/api/v1.0/tasks", tag = "tasks",
+    params(("days" = Option<String>, Query,
+        description = "Retention in days (not a whole number: 90)")),
+    responses((status = 200, description = "Purged", body = PurgeResult)))]
 pub async fn purge(
     _caller: Authorized<DeleteTasks>,
     State(state): State<AppState>,
     q: QueryMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PurgeResult>, ApiError> {
     let days =
         q.0.get("days")
             .and_then(|d| d.trim().parse::<u32>().ok())
             .unwrap_or(DEFAULT_RETENTION_DAYS);
-    let deleted = state.engine.store().delete_tasks_older_than(days).await?;
-    Ok(Json(
-        json!({"message": "Tables purged successfully.", "days": days, "deleted": deleted}),
-    ))
+    let deleted = state.store.delete_tasks_older_than(days).await?;
+    Ok(Json(PurgeResult {
+        message: "Tables purged successfully.".into(),
+        days,
+        deleted,
+    }))
 }
 
 /// A task, or 404.
@@ -194,11 +199,11 @@ async fn dict(
     t: &Loaded,
     build_data: bool,
     base: Option<&str>,
-) -> Result<Value, ApiError> {
-    let mut d = t.dict(base);
+) -> Result<TaskDict, ApiError> {
+    let mut d = t.view(base);
     if build_data {
         let items = store.build_data_for_task(t.record.id).await?;
-        d["build_data"] = items.iter().map(view::build_data_dict).collect();
+        d.build_data = Some(items.iter().map(view::build_data_view).collect());
     }
     Ok(d)
 }
@@ -208,65 +213,88 @@ async fn dict(
 /// `subtaskerrors=true`, `subtask_errors` maps each descendant that reported
 /// errors to its result; with `builddata=true` each task dict gets its
 /// `build_data`.
+#[utoipa::path(get, path = "/api/v1.0/tasks/{id}", tag = "tasks",
+    params(
+        ("id" = String, Path, description = "Task id (a UUID)"),
+        ("layers" = Option<i64>, Query,
+            description = "Also the descendants, this many layers deep (-1: all); answers a map by id"),
+        ("subtaskerrors" = Option<bool>, Query,
+            description = "Add `subtask_errors`: the descendants that reported errors"),
+        ("builddata" = Option<bool>, Query, description = "Add each task's `build_data`"),
+    ),
+    responses((status = 200, description = "The task, or with `layers` the layers map",
+        body = TaskView)))]
 pub async fn get(
     _caller: Authorized<ReadTask>,
     State(state): State<AppState>,
     Path(raw): Path<String>,
     q: QueryMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskView>, ApiError> {
     let id = task_id(&raw)?;
     let build_data = q.flag("builddata")?;
     let subtask_errors = q.flag("subtaskerrors")?;
     let layers = layers(&q)?;
-    let store = state.engine.store();
+    let store = &state.store;
     let base = state.engine.public_url();
     let root = find(store, id).await?;
     let shown = layers.unwrap_or(Some(1));
     let walk = if subtask_errors { None } else { shown };
     let tree = task_tree::load(store, root, walk).await?;
 
-    let mut out = if layers.is_some() {
-        let mut m = Map::new();
-        m.insert("init_task_id".into(), json!(id.to_string()));
-        for (depth, layer) in tree.iter().enumerate() {
-            if shown.is_some_and(|n| depth >= n) {
-                break;
-            }
-            for t in layer {
-                m.insert(
+    let errors = if subtask_errors {
+        let mut errors = BTreeMap::new();
+        for t in tree.iter().skip(1).flatten() {
+            if view::has_errors(&t.messages) {
+                errors.insert(
                     t.record.id.to_string(),
-                    dict(store, t, build_data, base).await?,
+                    SubtaskError {
+                        result: view::result_view(&t.record, &t.messages, base),
+                        task_id: t.record.id.to_string(),
+                    },
                 );
             }
         }
-        Value::Object(m)
+        Some(errors)
     } else {
-        dict(store, &tree[0][0], build_data, base).await?
+        None
     };
-    if subtask_errors {
-        let mut errors = Map::new();
-        for t in tree.iter().skip(1).flatten() {
-            if view::has_errors(&t.messages) {
-                let mut result = view::result_dict(&t.record, &t.messages, base);
-                result["task_id"] = json!(t.record.id.to_string());
-                errors.insert(t.record.id.to_string(), result);
-            }
-        }
-        out["subtask_errors"] = Value::Object(errors);
+    if layers.is_none() {
+        let mut d = dict(store, &tree[0][0], build_data, base).await?;
+        d.subtask_errors = errors;
+        return Ok(Json(TaskView::Task(Box::new(d))));
     }
-    Ok(Json(out))
+    let mut tasks = BTreeMap::new();
+    for (depth, layer) in tree.iter().enumerate() {
+        if shown.is_some_and(|n| depth >= n) {
+            break;
+        }
+        for t in layer {
+            tasks.insert(
+                t.record.id.to_string(),
+                dict(store, t, build_data, base).await?,
+            );
+        }
+    }
+    Ok(Json(TaskView::Layers(TaskLayers {
+        init_task_id: id.to_string(),
+        tasks,
+        subtask_errors: errors,
+    })))
 }
 
 /// `GET /tasks/{id}/builddata`: build data collected by the task and its
 /// subtasks, oldest first; 404 if the task does not exist or has none (as
 /// Drydock).
+#[utoipa::path(get, path = "/api/v1.0/tasks/{id}/builddata", tag = "tasks",
+    params(("id" = String, Path, description = "Task id (a UUID)")),
+    responses((status = 200, description = "Build data, oldest first", body = Vec<BuildData>)))]
 pub async fn build_data(
     _caller: Authorized<ReadBuildData>,
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<BuildData>>, ApiError> {
     let id = task_id(&raw)?;
-    let store = state.engine.store();
+    let store = &state.store;
     find(store, id).await?;
     let mut items = Vec::new();
     for t in task_tree::with_descendants(store, id).await? {
@@ -276,18 +304,21 @@ pub async fn build_data(
         return Err(ApiError::NotFound(format!("task {id} has no build data")));
     }
     items.sort_by_key(|b| (b.collected, b.id));
-    Ok(Json(items.iter().map(view::build_data_dict).collect()))
+    Ok(Json(items.iter().map(view::build_data_view).collect()))
 }
 
 /// `POST /tasks/{id}/cancel`: asks the engine to stop the task; 200 with the
 /// task dict, 404 if unknown, 409 if it already finished.
+#[utoipa::path(post, path = "/api/v1.0/tasks/{id}/cancel", tag = "tasks",
+    params(("id" = String, Path, description = "Task id (a UUID)")),
+    responses((status = 200, description = "Cancel asked; the task dict", body = TaskDict)))]
 pub async fn cancel(
     caller: Authorized<CancelTask>,
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskDict>, ApiError> {
     let id = task_id(&raw)?;
-    let store = state.engine.store();
+    let store = &state.store;
     let task = find(store, id).await?;
     if task.status.is_terminal() {
         return Err(ApiError::Conflict(format!(
@@ -297,5 +328,5 @@ pub async fn cancel(
     }
     let record = state.engine.cancel(id, &caller.actor()).await?;
     let tree = task_tree::load(store, record, Some(1)).await?;
-    Ok(Json(tree[0][0].dict(state.engine.public_url())))
+    Ok(Json(tree[0][0].view(state.engine.public_url())))
 }

@@ -1,42 +1,29 @@
-//! Drydock's JSON shapes, built from store records by pure functions.
+//! Records turned into the wire model ([`crate::wire`]): pure conversions,
+//! no I/O.
 //!
-//! - Task dict (Drydock's `Task.to_dict()`): `{"kind": "Task", "apiVersion":
-//!   "v1", "task_id", "action", "parent_task_id", "subtask_id_list",
-//!   "status", "node_filter", "design_ref", "result", "created",
-//!   "created_by", "updated", "terminated", "terminated_by", "terminate",
-//!   "retry", "node_name"?}`. `status` is `terminating` while a cancelled
-//!   task winds down; `retry` is how many times its action was retried.
-//! - Result (Drydock's `TaskStatus`): `{"kind": "Status", "apiVersion":
-//!   "v1.0", "metadata": {}, "status", "message", "reason", "successes",
-//!   "failures", "links", "details": {"errorCount", "messageList"}}`;
-//!   `errorCount` counts the task's own error messages (Drydock's meaning);
-//!   `links` holds `detail_logs`, the task's build data, only when the
-//!   service's `public_url` is known (Drydock's links are absolute).
-//! - Build data, with Drydock's names: `{"node_name", "task_id",
-//!   "collected_date", "generator", "data_format", "data_element"}`.
-//! - Node dict: Drydock's `GET /nodes` fields (`hostname`, `memory`,
-//!   `cpu_count`, `status_name`, `boot_mac`, `power_state`,
-//!   `power_address`, `boot_ip`, from what the drivers reported), then
-//!   `{"kind": "Node", "apiVersion": "v1.0", "name", <spec>, "boot_device",
-//!   "created", "updated"}`; it never holds a credential, only the name of
-//!   the secret holding one.
+//! - Task dict ([`TaskDict`], Drydock's `Task.to_dict()`); `status` is
+//!   `terminating` while a cancelled task winds down.
+//! - Result ([`TaskResult`], Drydock's `TaskStatus`): `errorCount` counts
+//!   the task's own error messages (Drydock's meaning); `links` holds
+//!   `detail_logs`, the task's build data, only when the service's
+//!   `public_url` is known (Drydock's links are absolute).
+//! - Build data ([`BuildData`]), with Drydock's names.
+//! - Node dict ([`NodeView`]): Drydock's `GET /nodes` fields from what the
+//!   drivers reported, then the node's description; it never holds a
+//!   credential, only the name of the secret holding one.
 //!
 //! Timestamps are RFC 3339 in UTC with microseconds.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::PREFIX;
 use crate::store::{BuildDataRecord, MessageRecord, NodeRecord, TaskRecord};
+pub use crate::wire::timestamp;
+use crate::wire::{BuildData, Link, NodeView, StatusDetails, TaskDict, TaskMessage, TaskResult};
 
 /// The most status messages shown in one task's `messageList` (the latest).
 pub const MAX_MESSAGES: usize = 1000;
-
-/// A timestamp as the API shows it.
-pub fn timestamp(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
 
 /// A task's URL path.
 pub fn task_href(id: Uuid) -> String {
@@ -49,34 +36,34 @@ pub fn node_href(name: &str) -> String {
 }
 
 /// One status message.
-pub fn message_dict(m: &MessageRecord) -> Value {
-    json!({
-        "message": m.message,
-        "error": m.error,
-        "context_type": m.context_type,
-        "context": m.context,
-        "ts": timestamp(&m.ts),
-        "extra": m.extra.clone().unwrap_or_else(|| json!({})),
-    })
+pub fn message_view(m: &MessageRecord) -> TaskMessage {
+    TaskMessage {
+        message: m.message.clone(),
+        error: m.error,
+        context_type: m.context_type.clone(),
+        context: m.context.clone(),
+        ts: timestamp(&m.ts),
+        extra: m.extra.clone().unwrap_or_else(|| json!({})),
+    }
 }
 
 /// A task's `messageList`: its last [`MAX_MESSAGES`] messages, preceded by a
 /// note saying how many were left out, if any.
-fn message_list(t: &TaskRecord, messages: &[MessageRecord]) -> Vec<Value> {
+fn message_list(t: &TaskRecord, messages: &[MessageRecord]) -> Vec<TaskMessage> {
     let cut = messages.len().saturating_sub(MAX_MESSAGES);
     let kept = &messages[cut..];
     let mut list = Vec::with_capacity(kept.len() + 1);
     if cut > 0 {
-        list.push(json!({
-            "message": format!("{cut} earlier messages omitted; the latest {MAX_MESSAGES} follow"),
-            "error": false,
-            "context_type": "task",
-            "context": t.id.to_string(),
-            "ts": timestamp(&kept[0].ts),
-            "extra": {"omitted": cut},
-        }));
+        list.push(TaskMessage {
+            message: format!("{cut} earlier messages omitted; the latest {MAX_MESSAGES} follow"),
+            error: false,
+            context_type: "task".into(),
+            context: t.id.to_string(),
+            ts: timestamp(&kept[0].ts),
+            extra: json!({"omitted": cut}),
+        });
     }
-    list.extend(kept.iter().map(message_dict));
+    list.extend(kept.iter().map(message_view));
     list
 }
 
@@ -87,31 +74,29 @@ pub fn error_count(messages: &[MessageRecord]) -> usize {
 
 /// A task's result (Drydock's `TaskStatus.to_dict()`), with the task's own
 /// messages (`messages` in `seq` order). `base` is the service's public URL.
-pub fn result_dict(t: &TaskRecord, messages: &[MessageRecord], base: Option<&str>) -> Value {
-    let links: Vec<Value> = base
-        .map(|b| {
-            json!({
-                "rel": "detail_logs",
-                "href": format!("{}{}/builddata", b.trim_end_matches('/'), task_href(t.id)),
-            })
+pub fn result_view(t: &TaskRecord, messages: &[MessageRecord], base: Option<&str>) -> TaskResult {
+    let links = base
+        .map(|b| Link {
+            rel: "detail_logs".into(),
+            href: format!("{}{}/builddata", b.trim_end_matches('/'), task_href(t.id)),
         })
         .into_iter()
         .collect();
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1.0",
-        "metadata": {},
-        "status": t.result_status.as_str(),
-        "message": t.result_message,
-        "reason": t.result_reason,
-        "successes": t.successes,
-        "failures": t.failures,
-        "links": links,
-        "details": {
-            "errorCount": error_count(messages),
-            "messageList": message_list(t, messages),
+    TaskResult {
+        kind: "Status".into(),
+        api_version: "v1.0".into(),
+        metadata: Map::new(),
+        status: t.result_status.as_str().into(),
+        message: t.result_message.clone(),
+        reason: t.result_reason.clone(),
+        successes: t.successes.clone(),
+        failures: t.failures.clone(),
+        links,
+        details: StatusDetails {
+            error_count: error_count(messages) as u64,
+            message_list: message_list(t, messages),
         },
-    })
+    }
 }
 
 /// The status shown: Drydock's `terminating` while a cancel winds down.
@@ -125,35 +110,34 @@ pub fn status(t: &TaskRecord) -> &'static str {
 
 /// A task dict (Drydock's `Task.to_dict()`). `base` is the service's public
 /// URL.
-pub fn task_dict(
+pub fn task_view(
     t: &TaskRecord,
     subtask_ids: &[Uuid],
     messages: &[MessageRecord],
     base: Option<&str>,
-) -> Value {
-    let mut v = json!({
-        "kind": "Task",
-        "apiVersion": "v1",
-        "task_id": t.id.to_string(),
-        "action": t.action,
-        "parent_task_id": t.parent_id.map(|p| p.to_string()),
-        "subtask_id_list": subtask_ids.iter().map(Uuid::to_string).collect::<Vec<_>>(),
-        "status": status(t),
-        "node_filter": t.node_filter,
-        "design_ref": t.design_ref,
-        "result": result_dict(t, messages, base),
-        "created": timestamp(&t.created),
-        "created_by": t.created_by,
-        "updated": timestamp(&t.updated),
-        "terminated": t.terminated.as_ref().map(timestamp),
-        "terminated_by": t.terminated_by,
-        "terminate": t.terminate,
-        "retry": t.retry,
-    });
-    if let Some(node) = &t.node_name {
-        v["node_name"] = json!(node);
+) -> TaskDict {
+    TaskDict {
+        kind: "Task".into(),
+        api_version: "v1".into(),
+        task_id: t.id.to_string(),
+        action: t.action.clone(),
+        parent_task_id: t.parent_id.map(|p| p.to_string()),
+        subtask_id_list: subtask_ids.iter().map(Uuid::to_string).collect(),
+        status: status(t).into(),
+        node_filter: t.node_filter.clone(),
+        design_ref: t.design_ref.clone(),
+        result: result_view(t, messages, base),
+        created: timestamp(&t.created),
+        created_by: t.created_by.clone(),
+        updated: timestamp(&t.updated),
+        terminated: t.terminated.as_ref().map(timestamp),
+        terminated_by: t.terminated_by.clone(),
+        terminate: t.terminate,
+        retry: t.retry,
+        node_name: t.node_name.clone(),
+        build_data: None,
+        subtask_errors: None,
     }
-    v
 }
 
 /// Whether a task belongs in `subtask_errors`: as in Drydock, its
@@ -163,16 +147,16 @@ pub fn has_errors(messages: &[MessageRecord]) -> bool {
 }
 
 /// One build data item (Drydock's `BuildData.to_dict()`, plus `id`).
-pub fn build_data_dict(b: &BuildDataRecord) -> Value {
-    json!({
-        "id": b.id,
-        "node_name": b.node_name,
-        "task_id": b.task_id.map(|t| t.to_string()),
-        "collected_date": timestamp(&b.collected),
-        "generator": b.generator,
-        "data_format": b.format,
-        "data_element": b.content,
-    })
+pub fn build_data_view(b: &BuildDataRecord) -> BuildData {
+    BuildData {
+        id: b.id,
+        node_name: b.node_name.clone(),
+        task_id: b.task_id.map(|t| t.to_string()),
+        collected_date: timestamp(&b.collected),
+        generator: b.generator.clone(),
+        data_format: b.format.clone(),
+        data_element: b.content.clone(),
+    }
 }
 
 /// Keys that could carry a credential and are dropped from node output
@@ -207,9 +191,15 @@ impl NodeFacts {
     }
 }
 
-/// Drydock's `GET /nodes` fields for node `n`, from `facts` first, then
-/// what the host knows (the node's description and last power state).
-fn drydock_fields(n: &NodeRecord, facts: &NodeFacts) -> Map<String, Value> {
+/// A node view with nothing known from the drivers.
+pub fn node_view(n: &NodeRecord) -> NodeView {
+    node_view_with(n, &NodeFacts::default())
+}
+
+/// A node view: Drydock's fields (filled from `facts` first, then from
+/// what the host knows: the node's description and last power state), then
+/// the node's description.
+pub fn node_view_with(n: &NodeRecord, facts: &NodeFacts) -> NodeView {
     let raw = facts
         .node
         .as_ref()
@@ -217,77 +207,16 @@ fn drydock_fields(n: &NodeRecord, facts: &NodeFacts) -> Map<String, Value> {
         .filter(|r| r.is_object());
     let from_raw = |k: &str| raw.map(|r| r[k].clone()).filter(|v| !v.is_null());
     let boot_iface = raw.map(|r| &r["boot_interface"]).filter(|b| b.is_object());
-    let boot_ip = boot_iface
-        .and_then(|b| b["links"].as_array())
-        .and_then(|links| links.iter().find_map(|l| l["ip_address"].as_str()))
-        .map(|s| json!(s));
-    let spec = |k: &str| n.spec.get(k).filter(|v| !v.is_null()).cloned();
-    let mut m = Map::new();
-    m.insert(
-        "hostname".into(),
-        from_raw("hostname").unwrap_or_else(|| json!(n.name)),
-    );
-    m.insert("memory".into(), from_raw("memory").unwrap_or(Value::Null));
-    m.insert(
-        "cpu_count".into(),
-        from_raw("cpu_count").unwrap_or(Value::Null),
-    );
-    m.insert(
-        "status_name".into(),
-        facts
-            .node
-            .as_ref()
-            .and_then(|v| v["identity"]["status"].as_str())
-            .map(|s| json!(s))
-            .or_else(|| from_raw("status_name"))
-            .unwrap_or(Value::Null),
-    );
-    m.insert(
-        "boot_mac".into(),
-        boot_iface
-            .and_then(|b| b["mac_address"].as_str())
-            .map(|s| json!(s))
-            .or_else(|| spec("boot_mac"))
-            .unwrap_or(Value::Null),
-    );
-    m.insert(
-        "power_state".into(),
-        from_raw("power_state")
-            .or_else(|| n.power_state.as_ref().map(|p| json!(p)))
-            .or_else(|| facts.oob.as_ref().map(|o| o["power_state"].clone()))
-            .unwrap_or(Value::Null),
-    );
-    m.insert(
-        "power_address".into(),
-        raw.and_then(|r| r["power_parameters"]["power_address"].as_str())
-            .map(|s| json!(s))
-            .or_else(|| n.spec.get("oob").and_then(|o| o.get("address")).cloned())
-            .unwrap_or(Value::Null),
-    );
-    m.insert("boot_ip".into(), boot_ip.unwrap_or(Value::Null));
-    m
-}
-
-/// A node dict with nothing known from the drivers.
-pub fn node_dict(n: &NodeRecord) -> Value {
-    node_dict_with(n, &NodeFacts::default())
-}
-
-/// A node dict: Drydock's fields (filled from `facts`), then ours.
-pub fn node_dict_with(n: &NodeRecord, facts: &NodeFacts) -> Value {
-    let mut m = drydock_fields(n, facts);
-    m.insert("kind".into(), json!("Node"));
-    m.insert("apiVersion".into(), json!("v1.0"));
-    m.insert("name".into(), json!(n.name));
-    if let Value::Object(spec) = &n.spec {
-        for (k, v) in spec {
-            if k != "name" && !SECRET_KEYS.contains(&k.as_str()) {
-                // Drydock's fields (the drivers' view) come first.
-                m.entry(k.clone()).or_insert_with(|| v.clone());
+    let spec_field = |k: &str| n.spec.get(k).filter(|v| !v.is_null()).cloned();
+    let mut spec = Map::new();
+    if let Value::Object(s) = &n.spec {
+        for (k, v) in s {
+            if !NodeView::OWN_FIELDS.contains(&k.as_str()) && !SECRET_KEYS.contains(&k.as_str()) {
+                spec.insert(k.clone(), v.clone());
             }
         }
     }
-    if let Some(Value::Object(oob)) = m.get_mut("oob") {
+    if let Some(Value::Object(oob)) = spec.get_mut("oob") {
         for k in SECRET_KEYS {
             oob.remove(*k);
         }
@@ -295,16 +224,67 @@ pub fn node_dict_with(n: &NodeRecord, facts: &NodeFacts) -> Value {
             oob.insert("credential".into(), json!(c));
         }
     }
-    m.insert("boot_device".into(), json!(n.boot_device));
-    m.insert("created".into(), json!(timestamp(&n.created)));
-    m.insert("updated".into(), json!(timestamp(&n.updated)));
-    Value::Object(m)
+    NodeView {
+        hostname: from_raw("hostname").unwrap_or_else(|| json!(n.name)),
+        memory: from_raw("memory").unwrap_or(Value::Null),
+        cpu_count: from_raw("cpu_count").unwrap_or(Value::Null),
+        status_name: facts
+            .node
+            .as_ref()
+            .and_then(|v| v["identity"]["status"].as_str())
+            .map(|s| json!(s))
+            .or_else(|| from_raw("status_name"))
+            .unwrap_or(Value::Null),
+        boot_mac: boot_iface
+            .and_then(|b| b["mac_address"].as_str())
+            .map(|s| json!(s))
+            .or_else(|| spec_field("boot_mac"))
+            .unwrap_or(Value::Null),
+        power_state: from_raw("power_state")
+            .or_else(|| n.power_state.as_ref().map(|p| json!(p)))
+            .or_else(|| facts.oob.as_ref().map(|o| o["power_state"].clone()))
+            .unwrap_or(Value::Null),
+        power_address: raw
+            .and_then(|r| r["power_parameters"]["power_address"].as_str())
+            .map(|s| json!(s))
+            .or_else(|| n.spec.get("oob").and_then(|o| o.get("address")).cloned())
+            .unwrap_or(Value::Null),
+        boot_ip: boot_iface
+            .and_then(|b| b["links"].as_array())
+            .and_then(|links| links.iter().find_map(|l| l["ip_address"].as_str()))
+            .map(|s| json!(s))
+            .unwrap_or(Value::Null),
+        kind: "Node".into(),
+        api_version: "v1.0".into(),
+        name: n.name.clone(),
+        spec,
+        boot_device: n.boot_device.clone(),
+        created: timestamp(&n.created),
+        updated: timestamp(&n.updated),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{ResultStatus, TaskStatus};
+    use chrono::Utc;
+
+    fn task_dict(t: &TaskRecord, s: &[Uuid], m: &[MessageRecord], base: Option<&str>) -> Value {
+        serde_json::to_value(task_view(t, s, m, base)).unwrap()
+    }
+
+    fn result_dict(t: &TaskRecord, m: &[MessageRecord], base: Option<&str>) -> Value {
+        serde_json::to_value(result_view(t, m, base)).unwrap()
+    }
+
+    fn node_dict(n: &NodeRecord) -> Value {
+        serde_json::to_value(node_view(n)).unwrap()
+    }
+
+    fn node_dict_with(n: &NodeRecord, f: &NodeFacts) -> Value {
+        serde_json::to_value(node_view_with(n, f)).unwrap()
+    }
 
     fn task() -> TaskRecord {
         let now = Utc::now();

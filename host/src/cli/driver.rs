@@ -158,59 +158,20 @@ pub async fn run(cmd: DriverCommand) -> Result<ExitCode> {
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let client = conn.client()?;
-            crate::cli::client::finish(install(&client, bytes, activate, conn.json).await)
+            crate::cli::client::commands::driver_install(&conn, bytes, activate).await
         }
         DriverCommand::List { name, conn } => {
-            let client = conn.client()?;
-            crate::cli::client::finish(list(&client, name, conn.json).await)
+            crate::cli::client::commands::driver_list(&conn, name).await
         }
         DriverCommand::Activate {
             name,
             version,
             conn,
-        } => {
-            let client = conn.client()?;
-            let body = serde_json::json!({ "version": version });
-            crate::cli::client::finish(
-                print_call(
-                    client
-                        .call(
-                            reqwest::Method::POST,
-                            &format!("/drivers/{name}/activate"),
-                            &[],
-                            Some(&body),
-                        )
-                        .await,
-                )
-                .await,
-            )
-        }
+        } => crate::cli::client::commands::driver_activate(&conn, &name, Some(&version)).await,
         DriverCommand::Rollback { name, conn } => {
-            let client = conn.client()?;
-            crate::cli::client::finish(
-                print_call(
-                    client
-                        .call(
-                            reqwest::Method::POST,
-                            &format!("/drivers/{name}/rollback"),
-                            &[],
-                            None,
-                        )
-                        .await,
-                )
-                .await,
-            )
+            crate::cli::client::commands::driver_activate(&conn, &name, None).await
         }
     }
-}
-
-async fn print_call(
-    r: Result<serde_json::Value, crate::cli::client::ClientError>,
-) -> Result<ExitCode> {
-    let v = r?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
-    Ok(ExitCode::SUCCESS)
 }
 
 fn keygen(prefix: &std::path::Path) -> Result<ExitCode> {
@@ -281,84 +242,6 @@ async fn sign(args: SignArgs) -> Result<ExitCode> {
         manifest.version,
         package::public_key(&secret)?,
         args.output.display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn install(
-    client: &crate::cli::client::Client,
-    bytes: Vec<u8>,
-    activate: bool,
-    json: bool,
-) -> Result<ExitCode> {
-    let done = client.upload_driver(bytes).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&done)?);
-    } else {
-        println!(
-            "installed {} {} (sha256 {}, signer {})",
-            done["name"].as_str().unwrap_or("?"),
-            done["version"].as_str().unwrap_or("?"),
-            done["sha256"].as_str().unwrap_or("?"),
-            done["signer"].as_str().unwrap_or("none: unsigned")
-        );
-    }
-    if activate {
-        let name = done["name"].as_str().unwrap_or_default();
-        let body = serde_json::json!({ "version": done["version"] });
-        client
-            .call(
-                reqwest::Method::POST,
-                &format!("/drivers/{name}/activate"),
-                &[],
-                Some(&body),
-            )
-            .await?;
-        println!(
-            "activated {name} {}",
-            done["version"].as_str().unwrap_or("?")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn list(
-    client: &crate::cli::client::Client,
-    name: Option<String>,
-    json: bool,
-) -> Result<ExitCode> {
-    let path = match &name {
-        Some(n) => format!("/drivers/{n}"),
-        None => "/drivers".to_owned(),
-    };
-    let v = client.call(reqwest::Method::GET, &path, &[], None).await?;
-    if json || name.is_some() {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|d| {
-                    vec![
-                        d["name"].as_str().unwrap_or("?").to_owned(),
-                        d["active"]["version"]
-                            .as_str()
-                            .or(d["loaded"]["version"].as_str())
-                            .unwrap_or("-")
-                            .to_owned(),
-                        d["versions"].as_array().map_or(0, Vec::len).to_string(),
-                        d["loaded"]["calls"].as_u64().unwrap_or(0).to_string(),
-                        d["loaded"]["errors"].as_u64().unwrap_or(0).to_string(),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    print!(
-        "{}",
-        crate::cli::client::format_table(&["NAME", "ACTIVE", "VERSIONS", "CALLS", "ERRORS"], &rows)
     );
     Ok(ExitCode::SUCCESS)
 }
