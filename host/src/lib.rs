@@ -19,6 +19,8 @@
 //!   leader's recovery of dead instances' work.
 //! - [`cli`]: the `drydock` command line (parsing and the commands' effects).
 //! - [`telemetry`]: `tracing` subscriber set-up.
+//! - [`observe`]: Prometheus metrics at `/metrics` and the web dashboard
+//!   at `/`.
 //!
 //! `main.rs` only parses arguments and calls [`cli::run`].
 
@@ -34,6 +36,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod netaddr;
 pub mod node_address;
+pub mod observe;
 pub mod secrets;
 pub mod server;
 pub mod sqlite_files;

@@ -573,7 +573,8 @@ impl Runtime {
             "driver_call",
             driver = %name,
             action = action.name(),
-            node = req.node.map_or("-", |n| n.name.as_str())
+            node = req.node.map_or("-", |n| n.name.as_str()),
+            task.id = req.task.as_deref().unwrap_or("-")
         );
         let mut store = self.new_store(
             scope,
@@ -591,6 +592,7 @@ impl Runtime {
             let instance = d.pre.instantiate_async(&mut store).await?;
             dispatch::dispatch(d, &mut store, &instance, &req).await
         };
+        let started = Instant::now();
         let outcome = tokio::time::timeout(limit, run.instrument(span.clone())).await;
         let result = match outcome {
             Err(_elapsed) => Err(CallError::Deadline {
@@ -615,6 +617,7 @@ impl Runtime {
             }),
             Ok(Ok(Ok(v))) => Ok(v),
         };
+        crate::observe::metrics::driver_call(&d.info.name, action, req.node, &result, started.elapsed());
         d.calls.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
             d.errors.fetch_add(1, Ordering::Relaxed);

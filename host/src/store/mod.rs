@@ -49,11 +49,13 @@ mod lease;
 mod nodes;
 mod records;
 mod session;
+mod stats;
 mod tasks;
 #[doc(hidden)]
 pub mod testing;
 
 pub use bootactions::{BootActionRecord, NewBootAction};
+pub use stats::TaskCount;
 pub use chrono::{DateTime, Utc};
 pub use drivers::{ActiveDriver, DriverVersionRecord, NewDriverVersion};
 pub use lease::{Lease, Reclaimed};

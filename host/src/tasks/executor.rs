@@ -139,9 +139,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
                         let token = shared.shutdown.child_token();
                         shared.inflight.insert(t.id, t.parent_id, token.clone());
                         let (shared, bmcs) = (shared.clone(), bmcs.clone());
+                        let span = crate::observe::traces::subtask_span(&t);
                         tokio::spawn(async move {
                             let id = t.id;
-                            call::run(&shared, &bmcs, t, token, record).await;
+                            tracing::Instrument::instrument(call::run(&shared, &bmcs, t, token, record), span).await;
                             shared.inflight.remove(&id);
                             drop(permit);
                             shared.wake_executor.notify_one();
