@@ -85,12 +85,13 @@ async fn metrics_after_a_real_task() {
     let open = format!("http://{}/metrics", server.metrics_addr.expect("metrics listener"));
     let http = reqwest::Client::new();
 
-    // The API listener's /metrics needs a token; the separate one does not.
-    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
-    assert_eq!(r.status(), 401);
+    // The separate listener's /metrics needs no token; the API listener's
+    // does.
     let r = http.get(&open).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let before = r.text().await.unwrap();
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
 
     let bmcs = ["10.1.0.11", "10.1.0.12", "10.1.0.13"];
     for (i, bmc) in bmcs.iter().enumerate() {
