@@ -25,7 +25,9 @@ function check(cond, what) { if (!cond) throw new Error(`dashboard: ${what}`); }
     page.on("request", (r) => { if (!r.url().startsWith(base)) foreign.push(r.url()); });
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
-    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    // Failed answers (the wrong token's 401 is expected), by status and path.
+    const failed = [];
+    page.on("response", (r) => { if (r.status() >= 400) failed.push([r.status(), new URL(r.url()).pathname]); });
 
     // Sign in: a wrong token is refused, the right one opens the tasks page.
     await page.goto(base + "/");
@@ -89,6 +91,7 @@ function check(cond, what) { if (!cond) throw new Error(`dashboard: ${what}`); }
 
     seen.foreign_requests = foreign;
     seen.errors = errors;
+    seen.failed = failed;
     process.stdout.write(JSON.stringify(seen) + "\n");
   } finally {
     await browser.close();

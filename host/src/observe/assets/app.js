@@ -137,8 +137,9 @@ async function taskPage(id, gen) {
     })), { id: "task-nodes" }),
     h("h3", {}, "Steps"), h("ul", { class: "tree", id: "task-tree" }, stepTree(root, byId)),
     h("h3", {}, "Messages"),
+    messages.length ? null : h("p", { class: "muted" }, "No messages."),
     table(["time", "action", "node", "message"], messages.map((m) => [when(m.ts), m.action, m.node || "-",
-      h("span", { class: m.error ? "error" : "" }, m.message)]), { id: "task-messages" }));
+      h("span", { class: m.error ? "error" : "" }, m.message)]), { id: "task-messages", hidden: !messages.length }));
   return TERMINAL.includes(root.status) ? 0 : 1000;
 }
 
