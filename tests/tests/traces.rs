@@ -140,7 +140,7 @@ async fn a_task_s_spans_continue_the_caller_s_trace() {
     let spans: Vec<Span> = received.spans.lock().unwrap().clone();
     let trace = hex::decode(TRACE_ID).unwrap();
     let ours: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace).collect();
-    let find = |name: &str| ours.iter().filter(move |s| s.name == name).copied();
+    let find = |name: &'static str| ours.iter().filter(move |s| s.name == name).copied();
     // The request continues the caller's span.
     let request = find("http_request")
         .find(|s| attr(s, "http.route").as_deref() == Some("/api/v1.0/tasks"))
