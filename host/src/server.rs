@@ -430,8 +430,10 @@ pub async fn start(cfg: Config) -> Result<Server> {
         json: cfg.http.max_body_bytes,
         small_json: cfg.http.max_small_body_bytes,
     };
-    let app = crate::api::router_with(state.clone(), limits)
-        .merge(crate::api::drivers::router(state.clone(), lifecycle.clone()));
+    let app = crate::api::router_with(state.clone(), limits).merge(crate::api::drivers::router(
+        state.clone(),
+        lifecycle.clone(),
+    ));
     let stop = tokio_util::sync::CancellationToken::new();
     let (app, metrics_addr) = crate::observe::serve(app, state, &cfg, &stop).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)

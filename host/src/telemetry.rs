@@ -13,7 +13,12 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// Installs the global subscriber, writing to stderr. `json` selects JSON
 /// lines instead of human-readable text. Calling it twice is harmless.
 pub fn init(json: bool) {
-    init_with(json, std::env::var(crate::observe::traces::ENDPOINT_ENV).ok().as_deref());
+    init_with(
+        json,
+        std::env::var(crate::observe::traces::ENDPOINT_ENV)
+            .ok()
+            .as_deref(),
+    );
 }
 
 /// [`init`], exporting spans by OTLP to `otlp` (the collector's traces
@@ -21,7 +26,11 @@ pub fn init(json: bool) {
 pub fn init_with(json: bool, otlp: Option<&str>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    let fmt = if json {
+        fmt.json().boxed()
+    } else {
+        fmt.boxed()
+    };
     let otel = otlp.and_then(|endpoint| match crate::observe::traces::layer(endpoint) {
         Ok(layer) => Some(layer),
         Err(e) => {

@@ -96,7 +96,10 @@ async fn sign_in_start_a_task_watch_it_and_open_a_node() {
     assert_eq!(seen["errors"], json!([]), "{seen}");
     assert_eq!(
         seen["failed"],
-        json!([[401, "/api/v1.0/tasks"], [404, "/api/v1.0/nodes/dash-0/builddata"]]),
+        json!([
+            [401, "/api/v1.0/tasks"],
+            [404, "/api/v1.0/nodes/dash-0/builddata"]
+        ]),
         "{seen}"
     );
     // The task the page started is the engine's, and it succeeded.
@@ -136,7 +139,12 @@ async fn sign_in_start_a_task_watch_it_and_open_a_node() {
     // its timeline.
     assert_eq!(seen["node"]["name"], "Node dash-0");
     assert_eq!(seen["node"]["power"], "on");
-    assert!(seen["node"]["last"].as_str().unwrap().starts_with("power_cycle_node"));
+    assert!(
+        seen["node"]["last"]
+            .as_str()
+            .unwrap()
+            .starts_with("power_cycle_node")
+    );
     assert_eq!(seen["node"]["timeline"], json!(["power_cycle_node"]));
     // Drivers with their call counts; BMC health for the two BMCs called.
     let sim = seen["drivers"]
@@ -152,7 +160,10 @@ async fn sign_in_start_a_task_watch_it_and_open_a_node() {
         .iter()
         .map(|b| b[0].as_str().unwrap())
         .collect();
-    assert!(bmcs.contains(&"10.2.0.10") && bmcs.contains(&"10.2.0.11"), "{seen}");
+    assert!(
+        bmcs.contains(&"10.2.0.10") && bmcs.contains(&"10.2.0.11"),
+        "{seen}"
+    );
     assert!(!bmcs.contains(&"10.2.0.12"), "{seen}");
     for name in ["1-signed-in", "3-task-complete", "4-node"] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}");

@@ -21,28 +21,30 @@ const VIEWER: &str = "observe-viewer-token-012345678";
 /// The value of the series `name{labels}` (labels in any order, all
 /// required, none extra), if present.
 fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, v) = line.rsplit_once(' ')?;
-        let (n, rest) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.strip_suffix('}')?),
-            None => (series, ""),
-        };
-        if n != name {
-            return None;
-        }
-        let got: Vec<(&str, &str)> = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.split("\",")
-                .map(|kv| {
-                    let (k, v) = kv.split_once("=\"").expect("label");
-                    (k, v.trim_end_matches('"'))
-                })
-                .collect()
-        };
-        let same = got.len() == labels.len() && labels.iter().all(|l| got.contains(l));
-        same.then(|| v.parse().expect("a number"))
-    })
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, v) = line.rsplit_once(' ')?;
+            let (n, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let got: Vec<(&str, &str)> = if rest.is_empty() {
+                Vec::new()
+            } else {
+                rest.split("\",")
+                    .map(|kv| {
+                        let (k, v) = kv.split_once("=\"").expect("label");
+                        (k, v.trim_end_matches('"'))
+                    })
+                    .collect()
+            };
+            let same = got.len() == labels.len() && labels.iter().all(|l| got.contains(l));
+            same.then(|| v.parse().expect("a number"))
+        })
 }
 
 fn count(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -82,7 +84,10 @@ async fn metrics_after_a_real_task() {
     );
     let server = drydock::server::start(cfg).await.expect("drydock starts");
     let base = format!("http://{}", server.addr);
-    let open = format!("http://{}/metrics", server.metrics_addr.expect("metrics listener"));
+    let open = format!(
+        "http://{}/metrics",
+        server.metrics_addr.expect("metrics listener")
+    );
     let http = reqwest::Client::new();
 
     // The separate listener's /metrics needs no token; the API listener's
@@ -98,8 +103,10 @@ async fn metrics_after_a_real_task() {
         let r = http
             .post(format!("{base}/api/v1.0/nodes"))
             .bearer_auth(TOKEN)
-            .json(&json!({"name": format!("obs-{i}"), "oob": {"type": "sim", "address": bmc},
-                "credentials": {"username": "root", "password": "calvin"}}))
+            .json(
+                &json!({"name": format!("obs-{i}"), "oob": {"type": "sim", "address": bmc},
+                "credentials": {"username": "root", "password": "calvin"}}),
+            )
             .send()
             .await
             .unwrap();
@@ -142,23 +149,47 @@ async fn metrics_after_a_real_task() {
     };
 
     // Driver calls: one per node, all successful, each timed.
-    let call = [("driver", "sim"), ("action", "power_cycle_node"), ("outcome", "success")];
+    let call = [
+        ("driver", "sim"),
+        ("action", "power_cycle_node"),
+        ("outcome", "success"),
+    ];
     assert_eq!(delta("drydock_driver_calls_total", &call), 3.0, "{after}");
     assert_eq!(delta("drydock_driver_call_seconds_count", &call), 3.0);
     let le = [&call[..], &[("le", "+Inf")]].concat();
     assert_eq!(delta("drydock_driver_call_seconds_bucket", &le), 3.0);
     // Per BMC: one call each, no errors.
     for bmc in bmcs {
-        assert_eq!(delta("drydock_bmc_calls_total", &[("bmc", bmc)]), 1.0, "{bmc}");
-        assert_eq!(delta("drydock_bmc_call_seconds_count", &[("bmc", bmc)]), 1.0);
-        assert_eq!(count(&after, "drydock_bmc_errors_total", &[("bmc", bmc)]), 0.0);
+        assert_eq!(
+            delta("drydock_bmc_calls_total", &[("bmc", bmc)]),
+            1.0,
+            "{bmc}"
+        );
+        assert_eq!(
+            delta("drydock_bmc_call_seconds_count", &[("bmc", bmc)]),
+            1.0
+        );
+        assert_eq!(
+            count(&after, "drydock_bmc_errors_total", &[("bmc", bmc)]),
+            0.0
+        );
     }
     // Tasks by action, status and result (from the store): the parent and
     // its three subtasks.
-    let tasks = [("action", "power_cycle_node"), ("status", "complete"), ("result", "success")];
+    let tasks = [
+        ("action", "power_cycle_node"),
+        ("status", "complete"),
+        ("result", "success"),
+    ];
     assert_eq!(value(&after, "drydock_tasks", &tasks), Some(4.0), "{after}");
-    assert_eq!(value(&after, "drydock_queue_depth", &[("queue", "tasks")]), Some(0.0));
-    assert_eq!(value(&after, "drydock_queue_depth", &[("queue", "writer")]), Some(0.0));
+    assert_eq!(
+        value(&after, "drydock_queue_depth", &[("queue", "tasks")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&after, "drydock_queue_depth", &[("queue", "writer")]),
+        Some(0.0)
+    );
     assert_eq!(value(&after, "drydock_calls_in_flight", &[]), Some(0.0));
     // The writer wrote the outcomes in at least one batch.
     assert!(delta("drydock_writer_batch_size_count", &[]) >= 1.0);
@@ -170,14 +201,26 @@ async fn metrics_after_a_real_task() {
     let sim = server.engine.drivers().get("sim").unwrap();
     let version = sim.driver.info().version.clone();
     assert_eq!(
-        value(&after, "drydock_driver_active", &[("driver", "sim"), ("version", &version)]),
+        value(
+            &after,
+            "drydock_driver_active",
+            &[("driver", "sim"), ("version", &version)]
+        ),
         Some(1.0)
     );
     // HTTP requests by route pattern (not the raw path) and status.
-    let post = [("method", "POST"), ("route", "/api/v1.0/tasks"), ("status", "201")];
+    let post = [
+        ("method", "POST"),
+        ("route", "/api/v1.0/tasks"),
+        ("status", "201"),
+    ];
     assert_eq!(delta("drydock_http_requests_total", &post), 1.0);
     assert_eq!(delta("drydock_http_request_seconds_count", &post), 1.0);
-    let nodes = [("method", "POST"), ("route", "/api/v1.0/nodes"), ("status", "201")];
+    let nodes = [
+        ("method", "POST"),
+        ("route", "/api/v1.0/nodes"),
+        ("status", "201"),
+    ];
     assert_eq!(delta("drydock_http_requests_total", &nodes), 3.0, "{after}");
     let refused = [("method", "GET"), ("route", "/metrics"), ("status", "401")];
     assert_eq!(delta("drydock_http_requests_total", &refused), 1.0);

@@ -617,7 +617,13 @@ impl Runtime {
             }),
             Ok(Ok(Ok(v))) => Ok(v),
         };
-        crate::observe::metrics::driver_call(&d.info.name, action, req.node, &result, started.elapsed());
+        crate::observe::metrics::driver_call(
+            &d.info.name,
+            action,
+            req.node,
+            &result,
+            started.elapsed(),
+        );
         d.calls.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
             d.errors.fetch_add(1, Ordering::Relaxed);

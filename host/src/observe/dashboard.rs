@@ -11,10 +11,26 @@ use axum::routing::get;
 
 /// The embedded assets: (name, content type, content).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_str!("assets/app.js")),
-    ("api.js", "text/javascript; charset=utf-8", include_str!("assets/api.js")),
-    ("views.js", "text/javascript; charset=utf-8", include_str!("assets/views.js")),
-    ("style.css", "text/css; charset=utf-8", include_str!("assets/style.css")),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/api.js"),
+    ),
+    (
+        "views.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/views.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/style.css"),
+    ),
 ];
 
 /// The page itself.
@@ -34,30 +50,34 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
 
 fn secured(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
 }
 
 /// `GET /`: the dashboard page.
 pub async fn index() -> Response {
-    secured(
-        (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            INDEX,
-        )
-            .into_response(),
-    )
+    secured(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response())
 }
 
 /// `GET /ui/{asset}`: one embedded asset; 404 for any other name.
 pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, ty, body)) => secured(([(header::CONTENT_TYPE, *ty)], *body).into_response()),
-        None => crate::api::ApiError::NotFound(format!("no dashboard asset {name:?}"))
-            .into_response(),
+        None => {
+            crate::api::ApiError::NotFound(format!("no dashboard asset {name:?}")).into_response()
+        }
     }
 }
 

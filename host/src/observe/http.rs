@@ -20,7 +20,12 @@ pub async fn middleware(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    // A client may send any method: only the standard ones are labels.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let started = Instant::now();
     let span = super::traces::request_span(&method, &route, req.headers());
     let res = tracing::Instrument::instrument(next.run(req), span).await;

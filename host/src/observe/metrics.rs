@@ -10,7 +10,7 @@
 //! | `drydock_driver_call_seconds` (histogram) | driver, action, outcome | [`driver_call`] |
 //! | `drydock_bmc_calls_total`, `drydock_bmc_errors_total` | bmc | [`driver_call`], oob actions |
 //! | `drydock_bmc_call_seconds` (histogram) | bmc | [`driver_call`], oob actions |
-//! | `drydock_writer_batch_size` (histogram) | | tasks/writer.rs, one line |
+//! | `drydock_writer_batch_size` (histogram) | | [`writer_batch`] (tasks/writer.rs) |
 //! | `drydock_http_requests_total` | method, route, status | [`super::http`] |
 //! | `drydock_http_request_seconds` (histogram) | method, route, status | [`super::http`] |
 //!
@@ -81,13 +81,16 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// One series' labels.
+type Labels = Vec<(&'static str, String)>;
+
 /// The label sets a scrape-time gauge was set for, per metric: a set that
 /// is gone (a purged task kind, a replaced driver version) is set to 0.
-static SEEN: Mutex<Vec<(&'static str, Vec<(&'static str, String)>)>> = Mutex::new(Vec::new());
+static SEEN: Mutex<Vec<(&'static str, Labels)>> = Mutex::new(Vec::new());
 
 /// Sets gauge `name` for each of `current` (labels, value) and 0 for label
 /// sets it had at an earlier scrape but not now.
-fn set_all(name: &'static str, current: Vec<(Vec<(&'static str, String)>, f64)>) {
+fn set_all(name: &'static str, current: Vec<(Labels, f64)>) {
     let mut seen = SEEN.lock().expect("gauge labels lock");
     for (_, labels) in seen.iter().filter(|(n, _)| *n == name) {
         if !current.iter().any(|(l, _)| l == labels) {
@@ -161,6 +164,12 @@ pub fn driver_call(
     }
 }
 
+/// Records the size of one writer batch (outcomes, messages and key-value
+/// writes).
+pub fn writer_batch(items: usize) {
+    metrics::histogram!(WRITER_BATCH_SIZE).record(items as f64);
+}
+
 /// Sets the scrape-time gauges from the engine and the store.
 async fn refresh_gauges(state: &AppState) {
     let engine = &state.engine;
@@ -177,7 +186,10 @@ async fn refresh_gauges(state: &AppState) {
         .iter()
         .map(|d| {
             let info = d.driver.info();
-            let labels = vec![("driver", info.name.clone()), ("version", info.version.clone())];
+            let labels = vec![
+                ("driver", info.name.clone()),
+                ("version", info.version.clone()),
+            ];
             (labels, 1.0)
         })
         .collect();
@@ -210,12 +222,19 @@ async fn refresh_gauges(state: &AppState) {
 /// Renders every metric in Prometheus' text format.
 pub async fn render(state: &AppState) -> Response {
     let Some(handle) = install() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        )
+            .into_response();
     };
     refresh_gauges(state).await;
     handle.run_upkeep();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         handle.render(),
     )
         .into_response()

@@ -55,13 +55,13 @@ mod tasks;
 pub mod testing;
 
 pub use bootactions::{BootActionRecord, NewBootAction};
-pub use stats::TaskCount;
 pub use chrono::{DateTime, Utc};
 pub use drivers::{ActiveDriver, DriverVersionRecord, NewDriverVersion};
 pub use lease::{Lease, Reclaimed};
 pub use nodes::{NodeRecord, SecretRecord};
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};
 pub use session::{MIGRATION_TIMEOUT, SessionLimits};
+pub use stats::TaskCount;
 pub use tasks::{
     ClaimScope, ClaimSpec, NewTask, ResultStatus, TaskFilter, TaskOutcome, TaskPatch, TaskRecord,
     TaskStatus,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The driver calls in flight on this instance: subtask → (parent, cancel).
@@ -142,7 +143,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
                         let span = crate::observe::traces::subtask_span(&t);
                         tokio::spawn(async move {
                             let id = t.id;
-                            tracing::Instrument::instrument(call::run(&shared, &bmcs, t, token, record), span).await;
+                            call::run(&shared, &bmcs, t, token, record)
+                                .instrument(span)
+                                .await;
                             shared.inflight.remove(&id);
                             drop(permit);
                             shared.wake_executor.notify_one();

@@ -143,7 +143,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
                 None
             };
         }
-        metrics::histogram!(crate::observe::metrics::WRITER_BATCH_SIZE).record((finished.len() + messages.len() + kv.len()) as f64);
+        crate::observe::metrics::writer_batch(finished.len() + messages.len() + kv.len());
         flush_kv(&shared, &mut kv).await;
         flush(&shared, &mut finished, &mut messages).await;
     }
