@@ -379,6 +379,9 @@ pub struct Config {
     pub leader: LeaderSettings,
     /// Installed drivers: trusted vendor keys, development mode, polling.
     pub driver_store: DriverStoreSettings,
+    /// `[observe]`: where `/metrics` is served (see
+    /// [`crate::observe::ObserveSettings`]).
+    pub observe: crate::observe::ObserveSettings,
 }
 
 /// `[driver_store]`: who may sign installed drivers and how instances learn
@@ -458,6 +461,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             leader: LeaderSettings::default(),
             driver_store: DriverStoreSettings::default(),
+            observe: Default::default(),
         }
     }
 }

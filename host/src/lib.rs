@@ -21,6 +21,8 @@
 //! - [`telemetry`]: `tracing` subscriber set-up.
 //! - [`wire`]: the REST API's request and response types, shared by the
 //!   API, its OpenAPI document and the CLI client.
+//! - [`observe`]: Prometheus metrics at `/metrics` and the web dashboard
+//!   at `/`.
 //!
 //! `main.rs` only parses arguments and calls [`cli::run`].
 
@@ -36,6 +38,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod netaddr;
 pub mod node_address;
+pub mod observe;
 pub mod secrets;
 pub mod server;
 pub mod sqlite_files;

@@ -28,6 +28,8 @@ pub struct Server {
     pub engine: Engine,
     /// Installed driver versions (for tests and embedding).
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
+    /// The separate metrics listener's address (`[observe] metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio_util::sync::CancellationToken,
     /// The SQLite lock (one instance per database file), held while running.
@@ -428,12 +430,13 @@ pub async fn start(cfg: Config) -> Result<Server> {
         json: cfg.http.max_body_bytes,
         small_json: cfg.http.max_small_body_bytes,
     };
-    let app = crate::api::router_with(state, limits);
+    let app = crate::api::router_with(state.clone(), limits);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (app, metrics_addr) = crate::observe::serve(app, state, &cfg, &stop).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(lifecycle.clone().run(stop.clone()));
     if let Some(path) = &cfg.driver_store.dev_dir {
         let dir = open_dir(path).context("driver_store.dev_dir")?;
@@ -448,6 +451,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
         addr,
         engine,
         lifecycle,
+        metrics_addr,
         task,
         stop,
         _sqlite_lock: sqlite_lock,

@@ -56,7 +56,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(run(cli)) {
+    let done = rt.block_on(run(cli));
+    crate::observe::traces::flush();
+    match done {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -532,7 +532,8 @@ impl Runtime {
             "driver_call",
             driver = %name,
             action = action.name(),
-            node = req.node.map_or("-", |n| n.name.as_str())
+            node = req.node.map_or("-", |n| n.name.as_str()),
+            task.id = req.task.as_deref().unwrap_or("-")
         );
         // The permit is held until the store (and with it the instance's
         // pool slots) is dropped: a call's slots are back in the pool
@@ -564,6 +565,7 @@ impl Runtime {
             let instance = d.pre.instantiate_async(&mut store).await?;
             dispatch::dispatch(d, &mut store, &instance, &req).await
         };
+        let started = Instant::now();
         let left = deadline.saturating_duration_since(Instant::now());
         let outcome = tokio::time::timeout(left, run.instrument(span.clone())).await;
         let result = match outcome {
@@ -589,6 +591,13 @@ impl Runtime {
             }),
             Ok(Ok(Ok(v))) => Ok(v),
         };
+        crate::observe::metrics::driver_call(
+            &d.info.name,
+            action,
+            req.node,
+            &result,
+            started.elapsed(),
+        );
         d.calls.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
             d.errors.fetch_add(1, Ordering::Relaxed);

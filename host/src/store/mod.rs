@@ -51,6 +51,7 @@ mod lease;
 mod nodes;
 mod records;
 mod session;
+mod stats;
 mod tasks;
 #[doc(hidden)]
 pub mod testing;
@@ -63,6 +64,7 @@ pub use lease::{Lease, Reclaimed};
 pub use nodes::{NodeRecord, SecretRecord};
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};
 pub use session::{MIGRATION_TIMEOUT, SessionLimits};
+pub use stats::TaskCount;
 pub use tasks::{
     ClaimScope, ClaimSpec, NewTask, ResultStatus, TaskFilter, TaskOutcome, TaskPatch, TaskRecord,
     TaskStatus,

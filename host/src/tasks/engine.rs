@@ -392,6 +392,7 @@ impl Engine {
         task.created_by = req.created_by;
         let record = self.shared.store.insert_task(&task).await?;
         tracing::info!(task.id = %record.id, action = %name, "task queued");
+        crate::observe::traces::task_submitted(record.id, &name);
         self.shared.wake_scheduler.notify_one();
         Ok(record)
     }

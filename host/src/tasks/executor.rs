@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The driver calls in flight on this instance: subtask → (parent, cancel).
@@ -139,9 +140,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
                         let token = shared.shutdown.child_token();
                         shared.inflight.insert(t.id, t.parent_id, token.clone());
                         let (shared, bmcs) = (shared.clone(), bmcs.clone());
+                        let span = crate::observe::traces::subtask_span(&t);
                         tokio::spawn(async move {
                             let id = t.id;
-                            call::run(&shared, &bmcs, t, token, record).await;
+                            call::run(&shared, &bmcs, t, token, record)
+                                .instrument(span)
+                                .await;
                             shared.inflight.remove(&id);
                             drop(permit);
                             shared.wake_executor.notify_one();

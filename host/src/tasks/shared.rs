@@ -133,6 +133,7 @@ impl Shared {
 
     /// Tells waiters that task `id` finished.
     pub fn announce_finished(&self, id: Uuid) {
+        crate::observe::traces::task_finished(id);
         let _ = self.finished.send(id);
     }
 

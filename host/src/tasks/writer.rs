@@ -143,6 +143,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
                 None
             };
         }
+        crate::observe::metrics::writer_batch(finished.len() + messages.len() + kv.len());
         flush_kv(&shared, &mut kv).await;
         flush(&shared, &mut finished, &mut messages).await;
     }

@@ -1,0 +1,174 @@
+//! The web dashboard end to end in headless Chromium: a server with the sim
+//! driver (a short delay per call, so the task is seen running) and three
+//! nodes; `tests/browser/dashboard.cjs` (playwright-core driving Debian's
+//! chromium, installed by `tests/peers/chromium/setup.sh`) signs in, starts
+//! `power_cycle_node` on two nodes from the page, watches it complete, opens
+//! a node, the drivers and the BMC pages. This test then checks what the
+//! page showed against the engine. Screenshots are kept in
+//! `target/dashboard-screenshots/`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use drydock::config::{Config, DriverSettings, TokenConfig};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "dashboard-operator-token-0123456789";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_start_a_task_watch_it_and_open_a_node() {
+    let setup = Command::new("bash")
+        .arg(repo().join("tests/peers/chromium/setup.sh"))
+        .status()
+        .expect("running tests/peers/chromium/setup.sh");
+    assert!(setup.success(), "tests/peers/chromium/setup.sh failed");
+    let playwright = repo().join("target/peers/chromium/node_modules/playwright-core");
+    let shots = repo().join("target/dashboard-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let dir = drydock_tests::temp_dir("drydock-dashboard");
+    let mut cfg = Config {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        data_dir: dir.clone(),
+        design_dir: None,
+        tokens: vec![TokenConfig {
+            name: "operator".into(),
+            role: "operator".into(),
+            token: Some(TOKEN.into()),
+            token_env: None,
+        }],
+        ..Config::default()
+    };
+    cfg.drivers.insert(
+        "sim".into(),
+        DriverSettings {
+            settings: [("delay_ms".to_string(), "400".to_string())].into(),
+            ..DriverSettings::default()
+        },
+    );
+    let server = drydock::server::start(cfg).await.expect("drydock starts");
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    for i in 0..3 {
+        let r = http
+            .post(format!("{base}/api/v1.0/nodes"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"name": format!("dash-{i}"),
+                "oob": {"type": "sim", "address": format!("10.2.0.{}", 10 + i)},
+                "credentials": {"username": "root", "password": "calvin"}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
+    let script = repo().join("tests/browser/dashboard.cjs");
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .env("DRYDOCK_URL", &base)
+            .env("DRYDOCK_TOKEN", TOKEN)
+            .env("NODES", "dash-0,dash-1")
+            .env("SHOTS", &shots)
+            .env("PLAYWRIGHT_CORE", &playwright)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser run ends within 90 s")
+    .expect("running node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser run failed:\n{stderr}");
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON line");
+    eprintln!("{stderr}");
+
+    // The page loaded nothing from elsewhere and raised no script error;
+    // the only failed answers are the wrong token's and the node's build
+    // data (none collected by a power cycle).
+    assert_eq!(seen["foreign_requests"], json!([]), "{seen}");
+    assert_eq!(seen["errors"], json!([]), "{seen}");
+    assert_eq!(
+        seen["failed"],
+        json!([
+            [401, "/api/v1.0/tasks"],
+            [404, "/api/v1.0/nodes/dash-0/builddata"]
+        ]),
+        "{seen}"
+    );
+    // The task the page started is the engine's, and it succeeded.
+    let id: drydock::store::Uuid = seen["task_id"].as_str().unwrap().parse().unwrap();
+    let task = server
+        .engine
+        .wait_finished(id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(task.action, "power_cycle_node");
+    assert_eq!(task.result_status.as_str(), "success");
+    assert_eq!(task.created_by.as_deref(), Some("operator"));
+    assert_eq!(seen["result"], "success");
+    let mut rows: Vec<String> = serde_json::from_value(seen["node_rows"].clone()).unwrap();
+    rows.sort();
+    assert_eq!(rows, ["dash-0", "dash-1"]);
+    assert_eq!(seen["tree"][0], "power_cycle_node");
+    // As many messages as the API holds for the task and its subtasks.
+    let tree: Value = http
+        .get(format!("{base}/api/v1.0/tasks/{id}?layers=-1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages: usize = tree
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|t| t["result"]["details"]["messageList"].as_array())
+        .map(Vec::len)
+        .sum();
+    assert_eq!(seen["messages"], json!(messages), "{seen}");
+    // The node page: its power state as the driver left it, the action in
+    // its timeline.
+    assert_eq!(seen["node"]["name"], "Node dash-0");
+    assert_eq!(seen["node"]["power"], "on");
+    assert!(
+        seen["node"]["last"]
+            .as_str()
+            .unwrap()
+            .starts_with("power_cycle_node")
+    );
+    assert_eq!(seen["node"]["timeline"], json!(["power_cycle_node"]));
+    // Drivers with their call counts; BMC health for the two BMCs called.
+    let sim = seen["drivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d[0] == "sim")
+        .expect("the sim driver listed");
+    assert!(sim[1].as_f64().unwrap() >= 2.0, "{seen}");
+    let bmcs: Vec<&str> = seen["bmcs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[0].as_str().unwrap())
+        .collect();
+    assert!(
+        bmcs.contains(&"10.2.0.10") && bmcs.contains(&"10.2.0.11"),
+        "{seen}"
+    );
+    assert!(!bmcs.contains(&"10.2.0.12"), "{seen}");
+    for name in ["1-signed-in", "3-task-complete", "4-node"] {
+        assert!(shots.join(format!("{name}.png")).exists(), "{name}");
+    }
+
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
