@@ -367,6 +367,9 @@ pub struct Config {
     pub leader: LeaderSettings,
     /// Installed drivers: trusted vendor keys, development mode, polling.
     pub driver_store: DriverStoreSettings,
+    /// `[fleet]`: the power and health sync, maintenance, timeline
+    /// retention (see [`crate::fleet`]).
+    pub fleet: crate::fleet::SyncConfig,
 }
 
 /// `[driver_store]`: who may sign installed drivers and how instances learn
@@ -445,6 +448,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             leader: LeaderSettings::default(),
             driver_store: DriverStoreSettings::default(),
+            fleet: Default::default(),
         }
     }
 }
@@ -463,6 +467,7 @@ impl Config {
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.leader.check()?;
         cfg.http.check()?;
+        cfg.fleet.validate()?;
         Ok(cfg)
     }
 

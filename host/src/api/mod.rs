@@ -35,6 +35,7 @@
 //! | `GET /health/extended` | `health_data` (viewer) |
 //! | `POST /validatedesign` | `validate_site_design` (viewer) |
 //! | `/bootactions...` ([`bootactions`]) | none: the node's `X-Bootaction-Key` |
+//! | `/nodes/{name}/events`, `/nodes/{name}/sync`, `/nodes/{name}/maintenance`, `/fleet` ([`fleet`]) | `read_data` (viewer), `manage_nodes` (operator) |
 //! | `/drivers...` ([`drivers`], merged by the server) | `drydock:read_drivers` (viewer), `drydock:manage_drivers` (admin) |
 
 pub mod auth;
@@ -43,6 +44,7 @@ pub mod context;
 pub mod design;
 pub mod drivers;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod keystone;
 pub mod nodes;
@@ -147,6 +149,7 @@ pub fn router_with(state: AppState, limits: BodyLimits) -> Router {
             get(bootactions::files),
         )
         .route(v1!("/bootactions/{action_id}"), post(bootactions::report))
+        .merge(fleet::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.small_json))

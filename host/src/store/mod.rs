@@ -44,6 +44,7 @@ use sqlx::sqlite::{
 pub mod bootactions;
 mod drivers;
 mod fault;
+mod fleet;
 mod kv;
 mod lease;
 mod nodes;
@@ -56,6 +57,7 @@ pub mod testing;
 pub use bootactions::{BootActionRecord, NewBootAction};
 pub use chrono::{DateTime, Utc};
 pub use drivers::{ActiveDriver, DriverVersionRecord, NewDriverVersion};
+pub use fleet::{ClaimedSync, NewNodeEvent, NodeEventRecord, NodeSyncRecord, SyncUpdate};
 pub use lease::{Lease, Reclaimed};
 pub use nodes::{NodeRecord, SecretRecord};
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};
