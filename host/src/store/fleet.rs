@@ -240,7 +240,8 @@ impl Store {
     ) -> Result<u64> {
         let names: Vec<String> = with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO node_sync (node_name) SELECT name FROM nodes \
+                // `WHERE true`: SQLite needs a WHERE before an upsert's ON.
+                "INSERT INTO node_sync (node_name) SELECT name FROM nodes WHERE true \
                  ON CONFLICT (node_name) DO NOTHING",
             )
             .execute(pool)
