@@ -8,7 +8,7 @@
 //!
 //! With `session_reuse` (the default), one session per BMC is kept in the
 //! driver's key-value store (`session/<host:port>`: token, URI, account,
-//! driver version, expiry) and reused by every call until `session_ttl_s`
+//! driver version, last use) and reused by every call until `session_ttl_s`
 //! after its last use. A call that finds none takes the login turn
 //! (`session-login/<host:port>`, written then read back after a settle
 //! time, so concurrent calls agree on one taker) while the others wait for
@@ -490,6 +490,12 @@ fn account_tag(username: &str, password: &str) -> String {
 }
 
 impl Bmc<'_> {
+    /// How long a kept session is reused after its last use, ms (read from
+    /// the call's settings, so a change applies to sessions kept already).
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.settings.session_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Where this BMC's kept session lives.
     fn session_key(&self) -> String {
         format!("session/{}", self.addr)
@@ -513,7 +519,7 @@ impl Bmc<'_> {
             Some("it was opened by another driver version")
         } else if kept["account"].as_str() != Some(tag) {
             Some("the node's credentials changed")
-        } else if kept["expires_ms"].as_u64().unwrap_or(0) <= now_ms() {
+        } else if kept["used_ms"].as_u64().unwrap_or(0) + self.ttl_ms() <= now_ms() {
             Some("it expired")
         } else {
             None
@@ -585,14 +591,15 @@ impl Bmc<'_> {
                 "location": location,
                 "account": account_tag(username, password),
                 "version": env!("CARGO_PKG_VERSION"),
-                "expires_ms": now_ms() + u64::try_from(self.settings.session_ttl.as_millis()).unwrap_or(0),
+                "used_ms": now_ms(),
             }),
         )?;
         self.ctx.kv_delete(&self.login_key())
     }
 
-    /// Pushes the kept session's expiry back after a use (only once half
-    /// its time has passed, to spare the store a write per call). A session
+    /// Records a use of the kept session, which pushes its expiry back
+    /// (only once half its lifetime has passed, to spare the store a write
+    /// per call). A session
     /// this call opened that lost the race to another is deleted instead.
     fn touch_kept(&mut self) -> Result<()> {
         let Auth::Session { token, .. } = &self.auth else {
@@ -605,9 +612,8 @@ impl Bmc<'_> {
             self.logout();
             return Ok(());
         }
-        let ttl = u64::try_from(self.settings.session_ttl.as_millis()).unwrap_or(0);
-        if kept["expires_ms"].as_u64().unwrap_or(0) < now_ms() + ttl / 2 {
-            kept["expires_ms"] = json!(now_ms() + ttl);
+        if kept["used_ms"].as_u64().unwrap_or(0) + self.ttl_ms() / 2 < now_ms() {
+            kept["used_ms"] = json!(now_ms());
             self.ctx.kv_set_json(&self.session_key(), &kept)?;
         }
         Ok(())
