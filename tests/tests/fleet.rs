@@ -458,3 +458,51 @@ async fn operators_set_and_clear_maintenance_and_read_the_timeline() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     engine.shutdown();
 }
+
+/// Orchestrations skip nodes in maintenance too (here `verify_nodes` on two
+/// nodes of the sample site, one of them in maintenance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orchestrations_skip_nodes_in_maintenance() {
+    let store = drydock_tests::db::sqlite().await;
+    let rt: Arc<Runtime> = Arc::new(drydock_tests::runtime());
+    let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
+    let mut set = DriverSet::new();
+    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
+    let mut secrets = drydock::drivers::GrantedSecrets::default();
+    secrets.insert("bmc-password", "calvin");
+    secrets.insert("switch-password", "arista");
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let engine = Engine::start(
+        store.clone(),
+        rt,
+        Arc::new(set),
+        EngineConfig {
+            retry_backoff: Duration::from_millis(5),
+            poll_interval: Duration::from_millis(50),
+            design_dir: Some(examples),
+            secrets,
+            ..EngineConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    register(&store, &["ctl02"]).await;
+    assert!(store.set_maintenance("ctl02", "fan failure").await.unwrap());
+    let req = TaskRequest {
+        action: "verify_nodes".into(),
+        design_ref: Some("file:site.yaml".into()),
+        node_filter: Some(json!({"filter_set": [{"node_names": ["ctl01", "ctl02"]}]})),
+        created_by: Some("test".into()),
+        ..TaskRequest::default()
+    };
+    let t = drydock_tests::run_to_end(&engine, req, Duration::from_secs(60)).await;
+    assert_eq!(t.result_status, ResultStatus::Success, "{t:?}");
+    assert_eq!(t.successes, vec!["ctl01".to_string()], "{t:?}");
+    let text = messages(&store, &t).await;
+    assert!(
+        text.iter()
+            .any(|m| m.contains("node ctl02 skipped: it is in maintenance: fan failure")),
+        "{text:#?}"
+    );
+    engine.shutdown();
+}
