@@ -382,6 +382,9 @@ pub struct Config {
     /// `[observe]`: where `/metrics` is served (see
     /// [`crate::observe::ObserveSettings`]).
     pub observe: crate::observe::ObserveSettings,
+    /// `[fleet]`: the power and health sync, maintenance, timeline
+    /// retention (see [`crate::fleet`]).
+    pub fleet: crate::fleet::SyncConfig,
 }
 
 /// `[driver_store]`: who may sign installed drivers and how instances learn
@@ -462,6 +465,7 @@ impl Default for Config {
             leader: LeaderSettings::default(),
             driver_store: DriverStoreSettings::default(),
             observe: Default::default(),
+            fleet: Default::default(),
         }
     }
 }
@@ -480,6 +484,7 @@ impl Config {
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.leader.check()?;
         cfg.http.check()?;
+        cfg.fleet.validate()?;
         Ok(cfg)
     }
 

@@ -33,6 +33,7 @@ pub mod cluster;
 pub mod config;
 pub mod design;
 pub mod drivers;
+pub mod fleet;
 pub mod httpd;
 pub mod lifecycle;
 pub mod model;

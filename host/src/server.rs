@@ -418,6 +418,8 @@ pub async fn start(cfg: Config) -> Result<Server> {
         },
     )
     .await?;
+    // The fleet's power and health sync (every instance; the leader leads).
+    tokio::spawn(crate::fleet::sync::run(engine.clone(), cfg.fleet.clone()));
 
     let auth = Arc::new(
         Auth::new(tokens(&cfg, &data)?)

@@ -103,6 +103,12 @@ struct Sessions {
     next_id: u64,
     created: usize,
     deleted: usize,
+    /// The most sessions open at once.
+    peak: usize,
+    /// Logins refused because the table was full (`RAC0218`).
+    refused: usize,
+    /// Sessions the BMC itself ended ([`SessionGateway::end_all_sessions`]).
+    ended: usize,
 }
 
 struct Shared {
@@ -182,6 +188,26 @@ impl SessionGateway {
     /// Sessions open right now.
     pub fn open_sessions(&self) -> usize {
         self.shared.sessions.lock().unwrap().open.len()
+    }
+
+    /// The most sessions open at once so far, and the logins refused
+    /// because the session table was full.
+    pub fn peak_and_refused(&self) -> (usize, usize) {
+        let s = self.shared.sessions.lock().unwrap();
+        (s.peak, s.refused)
+    }
+
+    /// Ends every open session on the BMC's side, as a BMC does when a
+    /// session times out or the BMC restarts; their tokens get 401 from now.
+    pub fn end_all_sessions(&self) {
+        let mut s = self.shared.sessions.lock().unwrap();
+        s.ended += s.open.len();
+        s.open.clear();
+    }
+
+    /// Sessions ended by [`SessionGateway::end_all_sessions`].
+    pub fn ended_by_bmc(&self) -> usize {
+        self.shared.sessions.lock().unwrap().ended
     }
 
     /// Sessions created and deleted so far.
@@ -347,6 +373,7 @@ fn login(shared: &Shared, body: &[u8]) -> Response {
     }
     let mut sessions = shared.sessions.lock().unwrap();
     if sessions.open.len() >= shared.config.max_sessions {
+        sessions.refused += 1;
         return redfish_error(
             StatusCode::BAD_REQUEST,
             "IDRAC.2.8.RAC0218",
@@ -358,6 +385,7 @@ fn login(shared: &Shared, body: &[u8]) -> Response {
     let id = sessions.next_id.to_string();
     let token = format!("token-{id}-{:x}", rand_bits());
     sessions.open.insert(token.clone(), id.clone());
+    sessions.peak = sessions.peak.max(sessions.open.len());
     let location = format!("{SESSIONS}/{id}");
     let mut response = (
         StatusCode::CREATED,

@@ -505,8 +505,17 @@ async fn vendor_quirks_are_data() {
     .await;
 }
 
+/// A call sharing `with`'s key-value store (the driver's store, as the
+/// engine gives every call of a driver) but with other settings.
+fn sharing(with: &Call, settings: &[(&str, &str)]) -> Call {
+    Call {
+        services: with.services.clone(),
+        ..call_with(config(settings))
+    }
+}
+
 #[tokio::test]
-async fn sessions_are_used_and_always_closed() {
+async fn sessions_are_kept_reused_and_logged_out() {
     let bmc = Sushy::start(one_system(false));
     let gw = SessionGateway::start(bmc.port, GatewayConfig::default()).await;
     let rt = runtime();
@@ -516,7 +525,7 @@ async fn sessions_are_used_and_always_closed() {
     let call = call_with(config(&[]));
     ok(&call, &rt, &d, Action::ValidateOobServices, &n).await;
     ok(&call, &rt, &d, Action::PowerOnNode, &n).await;
-    let mut boot = call_with(config(&[]));
+    let mut boot = sharing(&call, &[]);
     boot.params.boot = Some(BootTarget {
         device: BootDevice::Pxe,
         persistent: false,
@@ -526,16 +535,16 @@ async fn sessions_are_used_and_always_closed() {
     assert_eq!(facts["power_state"], "on");
     assert_eq!(facts["boot_override"]["device"], "pxe");
 
-    // One session per call, each deleted when the call ends; every request
-    // but the service root and the login carried the session token.
-    assert_eq!(gw.session_counts(), (4, 4));
-    assert_eq!(gw.open_sessions(), 0);
+    // One session for the four calls, kept open for the next; every request
+    // but the service root and the login carried its token.
+    assert_eq!(gw.session_counts(), (1, 0));
+    assert_eq!(gw.open_sessions(), 1);
     let seen = gw.seen();
     let logins = seen
         .iter()
         .filter(|s| s.path.ends_with("/SessionService/Sessions"))
         .count();
-    assert_eq!(logins, 4, "{seen:#?}");
+    assert_eq!(logins, 1, "{seen:#?}");
     for s in &seen {
         let public = s.path == "/redfish/v1" || s.path.ends_with("/SessionService/Sessions");
         if !public {
@@ -543,26 +552,32 @@ async fn sessions_are_used_and_always_closed() {
         }
         assert!(s.status < 400, "{s:?}");
     }
-    assert!(
-        seen.iter()
-            .any(|s| s.method == "DELETE" && s.path.contains("/Sessions/")),
-        "{seen:#?}"
-    );
 
-    // An action that fails still logs out.
+    // An action that fails keeps the session too.
     boot.params.boot = Some(BootTarget {
         device: BootDevice::BiosSetup,
         persistent: false,
     });
     let err = driver_error(boot.run(&rt, &d, Action::SetNodeBoot, Some(&n)).await);
     assert_eq!(err.kind, DriverErrorKind::Unsupported, "{err:?}");
-    assert_eq!(gw.session_counts(), (5, 5));
-    assert_eq!(gw.open_sessions(), 0);
+    assert_eq!(gw.session_counts(), (1, 0));
 
-    // `auth = session` works the same; a wrong password is refused at login
-    // as an auth error naming the BMC and the user, and opens nothing.
+    // A kept session the BMC ended is replaced, and the call still works.
+    gw.end_all_sessions();
+    ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(gw.open_sessions(), 1);
+
+    // Without reuse, the kept session is logged out and each call opens and
+    // deletes its own: nothing stays open.
+    let once = sharing(&call, &[("session_reuse", "false")]);
+    ok(&once, &rt, &d, Action::ValidateOobServices, &n).await;
+    assert_eq!(gw.open_sessions(), 0);
+    let (created, deleted) = gw.session_counts();
+    assert_eq!(created, deleted + gw.ended_by_bmc());
+
+    // `auth = session` with a wrong password is refused at login as an auth
+    // error naming the BMC and the user, and opens nothing.
     let forced = call_with(config(&[("auth", "session")]));
-    ok(&forced, &rt, &d, Action::ValidateOobServices, &n).await;
     let mut wrong = n.clone();
     wrong.oob.credentials.as_mut().unwrap().password = "wrong-pw".into();
     let err = driver_error(
@@ -576,18 +591,102 @@ async fn sessions_are_used_and_always_closed() {
         "{err:?}"
     );
     assert!(err.message.contains("`root`"), "{err:?}");
-    assert_eq!(gw.session_counts(), (6, 6));
     assert_eq!(gw.open_sessions(), 0);
 
     // Neither the password nor a session token reaches a message.
-    for m in call
-        .statuses()
-        .into_iter()
-        .chain(boot.statuses())
-        .chain(forced.statuses())
-    {
+    for m in call.statuses().into_iter().chain(forced.statuses()) {
         assert!(!m.contains("calvin-pw") && !m.contains("token-"), "{m}");
     }
+}
+
+/// Issue 20: 50 calls at once against one BMC whose session table holds 8
+/// share one session (two at worst, when two calls take the login turn in
+/// the same instant; the loser logs its own out): no call meets a full
+/// session table. A kept session is logged out when it expires and when
+/// another driver version finds it; after a run ended by a call without
+/// reuse, no session is left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_calls_share_one_session() {
+    let bmc = Sushy::start(one_system(false));
+    let gw = SessionGateway::start(
+        bmc.port,
+        GatewayConfig {
+            max_sessions: 8,
+            ..GatewayConfig::default()
+        },
+    )
+    .await;
+    let rt = Arc::new(
+        drydock::drivers::Runtime::new(
+            drydock::drivers::RuntimeConfig {
+                max_concurrent_calls: 64,
+                ..drydock::drivers::RuntimeConfig::default()
+            },
+            None,
+        )
+        .unwrap(),
+    );
+    let d = redfish(&rt).await;
+    let n = Arc::new(gw.node("n1"));
+    let call = Arc::new(call_with(config(&[])));
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (rt, d, n, call) = (rt.clone(), d.clone(), n.clone(), call.clone());
+        calls.spawn(async move { call.run(&rt, &d, Action::InterrogateOob, Some(&n)).await });
+    }
+    while let Some(r) = calls.join_next().await {
+        let v = r.unwrap().unwrap_or_else(|e| panic!("a call failed: {e}"));
+        assert_eq!(v["power_state"], "off");
+    }
+    let (peak, refused) = gw.peak_and_refused();
+    println!(
+        "50 concurrent calls: {peak} session(s) open at most, {refused} logins refused, sessions created/deleted {:?}",
+        gw.session_counts()
+    );
+    assert_eq!(refused, 0, "a login met a full session table");
+    assert!(peak <= 2, "{peak} sessions were open at once");
+    assert_eq!(
+        gw.open_sessions(),
+        1,
+        "one session is kept for the next calls"
+    );
+
+    // A driver swap: a session kept by another driver version is logged
+    // out by the first call of this one, which opens its own.
+    let key = format!("session/127.0.0.1:{}", gw.port);
+    let mut kept: Value = serde_json::from_str(&call.services.kv_pairs("redfish")[&key]).unwrap();
+    kept["version"] = json!("0.0.0-previous");
+    use drydock::drivers::DriverServices;
+    call.services
+        .kv_set("redfish", &key, &kept.to_string())
+        .await
+        .unwrap();
+    let deleted_before = gw.session_counts().1;
+    ok(&call, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(gw.session_counts().1, deleted_before + 1);
+    assert_eq!(gw.open_sessions(), 1);
+
+    // Expiry: with a zero lifetime every call finds the kept session
+    // expired, logs it out and keeps a new one.
+    let expiring = sharing(&call, &[("session_ttl_s", "0")]);
+    let (created, deleted) = gw.session_counts();
+    for _ in 0..3 {
+        ok(&expiring, &rt, &d, Action::InterrogateOob, &n).await;
+    }
+    assert_eq!(gw.session_counts(), (created + 3, deleted + 3));
+    assert_eq!(gw.open_sessions(), 1);
+
+    // The run ends with a call without reuse: nothing is left open.
+    let last = sharing(&call, &[("session_reuse", "false")]);
+    ok(&last, &rt, &d, Action::InterrogateOob, &n).await;
+    assert_eq!(gw.open_sessions(), 0);
+    let (created, deleted) = gw.session_counts();
+    assert_eq!(created, deleted, "every session opened was logged out");
+    assert!(
+        call.services.kv_pairs("redfish").is_empty(),
+        "{:?}",
+        call.services.kv_pairs("redfish")
+    );
 }
 
 #[tokio::test]
@@ -705,7 +804,8 @@ async fn a_busy_bmc_is_retried_with_backoff() {
     assert!(err.message.contains("HTTP 503"), "{err:?}");
     // The fault is used up: the same call now succeeds.
     ok(&boot, &rt, &d, Action::SetNodeBoot, &n).await;
-    assert_eq!(gw.open_sessions(), 0);
+    // One session kept per driver key-value store (each call here has its own).
+    assert_eq!(gw.open_sessions(), 2);
 }
 
 /// Figure: power-cycling three emulated systems at once (one BMC process).

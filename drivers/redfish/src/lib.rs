@@ -3,8 +3,9 @@
 //!
 //! Every action opens one conversation with the node's BMC (service root,
 //! then a Redfish session or basic auth), finds the node's
-//! `ComputerSystem`, acts, and always closes the session it opened. It keeps
-//! nothing between calls.
+//! `ComputerSystem` and acts. The one thing it keeps between calls is the
+//! BMC's session (in its key-value store, reused until it expires; see
+//! `bmc`).
 //!
 //! # Layout
 //!
@@ -30,6 +31,8 @@
 //! | `request_timeout_s` | bound on one HTTP request (default 30; the call's deadline also bounds it) |
 //! | `busy_retries` | retries of a request answered 409/429/503, with 1, 2, 4... s backoff (default 3) |
 //! | `vendor` | force the quirks: `generic`, `idrac`, `ilo` or `supermicro` (default: detected) |
+//! | `session_reuse` | `true` (default): keep one session per BMC in the key-value store and reuse it across calls (see `bmc`); `false`: one session per call, always deleted |
+//! | `session_ttl_s` | how long a kept session is reused after its last use (default 300) |
 
 mod bmc;
 mod quirks;

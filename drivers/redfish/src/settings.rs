@@ -37,6 +37,12 @@ pub struct Settings {
     pub busy_retries: u32,
     /// Quirks forced by the operator.
     pub vendor: Option<String>,
+    /// Keep a session per BMC in the key-value store and reuse it across
+    /// calls (default true); `false` opens one per call and deletes it.
+    pub session_reuse: bool,
+    /// How long a kept session is reused after its last use, seconds
+    /// (default 300; keep it under the BMC's `SessionTimeout`).
+    pub session_ttl: Duration,
 }
 
 impl Settings {
@@ -90,6 +96,8 @@ impl Settings {
             request_timeout: Duration::from_secs(ctx.config_or("request_timeout_s", 30)?),
             busy_retries: ctx.config_or("busy_retries", 3)?,
             vendor: ctx.config("vendor").map(|v| v.trim().to_ascii_lowercase()),
+            session_reuse: ctx.config_or("session_reuse", true)?,
+            session_ttl: Duration::from_secs(ctx.config_or("session_ttl_s", 300)?),
         })
     }
 }

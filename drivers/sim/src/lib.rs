@@ -8,7 +8,9 @@
 //!
 //! - [`chaos`]: the operator's settings — delays and deterministic simulated
 //!   failures — applied at the start of every action.
-//! - `oob`: power state (`power/<node>`) and boot override (`boot/<node>`).
+//! - `oob`: power state (`power/<node>`) and boot override (`boot/<node>`);
+//!   a node whose `bmc_down/<node>` key is set has a BMC that does not
+//!   answer (every oob action fails `unreachable`).
 //! - `node`: a provisioning state machine per node (`node/<node>`):
 //!   `New` → `Ready` → `Deployed`; site-wide records under `site/`.
 //! - `network`: VLAN configuration per switch port (`port/<switch>/<port>`).
@@ -27,6 +29,7 @@
 //! | `seed` | u64 mixed into the failure decision (default 0) |
 //! | `count_calls` | `true`: count each action's calls per subject in the key-value store (`calls/<action>/<subject>`) |
 //! | `hold_action`, `hold_nodes`, `hold_until` | hold that action on those nodes (comma list) until the key-value store has the `hold_until` key (tests order calls across nodes with it) |
+//! | `lose_reply` | comma list of oob actions that act, then fail with `timeout` as if the connection dropped after the request was sent (tests of uncertain outcomes) |
 //! | `enlist` | `after_pxe` (default: identify_node finds a node only once it was PXE-booted through the sim oob interface) or `always` |
 
 pub mod chaos;

@@ -4,7 +4,7 @@
 use drydock_sdk::prelude::*;
 use serde_json::json;
 
-use crate::chaos::begin;
+use crate::chaos;
 use crate::{Sim, fnv1a};
 
 fn power_key(node: &Node) -> String {
@@ -20,6 +20,33 @@ fn power(ctx: &Ctx, node: &Node) -> PowerState {
         Some("on") => PowerState::On,
         _ => PowerState::Off,
     }
+}
+
+/// Starts an oob action: the operator's delays and failures, then the
+/// simulated BMC must be up (`bmc_down/<node>` unset).
+fn begin(ctx: &Ctx, action: &str, node: &str) -> Result<()> {
+    chaos::begin(ctx, action, node)?;
+    if ctx.kv_get(&format!("bmc_down/{node}")).is_some() {
+        return Err(DriverError::Unreachable(format!(
+            "simulated BMC of {node} does not answer"
+        )));
+    }
+    Ok(())
+}
+
+/// Ends an oob action that acted: with `lose_reply` naming it, the reply
+/// is lost (a `timeout` although the action took effect).
+fn reply(ctx: &Ctx, action: &str, node: &Node) -> Result<()> {
+    let lost = ctx
+        .config("lose_reply")
+        .is_some_and(|v| v.split(',').any(|a| a.trim() == action));
+    if lost {
+        return Err(DriverError::Timeout(format!(
+            "simulated: the connection to {}'s BMC dropped after {action} was sent",
+            node.name
+        )));
+    }
+    Ok(())
 }
 
 fn set_power(ctx: &Ctx, node: &Node, on: bool) -> Result<()> {
@@ -47,27 +74,32 @@ impl OobDriver for Sim {
             device: BootDevice::Pxe,
             persistent: false,
         };
-        set_boot(ctx, node, target)
+        set_boot(ctx, node, target)?;
+        reply(ctx, "config_node_pxe", node)
     }
 
     fn set_node_boot(ctx: &Ctx, node: &Node, target: BootTarget) -> Result<()> {
         begin(ctx, "set_node_boot", &node.name)?;
-        set_boot(ctx, node, target)
+        set_boot(ctx, node, target)?;
+        reply(ctx, "set_node_boot", node)
     }
 
     fn power_off_node(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "power_off_node", &node.name)?;
-        set_power(ctx, node, false)
+        set_power(ctx, node, false)?;
+        reply(ctx, "power_off_node", node)
     }
 
     fn power_on_node(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "power_on_node", &node.name)?;
-        set_power(ctx, node, true)
+        set_power(ctx, node, true)?;
+        reply(ctx, "power_on_node", node)
     }
 
     fn power_cycle_node(ctx: &Ctx, node: &Node) -> Result<()> {
         begin(ctx, "power_cycle_node", &node.name)?;
-        set_power(ctx, node, true)
+        set_power(ctx, node, true)?;
+        reply(ctx, "power_cycle_node", node)
     }
 
     fn interrogate_oob(ctx: &Ctx, node: &Node) -> Result<OobInterrogation> {

@@ -45,6 +45,7 @@
 //! | `/bootactions...` ([`bootactions`]) | none: the node's `X-Bootaction-Key` |
 //! | `/drivers...` ([`drivers`]) | `drydock:read_drivers` (viewer), `drydock:manage_drivers` (admin) |
 //! | `GET /openapi.json`, `GET /docs` ([`openapi`]) | none |
+//! | `/nodes/{name}/events`, `/nodes/{name}/sync`, `/nodes/{name}/maintenance`, `/fleet` ([`fleet`]) | `read_data` (viewer), `manage_nodes` (operator) |
 
 pub mod auth;
 pub mod bootactions;
@@ -52,6 +53,7 @@ pub mod context;
 pub mod design;
 pub mod drivers;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod keystone;
 pub mod nodes;
@@ -188,12 +190,17 @@ pub fn router(state: AppState) -> Router {
 /// [`router`] with the given body limits.
 pub fn router_with(state: AppState, limits: BodyLimits) -> Router {
     let (api, doc) = routes(limits).split_for_parts();
+    // The fleet routes (issue 20) are not in the OpenAPI document yet.
+    let fleet = fleet::routes()
+        .layer(DefaultBodyLimit::max(limits.small_json))
+        .with_state(state.clone());
     let api = api
         .layer(openapi::serve(doc))
         .layer(DefaultBodyLimit::max(limits.small_json))
         .with_state(state);
     Router::new()
         .merge(api)
+        .merge(fleet)
         .merge(openapi::docs_page())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

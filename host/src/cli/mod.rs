@@ -3,11 +3,13 @@
 //! - `serve`: run the Drydock service ([`crate::server`]).
 //! - `driver` ([`driver`]): inspect a component, run one action in the sandbox.
 //! - `task`, `node` ([`client`]): the REST client of a Drydock API server.
+//! - `fleet` ([`fleet`]): node timelines, synced state, maintenance.
 //!
 //! `main.rs` calls [`main`].
 
 pub mod client;
 pub mod driver;
+pub mod fleet;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -42,6 +44,8 @@ pub enum Command {
     Task(client::TaskCommand),
     /// Register and list nodes on a Drydock server.
     Node(client::NodeCommand),
+    /// Node timelines, synced power state, drift and maintenance.
+    Fleet(fleet::FleetCommand),
 }
 
 /// Entry point used by `main`: parses arguments, runs, maps errors to exit
@@ -78,6 +82,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Driver(cmd) => driver::run(cmd).await,
         Command::Task(cmd) => client::run_task(cmd).await,
         Command::Node(cmd) => client::run_node(cmd).await,
+        Command::Fleet(cmd) => fleet::run(cmd).await,
     }
 }
 

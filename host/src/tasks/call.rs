@@ -4,6 +4,7 @@
 //! hand the outcome to the writer.
 
 use super::executor::BmcLimits;
+use super::probe;
 use super::services::EngineServices;
 use super::shared::Shared;
 use super::writer::{Finished, Write};
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 /// fix: the node, its credentials, its TLS trust, the driver).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct SetupError(String);
+pub(super) struct SetupError(String);
 
 /// Runs subtask `t` (claimed by this instance) to its outcome.
 pub(super) async fn run(
@@ -132,7 +133,7 @@ pub(super) async fn run(
     let end = tokio::time::Instant::now() + deadline;
     let services: Arc<dyn DriverServices> = Arc::new(EngineServices {
         shared: shared.clone(),
-        task: t.id,
+        task: Some(t.id),
     });
     // Orchestrator steps set their own attempts (Drydock retries those
     // steps on any failure that is not permanent by nature).
@@ -142,9 +143,14 @@ pub(super) async fn run(
         (shared.cfg.max_attempts, false)
     };
     let calls = port_calls(action, node.as_ref(), &params);
+    let secrets = node
+        .as_ref()
+        .map(probe::credential_strings)
+        .unwrap_or_default();
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
+        let attempt_started = std::time::Instant::now();
         let call = async {
             let _bmc = bmc.acquire().await;
             let mut last = Ok(serde_json::Value::Null);
@@ -174,6 +180,27 @@ pub(super) async fn run(
         let r = tokio::select! {
             _ = cancel.cancelled() => break Err(None),
             r = call => r,
+        };
+        let timeline = (node_name.as_deref(), t.id, &secrets[..]);
+        record_call(shared, timeline, action, &r, attempt_started.elapsed());
+        // A power or boot action that timed out or lost its connection may
+        // have reached the BMC: read the state back before deciding.
+        let r = match (r, &node) {
+            (Err(e), Some(n)) if probe::is_uncertain(&e) => {
+                match probe::took_effect(shared, &installed, n, action, &params, READ_BACK).await {
+                    Some(seen) => {
+                        let note = format!(
+                            "{} {}, but {seen}: it took effect",
+                            action.name(),
+                            probe::redacted(&e, &secrets)
+                        );
+                        record_event(shared, timeline, "readback", action, "success", &note);
+                        Ok(serde_json::json!({ "read_back": note }))
+                    }
+                    None => Err(e),
+                }
+            }
+            (r, _) => r,
         };
         match r {
             Ok(v) => break Ok(v),
@@ -226,9 +253,31 @@ pub(super) async fn run(
     match result {
         Ok(value) => {
             outcome.result_status = ResultStatus::Success;
-            outcome.result_message = Some(format!("{} succeeded", action.name()));
+            outcome.result_message = Some(match value["read_back"].as_str() {
+                Some(note) => format!("{} succeeded ({note})", action.name()),
+                None => format!("{} succeeded", action.name()),
+            });
             if let Some(n) = &node_name {
                 state = node_state(action, &params, &value).map(|(p, b)| (n.clone(), p, b));
+                if let Some((power, boot)) = state.as_ref().map(|(_, p, b)| (*p, *b)) {
+                    let text = [
+                        power.map(|p| format!("power {p}")),
+                        boot.map(|b| format!("boot {b}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                    let text = format!("{text} (set by {})", action.name());
+                    record_event(
+                        shared,
+                        (Some(n), t.id, &[]),
+                        "state_change",
+                        action,
+                        "success",
+                        &text,
+                    );
+                }
                 if matches!(action, Action::InterrogateOob | Action::InterrogateNode) {
                     let data = NewBuildData {
                         node_name: n.clone(),
@@ -283,7 +332,7 @@ pub(super) async fn run(
 /// Loads a node (unless prefetched), checks its BMC (and, with `network`,
 /// switch) addresses and resolves their credentials from the secrets
 /// sources, each in its scope.
-async fn load_node(
+pub(super) async fn load_node(
     shared: &Shared,
     name: &str,
     prefetched: Option<NodeRecord>,
@@ -399,7 +448,7 @@ async fn load_node_patiently(
 /// (besides the public roots); `tls_verify = "false"` turns verification
 /// off for this node (logged on every connection). `None` keeps the
 /// driver's settings.
-async fn node_tls(
+pub(super) async fn node_tls(
     shared: &Shared,
     n: &model::Node,
 ) -> Result<Option<crate::drivers::TlsSettings>, SetupError> {
@@ -469,7 +518,7 @@ fn port_calls(
 /// A short machine-readable reason for a failed call: the driver's error
 /// kind (`timeout`, `busy`, `auth`, ...) or the host's (`timeout` for a cut
 /// call, `trap`, `memory_limit`, ...).
-fn reason(e: &CallError) -> String {
+pub(super) fn reason(e: &CallError) -> String {
     match e {
         CallError::Driver { error, .. } => serde_json::to_value(error.kind)
             .ok()
@@ -508,4 +557,58 @@ fn node_state(
         }
         _ => None,
     }
+}
+
+/// How long the read-back of an uncertain outcome may take.
+const READ_BACK: Duration = Duration::from_secs(30);
+
+/// Where a call's timeline entries go: the node, the task, the strings to
+/// redact.
+type Timeline<'a> = (Option<&'a str>, uuid::Uuid, &'a [String]);
+
+/// Records one attempt of a driver call in its node's timeline.
+fn record_call(
+    shared: &Shared,
+    (node, task, secrets): Timeline<'_>,
+    action: Action,
+    r: &Result<serde_json::Value, CallError>,
+    took: Duration,
+) {
+    let Some(node) = node else { return };
+    let (outcome, message) = match r {
+        Ok(_) => ("success", None),
+        Err(e) => ("failure", Some(probe::redacted(e, secrets))),
+    };
+    shared.timeline.record(crate::store::NewNodeEvent {
+        node_name: node.to_owned(),
+        ts: chrono::Utc::now(),
+        kind: "driver_call".into(),
+        action: Some(action.name().into()),
+        outcome: Some(outcome.into()),
+        duration_ms: Some(i64::try_from(took.as_millis()).unwrap_or(i64::MAX)),
+        message,
+        task_id: Some(task),
+    });
+}
+
+/// Records a non-call event (a state change, a read-back) in a timeline.
+fn record_event(
+    shared: &Shared,
+    (node, task, _): Timeline<'_>,
+    kind: &str,
+    action: Action,
+    outcome: &str,
+    message: &str,
+) {
+    let Some(node) = node else { return };
+    shared.timeline.record(crate::store::NewNodeEvent {
+        node_name: node.to_owned(),
+        ts: chrono::Utc::now(),
+        kind: kind.into(),
+        action: Some(action.name().into()),
+        outcome: Some(outcome.into()),
+        duration_ms: None,
+        message: Some(message.to_owned()),
+        task_id: Some(task),
+    });
 }

@@ -218,7 +218,7 @@ pub enum EngineError {
 /// The task engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl Engine {
@@ -258,6 +258,9 @@ impl Engine {
                 "resuming work left unfinished by a previous run of this instance"
             );
         }
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let bmcs = Arc::new(super::executor::BmcLimits::new(cfg.per_bmc));
+        let timeline = crate::fleet::Timeline::start(store.clone(), shutdown.clone());
         let shared = Arc::new(Shared {
             store,
             runtime,
@@ -268,11 +271,14 @@ impl Engine {
             secrets,
             wake_scheduler: Default::default(),
             wake_executor: Default::default(),
-            shutdown: Default::default(),
+            shutdown: shutdown.clone(),
             finished: tokio::sync::broadcast::channel(1024).0,
             writes,
             settle,
             inflight: Default::default(),
+            bmcs,
+            timeline,
+            fleet_stats: Default::default(),
             kv: Default::default(),
             task_designs: Mutex::default(),
         });
@@ -296,6 +302,21 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Node timelines (see [`crate::fleet`]).
+    pub fn timeline(&self) -> &Arc<crate::fleet::Timeline> {
+        &self.shared.timeline
+    }
+
+    /// This instance's fleet sync counters.
+    pub fn fleet_stats(&self) -> &Arc<crate::fleet::FleetStats> {
+        &self.shared.fleet_stats
+    }
+
+    /// Resolves when the engine is shut down.
+    pub async fn stopped(&self) {
+        self.shared.shutdown.cancelled().await
     }
 
     /// The secrets sources.

@@ -77,7 +77,8 @@ pub(super) struct BmcLimits {
 }
 
 impl BmcLimits {
-    fn new(per_bmc: usize) -> Self {
+    /// `per_bmc` calls at once per BMC.
+    pub fn new(per_bmc: usize) -> Self {
         Self {
             per_bmc,
             limits: Mutex::new(HashMap::new()),
@@ -97,7 +98,7 @@ impl BmcLimits {
 /// Runs the executor until shutdown.
 pub(super) async fn run(shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.cfg.max_concurrency));
-    let bmcs = Arc::new(BmcLimits::new(shared.cfg.per_bmc));
+    let bmcs = shared.bmcs.clone();
     tokio::spawn(cancel_watch(shared.clone()));
     loop {
         if shared.shutdown.is_cancelled() {

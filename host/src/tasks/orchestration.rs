@@ -141,6 +141,11 @@ pub(super) async fn start(
         }
     };
     if o.is_node_scoped() {
+        let selected: BTreeSet<String> = shared
+            .skip_maintenance(t, selected.clone())
+            .await?
+            .into_iter()
+            .collect();
         if selected.is_empty() {
             shared.nothing_to_do(t).await;
             return Ok(());
@@ -250,7 +255,14 @@ pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError
     };
     let all = design.model_nodes();
     let selected: BTreeSet<String> = if o.is_node_scoped() {
-        selected(&t, &design, &all)?
+        // Nodes in maintenance that have not started are skipped (noted
+        // when the task started); those under way go on.
+        let maintenance = store.nodes_in_maintenance().await?;
+        let mut s = selected(&t, &design, &all)?;
+        s.retain(|n| {
+            !maintenance.contains_key(n) || progress.children.values().any(|k| k.contains_key(n))
+        });
+        s
     } else {
         [SITE.to_owned()].into()
     };

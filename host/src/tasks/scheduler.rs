@@ -180,6 +180,7 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
             .filter_map(|r| serde_json::from_value(r.spec).ok())
             .collect();
         let names = select(&nodes, filter.as_ref(), &BTreeMap::new());
+        let names = shared.skip_maintenance(t, names).await?;
         if names.is_empty() {
             shared.nothing_to_do(t).await;
             return Ok(());

@@ -12,8 +12,10 @@ use uuid::Uuid;
 /// Driver services for one subtask's calls.
 pub(super) struct EngineServices {
     pub shared: Arc<Shared>,
-    /// The subtask the calls belong to (messages and build data go there).
-    pub task: Uuid,
+    /// The subtask the calls belong to (messages and build data go there);
+    /// none for probes outside any task (their messages are only logged and
+    /// their build data is not kept).
+    pub task: Option<Uuid>,
 }
 
 fn svc(e: StoreError) -> ServiceError {
@@ -55,19 +57,25 @@ impl DriverServices for EngineServices {
     }
 
     async fn status(&self, m: StatusMessage) -> Result<(), ServiceError> {
-        self.shared
-            .message(self.task, m.scope.node.as_deref(), m.message, m.is_error)
-            .await;
+        match self.task {
+            Some(task) => {
+                self.shared
+                    .message(task, m.scope.node.as_deref(), m.message, m.is_error)
+                    .await
+            }
+            None => tracing::debug!(node = m.scope.node.as_deref().unwrap_or("-"),
+                error = m.is_error, message = %m.message, "probe status"),
+        }
         Ok(())
     }
 
     async fn build_data(&self, d: BuildData) -> Result<(), ServiceError> {
-        let Some(node) = d.scope.node.clone() else {
+        let (Some(node), Some(task)) = (d.scope.node.clone(), self.task) else {
             return Ok(());
         };
         let data = NewBuildData {
             node_name: node,
-            task_id: Some(self.task),
+            task_id: Some(task),
             generator: d.generator,
             format: d.format,
             content: d.content,

@@ -6,7 +6,7 @@
 //! (`scheduler`, `executor`, `writer`, `settler`, `bootactions`).
 
 use super::engine::{EngineConfig, EngineError};
-use super::executor::Inflight;
+use super::executor::{BmcLimits, Inflight};
 use super::orchestrator::{self, StepAction};
 use super::settler::Settle;
 use super::writer::{KvOverlay, Write};
@@ -46,6 +46,12 @@ pub(super) struct Shared {
     pub settle: mpsc::UnboundedSender<Settle>,
     /// Driver calls in flight here (owned by the executor).
     pub inflight: Inflight,
+    /// Per-BMC limits, shared by subtasks and probes (the fleet's sync).
+    pub bmcs: Arc<BmcLimits>,
+    /// Node timelines (driver calls and the state changes they make).
+    pub timeline: Arc<crate::fleet::Timeline>,
+    /// This instance's sync counters (kept here so the API can read them).
+    pub fleet_stats: Arc<crate::fleet::FleetStats>,
     /// Key-value writes not yet in the store (owned by the writer).
     pub kv: KvOverlay,
     /// The design of each orchestrator task in progress here (parsed once
@@ -172,6 +178,30 @@ impl Shared {
             Ok(_) => self.announce_finished(t.id),
             Err(e) => tracing::error!(task.id = %t.id, error = %e, "could not fail the task"),
         }
+    }
+
+    /// `names` without the nodes in maintenance (issue 20's fleet hook:
+    /// tasks skip them), each skipped one noted on task `t`.
+    pub async fn skip_maintenance(
+        &self,
+        t: &TaskRecord,
+        names: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let maintenance = self.store.nodes_in_maintenance().await?;
+        let mut kept = Vec::new();
+        for n in names {
+            match maintenance.get(&n) {
+                Some(why) => {
+                    let text = format!(
+                        "node {n} skipped: it is in maintenance: {why}; clear it with \
+                         `drydock fleet maintenance clear {n}` (DELETE /api/v1.0/nodes/{n}/maintenance)"
+                    );
+                    self.message(t.id, Some(&n), text, false).await;
+                }
+                None => kept.push(n),
+            }
+        }
+        Ok(kept)
     }
 
     /// Completes `t` successfully with nothing done, as Drydock does when a
