@@ -503,7 +503,7 @@ impl From<HttpError> for SendError {
 }
 
 async fn send(
-    mut req: http::Request<WasiBody>,
+    req: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     policy: &EgressPolicy,
     tls: &TlsSettings,
