@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 pub mod fake_switches;
 pub mod keystone;
+pub mod mockups;
 pub mod packages;
 pub mod redfish_sessions;
 pub mod sushy;

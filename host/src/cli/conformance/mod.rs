@@ -73,6 +73,10 @@ pub struct TestArgs {
     /// endpoint.
     #[arg(long)]
     pub node: Option<String>,
+    /// The site's networks as JSON (or `@FILE`), for
+    /// `create_network_template` and `apply_node_networking` (default: none).
+    #[arg(long)]
+    pub site: Option<String>,
     /// The switch port of the node's first interface.
     #[arg(long, default_value = "Ethernet1")]
     pub port: String,
@@ -94,6 +98,10 @@ pub struct TestArgs {
     /// Also write the JSON report to FILE (for `driver sign --conformance`).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Granted secrets given directly (name, value), beside `--secret`'s
+    /// environment variables: for programs embedding the kit.
+    #[arg(skip)]
+    pub secret_values: Vec<(String, String)>,
 }
 
 /// Runs the kit, prints the report; exit 0 when it passed, 1 when not.
@@ -175,6 +183,7 @@ struct Kit<'a> {
     logs: capture::Logs,
     seen: Mutex<Seen>,
     image: Option<String>,
+    site: model::SiteNetworks,
 }
 
 impl<'a> Kit<'a> {
@@ -190,7 +199,7 @@ impl<'a> Kit<'a> {
                 .with_context(|| format!("--config `{kv}` is not KEY=VALUE"))?;
             settings.insert(k.to_owned(), v.to_owned());
         }
-        let mut secrets = Vec::new();
+        let mut secrets = args.secret_values.clone();
         for name in &args.secret {
             let var = crate::secrets::EnvSecrets::variable(name);
             let value = std::env::var(&var)
@@ -229,6 +238,10 @@ impl<'a> Kit<'a> {
             logs: capture::Logs::default(),
             seen: Mutex::new(Seen::default()),
             image: None,
+            site: match &args.site {
+                Some(text) => super::driver::json_arg("site", text)?,
+                None => model::SiteNetworks::default(),
+            },
         })
     }
 
@@ -285,7 +298,10 @@ impl<'a> Kit<'a> {
         deadline: Duration,
     ) -> (Result<Value, CallError>, Duration) {
         let node = fixtures::node(&self.base, &self.oob_type, &setup.target, &self.args.port);
-        let params = fixtures::params(action, &node, self.image.as_deref());
+        let mut params = fixtures::params(action, &node, self.image.as_deref());
+        if params.site.is_some() {
+            params.site = Some(self.site.clone());
+        }
         let authority = setup.target.authority.clone().unwrap_or_default();
         let settings = self
             .settings
@@ -348,7 +364,6 @@ impl<'a> Kit<'a> {
     /// interrogation of `interface` (raw documents left out: they may
     /// carry timestamps).
     async fn state(&self, interface: Interface) -> Value {
-        let kv = self.services.kv_pairs(&self.driver.info().name);
         let observed = match self
             .call(
                 fixtures::observer(interface),
@@ -366,6 +381,9 @@ impl<'a> Kit<'a> {
             }
             Err(e) => Value::String(outcome(&Err(e))),
         };
+        // Read after the observation: reading may itself cache (a system
+        // id), which is not the action's doing.
+        let kv = self.services.kv_pairs(&self.driver.info().name);
         serde_json::json!({ "kv": kv, "observed": observed })
     }
 
@@ -397,6 +415,7 @@ impl<'a> Kit<'a> {
                     first: outcome(&first),
                     second: None,
                     same_state: None,
+                    difference: None,
                     ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
                 };
                 if !is_unsupported(&first) {
@@ -405,6 +424,7 @@ impl<'a> Kit<'a> {
                     let s2 = self.state(interface).await;
                     run.second = Some(outcome(&second));
                     run.same_state = Some(s1 == s2);
+                    run.difference = difference(&s1, &s2, "");
                 }
                 runs.push(run);
             }
@@ -731,6 +751,34 @@ fn info_check(info: &crate::drivers::DriverInfo) -> Check {
     } else {
         fail("info", bad.join("; "))
     }
+}
+
+/// The first place two states differ, as `path: before -> after`.
+fn difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    if let (Some(x), Some(y)) = (a.as_object(), b.as_object()) {
+        let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+        for k in keys {
+            let (u, v) = (
+                x.get(k).unwrap_or(&Value::Null),
+                y.get(k).unwrap_or(&Value::Null),
+            );
+            if let Some(d) = difference(u, v, &format!("{path}/{k}")) {
+                return Some(d);
+            }
+        }
+    }
+    let cut = |v: &Value| {
+        let t = v.to_string();
+        if t.len() > 120 {
+            format!("{}…", &t[..t.floor_char_boundary(120)])
+        } else {
+            t
+        }
+    };
+    Some(format!("{path}: {} -> {}", cut(a), cut(b)))
 }
 
 /// `success`, `unsupported`, `error:<kind>: <message>` or the host's kind.

@@ -42,6 +42,9 @@ pub struct ActionRun {
     /// Whether the state read after each run was the same (absent when the
     /// action is not implemented).
     pub same_state: Option<bool>,
+    /// What differed between the two states, when they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difference: Option<String>,
     /// Milliseconds of the first run.
     pub ms: u64,
 }
@@ -102,10 +105,11 @@ impl Report {
                     Some(second) if *second != a.first => format!("{} then {second}", a.first),
                     _ => a.first.clone(),
                 },
-                match a.same_state {
-                    Some(true) => "same state",
-                    Some(false) => "STATE DIFFERS",
-                    None => "",
+                match (a.same_state, &a.difference) {
+                    (Some(true), _) => "same state".to_owned(),
+                    (Some(false), Some(d)) => format!("STATE DIFFERS: {d}"),
+                    (Some(false), None) => "STATE DIFFERS".to_owned(),
+                    (None, _) => String::new(),
                 },
                 if a.ms > 0 {
                     format!(" ({} ms)", a.ms)
