@@ -189,6 +189,7 @@ fn derived_manifest(info: &DriverInfo) -> Manifest {
             outbound: info.outbound.hosts.clone(),
             ..Requested::default()
         },
+        conformance: None,
     }
 }
 
@@ -804,6 +805,7 @@ impl Lifecycle {
                     "active": active.as_ref().is_some_and(|a| a.version == v.version),
                     "warm": warm.contains(&v.sha256),
                     "requested": manifest.get("requested").cloned().unwrap_or(Value::Null),
+                    "conformance": manifest.get("conformance").cloned().unwrap_or(Value::Null),
                 })
             })
             .collect();

@@ -30,6 +30,7 @@ pub fn sim_package(version: &str, secret: Option<&str>, padding: usize) -> Vec<u
             memory_mib: Some(128),
             call_secs: None,
         },
+        conformance: None,
     };
     let mut bytes = package::with_section(
         drydock::bundled::SIM,

@@ -103,6 +103,10 @@ pub struct SignArgs {
     /// Requested longest call, seconds.
     #[arg(long)]
     pub request_call_secs: Option<u64>,
+    /// A conformance report of this component (`drydock driver test -o
+    /// FILE`) to embed in the signed manifest.
+    #[arg(long, value_name = "FILE")]
+    pub conformance: Option<PathBuf>,
 }
 
 /// Arguments of `drydock driver call`.
@@ -271,9 +275,18 @@ async fn sign(args: SignArgs) -> Result<ExitCode> {
                     memory_mib: args.request_memory_mib,
                     call_secs: args.request_call_secs,
                 },
+                conformance: None,
             }
         }
     };
+    let mut manifest = manifest;
+    if let Some(path) = &args.conformance {
+        manifest.conformance = Some(crate::cli::conformance::embeddable(
+            path,
+            &bytes,
+            &manifest.name,
+        )?);
+    }
     let with_manifest = package::with_section(
         &bytes,
         package::MANIFEST_SECTION,

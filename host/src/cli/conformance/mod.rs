@@ -878,3 +878,28 @@ mod tests {
         }
     }
 }
+
+/// The report in `path` as a manifest value, if it is a report on exactly
+/// this component (`bytes`, before signing) and driver `name`.
+pub fn embeddable(path: &std::path::Path, bytes: &[u8], name: &str) -> Result<Value> {
+    use sha2::Digest as _;
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let report: Report = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a conformance report", path.display()))?;
+    let sha256 = hex::encode(sha2::Sha256::digest(bytes));
+    if report.sha256 != sha256 {
+        bail!(
+            "{} reports on component {}, not this one ({sha256}): run `drydock driver test` on it",
+            path.display(),
+            report.sha256
+        );
+    }
+    if report.driver != name {
+        bail!(
+            "{} reports on driver {}, not {name}",
+            path.display(),
+            report.driver
+        );
+    }
+    Ok(serde_json::to_value(&report)?)
+}
