@@ -50,7 +50,13 @@ fn the_vendor_tutorial_runs_as_written() {
     assert_eq!(blocks.len(), 5, "the tutorial's five steps");
     let port = drydock_tests::sushy::free_port();
     let listen = "export DRYDOCK_LISTEN=127.0.0.1:9000";
-    let script = blocks.join("\n");
+    // Each step stamps the time it starts (to stderr), to report per step.
+    let script = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("echo \"@@step {} $(date +%s.%N)\" >&2\n{b}", i + 1))
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         script.contains(listen),
         "the tutorial sets the port as expected"
@@ -104,9 +110,23 @@ fn the_vendor_tutorial_runs_as_written() {
     );
     println!(
         "tutorial: {} commands ran in {:.1} s (a cold build of the new crate included)",
-        script.lines().filter(|l| !l.trim().is_empty()).count(),
+        blocks
+            .iter()
+            .flat_map(|b| b.lines())
+            .filter(|l| !l.trim().is_empty() && !l.trim_end().ends_with('\\'))
+            .count(),
         took.as_secs_f64()
     );
+    let stamps: Vec<f64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("@@step "))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    let end = stamps.first().map_or(0.0, |s| s + took.as_secs_f64());
+    for (i, start) in stamps.iter().enumerate() {
+        let next = stamps.get(i + 1).copied().unwrap_or(end);
+        println!("  step {}: {:.1} s", i + 1, next - start);
+    }
 
     assert!(stdout.contains("PASSED"), "{stdout}");
     assert!(stdout.contains("installed acme-bmc 0.1.0"), "{stdout}");
