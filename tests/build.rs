@@ -42,4 +42,18 @@ fn main() {
         println!("cargo:rustc-env={name}={}", component.display());
     }
     assert!(missing.is_empty(), "guests not built: {missing:?}");
+
+    // The Redfish-variant example driver (its own workspace, as a vendor's
+    // crate is): the conformance tests run the kit on it.
+    let example = build_wasm_workspace(
+        Path::new("../examples/redfish-variant"),
+        &root.join("target").join("wasm"),
+    );
+    let [component] = example.as_slice() else {
+        panic!("examples/redfish-variant built {example:?}, not one component");
+    };
+    println!(
+        "cargo:rustc-env=EXAMPLE_REDFISH_VARIANT={}",
+        component.display()
+    );
 }

@@ -169,6 +169,7 @@ fn derived_manifest(info: &DriverInfo) -> Manifest {
             outbound: info.outbound.hosts.clone(),
             ..Requested::default()
         },
+        conformance: None,
     }
 }
 
@@ -772,7 +773,9 @@ impl Lifecycle {
             .collect();
         let versions: Vec<DriverVersion> = versions
             .iter()
-            .map(|v| DriverVersion {
+            .map(|v| {
+                let manifest = serde_json::from_str::<Manifest>(&v.manifest).ok();
+                DriverVersion {
                 version: v.version.clone(),
                 sha256: v.sha256.clone(),
                 size: v.size,
@@ -781,9 +784,9 @@ impl Lifecycle {
                 installed_by: v.installed_by.clone(),
                 active: active.as_ref().is_some_and(|a| a.version == v.version),
                 warm: warm.contains(&v.sha256),
-                requested: serde_json::from_str::<Manifest>(&v.manifest)
-                    .ok()
-                    .map(|m| wire_requested(m.requested)),
+                requested: manifest.as_ref().map(|m| wire_requested(m.requested.clone())),
+                conformance: manifest.and_then(|m| m.conformance),
+                }
             })
             .collect();
         let (loaded_view, granted) = match &loaded {

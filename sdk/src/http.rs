@@ -136,7 +136,7 @@ impl Request {
 
     /// Adds an `Authorization: Basic` header.
     pub fn basic_auth(self, username: &str, password: &str) -> Self {
-        let token = base64(format!("{username}:{password}").as_bytes());
+        let token = crate::encoding::base64_encode(format!("{username}:{password}"));
         self.header("authorization", format!("Basic {token}"))
     }
 
@@ -156,8 +156,8 @@ impl Request {
 
     /// Bounds connecting, the wait for the first response byte and each wait
     /// between bytes; past it the request fails with
-    /// [`DriverError::Timeout`]. Unbounded by default (the host still cuts
-    /// the call at its deadline).
+    /// [`DriverError::Timeout`]. By default, and at most, the time left
+    /// before the call's deadline less a moment to report it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -196,7 +196,11 @@ impl Request {
         request
             .set_path_with_query(Some(&target.path_with_query))
             .map_err(|()| invalid("path"))?;
-        let options = self.timeout.map(|timeout| {
+        // Never wait past the call's deadline: a stalled peer answers
+        // `timeout` while the driver can still report it.
+        let timeout = deadline_bound(self.timeout, crate::Ctx::new().deadline_remaining())
+            .ok_or_else(|| DriverError::Timeout(format!("no time left to reach {host}")))?;
+        let options = Some(timeout).map(|timeout| {
             let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
             let options = RequestOptions::new();
             // A host that does not support a timeout keeps its own.
@@ -304,6 +308,16 @@ impl Response {
             None => Ok(self),
         }
     }
+}
+
+/// Time kept back from the deadline to report a timed-out request.
+const REPORT_MARGIN: Duration = Duration::from_millis(300);
+
+/// The timeout of one request: `wanted`, cut to the time `left` before the
+/// deadline less [`REPORT_MARGIN`]; `None` when no time is left.
+fn deadline_bound(wanted: Option<Duration>, left: Duration) -> Option<Duration> {
+    let usable = left.checked_sub(REPORT_MARGIN).filter(|d| !d.is_zero())?;
+    Some(wanted.map_or(usable, |w| w.min(usable)))
 }
 
 /// Maps an HTTP error status to a [`DriverError`] naming `host` and the
@@ -460,46 +474,20 @@ fn describe(code: &ErrorCode) -> String {
     }
 }
 
-/// Standard base64 with padding (basic auth; also for drivers whose APIs
-/// want base64 fields, e.g. MAAS `user_data`).
-pub fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_rfc_4648() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
+    fn request_timeouts_stop_before_the_deadline() {
+        let s = Duration::from_secs;
+        assert_eq!(deadline_bound(None, s(10)), Some(s(10) - REPORT_MARGIN));
+        assert_eq!(deadline_bound(Some(s(2)), s(10)), Some(s(2)));
+        assert_eq!(
+            deadline_bound(Some(s(30)), s(5)),
+            Some(s(5) - REPORT_MARGIN)
+        );
+        assert_eq!(deadline_bound(None, REPORT_MARGIN), None);
     }
 
     #[test]

@@ -22,6 +22,11 @@
 //! - [`http`]: a small blocking HTTP client over `wasi:http`; the host enforces
 //!   the operator's egress grant and does TLS.
 //! - [`types`]: the WIT records and enums (also re-exported at the root).
+//! - [`retry`]: retrying with backoff within the call's deadline.
+//! - [`encoding`]: base64, URL-encoding and multipart bodies (from crates).
+//! - [`random`]: nonces and random numbers from the WASI random interface.
+//! - [`redfish`]: a Redfish client (service root, systems, sessions, resets,
+//!   boot override, task monitors) for BMC drivers.
 //!
 //! # Example
 //!
@@ -77,9 +82,13 @@
 mod ctx;
 pub mod datagram;
 mod driver;
+pub mod encoding;
 #[doc(hidden)]
 pub mod export;
 pub mod http;
+pub mod random;
+pub mod redfish;
+pub mod retry;
 pub mod types;
 
 pub use ctx::Ctx;

@@ -19,6 +19,7 @@ pub mod fake_promenade;
 pub mod fake_switches;
 pub mod ipmi_sim;
 pub mod keystone;
+pub mod mockups;
 pub mod packages;
 pub mod redfish_sessions;
 pub mod sushy;

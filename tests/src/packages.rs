@@ -41,6 +41,7 @@ pub fn sim_package_of(
             memory_mib: Some(128),
             call_secs: None,
         },
+        conformance: None,
     };
     let mut bytes = package::with_section(
         component,

@@ -104,6 +104,12 @@ fn install() -> &'static Path {
     })
 }
 
+/// The sushy-tools venv (installed on first use): `bin/sushy-emulator`,
+/// `bin/sushy-static`.
+pub fn venv() -> &'static Path {
+    install()
+}
+
 /// A fresh scratch directory.
 fn scratch() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);

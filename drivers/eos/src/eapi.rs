@@ -7,10 +7,15 @@
 //! header and never appear in a message or a log line.
 
 use drydock_sdk::prelude::*;
+use drydock_sdk::retry::Backoff;
 use serde_json::{Value, json};
+
+/// Attempts of a request the switch answers busy (HTTP 409, 429, 503).
+const BUSY_ATTEMPTS: u32 = 4;
 
 /// One switch, reached over eAPI at `<scheme>://<address>[:<port>]/command-api`.
 pub struct Eapi<'a> {
+    ctx: &'a Ctx,
     switch: &'a SwitchInfo,
     url: String,
     timeout: Duration,
@@ -19,7 +24,7 @@ pub struct Eapi<'a> {
 impl<'a> Eapi<'a> {
     /// Reads the driver settings `scheme` (`https` by default, or `http`)
     /// and `request_timeout_s` (30 by default) and addresses `switch`.
-    pub fn new(ctx: &Ctx, switch: &'a SwitchInfo) -> Result<Self> {
+    pub fn new(ctx: &'a Ctx, switch: &'a SwitchInfo) -> Result<Self> {
         let scheme = ctx
             .config("scheme")
             .unwrap_or_else(|| "https".into())
@@ -49,6 +54,7 @@ impl<'a> Eapi<'a> {
             None => format!("{scheme}://{host}/command-api"),
         };
         Ok(Self {
+            ctx,
             switch,
             url,
             timeout,
@@ -68,7 +74,23 @@ impl<'a> Eapi<'a> {
 
     /// Runs `cmds` in one `runCmds` request (JSON format) and returns one
     /// result per command. The switch stops at the first failing command.
+    /// A busy answer (the switch ran nothing) is retried with backoff
+    /// within the call's deadline.
     pub fn run(&self, cmds: &[String]) -> Result<Vec<Value>> {
+        Backoff::new()
+            .attempts(BUSY_ATTEMPTS)
+            .only(|e| matches!(e, DriverError::Busy(_)))
+            .on_retry(|e, _, wait| {
+                self.ctx.debug(format!(
+                    "{}; retrying in {} ms",
+                    e.message(),
+                    wait.as_millis()
+                ))
+            })
+            .run(self.ctx, |_| self.run_once(cmds))
+    }
+
+    fn run_once(&self, cmds: &[String]) -> Result<Vec<Value>> {
         let body = json!({
             "jsonrpc": "2.0",
             "method": "runCmds",

@@ -1,15 +1,19 @@
-//! The MAAS 2.0 REST client: OAuth 1.0 PLAINTEXT signing, `op=` in the
-//! query, multipart/form-data bodies, bounded retries of 429/5xx, and the
+//! The MAAS 2.0 REST client: OAuth 1.0 PLAINTEXT signing (a fresh nonce
+//! from the WASI random source per request), `op=` in the query,
+//! multipart/form-data bodies (the SDK's encoder, a random boundary per
+//! body), bounded retries of 429/5xx with the SDK's [`Backoff`], and the
 //! mapping of MAAS answers to [`DriverError`]s.
 //!
 //! It knows nothing of Drydock's model; the action modules do.
 
-use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use drydock_sdk::encoding::{Multipart, url_encode as percent};
 use drydock_sdk::http::{Method, Request, Response};
 use drydock_sdk::prelude::*;
+use drydock_sdk::random;
+use drydock_sdk::retry::Backoff;
 use serde_json::Value;
 
 /// Attempts per request when MAAS answers 429 or 5xx.
@@ -18,8 +22,6 @@ const ATTEMPTS: u32 = 6;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Separates the parts of a multipart body (never occurs in our values).
-const BOUNDARY: &str = "drydock-maas-7f3a9c1e5b2d4f60";
 
 /// A MAAS API key `consumer:token:secret`. `Debug` hides it.
 struct ApiKey {
@@ -51,13 +53,13 @@ impl ApiKey {
 
     /// The `Authorization` header value (OAuth 1.0, PLAINTEXT signature:
     /// empty consumer secret, `&`, token secret; percent-encoded).
-    fn header(&self, nonce: u64) -> String {
+    fn header(&self, nonce: &str) -> String {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         format!(
-            "OAuth realm=\"OAuth\", oauth_nonce=\"{nonce:016x}\", oauth_timestamp=\"{timestamp}\", \
+            "OAuth realm=\"OAuth\", oauth_nonce=\"{nonce}\", oauth_timestamp=\"{timestamp}\", \
              oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", \
              oauth_consumer_key=\"{}\", oauth_token=\"{}\", oauth_signature=\"%26{}\"",
             percent(&self.consumer),
@@ -114,15 +116,13 @@ impl Form {
         self.0.is_empty()
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut out = String::new();
+    /// The body, with a fresh random boundary, and its `content-type`.
+    fn encode(&self) -> Result<(String, Vec<u8>)> {
+        let mut form = Multipart::new();
         for (name, value) in &self.0 {
-            out.push_str(&format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            ));
+            form.text(name, value)?;
         }
-        out.push_str(&format!("--{BOUNDARY}--\r\n"));
-        out.into_bytes()
+        form.finish()
     }
 }
 
@@ -133,7 +133,6 @@ pub struct Maas<'a> {
     base: String,
     host: String,
     key: ApiKey,
-    nonce: Cell<u64>,
 }
 
 impl<'a> Maas<'a> {
@@ -152,16 +151,11 @@ impl<'a> Maas<'a> {
             .and_then(|r| r.split('/').next())
             .unwrap_or(root)
             .to_string();
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
         Ok(Maas {
             ctx,
             base: format!("{root}/api/2.0"),
             host: format!("MAAS at {host}"),
             key: api_key(ctx)?,
-            nonce: Cell::new(seed),
         })
     }
 
@@ -205,15 +199,6 @@ impl<'a> Maas<'a> {
         }
     }
 
-    fn next_nonce(&self) -> u64 {
-        // SplitMix64: distinct nonces within a call, seeded by the clock.
-        let mut z = self.nonce.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        self.nonce.set(z);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     fn call(
         &self,
         method: Method,
@@ -232,49 +217,63 @@ impl<'a> Maas<'a> {
             Some((_, op)) => format!("{what}?op={op}"),
             None => what,
         };
-        let body = form.map(|f| f.encode());
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=ATTEMPTS {
-            let mut request = Request::new(method, url.clone())
-                .header("authorization", self.key.header(self.next_nonce()))
-                .header("accept", "application/json");
-            if let Some(body) = &body {
-                request = request
-                    .header(
-                        "content-type",
-                        format!("multipart/form-data; boundary={BOUNDARY}"),
-                    )
-                    .body(body.clone());
-            }
-            let response = request.send()?;
-            let status = response.status;
-            if status < 400 {
-                return Ok(response);
-            }
-            let retry = status == 429 || status >= 500;
-            let text = excerpt(&response.text());
-            if retry && attempt < ATTEMPTS && self.ctx.deadline_remaining() > backoff * 2 {
+        let body = form.map(|f| f.encode()).transpose()?;
+        let mut last_status = 0;
+        let response = Backoff::new()
+            .attempts(ATTEMPTS)
+            .first_wait(FIRST_BACKOFF)
+            .max_wait(MAX_BACKOFF)
+            .only(|e| matches!(e, DriverError::Busy(_)))
+            .on_retry(|e, attempt, wait| {
                 self.ctx.debug(format!(
-                    "{} answered HTTP {status} to {what} (attempt {attempt}); retrying in {} ms",
-                    self.host,
-                    backoff.as_millis()
-                ));
-                self.ctx.sleep(backoff)?;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-            let message = format!("{} answered HTTP {status} to {what}: {text}", self.host);
-            return Err(match status {
-                401 | 403 => {
-                    Error::Driver(DriverError::Auth(format!("{message} (check the API key)")))
+                    "{} (attempt {attempt}); retrying in {} ms",
+                    e.message(),
+                    wait.as_millis()
+                ))
+            })
+            .run(self.ctx, |_| {
+                let mut request = Request::new(method, url.clone())
+                    .header("authorization", self.key.header(&random::nonce()))
+                    .header("accept", "application/json");
+                if let Some((content_type, body)) = &body {
+                    request = request
+                        .header("content-type", content_type)
+                        .body(body.clone());
                 }
-                404 => Error::NotFound(message),
-                409 | 429 | 503 => Error::Driver(DriverError::Busy(message)),
-                400 => Error::Driver(DriverError::InvalidInput(message)),
-                _ => Error::Driver(DriverError::Failed(message)),
+                let response = request.send()?;
+                last_status = response.status;
+                if response.status == 429 || response.status >= 500 {
+                    // Retried while attempts and the deadline allow.
+                    return Err(DriverError::Busy(format!(
+                        "{} answered HTTP {} to {what}: {}",
+                        self.host,
+                        response.status,
+                        excerpt(&response.text())
+                    )));
+                }
+                Ok(response)
             });
+        let response = match response {
+            Ok(response) => response,
+            // 429 and 503 stay busy (retryable by the host); other 5xx fail.
+            Err(DriverError::Busy(message)) if ![429, 503].contains(&last_status) => {
+                return Err(Error::Driver(DriverError::Failed(message)));
+            }
+            Err(e) => return Err(Error::Driver(e)),
+        };
+        let status = response.status;
+        if status < 400 {
+            return Ok(response);
         }
-        unreachable!("the last attempt returns")
+        let text = excerpt(&response.text());
+        let message = format!("{} answered HTTP {status} to {what}: {text}", self.host);
+        Err(match status {
+            401 | 403 => Error::Driver(DriverError::Auth(format!("{message} (check the API key)"))),
+            404 => Error::NotFound(message),
+            409 => Error::Driver(DriverError::Busy(message)),
+            400 => Error::Driver(DriverError::InvalidInput(message)),
+            _ => Error::Driver(DriverError::Failed(message)),
+        })
     }
 }
 
@@ -319,19 +318,6 @@ fn excerpt(text: &str) -> String {
     } else {
         line.to_string()
     }
-}
-
-/// RFC 3986 percent-encoding of everything but unreserved characters.
-pub fn percent(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A string field of a MAAS object (`""` if absent).

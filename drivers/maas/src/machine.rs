@@ -6,7 +6,7 @@ use drydock_sdk::prelude::*;
 use serde_json::Value;
 
 use crate::api::{Form, Maas, list, n, s};
-use drydock_sdk::http::base64;
+use drydock_sdk::encoding::base64_encode as base64;
 
 /// MAAS node status codes (`maasserver.enum.NODE_STATUS`).
 pub struct Status;

@@ -22,6 +22,7 @@
 
 use drydock_sdk::http::{Method, Request, Response};
 use drydock_sdk::prelude::*;
+use drydock_sdk::retry::Backoff;
 use serde_json::{Value, json};
 
 use crate::quirks::{self, Quirks};
@@ -321,23 +322,20 @@ impl<'a> Bmc<'a> {
         self.retrying(|| self.checked(Method::Patch, path, Some(body)).map(drop))
     }
 
-    /// Runs `f` again after 1, 2, 4... s while it fails with `busy`, up to
-    /// `busy_retries` times and while the deadline allows.
+    /// Runs `f` again after 1, 2, 4... s while it fails with `busy`,
+    /// up to `busy_retries` times and while the deadline allows (the SDK's
+    /// [`Backoff`]).
     fn retrying<T>(&self, f: impl Fn() -> Result<T>) -> Result<T> {
-        let mut attempt = 0;
-        loop {
-            match f() {
-                Err(DriverError::Busy(m)) if attempt < self.settings.busy_retries => {
-                    let wait = Duration::from_secs(1 << attempt.min(5));
-                    attempt += 1;
-                    self.notice(format!("{m}; retrying in {} s", wait.as_secs()));
-                    if self.ctx.sleep(wait).is_err() {
-                        return Err(DriverError::Busy(m));
-                    }
-                }
-                other => return other,
-            }
-        }
+        Backoff::new()
+            .attempts(self.settings.busy_retries.saturating_add(1))
+            .first_wait(Duration::from_secs(1))
+            .max_wait(Duration::from_secs(32))
+            .without_jitter()
+            .only(|e| matches!(e, DriverError::Busy(_)))
+            .on_retry(|e, _, wait| {
+                self.notice(format!("{}; retrying in {} s", e.message(), wait.as_secs()))
+            })
+            .run(self.ctx, |_| f())
     }
 
     /// Something the operator should see on the task: a warning in the log
@@ -411,9 +409,14 @@ impl<'a> Bmc<'a> {
             request = request.json(body)?;
         }
         request.send().map_err(|e| match e {
-            DriverError::Timeout(m) | DriverError::Unreachable(m) => DriverError::Unreachable(
-                format!("BMC of node {} is unreachable: {m}", self.node),
-            ),
+            DriverError::Unreachable(m) => DriverError::Unreachable(format!(
+                "BMC of node {} is unreachable: {m}",
+                self.node
+            )),
+            DriverError::Timeout(m) => DriverError::Timeout(format!(
+                "BMC of node {} did not answer in time: {m}",
+                self.node
+            )),
             DriverError::Failed(m) if m.contains("TLS") => DriverError::Failed(format!(
                 "{m}; if the BMC's certificate comes from a private CA, add that CA to the driver's TLS roots"
             )),

@@ -404,7 +404,10 @@ pub fn facts(bmc: &Bmc, sys: &System) -> Result<(OobFacts, Value)> {
         })
         .map(str::to_ascii_lowercase)
         .collect();
-    macs.dedup();
+    // A NIC may be listed twice (DMTF's rack-server recording lists one MAC
+    // under two interfaces): each MAC once, in order.
+    let mut seen = std::collections::HashSet::new();
+    macs.retain(|m| seen.insert(m.clone()));
     let facts = OobFacts {
         power: power_state(json),
         boot_override: boot_override(&json["Boot"]),

@@ -24,6 +24,11 @@ pub enum DriverCommand {
     },
     /// Run one driver action in the sandbox and print its result as JSON.
     Call(Box<CallArgs>),
+    /// Write a new driver crate (manifest, trait skeleton, README, a test)
+    /// that builds to a component with one command.
+    New(crate::cli::driver_new::NewArgs),
+    /// Run the conformance kit against a driver and print its report.
+    Test(Box<crate::cli::conformance::TestArgs>),
     /// Create a vendor signing key: PREFIX.key (secret, mode 0600) and
     /// PREFIX.pub (give `VENDOR:<contents>` to operators as a trusted key).
     Keygen {
@@ -98,6 +103,10 @@ pub struct SignArgs {
     /// Requested longest call, seconds.
     #[arg(long)]
     pub request_call_secs: Option<u64>,
+    /// A conformance report of this component (`drydock driver test -o
+    /// FILE`) to embed in the signed manifest.
+    #[arg(long, value_name = "FILE")]
+    pub conformance: Option<PathBuf>,
 }
 
 /// Arguments of `drydock driver call`.
@@ -149,6 +158,8 @@ pub async fn run(cmd: DriverCommand) -> Result<ExitCode> {
     match cmd {
         DriverCommand::Inspect { file } => inspect(file).await,
         DriverCommand::Call(args) => call(*args).await,
+        DriverCommand::New(args) => crate::cli::driver_new::run(&args),
+        DriverCommand::Test(args) => crate::cli::conformance::run(*args).await,
         DriverCommand::Keygen { prefix } => keygen(&prefix),
         DriverCommand::Sign(args) => sign(args).await,
         DriverCommand::Install {
@@ -225,9 +236,18 @@ async fn sign(args: SignArgs) -> Result<ExitCode> {
                     memory_mib: args.request_memory_mib,
                     call_secs: args.request_call_secs,
                 },
+                conformance: None,
             }
         }
     };
+    let mut manifest = manifest;
+    if let Some(path) = &args.conformance {
+        manifest.conformance = Some(crate::cli::conformance::embeddable(
+            path,
+            &bytes,
+            &manifest.name,
+        )?);
+    }
     let with_manifest = package::with_section(
         &bytes,
         package::MANIFEST_SECTION,
@@ -248,7 +268,7 @@ async fn sign(args: SignArgs) -> Result<ExitCode> {
 
 /// The runtime for one CLI command; `DRYDOCK_CACHE_DIR` names a compile
 /// cache directory to reuse across invocations.
-fn runtime() -> Result<Runtime> {
+pub(crate) fn runtime() -> Result<Runtime> {
     let cache = match std::env::var_os("DRYDOCK_CACHE_DIR") {
         Some(dir) => Some(
             crate::drivers::CompileCache::open_path(std::path::Path::new(&dir))
@@ -260,7 +280,7 @@ fn runtime() -> Result<Runtime> {
 }
 
 /// Loads a driver file, or a bundled driver named `bundled:NAME`.
-async fn load(rt: &Runtime, file: &std::path::Path) -> Result<crate::drivers::Driver> {
+pub(crate) async fn load(rt: &Runtime, file: &std::path::Path) -> Result<crate::drivers::Driver> {
     let text = file.to_string_lossy();
     if let Some(name) = text.strip_prefix("bundled:") {
         let file_name = format!("{name}.wasm");
@@ -290,7 +310,7 @@ async fn inspect(file: PathBuf) -> Result<ExitCode> {
 }
 
 /// Reads a JSON argument given inline or as `@FILE`.
-fn json_arg<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+pub(crate) fn json_arg<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
     let owned;
     let text = match text.strip_prefix('@') {
         Some(path) => {

@@ -1,14 +1,18 @@
 //! The `drydock` command line: argument parsing and what each command does.
 //!
 //! - `serve`: run the Drydock service ([`crate::server`]).
-//! - `driver` ([`driver`]): inspect a component, run one action in the sandbox.
+//! - `driver` ([`driver`]): inspect a component, run one action in the sandbox;
+//!   `driver new` ([`driver_new`]) writes a driver crate, `driver test`
+//!   ([`conformance`]) runs the conformance kit.
 //! - `task`, `node` ([`client`]): the REST client of a Drydock API server.
 //! - `fleet` ([`fleet`]): node timelines, synced state, maintenance.
 //!
 //! `main.rs` calls [`main`].
 
 pub mod client;
+pub mod conformance;
 pub mod driver;
+pub mod driver_new;
 pub mod fleet;
 
 use anyhow::Result;

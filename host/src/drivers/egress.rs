@@ -521,7 +521,7 @@ impl From<HttpError> for SendError {
 }
 
 async fn send(
-    mut req: http::Request<WasiBody>,
+    req: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     policy: &EgressPolicy,
     tls: &TlsSettings,
@@ -560,6 +560,40 @@ async fn send(
             _ => HttpError::Connect(e),
         })?;
     let _ = tcp.set_nodelay(true);
+    // The guest's first-byte timeout bounds the TLS handshake and the wait
+    // for the response head, so a stalled peer answers the driver
+    // `http-response-timeout` (a `timeout` it can report) before the host
+    // cuts the whole call at its deadline.
+    let first_byte = options
+        .and_then(|o| o.first_byte_timeout)
+        .unwrap_or(remaining)
+        .min(remaining)
+        .max(Duration::from_millis(1));
+    tokio::time::timeout(
+        first_byte,
+        exchange(tcp, req, &host, addr, use_tls, tls, permit),
+    )
+    .await
+    .map_err(|_| HttpError::HttpResponseTimeout)?
+}
+
+/// TLS (for `https`) and the HTTP/1 exchange up to the response head.
+async fn exchange(
+    tcp: TcpStream,
+    mut req: http::Request<WasiBody>,
+    host: &str,
+    addr: SocketAddr,
+    use_tls: bool,
+    tls: &TlsSettings,
+    permit: RequestPermit,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    SendError,
+> {
+    let uri = req.uri().clone();
 
     *req.uri_mut() = http::Uri::builder()
         .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))

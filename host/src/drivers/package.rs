@@ -37,6 +37,11 @@ pub struct Manifest {
     pub oob_types: Vec<String>,
     /// Capabilities it asks for; the operator's grant decides.
     pub requested: Requested,
+    /// The conformance kit's report on this component (`drydock driver
+    /// test -o`, embedded by `drydock driver sign --conformance`), signed
+    /// with the rest of the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformance: Option<serde_json::Value>,
 }
 
 /// Capabilities a package asks for.

@@ -83,6 +83,11 @@ pub struct DriverVersion {
     pub warm: bool,
     /// What its manifest asks for.
     pub requested: Option<Requested>,
+    /// The conformance kit's report signed into its manifest (`drydock
+    /// driver test`), if the vendor embedded one.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub conformance: Option<serde_json::Value>,
 }
 
 /// Capabilities a driver package asks for; the operator's grant decides.
