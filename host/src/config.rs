@@ -82,11 +82,15 @@
 //! max_concurrent = 2
 //! template_fuel = 500000             # boot-action template instructions
 //! template_max_bytes = 4194304
+//!
+//! [observe]                          # metrics (crate::observe)
+//! metrics_listen = "10.0.0.5:9100"   # also serve /metrics here, without a token
 //! ```
 //!
 //! Environment overrides: `DRYDOCK_LISTEN`, `DRYDOCK_DATA_DIR`,
 //! `DRYDOCK_DATABASE_URL`, `DRYDOCK_DRIVERS_DIR`, `DRYDOCK_INSTANCE_ID`,
-//! `DRYDOCK_TOKENS` (`name:role:token,...`), `DRYDOCK_MAX_CONCURRENCY`.
+//! `DRYDOCK_TOKENS` (`name:role:token,...`), `DRYDOCK_MAX_CONCURRENCY`;
+//! `DRYDOCK_OTLP_ENDPOINT` (read when logging starts) exports traces.
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;

@@ -72,3 +72,21 @@ pub fn router(state: crate::api::AppState) -> axum::Router {
         .merge(dashboard::router())
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn observe_settings_parse_and_refuse_unknown_keys() {
+        let cfg: Config = toml::from_str("[observe]\nmetrics_listen = \"127.0.0.1:9100\"\n")
+            .expect("a valid [observe]");
+        assert_eq!(
+            cfg.observe.metrics_listen,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert!(Config::default().observe.metrics_listen.is_none());
+        assert!(toml::from_str::<Config>("[observe]\nmetrics_listne = \"x\"\n").is_err());
+        assert!(toml::from_str::<Config>("[observe]\nmetrics_listen = \"nowhere\"\n").is_err());
+    }
+}
