@@ -14,7 +14,8 @@ fn main() {
     println!("cargo:rustc-env=DRYDOCK_WIT_VERSION={WIT_VERSION}");
     let types = |name: &str| format!("\"drydock:driver/types@{WIT_VERSION}/{name}\"");
     let serde = r#"[#[derive(serde::Serialize, serde::Deserialize)]]"#;
-    let serde_kebab = r#"[#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = "kebab-case")]]"#;
+    let serde_kebab =
+        r#"[#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = "kebab-case")]]"#;
     let bindings = format!(
         r#"wit_bindgen::generate!({{
     world: "full-driver",

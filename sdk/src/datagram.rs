@@ -27,11 +27,7 @@ fn millis(d: Duration) -> u32 {
 /// [`DatagramError::Timeout`], send the request again: UDP loses packets. The
 /// answer may be a late one to an earlier request: match answers to requests
 /// (by sequence number) and call [`receive`] to read on.
-pub fn exchange(
-    port: u16,
-    payload: &[u8],
-    timeout: Duration,
-) -> Result<Vec<u8>, DatagramError> {
+pub fn exchange(port: u16, payload: &[u8], timeout: Duration) -> Result<Vec<u8>, DatagramError> {
     host::exchange(port, payload, millis(timeout))
 }
 

@@ -5,10 +5,10 @@ use std::marker::PhantomData;
 
 use crate::wit::exports::drydock::driver::{metadata, network, node, oob, provisioner};
 use crate::{
-    BootTarget, Ctx, DeployOptions, Driver, DriverError, DriverInfo, DriverInterface,
-    Labels, NetworkDriver, Node, NodeDriver, NodeIdentity, NodeInterrogation, OobDriver,
-    OobInterrogation, OutboundAccess, PackageRepository, PortInterrogation, PortVlans,
-    ProvisionerDriver, SiteNetworks, SwitchInfo, SwitchPort,
+    BootTarget, Ctx, DeployOptions, Driver, DriverError, DriverInfo, DriverInterface, Labels,
+    NetworkDriver, Node, NodeDriver, NodeIdentity, NodeInterrogation, OobDriver, OobInterrogation,
+    OutboundAccess, PackageRepository, PortInterrogation, PortVlans, ProvisionerDriver,
+    SiteNetworks, SwitchInfo, SwitchPort,
 };
 
 type Result<T> = std::result::Result<T, DriverError>;

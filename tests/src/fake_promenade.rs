@@ -127,11 +127,19 @@ fn error(status: StatusCode, title: &str, description: &str, retry: bool) -> Res
         "code": code,
         "retry": retry,
     });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// `_get_update_labels`: the patch turning `existing` into `input`.
-fn update_labels(existing: &BTreeMap<String, String>, input: &Map<String, Value>) -> Map<String, Value> {
+fn update_labels(
+    existing: &BTreeMap<String, String>,
+    input: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut patch = Map::new();
     for (k, v) in input {
         if v.is_null() {
@@ -189,7 +197,12 @@ async fn node_labels(
         );
     }
     let Some(existing) = c.nodes.get(&node_name).cloned() else {
-        return error(StatusCode::NOT_FOUND, "Node not found", "Node not found", false);
+        return error(
+            StatusCode::NOT_FOUND,
+            "Node not found",
+            "Node not found",
+            false,
+        );
     };
     let patch = update_labels(&existing, &input);
     if !patch.is_empty() {
@@ -219,5 +232,10 @@ async fn node_labels(
         "reason": "Update node labels",
         "code": "200 OK",
     });
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }

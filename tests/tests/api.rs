@@ -320,7 +320,10 @@ async fn health_extended_reports_database_drivers_and_engine() {
         let sim = &v["drivers"][0];
         assert_eq!(sim["name"], "sim");
         assert_eq!(sim["oob_types"], json!(["sim"]));
-        assert_eq!(strings(&sim["interfaces"]), ["network", "node", "oob"]);
+        assert_eq!(
+            strings(&sim["interfaces"]),
+            ["network", "node", "oob", "provisioner"]
+        );
         assert!(sim["version"].is_string());
     })
     .await;

@@ -979,10 +979,14 @@ async fn apply_node_storage_lays_out_partitions_volume_groups_and_volumes() {
     let e = driver_error(env.run(Action::ApplyNodeStorage, Some(&big)).await);
     assert_eq!(e.kind, DriverErrorKind::InvalidInput);
     assert!(e.message.contains("does not fit on sda"), "{}", e.message);
+    // Sizes are parsed on the host (WIT 0.2.0): the call fails before MAAS.
     big.storage.physical_devices[0].partitions[1].size = "20 parsecs".into();
-    let e = driver_error(env.run(Action::ApplyNodeStorage, Some(&big)).await);
-    assert_eq!(e.kind, DriverErrorKind::InvalidInput);
-    assert!(e.message.contains("20 parsecs"), "{}", e.message);
+    match env.run(Action::ApplyNodeStorage, Some(&big)).await {
+        Err(CallError::InvalidRequest { reason, .. }) => {
+            assert!(reason.contains("20 parsecs"), "{reason}")
+        }
+        other => panic!("expected an invalid request, got {other:?}"),
+    }
 
     // Only a layout: MAAS's own.
     let mut lvm = n.clone();

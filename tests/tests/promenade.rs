@@ -147,7 +147,11 @@ async fn promenade_errors_map_to_driver_error_kinds() {
         }),
         ..Call::default()
     };
-    assert!(call.run(&rt, &d, Action::RelabelNode, Some(&n)).await.is_err());
+    assert!(
+        call.run(&rt, &d, Action::RelabelNode, Some(&n))
+            .await
+            .is_err()
+    );
     assert!(
         call.statuses()
             .iter()
@@ -214,7 +218,11 @@ async fn relabel_nodes_runs_the_provisioner_over_the_filtered_nodes() {
     // site.yaml's compute profile: owner_data role: compute.
     for n in ["cmp01", "cmp02"] {
         let labels = fake.labels(n).unwrap();
-        assert_eq!(labels.get("role").map(String::as_str), Some("compute"), "{n}: {labels:?}");
+        assert_eq!(
+            labels.get("role").map(String::as_str),
+            Some("compute"),
+            "{n}: {labels:?}"
+        );
     }
     assert_eq!(
         fake.labels("cmp01").unwrap().get("kubernetes.io/hostname"),

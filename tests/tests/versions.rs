@@ -417,7 +417,11 @@ async fn datagrams_reach_the_node_bmc_on_the_granted_port_only() {
         panic!("{e}")
     };
     assert_eq!(error.kind, DriverErrorKind::Failed);
-    assert!(error.message.contains("datagram denied"), "{}", error.message);
+    assert!(
+        error.message.contains("datagram denied"),
+        "{}",
+        error.message
+    );
     let denial = call
         .statuses()
         .into_iter()
@@ -429,7 +433,11 @@ async fn datagrams_reach_the_node_bmc_on_the_granted_port_only() {
     let call = Call::default();
     let mut n = bmc_node(Some(port));
     n.oob.address = None;
-    assert!(call.run(&rt, &d, Action::PowerOnNode, Some(&n)).await.is_err());
+    assert!(
+        call.run(&rt, &d, Action::PowerOnNode, Some(&n))
+            .await
+            .is_err()
+    );
     assert!(
         call.statuses()
             .iter()
@@ -485,7 +493,12 @@ async fn datagrams_are_bounded_by_the_packet_budget_size_and_deadline() {
     let silent_port = silent.local_addr().unwrap().port();
     let call = Call::default();
     let e = call
-        .run(&rt, &d, Action::PowerOnNode, Some(&bmc_node(Some(silent_port))))
+        .run(
+            &rt,
+            &d,
+            Action::PowerOnNode,
+            Some(&bmc_node(Some(silent_port))),
+        )
         .await
         .unwrap_err();
     let CallError::Driver { error, .. } = &e else {

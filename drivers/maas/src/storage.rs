@@ -145,8 +145,8 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
             if list(&now["partitions"]).is_empty() {
                 available = available.saturating_sub(TABLE_MARGIN);
             }
-            let bytes = fit(sizes[i], total, available, fixed(&sizes[i + 1..], total))
-                .ok_or_else(|| {
+            let bytes = fit(sizes[i], total, available, fixed(&sizes[i + 1..], total)).ok_or_else(
+                || {
                     DriverError::InvalidInput(format!(
                         "partition {} ({}) does not fit on {} of {}: {} MB left",
                         part.name,
@@ -155,7 +155,8 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
                         node.name,
                         available / 1_000_000
                     ))
-                })?;
+                },
+            )?;
             let created = maas.post(
                 &format!("{bd_path}partitions/"),
                 None,
@@ -192,8 +193,8 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
         for (i, lv) in vg.logical_volumes.iter().enumerate() {
             let now = maas.get(&vg_path, &[])?;
             let available = n(&now, "available_size").max(0) as u64;
-            let bytes = fit(sizes[i], total, available, fixed(&sizes[i + 1..], total))
-                .ok_or_else(|| {
+            let bytes = fit(sizes[i], total, available, fixed(&sizes[i + 1..], total)).ok_or_else(
+                || {
                     DriverError::InvalidInput(format!(
                         "logical volume {} ({}) does not fit in {} of {}: {} MB left",
                         lv.name,
@@ -202,7 +203,8 @@ pub fn apply(ctx: &Ctx, node: &Node) -> Result<()> {
                         node.name,
                         available / 1_000_000
                     ))
-                })?;
+                },
+            )?;
             let created = maas.post(
                 &vg_path,
                 Some("create_logical_volume"),
@@ -306,11 +308,17 @@ mod tests {
         assert_eq!(fit(Size::Bytes(10 * gb), 100 * gb, 5 * gb, 0), None);
         let grow = fit(Size::AtLeast(10 * gb), 100 * gb, 60 * gb, 20 * gb).unwrap();
         assert!(grow <= 40 * gb && grow > 39 * gb);
-        assert_eq!(fit(Size::AtLeast(50 * gb), 100 * gb, 60 * gb, 20 * gb), None);
+        assert_eq!(
+            fit(Size::AtLeast(50 * gb), 100 * gb, 60 * gb, 20 * gb),
+            None
+        );
         let most = fit(Size::Percent(99), 100 * gb, 100 * gb, 0).unwrap();
         assert!(most <= 99 * gb && most > 99 * gb - (4 << 20));
         assert_eq!(fit(Size::Percent(99), 100 * gb, 50 * gb, 0), None);
-        assert_eq!(fixed(&[Size::Percent(50), Size::AtLeast(gb)], 8 << 30), 4 << 30);
+        assert_eq!(
+            fixed(&[Size::Percent(50), Size::AtLeast(gb)], 8 << 30),
+            4 << 30
+        );
         assert_eq!(shown(Size::AtLeast(10 * gb)), "at least 10000 MB");
     }
 }

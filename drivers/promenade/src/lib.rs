@@ -102,7 +102,9 @@ impl ProvisionerDriver for Promenade {
         let secret = ctx
             .config("token_secret")
             .unwrap_or_else(|| "promenade-token".into());
-        let mut request = http::Request::put(&url).timeout(timeout).json(&body(labels))?;
+        let mut request = http::Request::put(&url)
+            .timeout(timeout)
+            .json(&body(labels))?;
         if let Some(token) = ctx.secret(&secret) {
             request = request.header("X-Auth-Token", token);
         }

@@ -367,9 +367,9 @@ pub(crate) mod v0_2 {
 
         #[test]
         fn sizes_are_parsed_with_drydocks_grammar() {
-            assert_eq!(size("10g"), Ok(wit::Size::Bytes(10_000_000_000)));
-            assert_eq!(size(">4gi"), Ok(wit::Size::AtLeast(4 << 30)));
-            assert_eq!(size("99%"), Ok(wit::Size::Percent(99)));
+            assert!(matches!(size("10g"), Ok(wit::Size::Bytes(10_000_000_000))));
+            assert!(matches!(size(">4gi"), Ok(wit::Size::AtLeast(b)) if b == 4 << 30));
+            assert!(matches!(size("99%"), Ok(wit::Size::Percent(99))));
             assert!(size("500k").is_err());
             assert!(size("1.5g").is_err());
         }

@@ -147,11 +147,7 @@ impl Datagrams {
         }
         self.sent += 1;
         let socket = self.socket(port).await?;
-        socket
-            .send(payload)
-            .await
-            .map(|_| ())
-            .map_err(unreachable)
+        socket.send(payload).await.map(|_| ()).map_err(unreachable)
     }
 
     /// Waits at most `timeout_ms` (and never past the call's deadline) for
@@ -266,7 +262,11 @@ mod tests {
         assert!(matches!(e, DatagramError::Denied(ref m) if m.contains("only port")));
         let messages = services.messages();
         assert_eq!(messages.len(), 1);
-        assert!(messages[0].message.starts_with("egress denied: driver ipmi"));
+        assert!(
+            messages[0]
+                .message
+                .starts_with("egress denied: driver ipmi")
+        );
         assert!(messages[0].is_error);
     }
 

@@ -6,13 +6,13 @@ use super::action::{Action, Interface};
 use super::bindings::{Exports, WitVersion};
 use super::cache::CompileCache;
 use super::config::{DriverConfig, RuntimeConfig};
+use super::datagram::{self, DatagramGrant};
+use super::dispatch;
 use super::egress::{EgressGrant, EgressHooks, EgressPolicy};
 use super::error::{CallError, LoadError};
 use super::limits::{CallBudget, DriverLimits, DriverRequests, cut};
 use super::sandbox::CallState;
 use super::services::{CallScope, DriverServices, MemoryServices};
-use super::datagram::{self, DatagramGrant};
-use super::dispatch;
 use crate::model;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -426,13 +426,14 @@ impl Runtime {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
-        let meta = d.exports.check(&mut store, &instance).map_err(|(iface, e)| {
-            LoadError::ExportType {
+        let meta = d
+            .exports
+            .check(&mut store, &instance)
+            .map_err(|(iface, e)| LoadError::ExportType {
                 origin: origin.to_owned(),
                 interface: format!("drydock:driver/{iface}@{}", d.exports.version()),
                 reason: format!("{e:#}"),
-            }
-        })?;
+            })?;
         let info = tokio::time::timeout(INFO_TIMEOUT, meta.info(&mut store))
             .await
             .map_err(|_| {

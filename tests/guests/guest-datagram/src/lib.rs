@@ -31,7 +31,10 @@ fn port(ctx: &Ctx, node: &Node) -> Result<u16> {
 impl OobDriver for DatagramProbe {
     fn power_on_node(ctx: &Ctx, node: &Node) -> Result<()> {
         let answer = datagram::exchange(port(ctx, node)?, b"ping", Duration::from_secs(2))?;
-        ctx.status(format!("answer: {}", String::from_utf8_lossy(&answer)), false);
+        ctx.status(
+            format!("answer: {}", String::from_utf8_lossy(&answer)),
+            false,
+        );
         Ok(())
     }
 
@@ -43,7 +46,10 @@ impl OobDriver for DatagramProbe {
         }
         ctx.status(format!("sent {count}"), false);
         let answer = datagram::receive(port, Duration::from_secs(2))?;
-        ctx.status(format!("answer: {}", String::from_utf8_lossy(&answer)), false);
+        ctx.status(
+            format!("answer: {}", String::from_utf8_lossy(&answer)),
+            false,
+        );
         Ok(())
     }
 
