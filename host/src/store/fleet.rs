@@ -334,7 +334,7 @@ impl Store {
             });
             all.extend(rows);
         }
-        all.sort_by(|a, b| a.sync.due.cmp(&b.sync.due));
+        all.sort_by_key(|c| c.sync.due);
         Ok(all)
     }
 
