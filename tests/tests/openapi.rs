@@ -353,6 +353,9 @@ async fn run_schemathesis(
             "--report-json-path",
         ])
         .arg(report)
+        // Its cache (`.schemathesis/`) goes beside the report, not into the
+        // repository.
+        .current_dir(report.parent().expect("the report is in a directory"))
         .env("NO_COLOR", "1");
     tokio::task::spawn_blocking(move || cmd.output().expect("run schemathesis"))
         .await
