@@ -253,19 +253,30 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let task: Value = r.json().await.unwrap();
     let task_id = task["task_id"].as_str().unwrap().to_owned();
 
-    // Real identifiers, so that detail routes answer more than 404s.
+    // Real identifiers, so that detail routes answer more than 404s. The
+    // coverage phase is off for the boot action report only: schemathesis
+    // 4.32.5's coverage generator fails on its own ("Inconsistent results")
+    // for that body's free-form `details[].*`; the fuzzing phase still
+    // sends it generated reports.
     let config = site.dir.join("schemathesis.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[parameters]\n\"path.id\" = \"{task_id}\"\n\"path.hostname\" = \"st-node-1\"\n\n\
-             [[operations]]\ninclude-path-regex = \"^/api/v1.0/nodes/\"\n\
-             parameters = {{ \"path.name\" = \"st-node-2\" }}\n\n\
-             [[operations]]\ninclude-path-regex = \"^/api/v1.0/drivers/\"\n\
-             parameters = {{ \"path.name\" = \"sim\" }}\n"
-        ),
-    )
-    .unwrap();
+    let text = r#"
+[parameters]
+"path.id" = "TASK_ID"
+"path.hostname" = "st-node-1"
+
+[[operations]]
+include-path-regex = "^/api/v1.0/nodes/"
+parameters = { "path.name" = "st-node-2" }
+
+[[operations]]
+include-path-regex = "^/api/v1.0/drivers/"
+parameters = { "path.name" = "sim" }
+
+[[operations]]
+include-path = "/api/v1.0/bootactions/{action_id}"
+phases.coverage.enabled = false
+"#;
+    std::fs::write(&config, text.replace("TASK_ID", &task_id)).unwrap();
 
     // A schemathesis run whose only problems are its own errors (e.g.
     // Hypothesis calling its data generation flaky on a busy machine) is
@@ -342,6 +353,9 @@ async fn run_schemathesis(
             "--report-json-path",
         ])
         .arg(report)
+        // Its cache (`.schemathesis/`) goes beside the report, not into the
+        // repository.
+        .current_dir(report.parent().expect("the report is in a directory"))
         .env("NO_COLOR", "1");
     tokio::task::spawn_blocking(move || cmd.output().expect("run schemathesis"))
         .await
