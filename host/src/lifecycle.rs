@@ -776,16 +776,18 @@ impl Lifecycle {
             .map(|v| {
                 let manifest = serde_json::from_str::<Manifest>(&v.manifest).ok();
                 DriverVersion {
-                version: v.version.clone(),
-                sha256: v.sha256.clone(),
-                size: v.size,
-                signer: v.signer.clone(),
-                installed: v.installed.to_rfc3339(),
-                installed_by: v.installed_by.clone(),
-                active: active.as_ref().is_some_and(|a| a.version == v.version),
-                warm: warm.contains(&v.sha256),
-                requested: manifest.as_ref().map(|m| wire_requested(m.requested.clone())),
-                conformance: manifest.and_then(|m| m.conformance),
+                    version: v.version.clone(),
+                    sha256: v.sha256.clone(),
+                    size: v.size,
+                    signer: v.signer.clone(),
+                    installed: v.installed.to_rfc3339(),
+                    installed_by: v.installed_by.clone(),
+                    active: active.as_ref().is_some_and(|a| a.version == v.version),
+                    warm: warm.contains(&v.sha256),
+                    requested: manifest
+                        .as_ref()
+                        .map(|m| wire_requested(m.requested.clone())),
+                    conformance: manifest.and_then(|m| m.conformance),
                 }
             })
             .collect();

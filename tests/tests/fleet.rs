@@ -354,14 +354,14 @@ async fn operators_set_and_clear_maintenance_and_read_the_timeline() {
     let store = drydock_tests::db::sqlite().await;
     let engine = engine_with(store.clone(), &[]).await;
     register(&store, &["n1", "n2"]).await;
-    let app = router(AppState {
-        engine: engine.clone(),
-        auth: Arc::new(Auth::new(vec![ApiToken {
+    let app = router(AppState::new(
+        engine.clone(),
+        Arc::new(Auth::new(vec![ApiToken {
             name: "op".into(),
             token: OPERATOR.into(),
             role: Role::Operator,
         }])),
-    });
+    ));
     let m = "/api/v1.0/nodes/n1/maintenance";
     let (s, v) = call(&app, "POST", m, Some(json!({"reason": "replacing a DIMM"}))).await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -240,15 +240,16 @@ async fn a_signed_0_1_driver_installs_activates_and_runs_unchanged() {
     )
     .await
     .expect("engine");
-    let state = AppState {
-        engine: engine.clone(),
-        auth: Arc::new(Auth::new(vec![ApiToken {
+    let state = AppState::new(
+        engine.clone(),
+        Arc::new(Auth::new(vec![ApiToken {
             name: "admin".into(),
             token: ADMIN.into(),
             role: Role::Admin,
         }])),
-    };
-    let app = router(state.clone()).merge(drydock::api::drivers::router(state, lifecycle));
+    )
+    .with_lifecycle(lifecycle);
+    let app = router(state);
     let send = |method: &str, path: &str, body: Body| {
         let req = Request::builder()
             .method(method)

@@ -43,6 +43,7 @@ pub fn order(interface: Interface) -> &'static [Action] {
             A::ConfigPortProvisioning,
             A::ConfigPortProduction,
         ],
+        Interface::Provisioner => &[A::RelabelNode],
     }
 }
 
@@ -70,6 +71,9 @@ pub fn observer(interface: Interface) -> Action {
         Interface::Oob => Action::InterrogateOob,
         Interface::Node => Action::InterrogateNode,
         Interface::Network => Action::InterrogatePort,
+        // Nothing reads a node's labels back: relabelling again with the
+        // same labels must answer the same.
+        Interface::Provisioner => Action::RelabelNode,
     }
 }
 
@@ -79,6 +83,7 @@ pub fn probes(interface: Interface) -> [Action; 2] {
         Interface::Oob => [Action::ValidateOobServices, Action::InterrogateOob],
         Interface::Node => [Action::ValidateNodeServices, Action::AvailableImages],
         Interface::Network => [Action::ValidateNetworkServices, Action::InterrogatePort],
+        Interface::Provisioner => [Action::RelabelNode, Action::RelabelNode],
     }
 }
 

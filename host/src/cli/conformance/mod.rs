@@ -522,7 +522,7 @@ impl<'a> Kit<'a> {
             .filter(|i| match i {
                 Interface::Oob => info.outbound.node_bmc,
                 Interface::Network => true,
-                Interface::Node => self.settings_name_endpoint(),
+                Interface::Node | Interface::Provisioner => self.settings_name_endpoint(),
             })
             .flat_map(|i| fixtures::probes(*i))
             .find(|a| {
