@@ -268,6 +268,7 @@ mod tests {
             order(Interface::Node).len()
                 + order(Interface::Oob).len()
                 + order(Interface::Network).len()
+                + order(Interface::Provisioner).len()
                 == Action::ALL.len()
         );
     }
