@@ -11,7 +11,8 @@
 //!   in custom sections.
 //! - private: `bindings` (the only `bindgen!`), `sandbox` (store data and host
 //!   functions), `dispatch` (action → export), `convert` (model ↔ WIT),
-//!   `cache` (compiled code on disk), `guest_log` (guest logs → tracing).
+//!   `cache` (compiled code on disk), `guest_log` (guest logs → tracing),
+//!   `pool` (the engine's configuration and its pool of sandboxes).
 
 pub mod action;
 mod bindings;
@@ -24,6 +25,7 @@ pub mod error;
 mod guest_log;
 pub mod limits;
 pub mod package;
+mod pool;
 pub mod registry;
 pub mod runtime;
 mod sandbox;
