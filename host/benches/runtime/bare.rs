@@ -91,7 +91,7 @@ impl BareSim {
             .expect("trap stubs");
         let pre = linker.instantiate_pre(component).expect("instantiate_pre");
         let node = component
-            .get_export_index(None, &format!("drydock:driver/node@{version}"))
+            .get_export_index(None, format!("drydock:driver/node@{version}").as_str())
             .expect("node export");
         let available_images = component
             .get_export_index(Some(&node), "available-images")

@@ -82,6 +82,13 @@ pub async fn run(n: usize) {
     }
     let elapsed = start.elapsed();
     let after = rss_mib();
+    let pool = runtime.engine().pooling_allocator_metrics().map(|m| {
+        format!(
+            "pool keeps resident {:.0} MiB of unused memories, {:.0} MiB of unused stacks",
+            m.unused_memory_bytes_resident() as f64 / (1 << 20) as f64,
+            m.unused_stack_bytes_resident().unwrap_or(0) as f64 / (1 << 20) as f64
+        )
+    });
     drop(driver);
     drop(runtime);
     let dropped = rss_mib();
@@ -94,4 +101,7 @@ pub async fn run(n: usize) {
          {peak_rss:.0} MiB at most during (aim ≤ 256 MiB), {after:.0} MiB after, \
          {dropped:.0} MiB with the runtime dropped"
     );
+    if let Some(pool) = pool {
+        println!("  after: {pool}");
+    }
 }

@@ -102,10 +102,10 @@ fn parse_strace(text: &str) -> BTreeMap<String, u64> {
         if cols.len() < 5 || cols[0].parse::<f64>().is_err() {
             continue;
         }
-        if let (Ok(n), Some(name)) = (cols[3].parse::<u64>(), cols.last()) {
-            if *name != "total" {
-                calls.insert((*name).to_owned(), n);
-            }
+        if let (Ok(n), Some(name)) = (cols[3].parse::<u64>(), cols.last())
+            && *name != "total"
+        {
+            calls.insert((*name).to_owned(), n);
         }
     }
     calls

@@ -65,6 +65,15 @@ pub enum LoadError {
         /// What is wrong.
         reason: String,
     },
+    /// Needs more than one call's share of the sandbox pool (core instances,
+    /// memories or tables): refused at load, not at full concurrency.
+    #[error("{origin} needs more than one driver call's sandbox gives: {reason}")]
+    TooBig {
+        /// File or source name.
+        origin: String,
+        /// What it needs and what a call gets.
+        reason: String,
+    },
     /// Compilation failed.
     #[error("{origin} failed to compile: {reason}")]
     Compile {

@@ -13,13 +13,22 @@ use tracing::{Level, Metadata};
 
 const FIELDS: &[&str] = &["message", "action", "node"];
 
-struct Site {
-    callsite: &'static DefaultCallsite,
+/// Callsites of one driver, by level (`TRACE` first).
+type Sites = [Option<&'static DefaultCallsite>; 5];
+
+fn level_index(level: Level) -> usize {
+    match level {
+        Level::TRACE => 0,
+        Level::DEBUG => 1,
+        Level::INFO => 2,
+        Level::WARN => 3,
+        _ => 4,
+    }
 }
 
-/// The callsites created so far, by target and level.
-fn registry() -> &'static Mutex<HashMap<(String, Level), Site>> {
-    static SITES: OnceLock<Mutex<HashMap<(String, Level), Site>>> = OnceLock::new();
+/// The callsites created so far, by driver (looked up without allocating).
+fn registry() -> &'static Mutex<HashMap<String, Sites>> {
+    static SITES: OnceLock<Mutex<HashMap<String, Sites>>> = OnceLock::new();
     SITES.get_or_init(Default::default)
 }
 
@@ -29,8 +38,8 @@ struct LateCallsite(OnceLock<&'static DefaultCallsite>);
 
 fn callsite(driver: &str, level: Level) -> &'static DefaultCallsite {
     let mut sites = registry().lock().expect("guest log registry");
-    if let Some(site) = sites.get(&(driver.to_owned(), level)) {
-        return site.callsite;
+    if let Some(site) = sites.get(driver).and_then(|s| s[level_index(level)]) {
+        return site;
     }
     let target: &'static str = Box::leak(format!("driver::{driver}").into_boxed_str());
     let late: &'static LateCallsite = Box::leak(Box::new(LateCallsite(OnceLock::new())));
@@ -46,7 +55,7 @@ fn callsite(driver: &str, level: Level) -> &'static DefaultCallsite {
     )));
     let site: &'static DefaultCallsite = Box::leak(Box::new(DefaultCallsite::new(meta)));
     let _ = late.0.set(site);
-    sites.insert((driver.to_owned(), level), Site { callsite: site });
+    sites.entry(driver.to_owned()).or_default()[level_index(level)] = Some(site);
     site
 }
 
@@ -61,30 +70,41 @@ impl Callsite for LateCallsite {
     }
 }
 
-/// Emits one guest log line as a `tracing` event with target
-/// `driver::<driver>`, fields `action` and `node`.
-pub fn emit(driver: &str, level: Level, action: &str, node: Option<&str>, message: &str) {
+/// Where a guest log line goes when it would be recorded.
+#[derive(Clone, Copy)]
+pub struct Recorder(&'static DefaultCallsite);
+
+/// The recorder for a line of `driver` at `level`, if such a line would be
+/// recorded (checked before the line is copied or escaped).
+pub fn recorder(driver: &str, level: Level) -> Option<Recorder> {
+    if !tracing::level_enabled!(level) {
+        return None;
+    }
     let site = callsite(driver, level);
-    let interest = site.register();
-    if interest.is_never() {
-        return;
+    if site.register().is_never() {
+        return None;
     }
-    let meta = site.metadata();
-    if !tracing::dispatcher::get_default(|d| d.enabled(meta)) {
-        return;
+    tracing::dispatcher::get_default(|d| d.enabled(site.metadata())).then_some(Recorder(site))
+}
+
+impl Recorder {
+    /// Emits one guest log line as a `tracing` event with target
+    /// `driver::<driver>`, fields `action` and `node`.
+    pub fn emit(self, action: &str, node: Option<&str>, message: &str) {
+        let meta = self.0.metadata();
+        let fields = meta.fields();
+        let mut iter = fields.iter();
+        let (Some(f_msg), Some(f_action), Some(f_node)) = (iter.next(), iter.next(), iter.next())
+        else {
+            return;
+        };
+        let node = node.unwrap_or("-");
+        let msg = format_args!("{message}");
+        let values: [(&tracing::field::Field, Option<&dyn Value>); 3] = [
+            (&f_msg, Some(&msg as &dyn Value)),
+            (&f_action, Some(&action as &dyn Value)),
+            (&f_node, Some(&node as &dyn Value)),
+        ];
+        tracing::Event::dispatch(meta, &fields.value_set(&values));
     }
-    let fields = meta.fields();
-    let mut iter = fields.iter();
-    let (Some(f_msg), Some(f_action), Some(f_node)) = (iter.next(), iter.next(), iter.next())
-    else {
-        return;
-    };
-    let node = node.unwrap_or("-");
-    let msg = format_args!("{message}");
-    let values: [(&tracing::field::Field, Option<&dyn Value>); 3] = [
-        (&f_msg, Some(&msg as &dyn Value)),
-        (&f_action, Some(&action as &dyn Value)),
-        (&f_node, Some(&node as &dyn Value)),
-    ];
-    tracing::Event::dispatch(meta, &fields.value_set(&values));
 }

@@ -13,7 +13,8 @@
 //! - private: `bindings` (one module per WIT version, the only `bindgen!`s),
 //!   `sandbox` (store data and host functions), `datagram` (UDP to the node
 //!   BMC), `dispatch` (action → export), `convert` (model ↔ WIT), `cache`
-//!   (compiled code on disk), `guest_log` (guest logs → tracing).
+//!   (compiled code on disk), `guest_log` (guest logs → tracing), `pool`
+//!   (the engine's configuration and its pool of sandboxes).
 
 pub mod action;
 mod bindings;
@@ -27,6 +28,7 @@ pub mod error;
 mod guest_log;
 pub mod limits;
 pub mod package;
+mod pool;
 pub mod registry;
 pub mod runtime;
 mod sandbox;

@@ -13,6 +13,7 @@ use super::error::{CallError, LoadError};
 use super::limits::{CallBudget, DriverLimits, DriverRequests, cut};
 use super::sandbox::CallState;
 use super::services::{CallScope, DriverServices, MemoryServices};
+use super::pool;
 use crate::model;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 use wasmtime::component::{Component, InstancePre, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 
 /// How long reading a driver's `info` may take at load time.
 const INFO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -189,60 +190,46 @@ pub struct Runtime {
     _ticker: Ticker,
 }
 
+/// The engine: pooled with `PAGEMAP_SCAN` where the kernel has it, pooled
+/// without it otherwise, on-demand allocation when the pool's address space
+/// cannot be reserved (or pooling is off). Whether it pools.
+fn start_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> {
+    if config.pooling {
+        let pagemap = pool::pagemap_available();
+        let first = Engine::new(&pool::engine_config(config, true, pagemap));
+        let pooled = match first {
+            Err(e) if pagemap => {
+                tracing::warn!(error = %e, "PAGEMAP_SCAN refused; pooling without it");
+                Engine::new(&pool::engine_config(config, true, false))
+            }
+            other => other,
+        };
+        match pooled {
+            Ok(e) => {
+                tracing::debug!(pagemap, "pooling allocator ready");
+                return Ok((e, true));
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "pooling allocator unavailable (address space reservation failed?); \
+                 falling back to on-demand instance allocation"
+            ),
+        }
+    }
+    let e = Engine::new(&pool::engine_config(config, false, false))
+        .map_err(|e| RuntimeError(e.to_string()))?;
+    Ok((e, false))
+}
+
 /// The runtime could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("driver runtime: {0}")]
 pub struct RuntimeError(String);
 
-fn engine_config(rc: &RuntimeConfig, pooling: bool) -> Config {
-    let mut c = Config::new();
-    c.wasm_component_model(true);
-    c.epoch_interruption(true);
-    c.concurrency_support(false);
-    if pooling {
-        let n = rc.max_concurrent_calls;
-        let mut p = PoolingAllocationConfig::default();
-        p.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(4))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
-            .total_stacks(n)
-            .max_memories_per_component(4)
-            .max_core_instances_per_component(16)
-            .max_memory_size(rc.max_memory_bytes)
-            // Reset a slot's first pages with memset instead of returning
-            // them to the kernel: most calls touch little memory, and
-            // madvise + page faults cost more than the copy.
-            .linear_memory_keep_resident(128 << 10)
-            .table_keep_resident(64 << 10)
-            .async_stack_keep_resident(64 << 10);
-        c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
-    }
-    c
-}
-
 impl Runtime {
     /// Starts a runtime. `cache` keeps compiled drivers across restarts.
     pub fn new(config: RuntimeConfig, cache: Option<CompileCache>) -> Result<Self, RuntimeError> {
-        let (engine, pooling) = if config.pooling {
-            match Engine::new(&engine_config(&config, true)) {
-                Ok(e) => (e, true),
-                Err(e) => {
-                    tracing::warn!(
-                        error = %e,
-                        "pooling allocator unavailable (address space reservation failed?); \
-                         falling back to on-demand instance allocation"
-                    );
-                    let e = Engine::new(&engine_config(&config, false))
-                        .map_err(|e| RuntimeError(e.to_string()))?;
-                    (e, false)
-                }
-            }
-        } else {
-            let e = Engine::new(&engine_config(&config, false))
-                .map_err(|e| RuntimeError(e.to_string()))?;
-            (e, false)
-        };
+        let (engine, pooling) = start_engine(&config)?;
 
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -345,9 +332,15 @@ impl Runtime {
                 origin: origin.to_owned(),
                 reason: e.to_string(),
             })?
-            .map_err(|e| LoadError::Compile {
-                origin: origin.to_owned(),
-                reason: format!("{e:#}"),
+            .map_err(|e| match pool::too_big(&e) {
+                Some(reason) => LoadError::TooBig {
+                    origin: origin.to_owned(),
+                    reason,
+                },
+                None => LoadError::Compile {
+                    origin: origin.to_owned(),
+                    reason: format!("{e:#}"),
+                },
             })?;
         if let Some(cache) = &self.cache {
             cache.put(&self.engine, &sha256, &component);

@@ -91,7 +91,8 @@ impl ResourceLimiter for Limiter {
 
 /// Everything one call's `Store` owns.
 pub(crate) struct CallState {
-    wasi: WasiCtx,
+    /// Built at the guest's first WASI call: most calls make none.
+    wasi: Option<WasiCtx>,
     http: WasiHttpCtx,
     table: ResourceTable,
     egress: EgressHooks,
@@ -100,7 +101,8 @@ pub(crate) struct CallState {
     config: Arc<DriverConfig>,
     services: Arc<dyn DriverServices>,
     deadline: Instant,
-    stderr: MemoryOutputPipe,
+    /// The guest's stderr, once it has a WASI context.
+    stderr: Option<MemoryOutputPipe>,
     budget: Arc<CallBudget>,
     /// What the driver's key-value store holds, read at the call's first
     /// write and kept up to date by its writes.
@@ -122,17 +124,6 @@ impl CallState {
         budget: Arc<CallBudget>,
         deadline: Instant,
     ) -> Self {
-        let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
-        let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
-        // No env, no args, no preopened directories, no sockets, no name
-        // lookups: the builder's defaults, made explicit where it matters.
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .stdout(stdout)
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         let datagrams = Datagrams::new(
             egress.policy.datagram().cloned(),
             scope.clone(),
@@ -141,7 +132,7 @@ impl CallState {
         );
         Self {
             datagrams,
-            wasi,
+            wasi: None,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             egress,
@@ -150,7 +141,7 @@ impl CallState {
             config,
             services,
             deadline,
-            stderr,
+            stderr: None,
             budget,
             kv_usage: None,
             host_failure: None,
@@ -170,7 +161,7 @@ impl CallState {
 
     /// The guest's last stderr line that says something (a panic message).
     pub(crate) fn last_words(&self) -> Option<String> {
-        let bytes = self.stderr.contents();
+        let bytes = self.stderr.as_ref()?.contents();
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         if lines.is_empty() {
@@ -202,10 +193,32 @@ impl CallState {
     }
 }
 
+/// The guest's WASI context and its stderr: no env, no args, no preopened
+/// directories, no sockets, no name lookups (the builder's defaults, made
+/// explicit where it matters); stdout and stderr captured.
+fn sandbox_wasi() -> (WasiCtx, MemoryOutputPipe) {
+    let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
+    let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
+    let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+        .stdout(stdout)
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    (wasi, stderr)
+}
+
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let stderr = &mut self.stderr;
+        let ctx = self.wasi.get_or_insert_with(|| {
+            let (wasi, pipe) = sandbox_wasi();
+            *stderr = Some(pipe);
+            wasi
+        });
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx,
             table: &mut self.table,
         }
     }
@@ -285,10 +298,13 @@ impl host::Host for CallState {
                 .refuse(Limit::LogLines, "further log lines were dropped")
                 .await;
         }
+        // Most lines are below the level in force: drop them before
+        // copying or escaping anything.
+        let Some(recorder) = guest_log::recorder(&self.scope.driver, level(level_)) else {
+            return Ok(Ok(()));
+        };
         let message = log_line(&message, self.budget.limits().message_bytes);
-        guest_log::emit(
-            &self.scope.driver,
-            level(level_),
+        recorder.emit(
             self.scope.action_name(),
             self.scope.node.as_deref(),
             &message,
