@@ -33,8 +33,8 @@ fuzz_target!(|data: &[u8]| {
     let findings = validate(&design, Some(catalog()));
     let (_, body) = drydock::api::design::status_body(&findings);
     assert_eq!(
-        body["details"]["errorCount"],
-        findings.iter().filter(|f| f.is_error()).count()
+        body.details.error_count,
+        findings.iter().filter(|f| f.is_error()).count() as u64
     );
     let nodes = design.model_nodes();
     assert_eq!(nodes.len(), design.nodes.len());
