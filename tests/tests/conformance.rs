@@ -91,7 +91,11 @@ async fn the_sim_driver_keeps_the_contract() {
     a.password = Some("sim-secret-pw".into());
     a.user = Some("root".into());
     let report = passes(a, &["info", "actions-idempotent", "no-secret-in-output"]).await;
-    assert_eq!(report.actions.len(), 28, "every action of three interfaces");
+    assert_eq!(
+        report.actions.len(),
+        drydock::drivers::Action::ALL.len(),
+        "every action of its four interfaces"
+    );
     assert!(report.actions.iter().all(|r| r.same_state == Some(true)));
 }
 
