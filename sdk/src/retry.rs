@@ -32,6 +32,10 @@ use std::time::Duration;
 
 use crate::{Ctx, DriverError, Result};
 
+/// Called before each retry with the error, the attempt that failed and
+/// the wait ahead.
+type OnRetry<'p> = Box<dyn Fn(&DriverError, u32, Duration) + 'p>;
+
 /// How to retry: attempts, waits, which errors.
 #[must_use = "a backoff does nothing until run"]
 pub struct Backoff<'p> {
@@ -40,7 +44,7 @@ pub struct Backoff<'p> {
     max: Duration,
     jitter: bool,
     retry_if: Box<dyn Fn(&DriverError) -> bool + 'p>,
-    on_retry: Option<Box<dyn Fn(&DriverError, u32, Duration) + 'p>>,
+    on_retry: Option<OnRetry<'p>>,
 }
 
 impl std::fmt::Debug for Backoff<'_> {

@@ -55,7 +55,7 @@ fn empty(ty: &types::Type) -> Option<Val> {
 impl BareSim {
     /// Links the stubs and finds the export.
     pub fn new(engine: &Engine, component: &Component) -> Self {
-        let version = drydock::drivers::WIT_VERSION;
+        let version = drydock::drivers::WitVersion::CURRENT.as_str();
         let host = format!("drydock:driver/host@{version}");
         let mut linker = Linker::<()>::new(engine);
         {
