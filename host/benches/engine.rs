@@ -184,6 +184,8 @@ async fn power_cycle(n: usize) {
     )
     .await
     .expect("engine");
+    let url = testing::database_url(&admin_url(), &db);
+    let statements = Statements::reset(&url).await;
     let t = Instant::now();
     let task = engine
         .submit(TaskRequest {
@@ -206,6 +208,9 @@ async fn power_cycle(n: usize) {
         done.failures.len(),
         register.as_secs_f64()
     );
+    if let Some(statements) = statements {
+        statements.print(8).await;
+    }
     engine.shutdown();
     store.close().await;
     let _ = testing::drop_pg_database(&admin_url(), &db).await;
@@ -249,4 +254,57 @@ async fn pgbench() {
     }
     let _ = std::fs::remove_file(&script);
     let _ = testing::drop_pg_database(&admin_url(), &db).await;
+}
+
+/// pg_stat_statements for one database, when the server loads it
+/// (`shared_preload_libraries = 'pg_stat_statements'`).
+struct Statements {
+    pool: sqlx::PgPool,
+}
+
+impl Statements {
+    /// Creates the extension in the bench database and clears its counters;
+    /// `None` (with a line saying how to enable it) when the server does not
+    /// load the module.
+    async fn reset(url: &str) -> Option<Statements> {
+        let pool = sqlx::PgPool::connect(url).await.ok()?;
+        let made = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&pool)
+            .await;
+        let reset = sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&pool)
+            .await;
+        if made.is_err() || reset.is_err() {
+            println!(
+                "  (top statements not shown: the server does not load pg_stat_statements; \
+                 ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements' and restart)"
+            );
+            return None;
+        }
+        Some(Statements { pool })
+    }
+
+    /// Prints the `n` statements of this database with the most total time.
+    async fn print(&self, n: i64) {
+        let rows: Result<Vec<(String, i64, f64, i64)>, _> = sqlx::query_as(
+            "SELECT s.query, s.calls, s.total_exec_time, s.rows \
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+             WHERE d.datname = current_database() ORDER BY s.total_exec_time DESC LIMIT $1",
+        )
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await;
+        match rows {
+            Ok(rows) => {
+                println!("  top statements by total time (pg_stat_statements):");
+                for (query, calls, total_ms, rows) in rows {
+                    let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let query: String = query.chars().take(110).collect();
+                    println!("  {total_ms:>9.0} ms {calls:>7} calls {rows:>8} rows  {query}");
+                }
+            }
+            Err(e) => println!("  pg_stat_statements not readable: {e}"),
+        }
+        self.pool.close().await;
+    }
 }

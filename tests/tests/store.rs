@@ -1205,6 +1205,29 @@ async fn case_kv(store: Store) {
         store.kv_get("ipmi", "token").await.unwrap().as_deref(),
         Some("other")
     );
+
+    // Usage (keys, bytes of keys plus values) follows every kind of write.
+    assert_eq!(store.kv_usage("maas").await.unwrap(), (0, 0));
+    assert_eq!(store.kv_usage("ipmi").await.unwrap(), (1, 10));
+    assert_eq!(store.kv_usage("nobody").await.unwrap(), (0, 0));
+    store.kv_set("maas", "a", "12345").await.unwrap();
+    store.kv_set("maas", "a", "1").await.unwrap();
+    assert_eq!(store.kv_usage("maas").await.unwrap(), (1, 2));
+    let w = |d: &str, k: &str, v: Option<&str>| (d.to_owned(), k.to_owned(), v.map(str::to_owned));
+    store
+        .kv_apply(&[
+            w("maas", "b", Some("xy")),
+            w("ipmi", "token", None),
+            w("maas", "a", Some("1234")),
+            w("ipmi", "n", Some("v")),
+            w("maas", "gone", None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.kv_usage("maas").await.unwrap(), (2, 8));
+    assert_eq!(store.kv_usage("ipmi").await.unwrap(), (1, 2));
+    assert!(store.kv_delete("maas", "b").await.unwrap());
+    assert_eq!(store.kv_usage("maas").await.unwrap(), (1, 5));
 }
 
 // ------------------------------------------------- connection and errors

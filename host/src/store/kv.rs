@@ -15,18 +15,18 @@ impl Store {
         }))
     }
 
-    /// How many keys `driver` holds and their bytes (keys plus values).
+    /// How many keys `driver` holds and their bytes (keys plus values): one
+    /// primary-key read of the totals the store's triggers keep with every
+    /// write (table `driver_kv_usage`).
     pub async fn kv_usage(&self, driver: &str) -> Result<(u64, u64)> {
-        let (keys, bytes): (i64, i64) = with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(OCTET_LENGTH(key) + OCTET_LENGTH(value)), 0) AS BIGINT) \
-                 FROM driver_kv WHERE driver = $1",
-            )
-            .bind(driver)
-            .fetch_one(pool)
-            .await
-            .db()?
+        let usage: Option<(i64, i64)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT keys, bytes FROM driver_kv_usage WHERE driver = $1")
+                .bind(driver)
+                .fetch_optional(pool)
+                .await
+                .db()?
         });
+        let (keys, bytes) = usage.unwrap_or_default();
         Ok((keys.max(0) as u64, bytes.max(0) as u64))
     }
 
@@ -72,17 +72,37 @@ impl Store {
             return Ok(());
         }
         let now = now();
-        let sets: Vec<(&String, &String, &String)> = writes
+        // Rows in one order, so two writers lock them in the same order.
+        let mut sets: Vec<(&String, &String, &String)> = writes
             .iter()
             .filter_map(|(d, k, v)| v.as_ref().map(|v| (d, k, v)))
             .collect();
-        let deletes: Vec<(&String, &String)> = writes
+        sets.sort_unstable();
+        let mut deletes: Vec<(&String, &String)> = writes
             .iter()
             .filter(|(_, _, v)| v.is_none())
             .map(|(d, k, _)| (d, k))
             .collect();
+        deletes.sort_unstable();
+        let mut drivers: Vec<&str> = writes.iter().map(|(d, _, _)| d.as_str()).collect();
+        drivers.sort_unstable();
+        drivers.dedup();
         with_pool!(self, |pool, DB| {
             let mut tx = pool.begin().await.db()?;
+            if drivers.len() > 1 && self.backend() == super::Backend::Postgres {
+                // Every write adjusts its driver's usage row (a trigger):
+                // lock those rows first, in order, or two writers touching
+                // the same drivers in another order could deadlock.
+                let mut qb = sqlx::QueryBuilder::<DB>::new(
+                    "SELECT driver FROM driver_kv_usage WHERE driver IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for d in &drivers {
+                    sep.push_bind(*d);
+                }
+                qb.push(") ORDER BY driver FOR UPDATE");
+                qb.build().execute(&mut *tx).await.db()?;
+            }
             for chunk in sets.chunks(super::CHUNK) {
                 let mut qb = sqlx::QueryBuilder::<DB>::new(
                     "INSERT INTO driver_kv (driver, key, value, updated) ",

@@ -290,6 +290,16 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        if let super::Inner::Postgres(pool) = &self.inner {
+            // One statement of constant text, however many ids.
+            return Ok(
+                sqlx::query_scalar("SELECT id FROM tasks WHERE terminate AND id = ANY($1)")
+                    .bind(ids)
+                    .fetch_all(pool)
+                    .await
+                    .db()?,
+            );
+        }
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
             let found: Vec<Uuid> = with_pool!(self, |pool, DB| {
