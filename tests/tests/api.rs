@@ -17,6 +17,7 @@ use drydock::drivers::{DriverConfig, DriverSet};
 use drydock::store::{Store, Uuid};
 use drydock::tasks::{Engine, EngineConfig};
 use serde_json::{Value, json};
+use sqlx::Connection;
 use tower::ServiceExt;
 
 const VIEWER: &str = "viewer-secret-token";
@@ -744,6 +745,75 @@ async fn create_list_and_purge_tasks() {
             api.get("/api/v1.0/tasks", VIEWER).await.ok(StatusCode::OK),
             json!([])
         );
+    })
+    .await;
+}
+
+/// A finished task's plain dict is served from the cache while its version
+/// (status, last update, newest message) holds, and rebuilt when a late
+/// message arrives; other forms are always read afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_tasks_are_cached_until_a_late_message() {
+    bounded(async {
+        let api = Api::start().await;
+        api.register(
+            "c1",
+            json!({"credentials": {"username": "root", "password": "pw"}}),
+        )
+        .await;
+        let id = api.submit(json!({"action": "power_on_node"})).await;
+        let done = api.wait(&id).await;
+        assert_eq!(done["status"], "complete", "{done}");
+        let path = format!("/api/v1.0/tasks/{id}");
+        let first = api.get(&path, VIEWER).await;
+        assert_eq!(first.status, StatusCode::OK);
+        assert_eq!(
+            first.headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+
+        // Change the row behind the cache's back (its version untouched):
+        // the cached bytes are still what a read gets.
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite:{}", api.db.display()))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE tasks SET result_message = 'edited behind the cache' WHERE id = ?")
+            .bind(Uuid::parse_str(&id).unwrap())
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let second = api.get(&path, VIEWER).await;
+        assert_eq!(second.text, first.text, "served from the cache");
+
+        // A late message changes the version: the dict is rebuilt, with the
+        // message and the row as it is now.
+        api.store
+            .add_messages(&[drydock::store::NewMessage {
+                task_id: Uuid::parse_str(&id).unwrap(),
+                message: "a late note".into(),
+                error: false,
+                context_type: "task".into(),
+                context: id.clone(),
+                extra: None,
+            }])
+            .await
+            .unwrap();
+        let third = api.get(&path, VIEWER).await.ok(StatusCode::OK);
+        assert!(third.to_string().contains("a late note"), "{third}");
+        assert!(
+            third.to_string().contains("edited behind the cache"),
+            "{third}"
+        );
+        // Other forms are never cached.
+        let layered = api
+            .get(&format!("{path}?layers=1"), VIEWER)
+            .await
+            .ok(StatusCode::OK);
+        assert_eq!(layered[&id]["task_id"], id.as_str());
+        let missing = api
+            .get(&format!("/api/v1.0/tasks/{}", Uuid::nil()), VIEWER)
+            .await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
     })
     .await;
 }

@@ -60,6 +60,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod params;
 pub mod policy;
+pub mod task_cache;
 pub mod task_tree;
 pub mod tasks;
 pub mod throttle;
@@ -121,6 +122,8 @@ pub struct AppState {
     /// The driver lifecycle (`/drivers`); without one those routes answer
     /// 503.
     pub lifecycle: Option<Arc<Lifecycle>>,
+    /// Finished tasks' dicts, kept as bytes (`GET /tasks/{id}`).
+    pub finished_tasks: Arc<task_cache::FinishedTasks>,
 }
 
 impl AppState {
@@ -132,6 +135,7 @@ impl AppState {
             engine,
             auth,
             lifecycle: None,
+            finished_tasks: Arc::default(),
         }
     }
 

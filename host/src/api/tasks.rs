@@ -229,13 +229,16 @@ pub async fn get(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     q: QueryMap,
-) -> Result<Json<TaskView>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = task_id(&raw)?;
     let build_data = q.flag("builddata")?;
     let subtask_errors = q.flag("subtaskerrors")?;
     let layers = layers(&q)?;
     let store = &state.store;
     let base = state.engine.public_url();
+    if layers.is_none() && !subtask_errors && !build_data {
+        return plain(&state, id).await;
+    }
     let root = find(store, id).await?;
     let shown = layers.unwrap_or(Some(1));
     let walk = if subtask_errors { None } else { shown };
@@ -261,7 +264,7 @@ pub async fn get(
     if layers.is_none() {
         let mut d = dict(store, &tree[0][0], build_data, base).await?;
         d.subtask_errors = errors;
-        return Ok(Json(TaskView::Task(Box::new(d))));
+        return Ok(Json(TaskView::Task(Box::new(d))).into_response());
     }
     let mut tasks = BTreeMap::new();
     for (depth, layer) in tree.iter().enumerate() {
@@ -279,7 +282,36 @@ pub async fn get(
         init_task_id: id.to_string(),
         tasks,
         subtask_errors: errors,
-    })))
+    }))
+    .into_response())
+}
+
+/// `GET /tasks/{id}` without parameters (what Shipyard polls): a finished
+/// task from the cache while its version holds (one query), else built from
+/// the store (and cached if finished).
+async fn plain(state: &AppState, id: Uuid) -> Result<Response, ApiError> {
+    let version = state
+        .store
+        .task_version(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
+    let bytes = match state.finished_tasks.get(id, &version) {
+        Some(bytes) => bytes,
+        None => {
+            // Built after `version` was read: if the task changed in
+            // between, the next read sees a newer version and rebuilds.
+            let root = find(&state.store, id).await?;
+            let tree = task_tree::load(&state.store, root, Some(1)).await?;
+            let d = tree[0][0].view(state.engine.public_url());
+            let bytes = axum::body::Bytes::from(
+                serde_json::to_vec(&TaskView::Task(Box::new(d)))
+                    .map_err(|e| ApiError::Internal(format!("serialising a task: {e}")))?,
+            );
+            state.finished_tasks.put(id, version, bytes.clone());
+            bytes
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
 /// `GET /tasks/{id}/builddata`: build data collected by the task and its

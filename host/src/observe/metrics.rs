@@ -69,6 +69,8 @@ pub const LEADER: &str = "drydock_leader";
 pub const LEADER_EPOCH: &str = "drydock_leader_epoch";
 /// 1 per active driver version.
 pub const DRIVER_ACTIVE: &str = "drydock_driver_active";
+/// Reads of finished tasks answered from the API's cache, by `hit`.
+pub const TASK_CACHE: &str = "drydock_finished_task_cache_total";
 
 /// Latency buckets (seconds) of every `_seconds` histogram: BMCs answer in
 /// milliseconds to minutes.
@@ -168,6 +170,11 @@ pub fn driver_call(
 /// writes).
 pub fn writer_batch(items: usize) {
     metrics::histogram!(WRITER_BATCH_SIZE).record(items as f64);
+}
+
+/// Counts one read of a finished task's dict: from the cache or not.
+pub fn task_cache(hit: bool) {
+    metrics::counter!(TASK_CACHE, "hit" => if hit { "true" } else { "false" }).increment(1);
 }
 
 /// Sets the scrape-time gauges from the engine and the store.

@@ -64,7 +64,7 @@ pub use fleet::{ClaimedSync, NewNodeEvent, NodeEventRecord, NodeSyncRecord, Sync
 pub use leader_lock::{LOCK_WAIT, LeaderLockSession};
 pub use lease::{Lease, Reclaimed};
 pub use nodes::{NodeRecord, SecretRecord};
-pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage};
+pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage, TaskVersion};
 pub use session::{MIGRATION_TIMEOUT, SessionLimits};
 pub use stats::TaskCount;
 pub use tasks::{

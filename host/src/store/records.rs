@@ -85,7 +85,44 @@ pub struct BuildDataRecord {
 /// Message columns, in [`MessageRecord`] order.
 const MESSAGE_COLS: &str = "seq, task_id, message, error, context_type, context, ts, extra";
 
+/// What a task's dict is built from changes with: its status, its last
+/// update and its newest message. A finished task whose version is the same
+/// reads the same (see the API's finished-task cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskVersion {
+    /// The task's status.
+    pub status: super::TaskStatus,
+    /// When the task row last changed.
+    pub updated: DateTime<Utc>,
+    /// The `seq` of its newest message, if it has any.
+    pub last_message: Option<i64>,
+}
+
 impl Store {
+    /// The [`TaskVersion`] of task `id` (one query), or `None` if there is
+    /// no such task.
+    pub async fn task_version(&self, id: Uuid) -> Result<Option<TaskVersion>> {
+        let row: Option<(String, DateTime<Utc>, Option<i64>)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT t.status, t.updated, \
+                 (SELECT MAX(m.seq) FROM messages m WHERE m.task_id = t.id) \
+                 FROM tasks t WHERE t.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .db()?
+        });
+        row.map(|(status, updated, last_message)| {
+            Ok(TaskVersion {
+                status: status.parse()?,
+                updated,
+                last_message,
+            })
+        })
+        .transpose()
+    }
+
     /// Appends status messages (batched, one transaction). Messages get
     /// increasing `seq` numbers in slice order. Returns how many were
     /// stored.
