@@ -1,6 +1,7 @@
 // Drives the dashboard in headless Chromium (playwright-core, the system
 // chromium): sign in (a wrong token first), start a task from the form,
-// watch it complete, open a node, then the drivers and BMC pages. Run by
+// watch it complete, open a node and its timeline, then the drivers and BMC
+// pages. Run by
 // tests/tests/dashboard.rs with DRYDOCK_URL, DRYDOCK_TOKEN, SHOTS (the
 // screenshot directory) and PLAYWRIGHT_CORE (the module's path); prints one
 // JSON line with what it saw, or fails with a message.
@@ -64,11 +65,16 @@ function check(cond, what) { if (!cond) throw new Error(`dashboard: ${what}`); }
     // Open a node from the task.
     await page.click(`#task-nodes tr[data-node="${nodes[0]}"]`);
     await page.waitForSelector("#node-name");
+    // The timeline (the node's events from the API) shows the task's driver
+    // calls once the timeline's writer stored them (the page re-reads it).
+    await page.waitForSelector('#node-timeline tbody tr[data-kind="driver_call"]', { timeout: 30000 });
     seen.node = {
       name: (await page.textContent("#node-name")).trim(),
       power: (await page.textContent("#node-power")).trim(),
       last: (await page.textContent("#node-last")).trim(),
-      timeline: await page.$$eval("#node-timeline tbody tr", (rows) => rows.map((r) => r.cells[1].textContent)),
+      // [seq, kind, action, outcome] per row, newest first.
+      timeline: await page.$$eval("#node-timeline tbody tr", (rows) => rows.map((r) =>
+        [Number(r.dataset.seq), r.dataset.kind, r.cells[2].textContent, r.dataset.outcome || "-"])),
     };
     await page.screenshot({ path: `${shots}/4-node.png`, fullPage: true });
     step(`node ${seen.node.name}: power ${seen.node.power}`);

@@ -28,13 +28,13 @@ async function route() {
   if (!api.token()) return showSignin();
   document.getElementById("signin").hidden = true;
   document.getElementById("nav").hidden = false;
-  const [page, arg] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const [page, arg, more] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("current", a.dataset.nav === (page || "tasks"));
   const pages = { tasks: arg ? taskPage : tasksPage, nodes: arg ? nodePage : nodesPage, drivers: driversPage, bmcs: bmcPage };
   const render = pages[page] || tasksPage;
   const refresh = async () => {
     try {
-      const again = await render(arg, gen);
+      const again = await render(arg, gen, more);
       if (again && gen === generation) timer = setTimeout(refresh, again);
     } catch (e) {
       if (gen !== generation) return;
@@ -171,33 +171,59 @@ async function nodesPage(_, gen) {
   return 5000;
 }
 
-async function nodePage(name, gen) {
-  const n = await api.get(`${api.API}/nodes/${encodeURIComponent(name)}`);
-  const [tasks, builddata] = await Promise.all([
+/** Timeline entries per page on a node's page. */
+const TIMELINE_PAGE = 50;
+
+/** A node's timeline page (`#/nodes/NAME` the newest, `#/nodes/NAME/SEQ` older than SEQ). */
+function timeline(name, page, before) {
+  const node = encodeURIComponent(name);
+  const rows = page.events.map((e) => ({
+    attrs: { "data-kind": e.kind, "data-seq": e.seq, "data-outcome": e.outcome || "" },
+    onclick: e.task_id ? () => { location.hash = `#/tasks/${e.task_id}`; } : null,
+    cells: [when(e.ts), e.kind, e.action || "-", badge(e.outcome), e.duration_ms ?? "-", e.message || ""],
+  }));
+  const nav = h("p", { class: "pager" },
+    before ? h("a", { href: `#/nodes/${node}`, id: "timeline-newest" }, "Newest") : null,
+    page.next_before ? h("a", { href: `#/nodes/${node}/${page.next_before}`, id: "timeline-older" }, "Older entries") : null);
+  return [
+    rows.length ? null : h("p", { class: "muted" }, "Nothing in the timeline yet."),
+    table(["time", "kind", "action", "outcome", "ms", "message"], rows, { id: "node-timeline", hidden: !rows.length }),
+    nav,
+  ];
+}
+
+async function nodePage(name, gen, before) {
+  const node = encodeURIComponent(name);
+  const n = await api.get(`${api.API}/nodes/${node}`);
+  const query = `limit=${TIMELINE_PAGE}${before ? `&before=${encodeURIComponent(before)}` : ""}`;
+  const [tasks, events, sync, builddata] = await Promise.all([
     nodeTasks(),
-    api.get(`${api.API}/nodes/${encodeURIComponent(name)}/builddata`).catch((e) => (e.status === 404 ? [] : Promise.reject(e))),
+    api.get(`${api.API}/nodes/${node}/events?${query}`),
+    api.get(`${api.API}/nodes/${node}/sync`),
+    api.get(`${api.API}/nodes/${node}/builddata`).catch((e) => (e.status === 404 ? [] : Promise.reject(e))),
   ]);
   const mine = tasks.get(name) || [];
+  const s = sync.sync || {};
   show(gen,
     h("h2", { id: "node-name" }, `Node ${n.name}`),
     grid([
       ["BMC", `${n.oob?.type || "-"} ${n.oob?.address || ""}`],
       ["power", h("span", { id: "node-power" }, n.power_state || "-")],
+      ["power (BMC)", h("span", { id: "node-observed" }, s.observed_power || "-", s.drift ? h("span", { class: "error" }, " drift") : null)],
+      ["maintenance", h("span", { id: "node-maintenance" }, s.maintenance ? `${s.maintenance}: ${s.maintenance_reason || ""}` : "-")],
       ["boot device", h("span", { id: "node-boot" }, n.boot_device || "-")],
       ["last action", mine[0] ? h("span", { id: "node-last" }, `${mine[0].action} `, badge(mine[0].result?.status)) : "-"],
       ["hostname", n.hostname || "-"], ["memory", n.memory ?? "-"], ["cpus", n.cpu_count ?? "-"],
       ["updated", when(n.updated)],
     ]),
     h("h3", {}, "Timeline"),
-    table(["time", "action", "status", "result", "retries", "message"], mine.map((t) => ({
-      onclick: () => { location.hash = `#/tasks/${t.parent_task_id || t.task_id}`; },
-      cells: [when(t.created), t.action, badge(t.status), badge(t.result?.status), t.retry ?? 0, t.result?.message || ""],
-    })), { id: "node-timeline" }),
+    h("p", { class: "muted" }, "Driver calls, state changes, drift, syncs and maintenance, newest first."),
+    ...timeline(name, events, before),
     h("h3", {}, "Build data"),
     builddata.length ? h("div", { id: "node-builddata" }, builddata.map((b) => h("details", {},
       h("summary", {}, `${b.generator} · ${when(b.collected_date)}`), h("pre", {}, pretty(b.data_element)))))
       : h("p", { class: "muted", id: "node-builddata" }, "None collected."));
-  return 5000;
+  return before ? 0 : 5000;
 }
 
 function pretty(s) {
