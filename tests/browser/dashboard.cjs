@@ -82,11 +82,15 @@ function check(cond, what) { if (!cond) throw new Error(`dashboard: ${what}`); }
     // Drivers and BMC health.
     await page.click("a[data-nav=drivers]");
     await page.waitForSelector("#drivers");
-    seen.drivers = await page.$$eval("#drivers tbody tr", (rows) => rows.map((r) => [r.cells[0].textContent, Number(r.cells[4].textContent)]));
+    seen.drivers = await page.$$eval("#drivers tbody tr", (rows) => rows.map((r) =>
+      [r.dataset.driver, Number(r.cells[4].textContent), r.dataset.rollback, r.cells[6].textContent]));
     await page.screenshot({ path: `${shots}/5-drivers.png`, fullPage: true });
     await page.click("a[data-nav=bmcs]");
     await page.waitForSelector("#bmcs");
-    seen.bmcs = await page.$$eval("#bmcs tbody tr", (rows) => rows.map((r) => [r.cells[0].textContent, Number(r.cells[1].textContent)]));
+    // [bmc, nodes, calls, errors, last error] per BMC.
+    seen.bmcs = await page.$$eval("#bmcs tbody tr", (rows) => rows.map((r) =>
+      [r.dataset.bmc, r.cells[1].textContent, Number(r.dataset.calls), Number(r.dataset.errors), r.cells[8].textContent]));
+    seen.bmc_page_text = await page.textContent("#view");
     await page.screenshot({ path: `${shots}/6-bmcs.png`, fullPage: true });
     step("drivers and BMC pages shown");
 

@@ -143,6 +143,7 @@ async fn the_document_covers_every_route_and_the_docs_page_is_offline() {
         ("post", "/api/v1.0/nodes/{name}/maintenance"),
         ("delete", "/api/v1.0/nodes/{name}/maintenance"),
         ("get", "/api/v1.0/fleet"),
+        ("get", "/api/v1.0/fleet/bmcs"),
         ("get", "/api/v1.0/openapi.json"),
     ];
     let paths = doc["paths"].as_object().unwrap();

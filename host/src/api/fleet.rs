@@ -9,6 +9,9 @@
 //! | `POST /nodes/{name}/maintenance` `{"reason": "..."}` | `manage_nodes` (operator) |
 //! | `DELETE /nodes/{name}/maintenance` | `manage_nodes` (operator) |
 //! | `GET /fleet` | `read_data` (viewer) |
+//! | `GET /fleet/bmcs` | `read_data` (viewer) |
+
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -18,10 +21,12 @@ use super::error::{ApiError, JsonBody};
 use super::nodes::validate_name;
 use super::params::QueryMap;
 use super::{AppState, view};
+use crate::drivers::{Action, Interface};
 use crate::fleet::FleetStats;
 use crate::store::NewNodeEvent;
 use crate::wire::{
-    EventPage, FleetInstance, FleetView, MaintenanceRequest, MaintenanceState, NodeSyncState,
+    BmcError, BmcHealth, EventPage, FleetInstance, FleetView, MaintenanceRequest,
+    MaintenanceState, NodeSyncState,
 };
 
 /// Timeline entries per page by default.
@@ -216,3 +221,66 @@ pub async fn fleet(
     }))
 }
 
+/// `GET /fleet/bmcs`: every BMC (a node's oob address; its name when it
+/// has none) with its nodes, its health as of their last syncs, and the
+/// newest failure among their out-of-band driver calls and syncs (from the
+/// timelines, redacted when recorded). Call counts and latency per BMC are
+/// each instance's own, in its metrics (`drydock_bmc_*`).
+#[utoipa::path(get, path = "/api/v1.0/fleet/bmcs", tag = "fleet",
+    responses((status = 200, description = "Every BMC, by address", body = Vec<BmcHealth>)))]
+pub async fn bmcs(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<BmcHealth>>, ApiError> {
+    let store = &state.store;
+    let nodes = store.list_nodes().await?;
+    let syncs: HashMap<String, _> = store
+        .sync_briefs()
+        .await?
+        .into_iter()
+        .map(|b| (b.node_name.clone(), b))
+        .collect();
+    let oob: Vec<&str> = Action::ALL
+        .iter()
+        .filter(|a| a.interface() == Interface::Oob)
+        .map(|a| a.name())
+        .collect();
+    let mut failures = store.newest_failures(&oob).await?;
+    failures.sort_by_key(|f| f.seq);
+    let bmc_of: HashMap<&str, &str> = nodes
+        .iter()
+        .map(|n| {
+            let address = n.spec["oob"]["address"].as_str().filter(|a| !a.is_empty());
+            (n.name.as_str(), address.unwrap_or(&n.name))
+        })
+        .collect();
+    let mut by: BTreeMap<&str, BmcHealth> = BTreeMap::new();
+    for n in &nodes {
+        let bmc = bmc_of[n.name.as_str()];
+        let b = by.entry(bmc).or_insert_with(|| BmcHealth {
+            bmc: bmc.to_owned(),
+            ..BmcHealth::default()
+        });
+        b.nodes.push(n.name.clone());
+        // The health of the node whose syncs failed most in a row.
+        if let Some(s) = syncs.get(&n.name)
+            && (b.observed_health.is_none() || s.failures > b.sync_failures)
+        {
+            b.sync_failures = s.failures;
+            b.observed_health.clone_from(&s.observed_health);
+        }
+    }
+    // Oldest first: the newest failure of a BMC's nodes is written last.
+    for f in &failures {
+        if let Some(b) = bmc_of.get(f.node_name.as_str()).and_then(|m| by.get_mut(m)) {
+            b.last_error = Some(BmcError {
+                ts: view::timestamp(&f.ts),
+                node: f.node_name.clone(),
+                kind: f.kind.clone(),
+                action: f.action.clone(),
+                message: f.message.clone(),
+            });
+        }
+    }
+    Ok(Json(by.into_values().collect()))
+}

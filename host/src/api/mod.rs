@@ -22,7 +22,7 @@
 //!   ([`crate::wire`]).
 //! - [`drivers`]: `/drivers...`, the driver lifecycle.
 //! - [`fleet`]: `/nodes/{name}/events`, `/nodes/{name}/sync`,
-//!   `/nodes/{name}/maintenance`, `/fleet`: fleet truth.
+//!   `/nodes/{name}/maintenance`, `/fleet`, `/fleet/bmcs`: fleet truth.
 //! - [`openapi`]: the OpenAPI 3.1 document (`/api/v1.0/openapi.json`) and
 //!   the docs page (`/api/v1.0/docs`).
 //!
@@ -47,7 +47,7 @@
 //! | `/bootactions...` ([`bootactions`]) | none: the node's `X-Bootaction-Key` |
 //! | `/drivers...` ([`drivers`]) | `drydock:read_drivers` (viewer), `drydock:manage_drivers` (admin) |
 //! | `GET /openapi.json`, `GET /docs` ([`openapi`]) | none |
-//! | `/nodes/{name}/events`, `/nodes/{name}/sync`, `/nodes/{name}/maintenance`, `/fleet` ([`fleet`]) | `read_data` (viewer), `manage_nodes` (operator) |
+//! | `/nodes/{name}/events`, `/nodes/{name}/sync`, `/nodes/{name}/maintenance`, `/fleet`, `/fleet/bmcs` ([`fleet`]) | `read_data` (viewer), `manage_nodes` (operator) |
 
 pub mod auth;
 pub mod bootactions;
@@ -184,6 +184,7 @@ pub fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(fleet::sync_state))
         .routes(routes!(fleet::set_maintenance, fleet::clear_maintenance))
         .routes(routes!(fleet::fleet))
+        .routes(routes!(fleet::bmcs))
         .routes(routes!(openapi::document))
 }
 

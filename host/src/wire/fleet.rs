@@ -1,7 +1,7 @@
 //! Fleet truth on the wire: a node's timeline (`GET /nodes/{name}/events`),
 //! its synced state (`GET /nodes/{name}/sync`), maintenance (`POST` and
-//! `DELETE /nodes/{name}/maintenance`) and the fleet's sync figures (`GET
-//! /fleet`).
+//! `DELETE /nodes/{name}/maintenance`), the fleet's sync figures (`GET
+//! /fleet`) and each BMC's health (`GET /fleet/bmcs`).
 //!
 //! Every text here that came from a BMC or a driver (a timeline message, a
 //! sync's last error) was redacted before it was stored: no credential,
@@ -144,4 +144,37 @@ pub struct FleetView {
     pub in_maintenance: i64,
     /// The answering instance's counters.
     pub instance: FleetInstance,
+}
+
+/// The newest failure in a BMC's nodes' timelines: a failed out-of-band
+/// driver call or a failed sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BmcError {
+    /// When (RFC 3339).
+    pub ts: String,
+    /// The node it was for.
+    pub node: String,
+    /// `driver_call` or `sync`.
+    pub kind: String,
+    /// The action, e.g. `power_on_node`.
+    pub action: Option<String>,
+    /// What failed (redacted).
+    pub message: Option<String>,
+}
+
+/// One BMC (a node's out-of-band address; the node's name when it has
+/// none) with the whole cluster's view of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BmcHealth {
+    /// The BMC's address.
+    pub bmc: String,
+    /// The nodes it manages, by name.
+    pub nodes: Vec<String>,
+    /// Its health as of the last sync of any of its nodes (`ok`,
+    /// `unreachable`, ...).
+    pub observed_health: Option<String>,
+    /// The most syncs failed in a row among its nodes.
+    pub sync_failures: i64,
+    /// The newest failure, if its nodes' timelines hold one.
+    pub last_error: Option<BmcError>,
 }

@@ -31,12 +31,12 @@ pub mod tasks;
 
 pub use bootactions::{BootActionReport, BootActionView, ReportDetail};
 pub use drivers::{
-    ActivateBody, Activation, ActiveVersion, DriverManifest, DriverStatus, DriverVersion, Grant,
-    Installation, LoadedVersion, NotGranted, Requested,
+    ActivateBody, Activation, ActiveVersion, AutoRollback, DriverManifest, DriverStatus,
+    DriverVersion, Grant, Installation, LoadedVersion, NotGranted, Requested, RollbackState,
 };
 pub use fleet::{
-    EventPage, FleetInstance, FleetView, MaintenanceRequest, MaintenanceState, NodeEvent,
-    NodeSync, NodeSyncState,
+    BmcError, BmcHealth, EventPage, FleetInstance, FleetView, MaintenanceRequest,
+    MaintenanceState, NodeEvent, NodeSync, NodeSyncState,
 };
 pub use nodes::{Credentials, NodeFilterRequest, NodeOob, NodeRegistration, NodeView};
 pub use status::{

@@ -232,20 +232,45 @@ function pretty(s) {
 
 // ---- drivers and BMCs -------------------------------------------------------
 
+/** What a driver asked for and was not granted, in words. */
+function notGranted(n) {
+  const parts = [...(n?.outbound || [])];
+  if (n?.memory_mib) parts.push(`${n.memory_mib} MiB per call`);
+  if (n?.call_secs) parts.push(`${n.call_secs} s calls`);
+  return parts.length ? h("span", { class: "error" }, parts.join(", ")) : "-";
+}
+
+/** A driver's automatic rollback, in words. */
+function rollback(a) {
+  const r = a?.auto_rollback;
+  if (!r) return "-";
+  if (r.state === "armed") {
+    return h("span", { class: "s-running", title: `until ${when(r.watch_until)}` },
+      `armed: back to ${a.previous} if over ${Math.round(100 * r.max_error_ratio)} % of the first ${r.watch_calls} calls fail`);
+  }
+  if (r.state === "rolled_back") return h("span", { class: "error" }, "rolled back automatically");
+  return "off";
+}
+
 async function driversPage(_, gen) {
   const drivers = await api.get(`${api.API}/drivers`);
-  const rows = drivers.map((d) => [
-    h("strong", {}, d.name), d.loaded?.version || "-", d.active?.version || "(built in)", d.active?.previous || "-",
-    d.loaded?.calls ?? 0, d.loaded?.errors ?? 0,
-    (d.versions || []).map((v) => `${v.version}${v.active ? " (active)" : ""}${v.signer ? ` signed by ${v.signer}` : ""}`).join(", ") || "-",
-    (d.not_granted || []).length ? h("span", { class: "error" }, d.not_granted.join(", ")) : "-",
-  ]);
+  const rows = drivers.map((d) => ({
+    attrs: { "data-driver": d.name, "data-rollback": d.active?.auto_rollback?.state || "" },
+    cells: [
+      h("strong", {}, d.name), d.loaded?.version || "-", d.active?.version || "(built in)", d.active?.previous || "-",
+      d.loaded?.calls ?? 0, d.loaded?.errors ?? 0, rollback(d.active), d.active?.message || "-",
+      (d.versions || []).map((v) => `${v.version}${v.active ? " (active)" : ""}${v.signer ? ` signed by ${v.signer}` : ""}`).join(", ") || "-",
+      notGranted(d.not_granted),
+    ],
+  }));
   show(gen, h("h2", {}, "Drivers"),
-    table(["driver", "loaded", "active", "previous", "calls", "errors", "installed versions", "requested, not granted"], rows, { id: "drivers" }));
+    table(["driver", "loaded", "active", "previous", "calls", "errors", "automatic rollback", "last change",
+      "installed versions", "requested, not granted"], rows, { id: "drivers" }));
   return 5000;
 }
 
-async function bmcPage(_, gen) {
+/** This instance's per-BMC call counts and latency, from its metrics. */
+async function bmcMetrics() {
   const series = parseMetrics(await api.metricsText());
   const bmcs = new Map();
   const at = (b) => bmcs.get(b) || bmcs.set(b, { calls: 0, errors: 0, sum: 0, count: 0 }).get(b);
@@ -257,11 +282,30 @@ async function bmcPage(_, gen) {
     if (s.name === "drydock_bmc_call_seconds_sum") at(b).sum = s.value;
     if (s.name === "drydock_bmc_call_seconds_count") at(b).count = s.value;
   }
-  const rows = [...bmcs.entries()].sort().map(([b, m]) => [b, m.calls, m.errors,
-    m.calls ? `${((100 * m.errors) / m.calls).toFixed(1)} %` : "-", m.count ? `${((1000 * m.sum) / m.count).toFixed(1)} ms` : "-"]);
-  show(gen, h("h2", {}, "BMC health (this instance)"), rows.length
-    ? table(["BMC", "calls", "errors", "error rate", "mean latency"], rows, { id: "bmcs" })
-    : h("p", { class: "muted" }, "No BMC calls yet."));
+  return bmcs;
+}
+
+async function bmcPage(_, gen) {
+  const [metrics, health] = await Promise.all([bmcMetrics(), api.get(`${api.API}/fleet/bmcs`)]);
+  const byBmc = new Map(health.map((b) => [b.bmc, b]));
+  const names = [...new Set([...byBmc.keys(), ...metrics.keys()])].sort();
+  const rows = names.map((b) => {
+    const m = metrics.get(b) || { calls: 0, errors: 0, sum: 0, count: 0 };
+    const c = byBmc.get(b) || { nodes: [], sync_failures: 0 };
+    const e = c.last_error;
+    return {
+      attrs: { "data-bmc": b, "data-calls": m.calls, "data-errors": m.errors },
+      cells: [b, (c.nodes || []).join(", ") || "-", m.calls, m.errors,
+        m.calls ? `${((100 * m.errors) / m.calls).toFixed(1)} %` : "-", m.count ? `${((1000 * m.sum) / m.count).toFixed(1)} ms` : "-",
+        c.observed_health || "-", c.sync_failures || 0,
+        e ? h("span", { class: "error last-error" }, `${when(e.ts)} · ${e.node} · ${e.action || e.kind}: ${e.message || "failed"}`) : "-"],
+    };
+  });
+  show(gen, h("h2", {}, "BMC health"),
+    h("p", { class: "muted" }, "Calls, errors and latency are this instance's; health, failed syncs and the last error are the cluster's."),
+    rows.length
+      ? table(["BMC", "nodes", "calls", "errors", "error rate", "mean latency", "health", "failed syncs", "last error"], rows, { id: "bmcs" })
+      : h("p", { class: "muted" }, "No BMCs yet."));
   return 5000;
 }
 
