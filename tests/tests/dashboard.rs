@@ -198,7 +198,12 @@ async fn sign_in_start_a_task_watch_it_and_open_a_node() {
         .filter(|e| e["seq"].as_i64().unwrap() <= newest_shown)
         .map(|e| {
             let s = |k: &str| e[k].as_str().unwrap_or("-").to_owned();
-            (e["seq"].as_i64().unwrap(), s("kind"), s("action"), s("outcome"))
+            (
+                e["seq"].as_i64().unwrap(),
+                s("kind"),
+                s("action"),
+                s("outcome"),
+            )
         })
         .collect();
     assert_eq!(shown, listed, "the page's timeline is the API's");
@@ -232,7 +237,11 @@ async fn sign_in_start_a_task_watch_it_and_open_a_node() {
     };
     for (b, node) in [("10.2.0.10", "dash-0"), ("10.2.0.11", "dash-1")] {
         let r = row(b);
-        assert_eq!((r.1.as_str(), r.3, r.4.as_str()), (node, 0.0, "-"), "{seen}");
+        assert_eq!(
+            (r.1.as_str(), r.3, r.4.as_str()),
+            (node, 0.0, "-"),
+            "{seen}"
+        );
         assert!(r.2 >= 1.0, "{seen}");
     }
     let bad = row("10.2.0.12");

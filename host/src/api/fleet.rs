@@ -25,8 +25,8 @@ use crate::drivers::{Action, Interface};
 use crate::fleet::FleetStats;
 use crate::store::NewNodeEvent;
 use crate::wire::{
-    BmcError, BmcHealth, EventPage, FleetInstance, FleetView, MaintenanceRequest,
-    MaintenanceState, NodeSyncState,
+    BmcError, BmcHealth, EventPage, FleetInstance, FleetView, MaintenanceRequest, MaintenanceState,
+    NodeSyncState,
 };
 
 /// Timeline entries per page by default.
@@ -105,9 +105,10 @@ pub async fn sync_state(
 ) -> Result<Json<NodeSyncState>, ApiError> {
     checked(&name)?;
     let store = &state.store;
-    let node = store.get_node(&name).await?.ok_or_else(|| {
-        ApiError::NotFound(format!("node `{name}` is not registered"))
-    })?;
+    let node = store
+        .get_node(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("node `{name}` is not registered")))?;
     let sync = store.node_sync(&name).await?;
     Ok(Json(NodeSyncState {
         node: name,

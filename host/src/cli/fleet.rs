@@ -137,12 +137,16 @@ pub fn events_table(page: &EventPage) -> String {
                 e.kind.clone(),
                 or_dash(e.action.as_deref()),
                 or_dash(e.outcome.as_deref()),
-                e.duration_ms.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+                e.duration_ms
+                    .map_or_else(|| "-".to_owned(), |m| m.to_string()),
                 or_dash(e.message.as_deref()).replace('\n', " "),
             ]
         })
         .collect();
-    let mut out = format_table(&["TIME", "KIND", "ACTION", "OUTCOME", "MS", "MESSAGE"], &rows);
+    let mut out = format_table(
+        &["TIME", "KIND", "ACTION", "OUTCOME", "MS", "MESSAGE"],
+        &rows,
+    );
     if let Some(next) = page.next_before {
         out.push_str(&format!("(older entries: --before {next})\n"));
     }
@@ -153,7 +157,10 @@ pub fn events_table(page: &EventPage) -> String {
 pub fn sync_table(s: &NodeSyncState) -> String {
     let mut rows = vec![
         vec!["node".to_owned(), s.node.clone()],
-        vec!["expected power".to_owned(), or_dash(s.expected_power.as_deref())],
+        vec![
+            "expected power".to_owned(),
+            or_dash(s.expected_power.as_deref()),
+        ],
     ];
     match &s.sync {
         None => rows.push(vec!["sync".to_owned(), "not synced yet".to_owned()]),
@@ -164,8 +171,14 @@ pub fn sync_table(s: &NodeSyncState) -> String {
                 (None, _) => "-".to_owned(),
             };
             rows.extend([
-                vec!["observed power".to_owned(), or_dash(y.observed_power.as_deref())],
-                vec!["observed health".to_owned(), or_dash(y.observed_health.as_deref())],
+                vec![
+                    "observed power".to_owned(),
+                    or_dash(y.observed_power.as_deref()),
+                ],
+                vec![
+                    "observed health".to_owned(),
+                    or_dash(y.observed_health.as_deref()),
+                ],
                 vec!["observed at".to_owned(), or_dash(y.observed_at.as_deref())],
                 vec!["drift".to_owned(), y.drift.to_string()],
                 vec!["failed syncs".to_owned(), y.failures.to_string()],
@@ -239,8 +252,14 @@ mod tests {
             sync: None,
         };
         let t = sync_table(&s);
-        assert!(t.contains("expected power") && t.contains("not synced yet"), "{t}");
+        assert!(
+            t.contains("expected power") && t.contains("not synced yet"),
+            "{t}"
+        );
         let t = fleet_table(&FleetView::default());
-        assert!(t.contains("in maintenance") && t.contains("failed syncs"), "{t}");
+        assert!(
+            t.contains("in maintenance") && t.contains("failed syncs"),
+            "{t}"
+        );
     }
 }

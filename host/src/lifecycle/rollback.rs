@@ -74,12 +74,20 @@ mod tests {
         // Watching disabled, or past the window: off.
         assert_eq!(state(&fresh, 0, 0.5, window, now).state, RollbackState::Off);
         let later = now + chrono::Duration::seconds(901);
-        assert_eq!(state(&fresh, 20, 0.5, window, later).state, RollbackState::Off);
+        assert_eq!(
+            state(&fresh, 20, 0.5, window, later).state,
+            RollbackState::Off
+        );
         // An automatic rollback's activation, and an operator's.
-        let auto = format!("rolled back from 2.0.0 to 1.0.0 ({REASON_PREFIX}20 of the first 20 calls failed)");
+        let auto = format!(
+            "rolled back from 2.0.0 to 1.0.0 ({REASON_PREFIX}20 of the first 20 calls failed)"
+        );
         let s = state(&active(false, Some(&auto), now), 20, 0.5, window, now);
         assert_eq!((s.state, s.watch_until), (RollbackState::RolledBack, None));
         let manual = active(false, Some("rolled back from 2.0.0 to 1.0.0"), now);
-        assert_eq!(state(&manual, 20, 0.5, window, now).state, RollbackState::Off);
+        assert_eq!(
+            state(&manual, 20, 0.5, window, now).state,
+            RollbackState::Off
+        );
     }
 }

@@ -35,8 +35,8 @@ pub use drivers::{
     DriverVersion, Grant, Installation, LoadedVersion, NotGranted, Requested, RollbackState,
 };
 pub use fleet::{
-    BmcError, BmcHealth, EventPage, FleetInstance, FleetView, MaintenanceRequest,
-    MaintenanceState, NodeEvent, NodeSync, NodeSyncState,
+    BmcError, BmcHealth, EventPage, FleetInstance, FleetView, MaintenanceRequest, MaintenanceState,
+    NodeEvent, NodeSync, NodeSyncState,
 };
 pub use nodes::{Credentials, NodeFilterRequest, NodeOob, NodeRegistration, NodeView};
 pub use status::{
