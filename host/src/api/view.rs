@@ -355,6 +355,7 @@ mod tests {
             attempt: 1,
             deadline: None,
             epoch: 0,
+            traceparent: None,
         }
     }
 
