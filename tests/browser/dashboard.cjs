@@ -59,6 +59,7 @@ function check(cond, what) { if (!cond) throw new Error(`dashboard: ${what}`); }
     seen.node_rows = await page.$$eval("#task-nodes tbody tr", (rows) => rows.map((r) => r.dataset.node));
     seen.tree = await page.$$eval("#task-tree [data-step]", (els) => els.map((e) => e.dataset.step));
     seen.messages = await page.$$eval("#task-messages tbody tr", (rows) => rows.length);
+    check(!(await page.textContent("#view")).includes("null"), "the task page shows a stray null");
     await page.screenshot({ path: `${shots}/3-task-complete.png`, fullPage: true });
     step(`task complete: ${seen.result}, nodes ${seen.node_rows.join(",")}`);
 
@@ -76,6 +77,7 @@ function check(cond, what) { if (!cond) throw new Error(`dashboard: ${what}`); }
       timeline: await page.$$eval("#node-timeline tbody tr", (rows) => rows.map((r) =>
         [Number(r.dataset.seq), r.dataset.kind, r.cells[2].textContent, r.dataset.outcome || "-"])),
     };
+    check(!(await page.textContent("#view")).includes("null"), "the node page shows a stray null");
     await page.screenshot({ path: `${shots}/4-node.png`, fullPage: true });
     step(`node ${seen.node.name}: power ${seen.node.power}`);
 

@@ -45,9 +45,9 @@ async function route() {
   await refresh();
 }
 
-/** Replaces the page's content unless the operator navigated away. */
+/** Replaces the page's content unless the operator navigated away (absent parts left out). */
 function show(gen, ...children) {
-  if (gen === generation) view.replaceChildren(...children);
+  if (gen === generation) view.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 // ---- tasks ----------------------------------------------------------------
