@@ -9,7 +9,10 @@
 //! previous versions of every driver stay loaded (warm), so a rollback
 //! swaps instantly; other versions are unloaded once idle for
 //! [`LifecycleConfig::warm_grace`]. Each instance compiles into its own
-//! compile cache.
+//! compile cache. [`rollback`] says where an active version stands with the
+//! automatic rollback.
+
+pub mod rollback;
 
 use crate::drivers::package::{self, Manifest, PackageError, Requested, TrustedKey};
 use crate::drivers::{Driver, DriverInfo};
@@ -437,7 +440,8 @@ impl Lifecycle {
                 return;
             }
             let reason = format!(
-                "automatic rollback: {errors} of the first {calls} calls of {name} {} failed",
+                "{}{errors} of the first {calls} calls of {name} {} failed",
+                rollback::REASON_PREFIX,
                 active.version
             );
             tracing::warn!(driver = %name, version = %active.version, calls, errors, "{reason}");
@@ -839,6 +843,13 @@ impl Lifecycle {
                 generation: a.generation,
                 changed: a.changed.to_rfc3339(),
                 message: a.message.clone(),
+                auto_rollback: rollback::state(
+                    a,
+                    self.cfg.watch_calls,
+                    self.cfg.max_error_ratio,
+                    WATCH_WINDOW,
+                    chrono::Utc::now(),
+                ),
             }),
             loaded: loaded_view,
             versions,

@@ -1,6 +1,7 @@
 // Drives the dashboard in headless Chromium (playwright-core, the system
 // chromium): sign in (a wrong token first), start a task from the form,
-// watch it complete, open a node, then the drivers and BMC pages. Run by
+// watch it complete, open a node and its timeline, then the drivers and BMC
+// pages. Run by
 // tests/tests/dashboard.rs with DRYDOCK_URL, DRYDOCK_TOKEN, SHOTS (the
 // screenshot directory) and PLAYWRIGHT_CORE (the module's path); prints one
 // JSON line with what it saw, or fails with a message.
@@ -58,29 +59,40 @@ function check(cond, what) { if (!cond) throw new Error(`dashboard: ${what}`); }
     seen.node_rows = await page.$$eval("#task-nodes tbody tr", (rows) => rows.map((r) => r.dataset.node));
     seen.tree = await page.$$eval("#task-tree [data-step]", (els) => els.map((e) => e.dataset.step));
     seen.messages = await page.$$eval("#task-messages tbody tr", (rows) => rows.length);
+    check(!(await page.textContent("#view")).includes("null"), "the task page shows a stray null");
     await page.screenshot({ path: `${shots}/3-task-complete.png`, fullPage: true });
     step(`task complete: ${seen.result}, nodes ${seen.node_rows.join(",")}`);
 
     // Open a node from the task.
     await page.click(`#task-nodes tr[data-node="${nodes[0]}"]`);
     await page.waitForSelector("#node-name");
+    // The timeline (the node's events from the API) shows the task's driver
+    // calls once the timeline's writer stored them (the page re-reads it).
+    await page.waitForSelector('#node-timeline tbody tr[data-kind="driver_call"]', { timeout: 30000 });
     seen.node = {
       name: (await page.textContent("#node-name")).trim(),
       power: (await page.textContent("#node-power")).trim(),
       last: (await page.textContent("#node-last")).trim(),
-      timeline: await page.$$eval("#node-timeline tbody tr", (rows) => rows.map((r) => r.cells[1].textContent)),
+      // [seq, kind, action, outcome] per row, newest first.
+      timeline: await page.$$eval("#node-timeline tbody tr", (rows) => rows.map((r) =>
+        [Number(r.dataset.seq), r.dataset.kind, r.cells[2].textContent, r.dataset.outcome || "-"])),
     };
+    check(!(await page.textContent("#view")).includes("null"), "the node page shows a stray null");
     await page.screenshot({ path: `${shots}/4-node.png`, fullPage: true });
     step(`node ${seen.node.name}: power ${seen.node.power}`);
 
     // Drivers and BMC health.
     await page.click("a[data-nav=drivers]");
     await page.waitForSelector("#drivers");
-    seen.drivers = await page.$$eval("#drivers tbody tr", (rows) => rows.map((r) => [r.cells[0].textContent, Number(r.cells[4].textContent)]));
+    seen.drivers = await page.$$eval("#drivers tbody tr", (rows) => rows.map((r) =>
+      [r.dataset.driver, Number(r.cells[4].textContent), r.dataset.rollback, r.cells[6].textContent]));
     await page.screenshot({ path: `${shots}/5-drivers.png`, fullPage: true });
     await page.click("a[data-nav=bmcs]");
     await page.waitForSelector("#bmcs");
-    seen.bmcs = await page.$$eval("#bmcs tbody tr", (rows) => rows.map((r) => [r.cells[0].textContent, Number(r.cells[1].textContent)]));
+    // [bmc, nodes, calls, errors, last error] per BMC.
+    seen.bmcs = await page.$$eval("#bmcs tbody tr", (rows) => rows.map((r) =>
+      [r.dataset.bmc, r.cells[1].textContent, Number(r.dataset.calls), Number(r.dataset.errors), r.cells[8].textContent]));
+    seen.bmc_page_text = await page.textContent("#view");
     await page.screenshot({ path: `${shots}/6-bmcs.png`, fullPage: true });
     step("drivers and BMC pages shown");
 

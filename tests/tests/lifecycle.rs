@@ -654,6 +654,12 @@ async fn failing_first_calls_roll_back_by_themselves_and_tasks_are_told() {
     assert_eq!(h.upload(v2).await.0, StatusCode::CREATED);
     assert_eq!(h.activate("1.0.0").await.0, StatusCode::OK);
     assert_eq!(h.activate("2.0.0").await.0, StatusCode::OK);
+    // The operator's activation is watched: its rollback is armed.
+    let (_, d) = h.send("GET", "/drivers/sim", VIEWER, Body::empty()).await;
+    let armed = &d["active"]["auto_rollback"];
+    assert_eq!(armed["state"], "armed", "{d}");
+    assert_eq!(armed["watch_calls"], 20, "{d}");
+    assert!(armed["watch_until"].is_string(), "{d}");
     // A task running meanwhile (owned elsewhere) hears about the rollback.
     let mut t = drydock::store::NewTask::new("prepare_nodes");
     t.status = drydock::store::TaskStatus::Running;
@@ -678,6 +684,8 @@ async fn failing_first_calls_roll_back_by_themselves_and_tasks_are_told() {
         m.contains("automatic rollback: 20 of the first 25 calls"),
         "{m}"
     );
+    assert_eq!(d["active"]["auto_rollback"]["state"], "rolled_back", "{d}");
+    assert!(d["active"]["auto_rollback"]["watch_until"].is_null(), "{d}");
     let msgs = store.messages(task.id).await.unwrap();
     assert!(
         msgs.iter()

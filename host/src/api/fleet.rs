@@ -1,5 +1,6 @@
 //! Fleet truth routes (see [`crate::fleet`]): a node's timeline, its synced
-//! state and maintenance, and the fleet's sync figures.
+//! state and maintenance, and the fleet's sync figures. Bodies are the wire
+//! model's ([`crate::wire::fleet`]).
 //!
 //! | route | policy rule (default roles) |
 //! | --- | --- |
@@ -8,20 +9,25 @@
 //! | `POST /nodes/{name}/maintenance` `{"reason": "..."}` | `manage_nodes` (operator) |
 //! | `DELETE /nodes/{name}/maintenance` | `manage_nodes` (operator) |
 //! | `GET /fleet` | `read_data` (viewer) |
+//! | `GET /fleet/bmcs` | `read_data` (viewer) |
 
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::{Authorized, Operate, Read};
 use super::error::{ApiError, JsonBody};
 use super::nodes::validate_name;
 use super::params::QueryMap;
+use super::{AppState, view};
+use crate::drivers::{Action, Interface};
 use crate::fleet::FleetStats;
-use crate::store::{NewNodeEvent, NodeEventRecord};
+use crate::store::NewNodeEvent;
+use crate::wire::{
+    BmcError, BmcHealth, EventPage, FleetInstance, FleetView, MaintenanceRequest, MaintenanceState,
+    NodeSyncState,
+};
 
 /// Timeline entries per page by default.
 pub const DEFAULT_PAGE: i64 = 100;
@@ -30,45 +36,13 @@ pub const MAX_PAGE: i64 = 500;
 /// The longest maintenance reason, in bytes.
 pub const MAX_REASON: usize = 1024;
 
-/// The fleet routes, merged into [`super::router`].
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1.0/nodes/{name}/events", get(events))
-        .route("/api/v1.0/nodes/{name}/sync", get(sync_state))
-        .route(
-            "/api/v1.0/nodes/{name}/maintenance",
-            axum::routing::post(set_maintenance).delete(clear_maintenance),
-        )
-        .route("/api/v1.0/fleet", get(fleet))
-}
-
-/// A page of a node's timeline, newest first.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EventPage {
-    /// The node.
-    pub node: String,
-    /// The entries.
-    pub events: Vec<NodeEventRecord>,
-    /// Pass as `before` for the next (older) page; absent on the last one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_before: Option<i64>,
-}
-
-/// `POST /nodes/{name}/maintenance`'s body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaintenanceRequest {
-    /// Why (shown in skipped tasks' messages and the timeline).
-    pub reason: String,
-}
-
 fn checked(name: &str) -> Result<(), ApiError> {
     validate_name(name).map_err(ApiError::BadRequest)
 }
 
 async fn registered(state: &AppState, name: &str) -> Result<(), ApiError> {
     checked(name)?;
-    match state.engine.store().get_node(name).await? {
+    match state.store.get_node(name).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!(
             "node `{name}` is not registered"
@@ -78,6 +52,16 @@ async fn registered(state: &AppState, name: &str) -> Result<(), ApiError> {
 
 /// `GET /nodes/{name}/events`: the node's timeline, newest first, `limit`
 /// (1 to 500, default 100) entries older than `before`.
+#[utoipa::path(get, path = "/api/v1.0/nodes/{name}/events", tag = "fleet",
+    params(
+        ("name" = String, Path, description = "Node name"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500,
+            description = "At most this many entries (default 100)"),
+        ("before" = Option<i64>, Query,
+            description = "Only entries older than this sequence number (the previous page's `next_before`)"),
+    ),
+    responses((status = 200, description = "A page of the node's timeline, newest first",
+        body = EventPage)))]
 pub async fn events(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
@@ -94,11 +78,7 @@ pub async fn events(
         )));
     }
     let before = query.parsed::<i64>("before", "an event sequence number")?;
-    let events = state
-        .engine
-        .store()
-        .node_events(&name, before, limit)
-        .await?;
+    let events = state.store.node_events(&name, before, limit).await?;
     if events.is_empty() && before.is_none() {
         // A node with no history yet is fine; an unknown one is a 404.
         registered(&state, &name).await?;
@@ -108,37 +88,48 @@ pub async fn events(
         .flatten();
     Ok(Json(EventPage {
         node: name,
-        events,
+        events: events.iter().map(view::node_event_view).collect(),
         next_before,
     }))
 }
 
 /// `GET /nodes/{name}/sync`: what the node's BMC last answered beside what
 /// Drydock set, drift, failures, maintenance.
+#[utoipa::path(get, path = "/api/v1.0/nodes/{name}/sync", tag = "fleet",
+    params(("name" = String, Path, description = "Node name")),
+    responses((status = 200, description = "The node's synced state", body = NodeSyncState)))]
 pub async fn sync_state(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    registered(&state, &name).await?;
-    let store = state.engine.store();
-    let expected = store.get_node(&name).await?.and_then(|n| n.power_state);
+) -> Result<Json<NodeSyncState>, ApiError> {
+    checked(&name)?;
+    let store = &state.store;
+    let node = store
+        .get_node(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("node `{name}` is not registered")))?;
     let sync = store.node_sync(&name).await?;
-    Ok(Json(json!({
-        "node": name,
-        "expected_power": expected,
-        "sync": sync,
-    })))
+    Ok(Json(NodeSyncState {
+        node: name,
+        expected_power: node.power_state,
+        sync: sync.as_ref().map(view::node_sync_view),
+    }))
 }
 
 /// `POST /nodes/{name}/maintenance`: puts the node in operator maintenance
 /// (tasks skip it, syncs stop) until cleared.
+#[utoipa::path(post, path = "/api/v1.0/nodes/{name}/maintenance", tag = "fleet",
+    params(("name" = String, Path, description = "Node name")),
+    request_body = MaintenanceRequest,
+    responses((status = 200, description = "The node is in operator maintenance",
+        body = MaintenanceState)))]
 pub async fn set_maintenance(
     caller: Authorized<Operate>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     JsonBody(req): JsonBody<MaintenanceRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MaintenanceState>, ApiError> {
     checked(&name)?;
     let reason = req.reason.trim();
     if reason.is_empty() || reason.len() > MAX_REASON || reason.chars().any(char::is_control) {
@@ -146,36 +137,45 @@ pub async fn set_maintenance(
             "`reason` must be 1 to {MAX_REASON} bytes of text without control characters"
         )));
     }
-    let store = state.engine.store();
-    if !store.set_maintenance(&name, reason).await? {
+    if !state.store.set_maintenance(&name, reason).await? {
         return Err(ApiError::NotFound(format!(
             "node `{name}` is not registered"
         )));
     }
     let by = caller.0.actor();
     record(&state, &name, "entered", format!("set by {by}: {reason}")).await;
-    Ok(Json(
-        json!({"node": name, "maintenance": "operator", "reason": reason}),
-    ))
+    Ok(Json(MaintenanceState {
+        node: name,
+        maintenance: Some("operator".into()),
+        reason: Some(reason.to_owned()),
+    }))
 }
 
 /// `DELETE /nodes/{name}/maintenance`: takes the node out of maintenance
 /// (whoever set it); it is synced in the next round. 404 when it was not
 /// in maintenance.
+#[utoipa::path(delete, path = "/api/v1.0/nodes/{name}/maintenance", tag = "fleet",
+    params(("name" = String, Path, description = "Node name")),
+    responses((status = 200, description = "The node is out of maintenance",
+        body = MaintenanceState)))]
 pub async fn clear_maintenance(
     caller: Authorized<Operate>,
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MaintenanceState>, ApiError> {
     registered(&state, &name).await?;
-    if !state.engine.store().clear_maintenance(&name).await? {
+    if !state.store.clear_maintenance(&name).await? {
         return Err(ApiError::NotFound(format!(
             "node `{name}` is not in maintenance"
         )));
     }
     let by = caller.0.actor();
     record(&state, &name, "left", format!("cleared by {by}")).await;
-    Ok(Json(json!({"node": name, "maintenance": null})))
+    Ok(Json(MaintenanceState {
+        node: name,
+        maintenance: None,
+        reason: None,
+    }))
 }
 
 async fn record(state: &AppState, node: &str, outcome: &str, message: String) {
@@ -196,26 +196,92 @@ async fn record(state: &AppState, node: &str, outcome: &str, message: String) {
 
 /// `GET /fleet`: nodes synced, drifted and in maintenance (the whole
 /// cluster), and this instance's sync counters.
+#[utoipa::path(get, path = "/api/v1.0/fleet", tag = "fleet",
+    responses((status = 200, description = "The fleet's sync figures", body = FleetView)))]
 pub async fn fleet(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
-    let (nodes, drifted, maintenance) = state.engine.store().fleet_counts().await?;
+) -> Result<Json<FleetView>, ApiError> {
+    let (nodes, drifted, in_maintenance) = state.store.fleet_counts().await?;
     let s = state.engine.fleet_stats();
-    Ok(Json(json!({
-        "nodes": nodes,
-        "drifted": drifted,
-        "in_maintenance": maintenance,
-        "instance": {
-            "id": state.engine.instance_id(),
-            "rounds": FleetStats::get(&s.rounds),
-            "syncs": FleetStats::get(&s.syncs),
-            "sync_failures": FleetStats::get(&s.failures),
-            "drift_detected": FleetStats::get(&s.drift_detected),
-            "maintenance_entered": FleetStats::get(&s.maintenance_entered),
-            "maintenance_left": FleetStats::get(&s.maintenance_left),
-            "max_lag_ms": FleetStats::get(&s.max_lag_ms),
-            "timeline_dropped": state.engine.timeline().dropped(),
+    Ok(Json(FleetView {
+        nodes,
+        drifted,
+        in_maintenance,
+        instance: FleetInstance {
+            id: state.engine.instance_id().to_owned(),
+            rounds: FleetStats::get(&s.rounds),
+            syncs: FleetStats::get(&s.syncs),
+            sync_failures: FleetStats::get(&s.failures),
+            drift_detected: FleetStats::get(&s.drift_detected),
+            maintenance_entered: FleetStats::get(&s.maintenance_entered),
+            maintenance_left: FleetStats::get(&s.maintenance_left),
+            max_lag_ms: FleetStats::get(&s.max_lag_ms),
+            timeline_dropped: state.engine.timeline().dropped(),
         },
-    })))
+    }))
+}
+
+/// `GET /fleet/bmcs`: every BMC (a node's oob address; its name when it
+/// has none) with its nodes, its health as of their last syncs, and the
+/// newest failure among their out-of-band driver calls and syncs (from the
+/// timelines, redacted when recorded). Call counts and latency per BMC are
+/// each instance's own, in its metrics (`drydock_bmc_*`).
+#[utoipa::path(get, path = "/api/v1.0/fleet/bmcs", tag = "fleet",
+    responses((status = 200, description = "Every BMC, by address", body = Vec<BmcHealth>)))]
+pub async fn bmcs(
+    _caller: Authorized<Read>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<BmcHealth>>, ApiError> {
+    let store = &state.store;
+    let nodes = store.list_nodes().await?;
+    let syncs: HashMap<String, _> = store
+        .sync_briefs()
+        .await?
+        .into_iter()
+        .map(|b| (b.node_name.clone(), b))
+        .collect();
+    let oob: Vec<&str> = Action::ALL
+        .iter()
+        .filter(|a| a.interface() == Interface::Oob)
+        .map(|a| a.name())
+        .collect();
+    let mut failures = store.newest_failures(&oob).await?;
+    failures.sort_by_key(|f| f.seq);
+    let bmc_of: HashMap<&str, &str> = nodes
+        .iter()
+        .map(|n| {
+            let address = n.spec["oob"]["address"].as_str().filter(|a| !a.is_empty());
+            (n.name.as_str(), address.unwrap_or(&n.name))
+        })
+        .collect();
+    let mut by: BTreeMap<&str, BmcHealth> = BTreeMap::new();
+    for n in &nodes {
+        let bmc = bmc_of[n.name.as_str()];
+        let b = by.entry(bmc).or_insert_with(|| BmcHealth {
+            bmc: bmc.to_owned(),
+            ..BmcHealth::default()
+        });
+        b.nodes.push(n.name.clone());
+        // The health of the node whose syncs failed most in a row.
+        if let Some(s) = syncs.get(&n.name)
+            && (b.observed_health.is_none() || s.failures > b.sync_failures)
+        {
+            b.sync_failures = s.failures;
+            b.observed_health.clone_from(&s.observed_health);
+        }
+    }
+    // Oldest first: the newest failure of a BMC's nodes is written last.
+    for f in &failures {
+        if let Some(b) = bmc_of.get(f.node_name.as_str()).and_then(|m| by.get_mut(m)) {
+            b.last_error = Some(BmcError {
+                ts: view::timestamp(&f.ts),
+                node: f.node_name.clone(),
+                kind: f.kind.clone(),
+                action: f.action.clone(),
+                message: f.message.clone(),
+            });
+        }
+    }
+    Ok(Json(by.into_values().collect()))
 }

@@ -21,6 +21,8 @@
 //! - [`view`]: pure conversions from records to the wire model
 //!   ([`crate::wire`]).
 //! - [`drivers`]: `/drivers...`, the driver lifecycle.
+//! - [`fleet`]: `/nodes/{name}/events`, `/nodes/{name}/sync`,
+//!   `/nodes/{name}/maintenance`, `/fleet`, `/fleet/bmcs`: fleet truth.
 //! - [`openapi`]: the OpenAPI 3.1 document (`/api/v1.0/openapi.json`) and
 //!   the docs page (`/api/v1.0/docs`).
 //!
@@ -45,7 +47,7 @@
 //! | `/bootactions...` ([`bootactions`]) | none: the node's `X-Bootaction-Key` |
 //! | `/drivers...` ([`drivers`]) | `drydock:read_drivers` (viewer), `drydock:manage_drivers` (admin) |
 //! | `GET /openapi.json`, `GET /docs` ([`openapi`]) | none |
-//! | `/nodes/{name}/events`, `/nodes/{name}/sync`, `/nodes/{name}/maintenance`, `/fleet` ([`fleet`]) | `read_data` (viewer), `manage_nodes` (operator) |
+//! | `/nodes/{name}/events`, `/nodes/{name}/sync`, `/nodes/{name}/maintenance`, `/fleet`, `/fleet/bmcs` ([`fleet`]) | `read_data` (viewer), `manage_nodes` (operator) |
 
 pub mod auth;
 pub mod bootactions;
@@ -182,6 +184,11 @@ pub fn routes(limits: BodyLimits) -> OpenApiRouter<AppState> {
         .routes(routes!(drivers::activate))
         .routes(routes!(drivers::rollback))
         .routes(routes!(drivers::remove))
+        .routes(routes!(fleet::events))
+        .routes(routes!(fleet::sync_state))
+        .routes(routes!(fleet::set_maintenance, fleet::clear_maintenance))
+        .routes(routes!(fleet::fleet))
+        .routes(routes!(fleet::bmcs))
         .routes(routes!(openapi::document))
 }
 
@@ -194,17 +201,12 @@ pub fn router(state: AppState) -> Router {
 /// [`router`] with the given body limits.
 pub fn router_with(state: AppState, limits: BodyLimits) -> Router {
     let (api, doc) = routes(limits).split_for_parts();
-    // The fleet routes (issue 20) are not in the OpenAPI document yet.
-    let fleet = fleet::routes()
-        .layer(DefaultBodyLimit::max(limits.small_json))
-        .with_state(state.clone());
     let api = api
         .layer(openapi::serve(doc))
         .layer(DefaultBodyLimit::max(limits.small_json))
         .with_state(state);
     Router::new()
         .merge(api)
-        .merge(fleet)
         .merge(openapi::docs_page())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -43,8 +43,9 @@ pub fn base() -> OpenApi {
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
                     "Airship Drydock's REST API (`/api/v1.0`) as served by this Drydock: \
-                     tasks, nodes, site design validation, boot actions, and the driver \
-                     lifecycle. Send `Authorization: Bearer <token>`.",
+                     tasks, nodes, site design validation, boot actions, the driver \
+                     lifecycle, and fleet truth (node timelines, synced state, maintenance). \
+                     Send `Authorization: Bearer <token>`.",
                 ))
                 .build(),
         )

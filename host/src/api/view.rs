@@ -11,6 +11,8 @@
 //! - Node dict ([`NodeView`]): Drydock's `GET /nodes` fields from what the
 //!   drivers reported, then the node's description; it never holds a
 //!   credential, only the name of the secret holding one.
+//! - A node's timeline entries ([`NodeEvent`]) and sync state
+//!   ([`NodeSync`]).
 //!
 //! Timestamps are RFC 3339 in UTC with microseconds.
 
@@ -18,9 +20,14 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::PREFIX;
-use crate::store::{BuildDataRecord, MessageRecord, NodeRecord, TaskRecord};
+use crate::store::{
+    BuildDataRecord, MessageRecord, NodeEventRecord, NodeRecord, NodeSyncRecord, TaskRecord,
+};
 pub use crate::wire::timestamp;
-use crate::wire::{BuildData, Link, NodeView, StatusDetails, TaskDict, TaskMessage, TaskResult};
+use crate::wire::{
+    BuildData, Link, NodeEvent, NodeSync, NodeView, StatusDetails, TaskDict, TaskMessage,
+    TaskResult,
+};
 
 /// The most status messages shown in one task's `messageList` (the latest).
 pub const MAX_MESSAGES: usize = 1000;
@@ -264,6 +271,39 @@ pub fn node_view_with(n: &NodeRecord, facts: &NodeFacts) -> NodeView {
     }
 }
 
+/// One timeline entry (its message was redacted when it was recorded).
+pub fn node_event_view(e: &NodeEventRecord) -> NodeEvent {
+    NodeEvent {
+        seq: e.seq,
+        node_name: e.node_name.clone(),
+        ts: timestamp(&e.ts),
+        kind: e.kind.clone(),
+        action: e.action.clone(),
+        outcome: e.outcome.clone(),
+        duration_ms: e.duration_ms,
+        message: e.message.clone(),
+        task_id: e.task_id.map(|t| t.to_string()),
+    }
+}
+
+/// A node's sync state.
+pub fn node_sync_view(s: &NodeSyncRecord) -> NodeSync {
+    let ts = |t: &Option<chrono::DateTime<chrono::Utc>>| t.as_ref().map(timestamp);
+    NodeSync {
+        node_name: s.node_name.clone(),
+        observed_power: s.observed_power.clone(),
+        observed_health: s.observed_health.clone(),
+        observed_at: ts(&s.observed_at),
+        last_error: s.last_error.clone(),
+        failures: s.failures,
+        drift: s.drift,
+        maintenance: s.maintenance.clone(),
+        maintenance_reason: s.maintenance_reason.clone(),
+        maintenance_since: ts(&s.maintenance_since),
+        due: ts(&s.due),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +355,7 @@ mod tests {
             attempt: 1,
             deadline: None,
             epoch: 0,
+            traceparent: None,
         }
     }
 

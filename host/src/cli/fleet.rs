@@ -1,11 +1,14 @@
 //! `drydock fleet ...`: a node's timeline, its synced state, maintenance,
-//! and the fleet's sync figures, through the API (see [`crate::api::fleet`]).
+//! and the fleet's sync figures, through the API (see [`crate::api::fleet`]),
+//! read as the wire model's types ([`crate::wire::fleet`]); `--output json`
+//! prints them as JSON.
 
-use super::client::{Client, ConnArgs, finish};
+use super::client::render::print_json;
+use super::client::{Client, ConnArgs, Output, finish, format_table};
+use crate::wire::{EventPage, FleetView, NodeSyncState};
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::process::ExitCode;
 
 /// `drydock fleet ...`.
@@ -69,114 +72,194 @@ pub enum MaintenanceAction {
 /// Runs a `drydock fleet` command.
 pub async fn run(cmd: FleetCommand) -> Result<ExitCode> {
     let client = cmd.conn.client()?;
-    finish(command(&client, cmd.command, cmd.conn.json).await)
+    let json = cmd.conn.output() == Output::Json;
+    finish(command(&client, cmd.command, json).await)
 }
 
-/// `/nodes/{node}/{tail}`, for a valid node name (checked here: it goes
-/// into the path as is).
-fn node_path(node: &str, tail: &str) -> Result<String> {
+/// `node`, checked to be a valid node name (it goes into the path as is).
+fn checked(node: &str) -> Result<&str> {
     crate::api::nodes::validate_name(node).map_err(anyhow::Error::msg)?;
-    Ok(format!("/nodes/{node}/{tail}"))
+    Ok(node)
 }
 
-async fn command(client: &Client, cmd: FleetAction, json_out: bool) -> Result<ExitCode> {
-    let v = match &cmd {
+/// Prints `v` as JSON when asked to, else as `table` renders it.
+fn print<T: Serialize>(v: &T, json: bool, table: impl FnOnce(&T) -> String) -> Result<ExitCode> {
+    if json {
+        print_json(v)?;
+    } else {
+        print!("{}", table(v));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn command(client: &Client, cmd: FleetAction, json: bool) -> Result<ExitCode> {
+    match cmd {
         FleetAction::Events {
             node,
             limit,
             before,
         } => {
-            let mut query = vec![("limit", limit.to_string())];
-            query.extend(before.map(|b| ("before", b.to_string())));
-            client
-                .call(Method::GET, &node_path(node, "events")?, &query, None)
-                .await?
+            let page = client.node_events(checked(&node)?, limit, before).await?;
+            print(&page, json, events_table)
         }
         FleetAction::Show { node } => {
-            client
-                .call(Method::GET, &node_path(node, "sync")?, &[], None)
-                .await?
+            let state = client.node_sync(checked(&node)?).await?;
+            print(&state, json, sync_table)
         }
         FleetAction::Maintenance(MaintenanceAction::Set { node, reason }) => {
-            let body = json!({ "reason": reason });
-            client
-                .call(
-                    Method::POST,
-                    &node_path(node, "maintenance")?,
-                    &[],
-                    Some(&body),
-                )
-                .await?
+            let m = client.set_maintenance(checked(&node)?, &reason).await?;
+            print(&m, json, |m| format!("{} is in maintenance\n", m.node))
         }
         FleetAction::Maintenance(MaintenanceAction::Clear { node }) => {
-            client
-                .call(Method::DELETE, &node_path(node, "maintenance")?, &[], None)
-                .await?
+            let m = client.clear_maintenance(checked(&node)?).await?;
+            print(&m, json, |m| format!("{} is out of maintenance\n", m.node))
         }
-        FleetAction::Status => client.call(Method::GET, "/fleet", &[], None).await?,
-    };
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    match cmd {
-        FleetAction::Events { .. } => print!("{}", events_table(&v)),
-        FleetAction::Maintenance(MaintenanceAction::Set { node, .. }) => {
-            println!("{node} is in maintenance")
-        }
-        FleetAction::Maintenance(MaintenanceAction::Clear { node }) => {
-            println!("{node} is out of maintenance")
-        }
-        FleetAction::Show { .. } | FleetAction::Status => {
-            println!("{}", serde_json::to_string_pretty(&v)?)
+        FleetAction::Status => {
+            let f = client.fleet().await?;
+            print(&f, json, fleet_table)
         }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+fn or_dash(v: Option<&str>) -> String {
+    v.filter(|s| !s.is_empty()).unwrap_or("-").to_owned()
 }
 
 /// A timeline page as a table: time, kind, action, outcome, duration,
 /// message; then how to get the next page.
-pub fn events_table(page: &Value) -> String {
-    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-    let mut out = format!(
-        "{:<27} {:<13} {:<18} {:<10} {:>8}  {}\n",
-        "TIME", "KIND", "ACTION", "OUTCOME", "MS", "MESSAGE"
+pub fn events_table(page: &EventPage) -> String {
+    let rows: Vec<Vec<String>> = page
+        .events
+        .iter()
+        .map(|e| {
+            vec![
+                e.ts.clone(),
+                e.kind.clone(),
+                or_dash(e.action.as_deref()),
+                or_dash(e.outcome.as_deref()),
+                e.duration_ms
+                    .map_or_else(|| "-".to_owned(), |m| m.to_string()),
+                or_dash(e.message.as_deref()).replace('\n', " "),
+            ]
+        })
+        .collect();
+    let mut out = format_table(
+        &["TIME", "KIND", "ACTION", "OUTCOME", "MS", "MESSAGE"],
+        &rows,
     );
-    for e in page["events"].as_array().into_iter().flatten() {
-        let ms = e["duration_ms"]
-            .as_i64()
-            .map_or_else(|| "-".to_owned(), |m| m.to_string());
-        out.push_str(&format!(
-            "{:<27} {:<13} {:<18} {:<10} {:>8}  {}\n",
-            s(&e["ts"]),
-            s(&e["kind"]),
-            s(&e["action"]),
-            s(&e["outcome"]),
-            ms,
-            s(&e["message"]).replace('\n', " ")
-        ));
-    }
-    if let Some(next) = page["next_before"].as_i64() {
+    if let Some(next) = page.next_before {
         out.push_str(&format!("(older entries: --before {next})\n"));
     }
     out
 }
 
+/// A node's synced state as `field  value` lines.
+pub fn sync_table(s: &NodeSyncState) -> String {
+    let mut rows = vec![
+        vec!["node".to_owned(), s.node.clone()],
+        vec![
+            "expected power".to_owned(),
+            or_dash(s.expected_power.as_deref()),
+        ],
+    ];
+    match &s.sync {
+        None => rows.push(vec!["sync".to_owned(), "not synced yet".to_owned()]),
+        Some(y) => {
+            let maintenance = match (&y.maintenance, &y.maintenance_reason) {
+                (Some(by), Some(why)) => format!("{by}: {why}"),
+                (Some(by), None) => by.clone(),
+                (None, _) => "-".to_owned(),
+            };
+            rows.extend([
+                vec![
+                    "observed power".to_owned(),
+                    or_dash(y.observed_power.as_deref()),
+                ],
+                vec![
+                    "observed health".to_owned(),
+                    or_dash(y.observed_health.as_deref()),
+                ],
+                vec!["observed at".to_owned(), or_dash(y.observed_at.as_deref())],
+                vec!["drift".to_owned(), y.drift.to_string()],
+                vec!["failed syncs".to_owned(), y.failures.to_string()],
+                vec!["last error".to_owned(), or_dash(y.last_error.as_deref())],
+                vec!["maintenance".to_owned(), maintenance],
+                vec!["next sync".to_owned(), or_dash(y.due.as_deref())],
+            ]);
+        }
+    }
+    format_table(&["FIELD", "VALUE"], &rows)
+}
+
+/// The fleet's figures as `field  value` lines.
+pub fn fleet_table(f: &FleetView) -> String {
+    let i = &f.instance;
+    let rows: Vec<Vec<String>> = [
+        ("nodes", f.nodes.to_string()),
+        ("drifted", f.drifted.to_string()),
+        ("in maintenance", f.in_maintenance.to_string()),
+        ("instance", i.id.clone()),
+        ("sync rounds", i.rounds.to_string()),
+        ("syncs", i.syncs.to_string()),
+        ("failed syncs", i.sync_failures.to_string()),
+        ("drift detected", i.drift_detected.to_string()),
+        ("maintenance entered", i.maintenance_entered.to_string()),
+        ("maintenance left", i.maintenance_left.to_string()),
+        ("max lag ms", i.max_lag_ms.to_string()),
+        ("timeline dropped", i.timeline_dropped.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| vec![k.to_owned(), v])
+    .collect();
+    format_table(&["FIELD", "VALUE"], &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::NodeEvent;
 
     #[test]
     fn timeline_table_lists_entries_and_the_next_page() {
-        let page = json!({"node": "n1", "next_before": 7, "events": [
-            {"seq": 8, "ts": "2026-01-01T00:00:00Z", "kind": "driver_call",
-             "action": "power_on_node", "outcome": "failure", "duration_ms": 31,
-             "message": "timed out"}]});
+        let page = EventPage {
+            node: "n1".into(),
+            next_before: Some(7),
+            events: vec![NodeEvent {
+                seq: 8,
+                node_name: "n1".into(),
+                ts: "2026-01-01T00:00:00Z".into(),
+                kind: "driver_call".into(),
+                action: Some("power_on_node".into()),
+                outcome: Some("failure".into()),
+                duration_ms: Some(31),
+                message: Some("timed out".into()),
+                task_id: None,
+            }],
+        };
         let t = events_table(&page);
         assert!(
             t.contains("power_on_node") && t.contains("timed out") && t.contains("31"),
             "{t}"
         );
         assert!(t.contains("--before 7"), "{t}");
+    }
+
+    #[test]
+    fn sync_and_fleet_tables_name_each_field() {
+        let s = NodeSyncState {
+            node: "n1".into(),
+            expected_power: Some("on".into()),
+            sync: None,
+        };
+        let t = sync_table(&s);
+        assert!(
+            t.contains("expected power") && t.contains("not synced yet"),
+            "{t}"
+        );
+        let t = fleet_table(&FleetView::default());
+        assert!(
+            t.contains("in maintenance") && t.contains("failed syncs"),
+            "{t}"
+        );
     }
 }

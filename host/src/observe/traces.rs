@@ -7,16 +7,24 @@
 //! continues that trace in its `http_request` span ([`super::http`]);
 //! `POST /tasks` opens the task's `task` span under it
 //! ([`task_submitted`], kept open until the task finishes,
-//! [`task_finished`]); each subtask's driver call runs in a `task` span
-//! ([`subtask_span`]) whose parent is its task's span, and the runtime's
-//! `driver_call` span (with `task.id`) inside it.
+//! [`task_finished`]); each orchestration step opens a `task` span under
+//! its task's ([`step_started`], open until the step finishes); each driver
+//! call runs in a `task` span ([`subtask_span`]) under its parent's (the
+//! task's or the step's), and the runtime's `driver_call` span (with
+//! `task.id`) inside it.
 //!
-//! Task spans live in this process: a subtask run by another instance, or
-//! a step of an orchestration (whose parent is the step, not the task the
-//! request created), starts a trace of its own.
+//! The parent's `traceparent` is stored with each task
+//! ([`crate::store::TaskRecord::traceparent`]: a task's or step's own span,
+//! copied to its calls when they are created), and step and call spans take
+//! their parent from it alone, so a step or a call run by another instance
+//! than the one holding its parent's span joins the trace the same way.
+//!
+//! A span is exported when it closes: a task or step finished by another
+//! instance than the one that opened its span is closed when the open
+//! spans exceed [`MAX_OPEN_TASKS`] (oldest first).
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
@@ -31,9 +39,9 @@ use crate::store::TaskRecord;
 /// The environment variable naming the OTLP traces endpoint.
 pub const ENDPOINT_ENV: &str = "DRYDOCK_OTLP_ENDPOINT";
 
-/// At most this many task spans are held open; the oldest is closed
-/// first (a task finished on another instance never closes its own).
-const MAX_OPEN_TASKS: usize = 10_000;
+/// At most this many task and step spans are held open; the oldest is
+/// closed first (a task finished on another instance never closes its own).
+pub const MAX_OPEN_TASKS: usize = 10_000;
 
 /// Why tracing could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -117,13 +125,35 @@ fn open_tasks() -> &'static Mutex<OpenTasks> {
     OPEN.get_or_init(Mutex::default)
 }
 
-/// Opens task `id`'s span, a child of the current span (the API request
-/// that created it). Called by the engine when it queues a task.
-pub fn task_submitted(id: Uuid, action: &str) {
-    let span = tracing::info_span!("task", task.id = %id, action = action);
-    if span.is_disabled() {
-        return;
+/// The W3C `traceparent` of `span`, when its trace is exported (`None`
+/// without an OTLP layer).
+fn traceparent_of(span: &Span) -> Option<String> {
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
     }
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the span `traceparent` names (a stored one; an
+/// invalid value is ignored).
+fn continue_trace(span: &Span, traceparent: &str) {
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// Holds `span` open as task `id`'s until [`task_finished`]; returns its
+/// `traceparent`.
+fn hold(id: Uuid, span: Span) -> Option<String> {
+    if span.is_disabled() {
+        return None;
+    }
+    let traceparent = traceparent_of(&span);
     let mut open = open_tasks().lock().expect("task spans lock");
     if open.spans.len() >= MAX_OPEN_TASKS
         && let Some(oldest) = open.order.pop_front()
@@ -132,6 +162,41 @@ pub fn task_submitted(id: Uuid, action: &str) {
     }
     open.spans.insert(id, span);
     open.order.push_back(id);
+    traceparent
+}
+
+/// Opens task `id`'s span, a child of the current span (the API request
+/// that created it). Called by the engine when it queues a task; returns
+/// the span's `traceparent`, stored with the task.
+pub fn task_submitted(id: Uuid, action: &str) -> Option<String> {
+    hold(
+        id,
+        tracing::info_span!("task", task.id = %id, action = action),
+    )
+}
+
+/// Opens the span of step `id` of orchestration `task`, a child of the
+/// task's span (`traceparent`, stored with the task), on whichever instance
+/// advances the orchestration. Returns the step's `traceparent`, stored
+/// with the step and its calls.
+pub fn step_started(
+    id: Uuid,
+    task: Uuid,
+    action: &str,
+    traceparent: Option<&str>,
+) -> Option<String> {
+    let span = tracing::info_span!(
+        parent: None,
+        "task",
+        task.id = %id,
+        task.parent_id = %task,
+        action = action,
+        node = "-"
+    );
+    if let Some(tp) = traceparent {
+        continue_trace(&span, tp);
+    }
+    hold(id, span)
 }
 
 /// Closes task `id`'s span, if this process opened it. Called by the engine
@@ -144,19 +209,29 @@ pub fn task_finished(id: Uuid) {
 }
 
 /// The span a subtask's driver call runs in: `task`, with the subtask's id,
-/// action and node, under its parent task's span when this process holds
-/// it.
+/// action and node, under its parent's span: the one its stored
+/// `traceparent` names, wherever that span is held (this instance or
+/// another); without one (traces not exported), the one this process
+/// holds, for the log lines' context.
 pub fn subtask_span(t: &TaskRecord) -> Span {
-    let parent = t.parent_id.and_then(|p| {
-        let open = open_tasks().lock().expect("task spans lock");
-        open.spans.get(&p).and_then(Span::id)
-    });
-    tracing::info_span!(
-        parent: parent,
+    let stored = t.traceparent.as_deref();
+    let local = match (stored, t.parent_id) {
+        (None, Some(p)) => {
+            let open = open_tasks().lock().expect("task spans lock");
+            open.spans.get(&p).and_then(Span::id)
+        }
+        _ => None,
+    };
+    let span = tracing::info_span!(
+        parent: local,
         "task",
         task.id = %t.id,
         task.parent_id = t.parent_id.map(|p| p.to_string()).as_deref().unwrap_or("-"),
         action = %t.action,
         node = t.node_name.as_deref().unwrap_or("-")
-    )
+    );
+    if let Some(tp) = stored {
+        continue_trace(&span, tp);
+    }
+    span
 }

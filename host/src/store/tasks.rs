@@ -21,7 +21,7 @@ macro_rules! task_cols {
         "id, parent_id, action, design_ref, node_filter, node_name, params, status, \
          result_status, result_message, result_reason, successes, failures, error_count, retry, \
          created, created_by, updated, terminated, terminated_by, terminate, owner, attempt, \
-         deadline, epoch, max_attempts"
+         deadline, epoch, max_attempts, traceparent"
     };
 }
 
@@ -192,6 +192,11 @@ pub struct TaskRecord {
     pub deadline: Option<DateTime<Utc>>,
     /// Fencing epoch of the current claim.
     pub epoch: i64,
+    /// The W3C `traceparent` the task's spans continue: its own span's for
+    /// a task that has one (a top-level task, an orchestration step), its
+    /// parent's for a driver call. `None` when traces are not exported.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 /// The database row behind a [`TaskRecord`].
@@ -223,6 +228,7 @@ pub(crate) struct TaskRow {
     deadline: Option<DateTime<Utc>>,
     epoch: i64,
     max_attempts: i64,
+    traceparent: Option<String>,
 }
 
 impl TryFrom<TaskRow> for TaskRecord {
@@ -256,6 +262,7 @@ impl TryFrom<TaskRow> for TaskRecord {
             attempt: r.attempt,
             deadline: r.deadline,
             epoch: r.epoch,
+            traceparent: r.traceparent,
         })
     }
 }
@@ -294,6 +301,9 @@ pub struct NewTask {
     /// Attempts allowed for the task's driver action (0: the engine's
     /// default policy).
     pub max_attempts: i64,
+    /// The W3C `traceparent` its spans continue (see
+    /// [`TaskRecord::traceparent`]).
+    pub traceparent: Option<String>,
 }
 
 impl NewTask {
@@ -314,6 +324,7 @@ impl NewTask {
             owner: None,
             epoch: 0,
             max_attempts: 0,
+            traceparent: None,
         }
     }
 
@@ -475,7 +486,7 @@ macro_rules! insert_values {
         let mut qb = QueryBuilder::<$db>::new(
             "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, \
              node_name, params, status, created, created_by, updated, deadline, \
-             owner, epoch, max_attempts) ",
+             owner, epoch, max_attempts, traceparent) ",
         );
         qb.push_values($chunk, |mut b, t| {
             b.push_bind(t.id)
@@ -492,7 +503,8 @@ macro_rules! insert_values {
                 .push_bind(t.deadline.map(trunc))
                 .push_bind(t.owner.clone())
                 .push_bind(t.epoch)
-                .push_bind(t.max_attempts);
+                .push_bind(t.max_attempts)
+                .push_bind(t.traceparent.clone());
         });
         qb
     }};
@@ -507,8 +519,10 @@ impl Store {
         let row: TaskRow = with_pool!(self, |pool| {
             sqlx::query_as(concat!(
                 "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, node_name, \
-                 params, status, created, created_by, updated, deadline, owner, epoch, max_attempts) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14) RETURNING ",
+                 params, status, created, created_by, updated, deadline, owner, epoch, max_attempts, \
+                 traceparent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, $15) \
+                 RETURNING ",
                 task_cols!()
             ))
             .bind(task.id)
@@ -525,6 +539,7 @@ impl Store {
             .bind(&task.owner)
             .bind(task.epoch)
             .bind(task.max_attempts)
+            .bind(&task.traceparent)
             .fetch_one(pool)
             .await
             .db()?

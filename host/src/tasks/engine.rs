@@ -411,9 +411,11 @@ impl Engine {
         task.node_filter = req.node_filter.filter(|f| !f.is_null());
         task.params = params;
         task.created_by = req.created_by;
-        let record = self.shared.store.insert_task(&task).await?;
+        // The task's span, stored so its steps and calls join its trace.
+        task.traceparent = crate::observe::traces::task_submitted(task.id, &name);
+        let record = (self.shared.store.insert_task(&task).await)
+            .inspect_err(|_| crate::observe::traces::task_finished(task.id))?;
         tracing::info!(task.id = %record.id, action = %name, "task queued");
-        crate::observe::traces::task_submitted(record.id, &name);
         self.shared.wake_scheduler.notify_one();
         Ok(record)
     }

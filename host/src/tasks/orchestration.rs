@@ -350,7 +350,7 @@ pub(super) async fn advance(shared: &Shared, id: Uuid) -> Result<(), EngineError
                 made.insert(j);
             }
         }
-        let existing = progress.containers.get(i).map(|c| c.id);
+        let existing = progress.containers.get(i);
         add_calls(shared, &t, *i, &plan[*i], &design, new, existing).await?;
         made.insert(*i);
     }
@@ -396,7 +396,7 @@ async fn seal(shared: &Shared, c: &TaskRecord, kids: Vec<TaskRecord>) -> Result<
 
 /// Adds the calls of step `index` of `t`'s plan for `new` nodes: into its
 /// container `existing`, or into a new container (already running, owned
-/// by this instance, fenced on the lease).
+/// by this instance, fenced on the lease, its span opened under `t`'s).
 async fn add_calls(
     shared: &Shared,
     t: &TaskRecord,
@@ -404,7 +404,7 @@ async fn add_calls(
     step: &orchestrator::Step,
     design: &Design,
     new: &BTreeSet<String>,
-    existing: Option<Uuid>,
+    existing: Option<&TaskRecord>,
 ) -> Result<(), EngineError> {
     let params = match step.params {
         StepParams::None => serde_json::json!({}),
@@ -431,8 +431,8 @@ async fn add_calls(
     let deadline =
         chrono::Utc::now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     let mut rows = Vec::new();
-    let parent_id = match existing {
-        Some(id) => id,
+    let (parent_id, traceparent) = match existing {
+        Some(c) => (c.id, c.traceparent.clone()),
         None => {
             let mut parent = NewTask::new(action.name());
             parent.parent_id = Some(t.id);
@@ -450,9 +450,15 @@ async fn add_calls(
                 probe: step.probe,
             })
             .unwrap_or_default();
-            let id = parent.id;
+            parent.traceparent = crate::observe::traces::step_started(
+                parent.id,
+                t.id,
+                action.name(),
+                t.traceparent.as_deref(),
+            );
+            let ids = (parent.id, parent.traceparent.clone());
             rows.push(parent);
-            id
+            ids
         }
     };
     let sub = |node: Option<&String>| {
@@ -482,6 +488,7 @@ async fn add_calls(
             step.attempts
         };
         s.created_by = t.created_by.clone();
+        s.traceparent = traceparent.clone();
         s
     };
     if action.is_node_scoped() {
@@ -492,7 +499,13 @@ async fn add_calls(
     shared
         .store
         .insert_tasks_fenced(&rows, Some((shared.instance_id(), shared.epoch())))
-        .await?;
+        .await
+        .inspect_err(|_| {
+            if existing.is_none() {
+                // No such step after all: its span ends now.
+                crate::observe::traces::task_finished(parent_id);
+            }
+        })?;
     // A cancel that arrived since the orchestration was read did not reach
     // the new calls: cascade it now (and settle the step).
     if shared.store.is_cancel_requested(t.id).await? {

@@ -108,6 +108,7 @@ mod tests {
             attempt: 0,
             deadline: None,
             epoch: 0,
+            traceparent: None,
         }
     }
 

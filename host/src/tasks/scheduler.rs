@@ -192,6 +192,7 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
                 s.params = t.params.clone();
                 s.deadline = Some(deadline);
                 s.created_by = t.created_by.clone();
+                s.traceparent = t.traceparent.clone();
                 s
             })
             .collect()
@@ -201,6 +202,7 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
         s.params = t.params.clone();
         s.deadline = Some(deadline);
         s.created_by = t.created_by.clone();
+        s.traceparent = t.traceparent.clone();
         vec![s]
     };
     let n = store.insert_tasks(&subtasks).await?;

@@ -27,7 +27,7 @@ pub struct DriverStatus {
 }
 
 /// The active version of a driver.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActiveVersion {
     /// Version.
     pub version: String,
@@ -41,6 +41,40 @@ pub struct ActiveVersion {
     pub changed: String,
     /// Why it changed (e.g. an automatic rollback's reason).
     pub message: Option<String>,
+    /// Where it stands with the automatic rollback.
+    #[serde(default)]
+    pub auto_rollback: AutoRollback,
+}
+
+/// Where a driver's active version stands with the automatic rollback.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackState {
+    /// An operator activated it over a previous version: every instance
+    /// watches its own first calls of it (starting until `watch_until`)
+    /// and rolls it back to the previous version when too many fail.
+    Armed,
+    /// It is active because an automatic rollback undid the version after
+    /// it (`message` says why).
+    RolledBack,
+    /// Neither: no previous version to return to, a rollback's or an old
+    /// activation, or watching is disabled (`watch_calls = 0`).
+    #[default]
+    Off,
+}
+
+/// The automatic rollback of a driver's active version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct AutoRollback {
+    /// Armed, rolled back, or off.
+    pub state: RollbackState,
+    /// First calls of a new version each instance watches (0: off).
+    pub watch_calls: u64,
+    /// The share of them that may fail before it is rolled back.
+    pub max_error_ratio: f64,
+    /// While armed: until when instances start watching (RFC 3339).
+    pub watch_until: Option<String>,
 }
 
 /// The version loaded on the instance that answered.

@@ -19,17 +19,24 @@
 //!   `Status` bodies.
 //! - [`drivers`]: driver status, installation, activation.
 //! - [`bootactions`]: boot action reports.
+//! - [`fleet`]: node timelines, synced state, maintenance, the fleet's
+//!   figures and BMC health.
 
 pub mod bootactions;
 pub mod drivers;
+pub mod fleet;
 pub mod nodes;
 pub mod status;
 pub mod tasks;
 
 pub use bootactions::{BootActionReport, BootActionView, ReportDetail};
 pub use drivers::{
-    ActivateBody, Activation, ActiveVersion, DriverManifest, DriverStatus, DriverVersion, Grant,
-    Installation, LoadedVersion, NotGranted, Requested,
+    ActivateBody, Activation, ActiveVersion, AutoRollback, DriverManifest, DriverStatus,
+    DriverVersion, Grant, Installation, LoadedVersion, NotGranted, Requested, RollbackState,
+};
+pub use fleet::{
+    BmcError, BmcHealth, EventPage, FleetInstance, FleetView, MaintenanceRequest, MaintenanceState,
+    NodeEvent, NodeSync, NodeSyncState,
 };
 pub use nodes::{Credentials, NodeFilterRequest, NodeOob, NodeRegistration, NodeView};
 pub use status::{

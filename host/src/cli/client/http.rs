@@ -13,7 +13,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::wire::{
-    ActivateBody, Activation, CreateTask, DriverStatus, ErrorBody, Installation, NodeView, TaskDict,
+    ActivateBody, Activation, CreateTask, DriverStatus, ErrorBody, EventPage, FleetView,
+    Installation, MaintenanceRequest, MaintenanceState, NodeSyncState, NodeView, TaskDict,
 };
 
 /// Path prefix of the API.
@@ -302,6 +303,61 @@ impl Client {
     /// `GET /nodes`: the nodes.
     pub async fn list_nodes(&self) -> Result<Vec<NodeView>, ClientError> {
         self.send::<(), _>(Method::GET, "/nodes", &[], None).await
+    }
+
+    /// `GET /nodes/{node}/events?limit=N[&before=SEQ]`: a page of a node's
+    /// timeline, newest first. `node` must be a valid node name (it goes
+    /// into the path as is).
+    pub async fn node_events(
+        &self,
+        node: &str,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<EventPage, ClientError> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(before.map(|b| ("before", b.to_string())));
+        self.send::<(), _>(Method::GET, &format!("/nodes/{node}/events"), &query, None)
+            .await
+    }
+
+    /// `GET /nodes/{node}/sync`: a node's synced state.
+    pub async fn node_sync(&self, node: &str) -> Result<NodeSyncState, ClientError> {
+        self.send::<(), _>(Method::GET, &format!("/nodes/{node}/sync"), &[], None)
+            .await
+    }
+
+    /// `POST /nodes/{node}/maintenance`: puts a node in maintenance.
+    pub async fn set_maintenance(
+        &self,
+        node: &str,
+        reason: &str,
+    ) -> Result<MaintenanceState, ClientError> {
+        let body = MaintenanceRequest {
+            reason: reason.to_owned(),
+        };
+        self.send(
+            Method::POST,
+            &format!("/nodes/{node}/maintenance"),
+            &[],
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /nodes/{node}/maintenance`: takes a node out of maintenance.
+    pub async fn clear_maintenance(&self, node: &str) -> Result<MaintenanceState, ClientError> {
+        self.send::<(), _>(
+            Method::DELETE,
+            &format!("/nodes/{node}/maintenance"),
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// `GET /fleet`: the fleet's sync figures.
+    pub async fn fleet(&self) -> Result<FleetView, ClientError> {
+        self.send::<(), _>(Method::GET, "/fleet", &[], None).await
     }
 }
 

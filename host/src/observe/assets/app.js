@@ -28,13 +28,13 @@ async function route() {
   if (!api.token()) return showSignin();
   document.getElementById("signin").hidden = true;
   document.getElementById("nav").hidden = false;
-  const [page, arg] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const [page, arg, more] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("current", a.dataset.nav === (page || "tasks"));
   const pages = { tasks: arg ? taskPage : tasksPage, nodes: arg ? nodePage : nodesPage, drivers: driversPage, bmcs: bmcPage };
   const render = pages[page] || tasksPage;
   const refresh = async () => {
     try {
-      const again = await render(arg, gen);
+      const again = await render(arg, gen, more);
       if (again && gen === generation) timer = setTimeout(refresh, again);
     } catch (e) {
       if (gen !== generation) return;
@@ -45,9 +45,9 @@ async function route() {
   await refresh();
 }
 
-/** Replaces the page's content unless the operator navigated away. */
+/** Replaces the page's content unless the operator navigated away (absent parts left out). */
 function show(gen, ...children) {
-  if (gen === generation) view.replaceChildren(...children);
+  if (gen === generation) view.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 // ---- tasks ----------------------------------------------------------------
@@ -171,33 +171,59 @@ async function nodesPage(_, gen) {
   return 5000;
 }
 
-async function nodePage(name, gen) {
-  const n = await api.get(`${api.API}/nodes/${encodeURIComponent(name)}`);
-  const [tasks, builddata] = await Promise.all([
+/** Timeline entries per page on a node's page. */
+const TIMELINE_PAGE = 50;
+
+/** A node's timeline page (`#/nodes/NAME` the newest, `#/nodes/NAME/SEQ` older than SEQ). */
+function timeline(name, page, before) {
+  const node = encodeURIComponent(name);
+  const rows = page.events.map((e) => ({
+    attrs: { "data-kind": e.kind, "data-seq": e.seq, "data-outcome": e.outcome || "" },
+    onclick: e.task_id ? () => { location.hash = `#/tasks/${e.task_id}`; } : null,
+    cells: [when(e.ts), e.kind, e.action || "-", badge(e.outcome), e.duration_ms ?? "-", e.message || ""],
+  }));
+  const nav = h("p", { class: "pager" },
+    before ? h("a", { href: `#/nodes/${node}`, id: "timeline-newest" }, "Newest") : null,
+    page.next_before ? h("a", { href: `#/nodes/${node}/${page.next_before}`, id: "timeline-older" }, "Older entries") : null);
+  return [
+    rows.length ? null : h("p", { class: "muted" }, "Nothing in the timeline yet."),
+    table(["time", "kind", "action", "outcome", "ms", "message"], rows, { id: "node-timeline", hidden: !rows.length }),
+    nav,
+  ];
+}
+
+async function nodePage(name, gen, before) {
+  const node = encodeURIComponent(name);
+  const n = await api.get(`${api.API}/nodes/${node}`);
+  const query = `limit=${TIMELINE_PAGE}${before ? `&before=${encodeURIComponent(before)}` : ""}`;
+  const [tasks, events, sync, builddata] = await Promise.all([
     nodeTasks(),
-    api.get(`${api.API}/nodes/${encodeURIComponent(name)}/builddata`).catch((e) => (e.status === 404 ? [] : Promise.reject(e))),
+    api.get(`${api.API}/nodes/${node}/events?${query}`),
+    api.get(`${api.API}/nodes/${node}/sync`),
+    api.get(`${api.API}/nodes/${node}/builddata`).catch((e) => (e.status === 404 ? [] : Promise.reject(e))),
   ]);
   const mine = tasks.get(name) || [];
+  const s = sync.sync || {};
   show(gen,
     h("h2", { id: "node-name" }, `Node ${n.name}`),
     grid([
       ["BMC", `${n.oob?.type || "-"} ${n.oob?.address || ""}`],
       ["power", h("span", { id: "node-power" }, n.power_state || "-")],
+      ["power (BMC)", h("span", { id: "node-observed" }, s.observed_power || "-", s.drift ? h("span", { class: "error" }, " drift") : null)],
+      ["maintenance", h("span", { id: "node-maintenance" }, s.maintenance ? `${s.maintenance}: ${s.maintenance_reason || ""}` : "-")],
       ["boot device", h("span", { id: "node-boot" }, n.boot_device || "-")],
       ["last action", mine[0] ? h("span", { id: "node-last" }, `${mine[0].action} `, badge(mine[0].result?.status)) : "-"],
       ["hostname", n.hostname || "-"], ["memory", n.memory ?? "-"], ["cpus", n.cpu_count ?? "-"],
       ["updated", when(n.updated)],
     ]),
     h("h3", {}, "Timeline"),
-    table(["time", "action", "status", "result", "retries", "message"], mine.map((t) => ({
-      onclick: () => { location.hash = `#/tasks/${t.parent_task_id || t.task_id}`; },
-      cells: [when(t.created), t.action, badge(t.status), badge(t.result?.status), t.retry ?? 0, t.result?.message || ""],
-    })), { id: "node-timeline" }),
+    h("p", { class: "muted" }, "Driver calls, state changes, drift, syncs and maintenance, newest first."),
+    ...timeline(name, events, before),
     h("h3", {}, "Build data"),
     builddata.length ? h("div", { id: "node-builddata" }, builddata.map((b) => h("details", {},
       h("summary", {}, `${b.generator} · ${when(b.collected_date)}`), h("pre", {}, pretty(b.data_element)))))
       : h("p", { class: "muted", id: "node-builddata" }, "None collected."));
-  return 5000;
+  return before ? 0 : 5000;
 }
 
 function pretty(s) {
@@ -206,20 +232,45 @@ function pretty(s) {
 
 // ---- drivers and BMCs -------------------------------------------------------
 
+/** What a driver asked for and was not granted, in words. */
+function notGranted(n) {
+  const parts = [...(n?.outbound || [])];
+  if (n?.memory_mib) parts.push(`${n.memory_mib} MiB per call`);
+  if (n?.call_secs) parts.push(`${n.call_secs} s calls`);
+  return parts.length ? h("span", { class: "error" }, parts.join(", ")) : "-";
+}
+
+/** A driver's automatic rollback, in words. */
+function rollback(a) {
+  const r = a?.auto_rollback;
+  if (!r) return "-";
+  if (r.state === "armed") {
+    return h("span", { class: "s-running", title: `until ${when(r.watch_until)}` },
+      `armed: back to ${a.previous} if over ${Math.round(100 * r.max_error_ratio)} % of the first ${r.watch_calls} calls fail`);
+  }
+  if (r.state === "rolled_back") return h("span", { class: "error" }, "rolled back automatically");
+  return "off";
+}
+
 async function driversPage(_, gen) {
   const drivers = await api.get(`${api.API}/drivers`);
-  const rows = drivers.map((d) => [
-    h("strong", {}, d.name), d.loaded?.version || "-", d.active?.version || "(built in)", d.active?.previous || "-",
-    d.loaded?.calls ?? 0, d.loaded?.errors ?? 0,
-    (d.versions || []).map((v) => `${v.version}${v.active ? " (active)" : ""}${v.signer ? ` signed by ${v.signer}` : ""}`).join(", ") || "-",
-    (d.not_granted || []).length ? h("span", { class: "error" }, d.not_granted.join(", ")) : "-",
-  ]);
+  const rows = drivers.map((d) => ({
+    attrs: { "data-driver": d.name, "data-rollback": d.active?.auto_rollback?.state || "" },
+    cells: [
+      h("strong", {}, d.name), d.loaded?.version || "-", d.active?.version || "(built in)", d.active?.previous || "-",
+      d.loaded?.calls ?? 0, d.loaded?.errors ?? 0, rollback(d.active), d.active?.message || "-",
+      (d.versions || []).map((v) => `${v.version}${v.active ? " (active)" : ""}${v.signer ? ` signed by ${v.signer}` : ""}`).join(", ") || "-",
+      notGranted(d.not_granted),
+    ],
+  }));
   show(gen, h("h2", {}, "Drivers"),
-    table(["driver", "loaded", "active", "previous", "calls", "errors", "installed versions", "requested, not granted"], rows, { id: "drivers" }));
+    table(["driver", "loaded", "active", "previous", "calls", "errors", "automatic rollback", "last change",
+      "installed versions", "requested, not granted"], rows, { id: "drivers" }));
   return 5000;
 }
 
-async function bmcPage(_, gen) {
+/** This instance's per-BMC call counts and latency, from its metrics. */
+async function bmcMetrics() {
   const series = parseMetrics(await api.metricsText());
   const bmcs = new Map();
   const at = (b) => bmcs.get(b) || bmcs.set(b, { calls: 0, errors: 0, sum: 0, count: 0 }).get(b);
@@ -231,11 +282,30 @@ async function bmcPage(_, gen) {
     if (s.name === "drydock_bmc_call_seconds_sum") at(b).sum = s.value;
     if (s.name === "drydock_bmc_call_seconds_count") at(b).count = s.value;
   }
-  const rows = [...bmcs.entries()].sort().map(([b, m]) => [b, m.calls, m.errors,
-    m.calls ? `${((100 * m.errors) / m.calls).toFixed(1)} %` : "-", m.count ? `${((1000 * m.sum) / m.count).toFixed(1)} ms` : "-"]);
-  show(gen, h("h2", {}, "BMC health (this instance)"), rows.length
-    ? table(["BMC", "calls", "errors", "error rate", "mean latency"], rows, { id: "bmcs" })
-    : h("p", { class: "muted" }, "No BMC calls yet."));
+  return bmcs;
+}
+
+async function bmcPage(_, gen) {
+  const [metrics, health] = await Promise.all([bmcMetrics(), api.get(`${api.API}/fleet/bmcs`)]);
+  const byBmc = new Map(health.map((b) => [b.bmc, b]));
+  const names = [...new Set([...byBmc.keys(), ...metrics.keys()])].sort();
+  const rows = names.map((b) => {
+    const m = metrics.get(b) || { calls: 0, errors: 0, sum: 0, count: 0 };
+    const c = byBmc.get(b) || { nodes: [], sync_failures: 0 };
+    const e = c.last_error;
+    return {
+      attrs: { "data-bmc": b, "data-calls": m.calls, "data-errors": m.errors },
+      cells: [b, (c.nodes || []).join(", ") || "-", m.calls, m.errors,
+        m.calls ? `${((100 * m.errors) / m.calls).toFixed(1)} %` : "-", m.count ? `${((1000 * m.sum) / m.count).toFixed(1)} ms` : "-",
+        c.observed_health || "-", c.sync_failures || 0,
+        e ? h("span", { class: "error last-error" }, `${when(e.ts)} · ${e.node} · ${e.action || e.kind}: ${e.message || "failed"}`) : "-"],
+    };
+  });
+  show(gen, h("h2", {}, "BMC health"),
+    h("p", { class: "muted" }, "Calls, errors and latency are this instance's; health, failed syncs and the last error are the cluster's."),
+    rows.length
+      ? table(["BMC", "nodes", "calls", "errors", "error rate", "mean latency", "health", "failed syncs", "last error"], rows, { id: "bmcs" })
+      : h("p", { class: "muted" }, "No BMCs yet."));
   return 5000;
 }
 
