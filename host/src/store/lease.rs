@@ -292,13 +292,11 @@ impl Store {
         }
         if let super::Inner::Postgres(pool) = &self.inner {
             // One statement of constant text, however many ids.
-            return Ok(
-                sqlx::query_scalar("SELECT id FROM tasks WHERE terminate AND id = ANY($1)")
-                    .bind(ids)
-                    .fetch_all(pool)
-                    .await
-                    .db()?,
-            );
+            return sqlx::query_scalar("SELECT id FROM tasks WHERE terminate AND id = ANY($1)")
+                .bind(ids)
+                .fetch_all(pool)
+                .await
+                .db();
         }
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
