@@ -140,6 +140,19 @@ pub struct FleetStats {
     pub max_lag_ms: AtomicU64,
     /// Time spent in BMC reads, ms (summed over concurrent reads).
     pub busy_ms: AtomicU64,
+    /// Claim statements made here (each claims a batch of due nodes).
+    pub claim_batches: AtomicU64,
+    /// Time spent claiming, ms.
+    pub claim_ms: AtomicU64,
+    /// Outcome writes made here (each one transaction for a batch of
+    /// syncs).
+    pub write_batches: AtomicU64,
+    /// Time spent writing outcomes, ms.
+    pub write_ms: AtomicU64,
+    /// Reads in flight now.
+    pub in_flight: AtomicU64,
+    /// The most reads in flight at once.
+    pub max_in_flight: AtomicU64,
 }
 
 impl FleetStats {
@@ -369,7 +382,11 @@ pub async fn run(engine: Engine, cfg: SyncConfig) {
         let room = slots.available_permits().min(256);
         let mut full = false;
         if room > 0 {
-            match engine.store().claim_syncs(&me, room as i64, lease).await {
+            let t = Instant::now();
+            let claimed = engine.store().claim_syncs(&me, room as i64, lease).await;
+            FleetStats::add(&stats.claim_batches, 1);
+            FleetStats::add(&stats.claim_ms, ms(t.elapsed()));
+            match claimed {
                 Ok(claimed) => {
                     full = claimed.len() == room;
                     for c in claimed {
@@ -397,6 +414,11 @@ pub async fn run(engine: Engine, cfg: SyncConfig) {
     }
 }
 
+/// Milliseconds of `d`, saturating.
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Reads one claimed node and writes the outcome back.
 async fn sync_one(engine: &Engine, me: &str, c: ClaimedSync, cfg: &SyncConfig, stats: &FleetStats) {
     let now = Utc::now();
@@ -407,10 +429,15 @@ async fn sync_one(engine: &Engine, me: &str, c: ClaimedSync, cfg: &SyncConfig, s
         );
     }
     let started = Instant::now();
+    let now_in_flight = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    stats
+        .max_in_flight
+        .fetch_max(now_in_flight, Ordering::Relaxed);
     let result = engine
         .probe(&c.sync.node_name, Action::InterrogateOob, cfg.timeout())
         .await;
     let took = started.elapsed();
+    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     let reading = Reading::of(result);
     FleetStats::add(&stats.syncs, 1);
     FleetStats::add(
@@ -441,7 +468,11 @@ async fn sync_one(engine: &Engine, me: &str, c: ClaimedSync, cfg: &SyncConfig, s
         }
         _ => {}
     }
-    match engine.store().finish_syncs(me, &[d.update]).await {
+    let t = Instant::now();
+    let written = engine.store().finish_syncs(me, &[d.update]).await;
+    FleetStats::add(&stats.write_batches, 1);
+    FleetStats::add(&stats.write_ms, ms(t.elapsed()));
+    match written {
         // Written: the timeline follows. Not written: another instance
         // took the node over, or an operator put it in maintenance.
         Ok(1) => {
