@@ -354,7 +354,7 @@ pub async fn run(engine: Engine, cfg: SyncConfig) {
     }
     let stats = engine.fleet_stats().clone();
     let interval = cfg.interval();
-    let tick = (interval / 60).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let tick = (interval / 240).clamp(Duration::from_millis(20), Duration::from_millis(250));
     let lease = cfg.timeout() * 2 + Duration::from_secs(5);
     let slots = Arc::new(Semaphore::new(cfg.concurrency));
     // Claim again once this many slots are free (while reads are in flight).
