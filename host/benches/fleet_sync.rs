@@ -213,7 +213,7 @@ fn main() {
                 })
                 .filter(|(n, _, _)| *n > 0)
                 .collect();
-            ran.sort_by(|a, b| b.0.cmp(&a.0));
+            ran.sort_by_key(|r| std::cmp::Reverse(r.0));
             let total: i64 = ran.iter().map(|r| r.0).sum();
             println!(
                 "  statements in the round (pg_stat_statements): {total}, {:.2} per synced node",

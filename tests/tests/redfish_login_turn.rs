@@ -193,5 +193,8 @@ async fn two_calls_at_once_log_in_once_even_when_one_acts_on_a_stale_read() {
     );
     assert_eq!(gw.peak_and_refused().0, 1, "two sessions were open at once");
     assert_eq!(gw.open_sessions(), 1, "the one session is kept");
-    assert!(overtaken, "the stale read was not staged: the test proves nothing");
+    assert!(
+        overtaken,
+        "the stale read was not staged: the test proves nothing"
+    );
 }

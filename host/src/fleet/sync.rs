@@ -3,12 +3,14 @@
 //! The leader runs the rounds: every `interval` it makes each node that
 //! finished its last sync due again, at times spread evenly over the
 //! interval (`Store::schedule_sync_round`). Every instance, leader or not,
-//! claims due nodes (`Store::claim_syncs`, a lapsing claim: a dead
-//! claimer's nodes are taken over) and reads each one's power state and
-//! health through its oob driver's `interrogate_oob`
-//! ([`crate::tasks::Engine::probe`]), under the node's BMC limit, which
-//! subtasks share. What it reads is recorded beside what Drydock last set
-//! (`nodes.power_state`); a difference is drift ([`decide`]).
+//! claims due nodes in batches (`Store::claim_syncs`, one statement; a
+//! lapsing claim: a dead claimer's nodes are taken over) and reads each
+//! one's power state and health through its oob driver's `interrogate_oob`
+//! ([`crate::tasks::Engine::probe`]), at most `concurrency` at once and
+//! each under the node's BMC limit, which subtasks share. What it reads is
+//! recorded beside what Drydock last set (`nodes.power_state`); a
+//! difference is drift ([`decide`]). Outcomes reach the store in batches
+//! ([`super::outcomes`]).
 //!
 //! A node whose BMC fails `failures_to_maintenance` syncs in a row enters
 //! maintenance (`sync`) with the reason, and is retried with a doubling
@@ -22,8 +24,8 @@
 //! finds nothing new is only counted ([`FleetStats`]), or a 60 s sync
 //! would bury each node's history under 1,440 identical reads a day.
 
-use crate::drivers::Action;
 use super::outcomes::Outcomes;
+use crate::drivers::Action;
 use crate::store::{ClaimedSync, NewNodeEvent, SyncUpdate};
 use crate::tasks::{Engine, ProbeError};
 use chrono::{DateTime, Utc};
@@ -453,7 +455,12 @@ pub(super) fn ms(d: Duration) -> u64 {
 
 /// Reads one claimed node and decides what to write back (the writer
 /// writes it).
-async fn sync_one(engine: &Engine, c: ClaimedSync, cfg: &SyncConfig, stats: &FleetStats) -> Decision {
+async fn sync_one(
+    engine: &Engine,
+    c: ClaimedSync,
+    cfg: &SyncConfig,
+    stats: &FleetStats,
+) -> Decision {
     let now = Utc::now();
     if let Some(lag) = c.sync.due.and_then(|d| (now - d).to_std().ok()) {
         stats.max_lag_ms.fetch_max(

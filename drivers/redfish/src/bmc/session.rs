@@ -90,8 +90,7 @@ impl Bmc<'_> {
 
     /// Swaps the key from `from` (as read) to `to`; whether it landed.
     fn swap(&self, from: Option<&str>, to: Option<&str>) -> Result<bool> {
-        self.ctx
-            .kv_compare_and_swap(&self.session_key(), from, to)
+        self.ctx.kv_compare_and_swap(&self.session_key(), from, to)
     }
 
     /// Why a stored session is not usable by this call, if it is not.
@@ -125,18 +124,18 @@ impl Bmc<'_> {
                 .map(|r| serde_json::from_str::<Value>(r).unwrap_or(Value::Null));
             let mut replaced = None;
             match &stored {
-                Some(s) if s.get("turn").is_some() => {
-                    if s["turn"]["until_ms"].as_u64().unwrap_or(0) > now_ms() {
-                        // Another call is logging in: wait for its session.
-                        if self.ctx.sleep(WAIT_STEP).is_err() {
-                            return Err(DriverError::Timeout(format!(
-                                "waited for another call's login to BMC {} past the deadline",
-                                self.addr
-                            )));
-                        }
-                        continue;
+                Some(s) if s["turn"]["until_ms"].as_u64().unwrap_or(0) > now_ms() => {
+                    // Another call is logging in: wait for its session.
+                    if self.ctx.sleep(WAIT_STEP).is_err() {
+                        return Err(DriverError::Timeout(format!(
+                            "waited for another call's login to BMC {} past the deadline",
+                            self.addr
+                        )));
                     }
+                    continue;
                 }
+                // A turn that ran out: taken over below.
+                Some(s) if s.get("turn").is_some() => {}
                 Some(s) => match self.unusable(s, &tag) {
                     None => return Ok(Found::Kept(session_of(s))),
                     Some(why) => {
