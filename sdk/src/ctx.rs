@@ -158,6 +158,22 @@ impl Ctx {
         host::kv_delete(key).map_err(DriverError::from)
     }
 
+    /// Compare-and-swap: if `key` holds `expected` now (`None`: absent),
+    /// replaces it with `value` (`None` deletes it) and returns `true`;
+    /// otherwise writes nothing and returns `false`. Atomic with respect to
+    /// every other write of the key by this driver's calls on the same
+    /// Drydock instance (instances sharing a database do not order their
+    /// writes against each other's). A swap counts as a write; a refusal is
+    /// [`DriverError::Failed`] naming the limit, as for [`Ctx::kv_set`].
+    pub fn kv_compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+    ) -> Result<bool> {
+        host::kv_compare_and_swap(key, expected, value).map_err(DriverError::from)
+    }
+
     /// Reads a JSON value from the key-value store. `Ok(None)` if missing;
     /// [`DriverError::Failed`] if the stored text does not decode as `T`.
     pub fn kv_get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {

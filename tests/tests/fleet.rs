@@ -291,6 +291,78 @@ async fn an_action_that_took_effect_is_a_success(store: Store) {
     engine.shutdown();
 }
 
+/// The store's side of the sync: due nodes are claimed in one statement
+/// with what Drydock last set, and a batch of outcomes is written in one
+/// go, fenced row by row: a node another instance claimed, or an operator
+/// put in maintenance meanwhile, is left alone and reported unwritten.
+async fn outcomes_are_written_in_batches_fenced_by_claim_and_maintenance(store: Store) {
+    register(&store, &["b-1", "b-2", "b-3", "b-4"]).await;
+    store.set_node_state("b-1", Some("on"), None).await.unwrap();
+    let start = chrono::Utc::now() - chrono::Duration::seconds(10);
+    let scheduled = store
+        .schedule_sync_round(start, Duration::from_secs(4))
+        .await
+        .unwrap();
+    assert_eq!(scheduled, 4);
+    let lease = Duration::from_secs(60);
+    let mine = store.claim_syncs("me", 3, lease).await.unwrap();
+    let names: Vec<&str> = mine.iter().map(|c| c.sync.node_name.as_str()).collect();
+    assert_eq!(names, ["b-1", "b-2", "b-3"], "earliest due first");
+    assert_eq!(mine[0].expected_power.as_deref(), Some("on"));
+    assert_eq!(mine[1].expected_power, None);
+    let theirs = store.claim_syncs("other", 10, lease).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].sync.node_name, "b-4");
+    assert!(store.claim_syncs("me", 10, lease).await.unwrap().is_empty());
+    assert!(store.set_maintenance("b-2", "repair").await.unwrap());
+
+    let now = chrono::Utc::now();
+    let update = |node: &str, power: &str| drydock::store::SyncUpdate {
+        node_name: node.into(),
+        observed_power: Some(power.into()),
+        observed_health: Some("ok".into()),
+        observed_at: Some(now),
+        last_error: None,
+        failures: 0,
+        drift: power == "off",
+        maintenance: None,
+        maintenance_reason: None,
+        maintenance_since: None,
+        due: None,
+    };
+    let updates: Vec<_> = ["b-1", "b-2", "b-3", "b-4"]
+        .iter()
+        .map(|n| update(n, "off"))
+        .collect();
+    let mut written = store.finish_syncs_written("me", &updates).await.unwrap();
+    written.sort();
+    assert_eq!(written, ["b-1", "b-3"]);
+    let b1 = sync_row(&store, "b-1").await;
+    assert_eq!(
+        (b1.observed_power.as_deref(), b1.drift, b1.due),
+        (Some("off"), true, None)
+    );
+    let b2 = sync_row(&store, "b-2").await;
+    assert_eq!(
+        (b2.observed_power, b2.maintenance.as_deref()),
+        (None, Some("operator"))
+    );
+    assert_eq!(sync_row(&store, "b-4").await.observed_power, None);
+    // Written rows are released; the other instance's claim still holds.
+    assert_eq!(store.finish_syncs("me", &updates).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .finish_syncs("other", &[update("b-4", "on")])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        sync_row(&store, "b-4").await.observed_power.as_deref(),
+        Some("on")
+    );
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -319,6 +391,7 @@ both_backends!(
     sync_records_power_beside_what_drydock_set,
     a_silent_bmc_puts_its_node_in_maintenance_until_it_answers,
     an_action_that_took_effect_is_a_success,
+    outcomes_are_written_in_batches_fenced_by_claim_and_maintenance,
 );
 
 async fn call(

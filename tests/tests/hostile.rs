@@ -137,6 +137,29 @@ async fn key_value_writes_per_call_hold() {
     assert_eq!(call.statuses().len(), 1, "{:?}", call.statuses());
 }
 
+/// `kv-compare-and-swap`: a swap that lands counts as a write (and is
+/// refused past `kv_writes_per_call`, writing nothing); a comparison that
+/// fails writes nothing and costs no write.
+#[tokio::test]
+async fn key_value_swaps_count_as_writes_only_when_they_land() {
+    let rt = runtime(DriverLimits {
+        kv_writes_per_call: 100,
+        ..DriverLimits::default()
+    });
+    let d = hostile(&rt).await;
+    let call = Call {
+        config: settings(&[("attack", "kv-swap"), ("count", "500")], &[]),
+        ..Call::default()
+    };
+    let answer = attack(&rt, &d, &call).await.unwrap();
+    assert_eq!(answer["done"], 100, "{answer}");
+    assert_eq!(answer["refused"], 400, "{answer}");
+    assert_eq!(answer["mismatched"], 500, "{answer}");
+    assert_eq!(answer["limit"], "kv_writes_per_call");
+    assert_eq!(answer["value"], "v99");
+    assert_eq!(call.services.kv_pairs("hostile")["the-key"], "v99");
+}
+
 #[tokio::test]
 async fn messages_per_call_hold_and_are_cut() {
     let rt = runtime(DriverLimits::default());

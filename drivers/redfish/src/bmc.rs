@@ -7,18 +7,18 @@
 //! # Sessions
 //!
 //! With `session_reuse` (the default), one session per BMC is kept in the
-//! driver's key-value store (`session/<host:port>`: token, URI, account,
-//! driver version, last use) and reused by every call until `session_ttl_s`
-//! after its last use. A call that finds none takes the login turn
-//! (`session-login/<host:port>`, written then read back after a settle
-//! time, so concurrent calls agree on one taker) while the others wait for
-//! the session it stores: 50 calls at once open one session, not 50, and
-//! never fill the BMC's session table. A kept session is logged out when it
-//! has expired, when it belongs to another driver version (a driver swap)
-//! or account, and when a call runs with `session_reuse = false` (which
-//! opens one session per call and deletes it, whatever the outcome). A
-//! kept session the BMC no longer accepts (401) is dropped and the call
-//! runs once more on a new one.
+//! driver's key-value store and reused by every call until `session_ttl_s`
+//! after its last use. A call that finds none takes the turn to log in by
+//! a compare-and-swap of the same key, while the others wait for the
+//! session it stores ([`session`]): 50 calls at once open one session, not
+//! 50, and never fill the BMC's session table. A kept session is logged
+//! out when it has expired, when it belongs to another driver version (a
+//! driver swap) or account, and when a call runs with `session_reuse =
+//! false` (which opens one session per call and deletes it, whatever the
+//! outcome). A kept session the BMC no longer accepts (401) is dropped and
+//! the call runs once more on a new one.
+
+mod session;
 
 use drydock_sdk::http::{Method, Request, Response};
 use drydock_sdk::prelude::*;
@@ -69,6 +69,9 @@ pub struct Bmc<'a> {
     auth: Auth,
     /// Whether `auth` is the kept session (not to be deleted at the end).
     kept: bool,
+    /// While this call holds the login turn: when the turn ends (ms since
+    /// the epoch); requests are cut then.
+    turn_until_ms: Option<u64>,
 }
 
 /// Connects to `node`'s BMC, runs `f`, and closes the session it opened
@@ -127,6 +130,7 @@ impl<'a> Bmc<'a> {
             username: node.oob.credentials.as_ref().map(|c| c.username.clone()),
             auth: Auth::None,
             kept: false,
+            turn_until_ms: None,
         };
         bmc.root = match bmc.get(ROOT) {
             Ok((_, root)) => root,
@@ -170,22 +174,34 @@ impl<'a> Bmc<'a> {
         };
         if sessions && self.settings.session_reuse {
             match self.kept_or_turn(username, password)? {
-                Some(kept) => {
+                session::Found::Kept(kept) => {
                     self.auth = kept;
                     self.kept = true;
                     return Ok(());
                 }
-                // Our turn to log in: the new session is kept at the end.
-                None => {
-                    let opened = self.open_session(username, password);
-                    if !matches!(opened, Ok(Some(_))) {
-                        self.ctx.kv_delete(&self.login_key())?;
+                // Our turn to log in: the new session is kept in its place.
+                session::Found::Turn {
+                    turn,
+                    until_ms,
+                    replaced,
+                } => {
+                    if let Some(old) = replaced {
+                        self.delete_session(&old);
                     }
-                    if let Some(session) = opened? {
-                        self.keep(&session, username, password)?;
-                        self.auth = session;
-                        self.kept = true;
-                        return Ok(());
+                    self.turn_until_ms = Some(until_ms);
+                    let opened = self.open_session(username, password);
+                    self.turn_until_ms = None;
+                    match opened {
+                        Ok(Some(session)) => {
+                            self.kept = self.keep(&turn, &session, username, password)?;
+                            self.auth = session;
+                            return Ok(());
+                        }
+                        Ok(None) => self.end_turn(&turn)?,
+                        Err(e) => {
+                            self.end_turn(&turn)?;
+                            return Err(e);
+                        }
                     }
                 }
             }
@@ -391,11 +407,22 @@ impl<'a> Bmc<'a> {
 
     /// Sends one request with the call's authentication.
     fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
-        let timeout = self
+        let mut timeout = self
             .settings
             .request_timeout
-            .min(self.ctx.deadline_remaining())
-            .max(Duration::from_millis(1));
+            .min(self.ctx.deadline_remaining());
+        if let Some(until) = self.turn_until_ms {
+            // A login ends with its turn (see `session`).
+            let left = until.saturating_sub(session::now_ms());
+            if left == 0 {
+                return Err(DriverError::Timeout(format!(
+                    "the login turn for BMC {} ran out",
+                    self.addr
+                )));
+            }
+            timeout = timeout.min(Duration::from_millis(left));
+        }
+        let timeout = timeout.max(Duration::from_millis(1));
         let mut request = Request::new(method, format!("{}{path}", self.origin))
             .header("accept", "application/json")
             .header("odata-version", "4.0")
@@ -461,223 +488,6 @@ impl<'a> Bmc<'a> {
                 self.addr
             )),
             _ => DriverError::Failed(format!("BMC {} answered {what}{detail}", self.addr)),
-        }
-    }
-}
-
-/// How long a call waits for another call's login before logging in itself.
-const LOGIN_WAIT: Duration = Duration::from_secs(20);
-/// A login turn older than this was abandoned (its call died).
-const LOGIN_STALE_MS: u64 = 30_000;
-/// How long a call waits after taking the login turn before reading it
-/// back (longer than any other call's read-then-write of the turn).
-const SETTLE: Duration = Duration::from_millis(25);
-/// How often a waiting call looks for the kept session.
-const WAIT_STEP: Duration = Duration::from_millis(20);
-
-/// Milliseconds since the Unix epoch (the guest's wall clock).
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// A short fingerprint of an account (never the password itself).
-fn account_tag(username: &str, password: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in username.bytes().chain([0]).chain(password.bytes()) {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
-
-impl Bmc<'_> {
-    /// How long a kept session is reused after its last use, ms (read from
-    /// the call's settings, so a change applies to sessions kept already).
-    fn ttl_ms(&self) -> u64 {
-        u64::try_from(self.settings.session_ttl.as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Where this BMC's kept session lives.
-    fn session_key(&self) -> String {
-        format!("session/{}", self.addr)
-    }
-
-    /// Where the turn to log in to this BMC lives.
-    fn login_key(&self) -> String {
-        format!("session-login/{}", self.addr)
-    }
-
-    /// The kept session if it is usable by this call; an unusable one
-    /// (expired, another driver version or account) is logged out and
-    /// forgotten.
-    fn usable_kept(&self, tag: &str) -> Result<Option<Auth>> {
-        let Some(kept) = self.ctx.kv_get_json::<Value>(&self.session_key())? else {
-            return Ok(None);
-        };
-        let token = kept["token"].as_str().unwrap_or_default().to_string();
-        let location = kept["location"].as_str().map(str::to_string);
-        let why = if kept["version"].as_str() != Some(env!("CARGO_PKG_VERSION")) {
-            Some("it was opened by another driver version")
-        } else if kept["account"].as_str() != Some(tag) {
-            Some("the node's credentials changed")
-        } else if kept["used_ms"].as_u64().unwrap_or(0) + self.ttl_ms() <= now_ms() {
-            Some("it expired")
-        } else {
-            None
-        };
-        let session = Auth::Session { token, location };
-        match why {
-            None => Ok(Some(session)),
-            Some(why) => {
-                self.ctx.debug(format!(
-                    "logging out the kept session of BMC {}: {why}",
-                    self.addr
-                ));
-                self.ctx.kv_delete(&self.session_key())?;
-                self.delete_session(&session);
-                Ok(None)
-            }
-        }
-    }
-
-    /// The kept session, or `None` when this call has the turn to log in
-    /// (it then stores the session it opens). Waits while another call
-    /// logs in, at most [`LOGIN_WAIT`].
-    fn kept_or_turn(&self, username: &str, password: &str) -> Result<Option<Auth>> {
-        let tag = account_tag(username, password);
-        // Unique per call: std seeds `RandomState` from wasi:random.
-        let me = {
-            use std::hash::BuildHasher;
-            let random = std::collections::hash_map::RandomState::new().hash_one(now_ms());
-            format!("{random:016x}")
-        };
-        let until = now_ms() + u64::try_from(LOGIN_WAIT.as_millis()).unwrap_or(u64::MAX);
-        loop {
-            if let Some(session) = self.usable_kept(&tag)? {
-                return Ok(Some(session));
-            }
-            let turn = self.ctx.kv_get_json::<Value>(&self.login_key())?;
-            let taken = turn.as_ref().is_some_and(|t| {
-                t["by"].as_str() != Some(me.as_str())
-                    && t["at_ms"].as_u64().unwrap_or(0) + LOGIN_STALE_MS > now_ms()
-            });
-            if !taken || now_ms() > until {
-                self.ctx
-                    .kv_set_json(&self.login_key(), &json!({ "by": me, "at_ms": now_ms() }))?;
-                let _ = self.ctx.sleep(SETTLE);
-                let turn = self.ctx.kv_get_json::<Value>(&self.login_key())?;
-                if turn.is_some_and(|t| t["by"].as_str() == Some(me.as_str())) {
-                    return Ok(None);
-                }
-                continue;
-            }
-            if self.ctx.sleep(WAIT_STEP).is_err() {
-                return Err(DriverError::Timeout(format!(
-                    "waited for another call's login to BMC {} past the deadline",
-                    self.addr
-                )));
-            }
-        }
-    }
-
-    /// Stores `session` as this BMC's kept session and ends the login turn.
-    fn keep(&self, session: &Auth, username: &str, password: &str) -> Result<()> {
-        let Auth::Session { token, location } = session else {
-            return Ok(());
-        };
-        self.ctx.kv_set_json(
-            &self.session_key(),
-            &json!({
-                "token": token,
-                "location": location,
-                "account": account_tag(username, password),
-                "version": env!("CARGO_PKG_VERSION"),
-                "used_ms": now_ms(),
-            }),
-        )?;
-        self.ctx.kv_delete(&self.login_key())
-    }
-
-    /// Records a use of the kept session, which pushes its expiry back
-    /// (only once half its lifetime has passed, to spare the store a write
-    /// per call). A session
-    /// this call opened that lost the race to another is deleted instead.
-    fn touch_kept(&mut self) -> Result<()> {
-        let Auth::Session { token, .. } = &self.auth else {
-            return Ok(());
-        };
-        let Some(mut kept) = self.ctx.kv_get_json::<Value>(&self.session_key())? else {
-            return Ok(());
-        };
-        if kept["token"].as_str() != Some(token.as_str()) {
-            self.logout();
-            return Ok(());
-        }
-        if kept["used_ms"].as_u64().unwrap_or(0) + self.ttl_ms() / 2 < now_ms() {
-            kept["used_ms"] = json!(now_ms());
-            self.ctx.kv_set_json(&self.session_key(), &kept)?;
-        }
-        Ok(())
-    }
-
-    /// Forgets the kept session if it is still the one this call used (a
-    /// concurrent call may have replaced it already).
-    fn forget_kept(&self) -> Result<()> {
-        let Auth::Session { token, .. } = &self.auth else {
-            return Ok(());
-        };
-        let kept = self.ctx.kv_get_json::<Value>(&self.session_key())?;
-        if kept.is_some_and(|k| k["token"].as_str() == Some(token.as_str())) {
-            self.ctx.kv_delete(&self.session_key())?;
-        }
-        Ok(())
-    }
-
-    /// Logs out and forgets the kept session, if any (a call without
-    /// `session_reuse`).
-    fn drop_kept(&self) -> Result<()> {
-        let Some(kept) = self.ctx.kv_get_json::<Value>(&self.session_key())? else {
-            return Ok(());
-        };
-        self.ctx.kv_delete(&self.session_key())?;
-        self.delete_session(&Auth::Session {
-            token: kept["token"].as_str().unwrap_or_default().to_string(),
-            location: kept["location"].as_str().map(str::to_string),
-        });
-        Ok(())
-    }
-
-    /// Deletes `session` on the BMC with its own token (best effort).
-    fn delete_session(&self, session: &Auth) {
-        let Auth::Session {
-            token,
-            location: Some(location),
-        } = session
-        else {
-            return;
-        };
-        let request = Request::new(Method::Delete, format!("{}{location}", self.origin))
-            .header("accept", "application/json")
-            .header("x-auth-token", token)
-            .timeout(
-                self.settings
-                    .request_timeout
-                    .min(self.ctx.deadline_remaining())
-                    .max(Duration::from_millis(1)),
-            );
-        match request.send() {
-            Ok(r) if r.status < 300 || r.status == 401 || r.status == 404 => {}
-            Ok(r) => self.ctx.warn(format!(
-                "BMC {} answered HTTP {} to a session logout",
-                self.addr, r.status
-            )),
-            Err(e) => self.ctx.warn(format!(
-                "could not log out a session on BMC {}: {}",
-                self.addr,
-                e.message()
-            )),
         }
     }
 }

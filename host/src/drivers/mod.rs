@@ -11,7 +11,8 @@
 //!   in custom sections.
 //! - [`WitVersion`]: the `drydock:driver` WIT versions served side by side.
 //! - private: `bindings` (one module per WIT version, the only `bindgen!`s),
-//!   `sandbox` (store data and host functions), `datagram` (UDP to the node
+//!   `sandbox` (store data and host functions), `kv_order` (per-key order of
+//!   key-value writes: what makes compare-and-swap atomic), `datagram` (UDP to the node
 //!   BMC), `dispatch` (action → export), `convert` (model ↔ WIT), `cache`
 //!   (compiled code on disk), `guest_log` (guest logs → tracing), `pool`
 //!   (the engine's configuration and its pool of sandboxes).
@@ -26,6 +27,7 @@ mod dispatch;
 pub mod egress;
 pub mod error;
 mod guest_log;
+mod kv_order;
 pub mod limits;
 pub mod package;
 mod pool;

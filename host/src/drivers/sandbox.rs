@@ -282,6 +282,98 @@ impl CallState {
         }
     }
 
+    /// `kv-set`, in `key`'s turn ([`super::kv_order`]).
+    async fn kv_set_in_turn(&mut self, key: &str, value: &str) -> Answer {
+        if let Some(refused) = self.check_key(key).await {
+            return refused;
+        }
+        let limits = self.budget.limits().clone();
+        if value.len() as u64 > limits.kv_value_bytes {
+            let what = format!("the value for `{}` is {} bytes", cut(key, 64), value.len());
+            return self.refuse(Limit::KvValueBytes, &what).await;
+        }
+        if !self.budget.take_kv_write() {
+            return self
+                .refuse(Limit::KvWrites, "further key-value writes were refused")
+                .await;
+        }
+        let usage = self.kv_usage().await?;
+        let old = self.kv_size(key).await?;
+        let size = (key.len() + value.len()) as u64;
+        let after = KvUsage {
+            keys: usage.keys + u64::from(old.is_none()),
+            bytes: usage.bytes.saturating_sub(old.unwrap_or(0)) + size,
+        };
+        if after.keys > limits.kv_keys && old.is_none() {
+            let what = format!("a new key `{}` was refused", cut(key, 64));
+            return self.refuse(Limit::KvKeys, &what).await;
+        }
+        if after.bytes > limits.kv_bytes && after.bytes > usage.bytes {
+            let what = format!("a {size}-byte write to `{}` was refused", cut(key, 64));
+            return self.refuse(Limit::KvBytes, &what).await;
+        }
+        match self.services.kv_set(&self.scope.driver, key, value).await {
+            Ok(()) => {
+                self.kv_usage = Some(after);
+                Ok(Ok(()))
+            }
+            Err(e) => Err(self.unavailable(format!("key-value write failed: {e}"))),
+        }
+    }
+
+    /// `kv-delete`, in `key`'s turn.
+    async fn kv_delete_in_turn(&mut self, key: &str) -> Answer {
+        if let Some(refused) = self.check_key(key).await {
+            return refused;
+        }
+        if !self.budget.take_kv_write() {
+            return self
+                .refuse(Limit::KvWrites, "further key-value writes were refused")
+                .await;
+        }
+        let old = match self.kv_usage {
+            Some(_) => self.kv_size(key).await?,
+            None => None,
+        };
+        match self.services.kv_delete(&self.scope.driver, key).await {
+            Ok(()) => {
+                if let (Some(u), Some(old)) = (&mut self.kv_usage, old) {
+                    u.keys = u.keys.saturating_sub(1);
+                    u.bytes = u.bytes.saturating_sub(old);
+                }
+                Ok(Ok(()))
+            }
+            Err(e) => Err(self.unavailable(format!("key-value delete failed: {e}"))),
+        }
+    }
+
+    /// `kv-compare-and-swap` (0.2.0): in `key`'s turn, writes `value`
+    /// (`None` deletes) if the key holds `expected` (`None`: absent).
+    /// `Ok(Ok(false))` when it does not (nothing written, no write counted).
+    pub(crate) async fn kv_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+    ) -> wasmtime::Result<Result<bool, types::LimitExceeded>> {
+        if let Some(refused) = self.check_key(key).await {
+            return refused.map(|r| r.map(|()| false));
+        }
+        let _turn = super::kv_order::turn(&self.scope.driver, key).await;
+        let now = match self.services.kv_get(&self.scope.driver, key).await {
+            Ok(v) => v,
+            Err(e) => return Err(self.unavailable(format!("key-value read failed: {e}"))),
+        };
+        if now.as_deref() != expected {
+            return Ok(Ok(false));
+        }
+        let written = match value {
+            Some(v) => self.kv_set_in_turn(key, v).await?,
+            None => self.kv_delete_in_turn(key).await?,
+        };
+        Ok(written.map(|()| true))
+    }
+
     /// Bytes `key` holds now (key plus value), if it exists.
     async fn kv_size(&mut self, key: &str) -> wasmtime::Result<Option<u64>> {
         match self.services.kv_get(&self.scope.driver, key).await {
@@ -348,66 +440,13 @@ impl host::Host for CallState {
     }
 
     async fn kv_set(&mut self, key: String, value: String) -> Answer {
-        if let Some(refused) = self.check_key(&key).await {
-            return refused;
-        }
-        let limits = self.budget.limits().clone();
-        if value.len() as u64 > limits.kv_value_bytes {
-            let what = format!("the value for `{}` is {} bytes", cut(&key, 64), value.len());
-            return self.refuse(Limit::KvValueBytes, &what).await;
-        }
-        if !self.budget.take_kv_write() {
-            return self
-                .refuse(Limit::KvWrites, "further key-value writes were refused")
-                .await;
-        }
-        let usage = self.kv_usage().await?;
-        let old = self.kv_size(&key).await?;
-        let size = (key.len() + value.len()) as u64;
-        let after = KvUsage {
-            keys: usage.keys + u64::from(old.is_none()),
-            bytes: usage.bytes.saturating_sub(old.unwrap_or(0)) + size,
-        };
-        if after.keys > limits.kv_keys && old.is_none() {
-            let what = format!("a new key `{}` was refused", cut(&key, 64));
-            return self.refuse(Limit::KvKeys, &what).await;
-        }
-        if after.bytes > limits.kv_bytes && after.bytes > usage.bytes {
-            let what = format!("a {size}-byte write to `{}` was refused", cut(&key, 64));
-            return self.refuse(Limit::KvBytes, &what).await;
-        }
-        match self.services.kv_set(&self.scope.driver, &key, &value).await {
-            Ok(()) => {
-                self.kv_usage = Some(after);
-                Ok(Ok(()))
-            }
-            Err(e) => Err(self.unavailable(format!("key-value write failed: {e}"))),
-        }
+        let _turn = super::kv_order::turn(&self.scope.driver, &key).await;
+        self.kv_set_in_turn(&key, &value).await
     }
 
     async fn kv_delete(&mut self, key: String) -> Answer {
-        if let Some(refused) = self.check_key(&key).await {
-            return refused;
-        }
-        if !self.budget.take_kv_write() {
-            return self
-                .refuse(Limit::KvWrites, "further key-value writes were refused")
-                .await;
-        }
-        let old = match self.kv_usage {
-            Some(_) => self.kv_size(&key).await?,
-            None => None,
-        };
-        match self.services.kv_delete(&self.scope.driver, &key).await {
-            Ok(()) => {
-                if let (Some(u), Some(old)) = (&mut self.kv_usage, old) {
-                    u.keys = u.keys.saturating_sub(1);
-                    u.bytes = u.bytes.saturating_sub(old);
-                }
-                Ok(Ok(()))
-            }
-            Err(e) => Err(self.unavailable(format!("key-value delete failed: {e}"))),
-        }
+        let _turn = super::kv_order::turn(&self.scope.driver, &key).await;
+        self.kv_delete_in_turn(&key).await
     }
 
     async fn deadline_remaining_ms(&mut self) -> wasmtime::Result<u64> {

@@ -3,6 +3,7 @@
 //! - [`sync`]: the periodic power and health sync (led by the leader,
 //!   executed by every instance), drift, and automatic maintenance of nodes
 //!   whose BMC stops answering.
+//! - [`outcomes`]: the sync's batching writer of read outcomes.
 //! - [`timeline`]: each node's history (driver calls, state changes, drift,
 //!   maintenance), written in batches and bounded by age and count.
 //!
@@ -10,6 +11,7 @@
 //! maintenance (`Shared::skip_maintenance`); the API's `/nodes/{name}/events`
 //! and `/nodes/{name}/maintenance` routes live in `crate::api::fleet`.
 
+pub mod outcomes;
 pub mod sync;
 pub mod timeline;
 

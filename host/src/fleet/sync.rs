@@ -3,12 +3,14 @@
 //! The leader runs the rounds: every `interval` it makes each node that
 //! finished its last sync due again, at times spread evenly over the
 //! interval (`Store::schedule_sync_round`). Every instance, leader or not,
-//! claims due nodes (`Store::claim_syncs`, a lapsing claim: a dead
-//! claimer's nodes are taken over) and reads each one's power state and
-//! health through its oob driver's `interrogate_oob`
-//! ([`crate::tasks::Engine::probe`]), under the node's BMC limit, which
-//! subtasks share. What it reads is recorded beside what Drydock last set
-//! (`nodes.power_state`); a difference is drift ([`decide`]).
+//! claims due nodes in batches (`Store::claim_syncs`, one statement; a
+//! lapsing claim: a dead claimer's nodes are taken over) and reads each
+//! one's power state and health through its oob driver's `interrogate_oob`
+//! ([`crate::tasks::Engine::probe`]), at most `concurrency` at once and
+//! each under the node's BMC limit, which subtasks share. What it reads is
+//! recorded beside what Drydock last set (`nodes.power_state`); a
+//! difference is drift ([`decide`]). Outcomes reach the store in batches
+//! ([`super::outcomes`]).
 //!
 //! A node whose BMC fails `failures_to_maintenance` syncs in a row enters
 //! maintenance (`sync`) with the reason, and is retried with a doubling
@@ -22,6 +24,7 @@
 //! finds nothing new is only counted ([`FleetStats`]), or a 60 s sync
 //! would bury each node's history under 1,440 identical reads a day.
 
+use super::outcomes::Outcomes;
 use crate::drivers::Action;
 use crate::store::{ClaimedSync, NewNodeEvent, SyncUpdate};
 use crate::tasks::{Engine, ProbeError};
@@ -140,10 +143,23 @@ pub struct FleetStats {
     pub max_lag_ms: AtomicU64,
     /// Time spent in BMC reads, ms (summed over concurrent reads).
     pub busy_ms: AtomicU64,
+    /// Claim statements made here (each claims a batch of due nodes).
+    pub claim_batches: AtomicU64,
+    /// Time spent claiming, ms.
+    pub claim_ms: AtomicU64,
+    /// Outcome writes made here (each one transaction for a batch of
+    /// syncs).
+    pub write_batches: AtomicU64,
+    /// Time spent writing outcomes, ms.
+    pub write_ms: AtomicU64,
+    /// Reads in flight now.
+    pub in_flight: AtomicU64,
+    /// The most reads in flight at once.
+    pub max_in_flight: AtomicU64,
 }
 
 impl FleetStats {
-    fn add(counter: &AtomicU64, n: u64) {
+    pub(super) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -321,19 +337,38 @@ pub fn decide(
     Decision { update, events }
 }
 
+/// Due nodes claimed per statement at most.
+const CLAIM_BATCH: usize = 256;
+
 /// Runs this instance's part of the sync until the engine stops: the
 /// leader's rounds and retention while it leads, and claiming and reading
 /// due nodes always.
+///
+/// Due nodes are claimed in batches of up to the free read slots
+/// (`concurrency`, at most [`CLAIM_BATCH`]). While every slot is busy the
+/// loop waits for half of them to free up (not for the next tick), so a
+/// round is read as fast as the slots and BMC limits allow and each claim
+/// statement still takes a batch. Outcomes go to a batching writer
+/// ([`Outcomes`]).
 pub async fn run(engine: Engine, cfg: SyncConfig) {
     if !cfg.enabled {
         return;
     }
     let stats = engine.fleet_stats().clone();
     let interval = cfg.interval();
-    let tick = (interval / 60).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let tick = (interval / 240).clamp(Duration::from_millis(20), Duration::from_millis(250));
     let lease = cfg.timeout() * 2 + Duration::from_secs(5);
     let slots = Arc::new(Semaphore::new(cfg.concurrency));
+    // Claim again once this many slots are free (while reads are in flight).
+    let refill = u32::try_from(cfg.concurrency.div_ceil(2).min(CLAIM_BATCH)).unwrap_or(1);
     let me = engine.instance_id().to_owned();
+    let outcomes = Outcomes::start(
+        engine.store().clone(),
+        engine.timeline().clone(),
+        stats.clone(),
+        me.clone(),
+        cfg.concurrency.saturating_mul(4),
+    );
     let mut next_round: Option<Instant> = None;
     let mut next_prune = Instant::now();
     loop {
@@ -366,26 +401,42 @@ pub async fn run(engine: Engine, cfg: SyncConfig) {
         } else {
             next_round = None;
         }
-        let room = slots.available_permits().min(256);
-        let mut full = false;
-        if room > 0 {
-            match engine.store().claim_syncs(&me, room as i64, lease).await {
-                Ok(claimed) => {
-                    full = claimed.len() == room;
-                    for c in claimed {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
-                            return;
-                        };
-                        let (engine, cfg, stats, me) =
-                            (engine.clone(), cfg.clone(), stats.clone(), me.clone());
-                        tokio::spawn(async move {
-                            sync_one(&engine, &me, c, &cfg, &stats).await;
-                            drop(permit);
-                        });
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "claiming syncs failed"),
+        let free = slots.available_permits();
+        let busy = free < cfg.concurrency;
+        if busy && free < refill as usize {
+            // Reads in flight hold the slots: claim again when enough free
+            // up (or at the next tick, for the leader's work).
+            tokio::select! {
+                _ = engine.stopped() => return,
+                enough = slots.acquire_many(refill) => drop(enough),
+                _ = tokio::time::sleep(tick) => {}
             }
+            continue;
+        }
+        let room = free.min(CLAIM_BATCH);
+        let t = Instant::now();
+        let claimed = engine.store().claim_syncs(&me, room as i64, lease).await;
+        FleetStats::add(&stats.claim_batches, 1);
+        FleetStats::add(&stats.claim_ms, ms(t.elapsed()));
+        let mut full = false;
+        match claimed {
+            Ok(claimed) => {
+                full = claimed.len() == room;
+                for c in claimed {
+                    // Free: only this loop takes slots, and it counted them.
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let (engine, cfg, stats, outcomes) =
+                        (engine.clone(), cfg.clone(), stats.clone(), outcomes.clone());
+                    tokio::spawn(async move {
+                        let d = sync_one(&engine, c, &cfg, &stats).await;
+                        drop(permit);
+                        outcomes.send(d).await;
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "claiming syncs failed"),
         }
         if full {
             continue;
@@ -397,8 +448,19 @@ pub async fn run(engine: Engine, cfg: SyncConfig) {
     }
 }
 
-/// Reads one claimed node and writes the outcome back.
-async fn sync_one(engine: &Engine, me: &str, c: ClaimedSync, cfg: &SyncConfig, stats: &FleetStats) {
+/// Milliseconds of `d`, saturating.
+pub(super) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads one claimed node and decides what to write back (the writer
+/// writes it).
+async fn sync_one(
+    engine: &Engine,
+    c: ClaimedSync,
+    cfg: &SyncConfig,
+    stats: &FleetStats,
+) -> Decision {
     let now = Utc::now();
     if let Some(lag) = c.sync.due.and_then(|d| (now - d).to_std().ok()) {
         stats.max_lag_ms.fetch_max(
@@ -407,10 +469,15 @@ async fn sync_one(engine: &Engine, me: &str, c: ClaimedSync, cfg: &SyncConfig, s
         );
     }
     let started = Instant::now();
+    let now_in_flight = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    stats
+        .max_in_flight
+        .fetch_max(now_in_flight, Ordering::Relaxed);
     let result = engine
         .probe(&c.sync.node_name, Action::InterrogateOob, cfg.timeout())
         .await;
     let took = started.elapsed();
+    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     let reading = Reading::of(result);
     FleetStats::add(&stats.syncs, 1);
     FleetStats::add(
@@ -441,17 +508,7 @@ async fn sync_one(engine: &Engine, me: &str, c: ClaimedSync, cfg: &SyncConfig, s
         }
         _ => {}
     }
-    match engine.store().finish_syncs(me, &[d.update]).await {
-        // Written: the timeline follows. Not written: another instance
-        // took the node over, or an operator put it in maintenance.
-        Ok(1) => {
-            for e in d.events {
-                engine.timeline().record(e);
-            }
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(node = %c.sync.node_name, error = %e, "recording a sync failed"),
-    }
+    d
 }
 
 #[cfg(test)]

@@ -136,8 +136,9 @@ macro_rules! event_cols {
     };
 }
 
-/// Picks due syncs and claims them (`FOR UPDATE SKIP LOCKED` where `$lock`
-/// says so).
+/// Picks due syncs, claims them and returns their rows with what Drydock
+/// last set, in one statement (`FOR UPDATE SKIP LOCKED` where `$lock` says
+/// so).
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
@@ -146,9 +147,97 @@ macro_rules! claim_sql {
              ORDER BY due LIMIT $2",
             $lock,
             ") UPDATE node_sync SET claimed_by = $3, claim_until = $4 \
-             WHERE node_name IN (SELECT node_name FROM picked) RETURNING node_name"
+             WHERE node_name IN (SELECT node_name FROM picked) RETURNING ",
+            claim_cols!(),
+            ", (SELECT power_state FROM nodes WHERE nodes.name = node_sync.node_name) \
+             AS expected_power"
         )
     };
+}
+
+/// Sync columns as a claim returns them (unqualified, for SQLite's
+/// `RETURNING`), in [`NodeSyncRecord`] order.
+macro_rules! claim_cols {
+    () => {
+        "node_name, observed_power, observed_health, observed_at, last_error, \
+         failures, drift, maintenance, maintenance_reason, maintenance_since, due"
+    };
+}
+
+/// The end of an outcome write: the claim released, fenced by claimer and
+/// by operator maintenance (`$1` the node, `$2` the claimer).
+macro_rules! finish_fence {
+    () => {
+        "claimed_by = NULL, claim_until = NULL \
+         WHERE node_sync.node_name = $1 AND node_sync.claimed_by = $2 \
+         AND (node_sync.maintenance IS NULL OR node_sync.maintenance <> 'operator')"
+    };
+}
+
+/// [`Store::finish_syncs_written`] on PostgreSQL: one statement of constant
+/// text for `updates` (as `batch.rs` does for task outcomes).
+async fn finish_syncs_pg(
+    pool: &sqlx::PgPool,
+    owner: &str,
+    updates: &[SyncUpdate],
+) -> Result<Vec<String>> {
+    let n = updates.len();
+    let mut names = Vec::with_capacity(n);
+    let mut powers = Vec::with_capacity(n);
+    let mut healths = Vec::with_capacity(n);
+    let mut observed = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut failures = Vec::with_capacity(n);
+    let mut drifts = Vec::with_capacity(n);
+    let mut maintenance = Vec::with_capacity(n);
+    let mut reasons = Vec::with_capacity(n);
+    let mut since = Vec::with_capacity(n);
+    let mut dues = Vec::with_capacity(n);
+    for u in updates {
+        names.push(u.node_name.as_str());
+        powers.push(u.observed_power.as_deref());
+        healths.push(u.observed_health.as_deref());
+        observed.push(u.observed_at);
+        errors.push(u.last_error.as_deref());
+        failures.push(u.failures);
+        drifts.push(u.drift);
+        maintenance.push(u.maintenance.as_deref());
+        reasons.push(u.maintenance_reason.as_deref());
+        since.push(u.maintenance_since);
+        dues.push(u.due);
+    }
+    sqlx::query_scalar(
+        "UPDATE node_sync SET observed_power = COALESCE(v.observed_power, node_sync.observed_power), \
+         observed_health = v.observed_health, \
+         observed_at = COALESCE(v.observed_at, node_sync.observed_at), \
+         last_error = v.last_error, failures = v.failures, drift = v.drift, \
+         maintenance = v.maintenance, maintenance_reason = v.maintenance_reason, \
+         maintenance_since = v.maintenance_since, due = v.due, \
+         claimed_by = NULL, claim_until = NULL \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], \
+                     $7::int8[], $8::bool[], $9::text[], $10::text[], $11::timestamptz[], \
+                     $12::timestamptz[]) \
+              AS v (node_name, observed_power, observed_health, observed_at, last_error, \
+                    failures, drift, maintenance, maintenance_reason, maintenance_since, due) \
+         WHERE node_sync.node_name = v.node_name AND node_sync.claimed_by = $1 \
+         AND (node_sync.maintenance IS NULL OR node_sync.maintenance <> 'operator') \
+         RETURNING node_sync.node_name",
+    )
+    .bind(owner)
+    .bind(&names)
+    .bind(&powers)
+    .bind(&healths)
+    .bind(&observed)
+    .bind(&errors)
+    .bind(&failures)
+    .bind(&drifts)
+    .bind(&maintenance)
+    .bind(&reasons)
+    .bind(&since)
+    .bind(&dues)
+    .fetch_all(pool)
+    .await
+    .db()
 }
 
 fn chrono_of(d: Duration) -> chrono::Duration {
@@ -284,7 +373,8 @@ impl Store {
     }
 
     /// Claims up to `limit` due syncs for `owner` for `lease` (a claim
-    /// that lapses, its claimer dead, is taken by the next claimer).
+    /// that lapses, its claimer dead, is taken by the next claimer), in one
+    /// statement, earliest due first.
     /// Concurrent claimers never get the same node (PostgreSQL: `FOR
     /// UPDATE SKIP LOCKED`; SQLite: one writing statement at a time).
     pub async fn claim_syncs(
@@ -303,8 +393,8 @@ impl Store {
         } else {
             claim_sql!("")
         };
-        let claimed: Vec<String> = with_pool!(self, |pool| {
-            sqlx::query_scalar(sql)
+        let mut all: Vec<ClaimedSync> = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
                 .bind(now)
                 .bind(limit)
                 .bind(owner)
@@ -313,27 +403,6 @@ impl Store {
                 .await
                 .db()?
         });
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut all = Vec::with_capacity(claimed.len());
-        for chunk in claimed.chunks(super::CHUNK) {
-            let rows: Vec<ClaimedSync> = with_pool!(self, |pool, DB| {
-                let mut qb = QueryBuilder::<DB>::new(concat!(
-                    "SELECT ",
-                    sync_cols!(),
-                    ", nodes.power_state AS expected_power FROM node_sync \
-                     JOIN nodes ON nodes.name = node_sync.node_name WHERE node_sync.node_name IN ("
-                ));
-                let mut list = qb.separated(", ");
-                for n in chunk {
-                    list.push_bind(n.as_str());
-                }
-                qb.push(")");
-                qb.build_query_as().fetch_all(pool).await.db()?
-            });
-            all.extend(rows);
-        }
         all.sort_by_key(|c| c.sync.due);
         Ok(all)
     }
@@ -342,35 +411,61 @@ impl Store {
     /// instance took over (this one's claim lapsed) or an operator put in
     /// maintenance meanwhile is left alone. Returns the rows written.
     pub async fn finish_syncs(&self, owner: &str, updates: &[SyncUpdate]) -> Result<u64> {
-        let mut written = 0;
-        for u in updates {
-            written += with_pool!(self, |pool| {
-                sqlx::query(
-                    "UPDATE node_sync SET observed_power = COALESCE($3, observed_power), \
-                     observed_health = $4, observed_at = COALESCE($5, observed_at), \
-                     last_error = $6, failures = $7, drift = $8, maintenance = $9, \
-                     maintenance_reason = $10, maintenance_since = $11, due = $12, \
-                     claimed_by = NULL, claim_until = NULL \
-                     WHERE node_name = $1 AND claimed_by = $2 \
-                     AND (maintenance IS NULL OR maintenance <> 'operator')",
-                )
-                .bind(&u.node_name)
-                .bind(owner)
-                .bind(&u.observed_power)
-                .bind(&u.observed_health)
-                .bind(u.observed_at)
-                .bind(&u.last_error)
-                .bind(u.failures)
-                .bind(u.drift)
-                .bind(&u.maintenance)
-                .bind(&u.maintenance_reason)
-                .bind(u.maintenance_since)
-                .bind(u.due)
-                .execute(pool)
-                .await
-                .db()?
-                .rows_affected()
-            });
+        let written = self.finish_syncs_written(owner, updates).await?;
+        Ok(written.len() as u64)
+    }
+
+    /// [`Store::finish_syncs`], returning the nodes whose rows were
+    /// written. One statement per [`super::CHUNK`] outcomes on PostgreSQL
+    /// (of constant text: columns bound as arrays and `UNNEST`ed), one
+    /// transaction for them all on SQLite. Each node at most once.
+    pub async fn finish_syncs_written(
+        &self,
+        owner: &str,
+        updates: &[SyncUpdate],
+    ) -> Result<Vec<String>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut written = Vec::with_capacity(updates.len());
+        match &self.inner {
+            super::Inner::Postgres(pool) => {
+                for chunk in updates.chunks(super::CHUNK) {
+                    written.extend(finish_syncs_pg(pool, owner, chunk).await?);
+                }
+            }
+            super::Inner::Sqlite(pool) => {
+                let mut tx = pool.begin().await.db()?;
+                for u in updates {
+                    let n = sqlx::query(concat!(
+                        "UPDATE node_sync SET observed_power = COALESCE($3, observed_power), \
+                         observed_health = $4, observed_at = COALESCE($5, observed_at), \
+                         last_error = $6, failures = $7, drift = $8, maintenance = $9, \
+                         maintenance_reason = $10, maintenance_since = $11, due = $12, ",
+                        finish_fence!()
+                    ))
+                    .bind(&u.node_name)
+                    .bind(owner)
+                    .bind(&u.observed_power)
+                    .bind(&u.observed_health)
+                    .bind(u.observed_at)
+                    .bind(&u.last_error)
+                    .bind(u.failures)
+                    .bind(u.drift)
+                    .bind(&u.maintenance)
+                    .bind(&u.maintenance_reason)
+                    .bind(u.maintenance_since)
+                    .bind(u.due)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?
+                    .rows_affected();
+                    if n > 0 {
+                        written.push(u.node_name.clone());
+                    }
+                }
+                tx.commit().await.db()?;
+            }
         }
         Ok(written)
     }

@@ -6,7 +6,8 @@
 //! - [`v0_1`]: `wit/0.1.0`, frozen as released. Its `host` and `types`
 //!   interfaces are the ones `sandbox` implements; every later version's
 //!   host functions run that code, converting only the types.
-//! - [`v0_2`]: `wit/0.2.0`: typed sizes, `host.config-all`, `datagram`,
+//! - [`v0_2`]: `wit/0.2.0`: typed sizes, `host.config-all`,
+//!   `host.kv-compare-and-swap`, `datagram`,
 //!   `provisioner`.
 //!
 //! A component's version is read from the names it imports and exports

@@ -1,6 +1,7 @@
 //! Host bindings of `drydock:driver@0.2.0` (`wit/0.2.0`). The host functions
 //! 0.2.0 shares with 0.1.0 run 0.1.0's implementation (`sandbox`), with the
-//! types converted; `config-all` and `datagram` are new.
+//! types converted; `config-all`, `kv-compare-and-swap` and `datagram` are
+//! new.
 
 #![allow(missing_docs, unsafe_code)]
 
@@ -178,6 +179,17 @@ impl host::Host for CallState {
 
     async fn kv_delete(&mut self, key: String) -> Answer {
         answer(v0_1::host::Host::kv_delete(self, key).await)
+    }
+
+    async fn kv_compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<String>,
+        value: Option<String>,
+    ) -> wasmtime::Result<Result<bool, types::LimitExceeded>> {
+        self.kv_swap(&key, expected.as_deref(), value.as_deref())
+            .await
+            .map(|r| r.map_err(limit))
     }
 
     async fn deadline_remaining_ms(&mut self) -> wasmtime::Result<u64> {

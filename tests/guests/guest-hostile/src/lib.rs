@@ -5,6 +5,8 @@
 //! Attacks:
 //! - `kv`: writes `count` distinct keys of `size` bytes (default 100);
 //! - `kv-rewrite`: writes one key `count` times;
+//! - `kv-swap`: `count` times, a compare-and-swap of one key that cannot
+//!   match (counted in `mismatched`) and one from its value to a new one;
 //! - `messages`: posts `count` status messages of `size` bytes;
 //! - `egress`: makes `count` requests to `url` (which the host should deny);
 //! - `logs`: writes `count` log lines, each with an embedded newline that
@@ -121,6 +123,31 @@ fn attack(ctx: &Ctx) -> Result<Value> {
             for _ in 0..count {
                 tally.note(host::kv_set("the-key", &filler));
             }
+        }
+        "kv-swap" => {
+            let mut now: Option<String> = None;
+            let mut mismatched = 0u64;
+            for i in 0..count {
+                if matches!(
+                    host::kv_compare_and_swap("the-key", Some("never"), None),
+                    Ok(false)
+                ) {
+                    mismatched += 1;
+                }
+                let next = format!("v{i}");
+                match host::kv_compare_and_swap("the-key", now.as_deref(), Some(&next)) {
+                    Ok(true) => {
+                        tally.done += 1;
+                        now = Some(next);
+                    }
+                    Ok(false) => {}
+                    Err(e) => tally.note(Err(e)),
+                }
+            }
+            let mut answer = tally.json(&attack);
+            answer["mismatched"] = json!(mismatched);
+            answer["value"] = json!(now);
+            return Ok(answer);
         }
         "messages" => {
             for _ in 0..count {
