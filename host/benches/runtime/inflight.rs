@@ -3,7 +3,7 @@
 //! host), and reports the peak of calls in flight and resident memory
 //! before, at the peak and after.
 
-use crate::usage::rss_mib;
+use crate::usage::{self, residency, rss_mib};
 use drydock::drivers::{Action, CallRequest, DriverConfig, MemoryServices, Runtime, RuntimeConfig};
 use drydock::model::{ActionParams, Node};
 use std::sync::Arc;
@@ -65,6 +65,7 @@ pub async fn run(n: usize) {
         });
     }
     let (mut peak, mut peak_rss) = (0, loaded);
+    let mut at_peak = String::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(50));
     let mut failed = 0;
     loop {
@@ -76,12 +77,18 @@ pub async fn run(n: usize) {
             },
             _ = ticker.tick() => {
                 peak = peak.max(runtime.calls_in_flight());
-                peak_rss = f64::max(peak_rss, rss_mib());
+                let rss = rss_mib();
+                if rss > peak_rss {
+                    peak_rss = rss;
+                    at_peak = residency(5);
+                }
             }
         }
     }
     let elapsed = start.elapsed();
     let after = rss_mib();
+    let after_by = residency(5);
+    let trimmed = usage::trimmed_rss_mib();
     let pool = runtime.engine().pooling_allocator_metrics().map(|m| {
         format!(
             "pool keeps resident {:.0} MiB of unused memories, {:.0} MiB of unused stacks",
@@ -100,6 +107,11 @@ pub async fn run(n: usize) {
         "  resident memory: {before:.0} MiB before, {loaded:.0} MiB with the sim loaded, \
          {peak_rss:.0} MiB at most during (aim ≤ 256 MiB), {after:.0} MiB after, \
          {dropped:.0} MiB with the runtime dropped"
+    );
+    println!("  at the peak, resident MiB by mapping: {at_peak}");
+    println!("  after, resident MiB by mapping: {after_by}");
+    println!(
+        "  after, then malloc_trim(0) by the bench (what the allocator still held): {trimmed:.0} MiB"
     );
     if let Some(pool) = pool {
         println!("  after: {pool}");

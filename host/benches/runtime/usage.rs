@@ -110,3 +110,62 @@ fn parse_strace(text: &str) -> BTreeMap<String, u64> {
     }
     calls
 }
+
+/// Resident memory after glibc's `malloc_trim(0)` gave the allocator's
+/// free pages back to the kernel, MiB (a diagnostic: what the allocator
+/// held).
+#[allow(unsafe_code)]
+pub fn trimmed_rss_mib() -> f64 {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    rss_mib()
+}
+
+/// Resident memory by kind of mapping, from `/proc/self/smaps`: `[heap]`
+/// and every other named mapping, and unnamed (anonymous) mappings grouped
+/// by size, largest resident first. Wasmtime's fiber stacks are anonymous
+/// mappings of the stack size (2 MiB; each behind its own guard page),
+/// glibc's arenas up to 64 MiB, pool slots the size of their accessible part.
+pub fn residency(top: usize) -> String {
+    use std::collections::HashMap;
+    let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut groups: HashMap<String, (usize, f64)> = HashMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16))
+        {
+            let name = words.nth(4).unwrap_or("");
+            current = Some(match name {
+                "" => format!("anon {} KiB", (b - a) >> 10),
+                n if n.starts_with('/') => "files".to_owned(),
+                n => n.to_owned(),
+            });
+        } else if let Some(kb) = line.strip_prefix("Rss:")
+            && let Some(key) = &current
+        {
+            let mib = kb
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.0)
+                / 1024.0;
+            let g = groups.entry(key.clone()).or_default();
+            g.0 += 1;
+            g.1 += mib;
+        }
+    }
+    let mut groups: Vec<(String, (usize, f64))> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    groups
+        .iter()
+        .take(top)
+        .map(|(k, (n, mib))| format!("{k} x{n}: {mib:.1}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
