@@ -363,26 +363,16 @@ impl Runtime {
                 origin: origin.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-        let exports = Exports::new(version, &pre).ok_or_else(|| LoadError::NotADriver {
-            origin: origin.to_owned(),
-            served: WitVersion::served_list(),
-            exports: export_names(&self.engine, &component),
-        })?;
-
-        let mut loaded = LoadedDriver {
-            info: DriverInfo {
-                name: String::new(),
-                version: String::new(),
-                vendor: String::new(),
-                description: String::new(),
-                interfaces: vec![],
-                oob_types: vec![],
-                outbound: Outbound {
-                    hosts: vec![],
-                    node_bmc: false,
-                },
-                unsafe_to_repeat: vec![],
-            },
+        if !Exports::is_driver(version, &pre) {
+            return Err(LoadError::NotADriver {
+                origin: origin.to_owned(),
+                served: WitVersion::served_list(),
+                exports: export_names(&self.engine, &component),
+            });
+        }
+        let (info, exports) = self.read_info(origin, version, &pre).await?;
+        let loaded = LoadedDriver {
+            info,
             sha256,
             size: bytes.len(),
             pre,
@@ -390,14 +380,19 @@ impl Runtime {
             calls: Default::default(),
             errors: Default::default(),
         };
-        loaded.info = self.read_info(origin, &loaded).await?;
         validate_info(origin, &loaded)?;
         Ok(Driver(Arc::new(loaded)))
     }
 
-    /// Instantiates the driver once: type-checks every exported interface
-    /// and reads `info`.
-    async fn read_info(&self, origin: &str, d: &LoadedDriver) -> Result<DriverInfo, LoadError> {
+    /// Instantiates the driver once: looks up and type-checks every
+    /// exported interface (calls use them by index, unchecked) and reads
+    /// `info`.
+    async fn read_info(
+        &self,
+        origin: &str,
+        version: WitVersion,
+        pre: &InstancePre<CallState>,
+    ) -> Result<(DriverInfo, Exports), LoadError> {
         let scope = Arc::new(CallScope {
             driver: origin.to_owned(),
             action: None,
@@ -420,18 +415,17 @@ impl Runtime {
                 origin: origin.to_owned(),
                 reason: "runtime shutting down".into(),
             })?;
-        let instance = d
-            .pre
+        let instance = pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
-        let meta = d
-            .exports
-            .check(&mut store, &instance)
-            .map_err(|(iface, e)| LoadError::ExportType {
-                origin: origin.to_owned(),
-                interface: format!("drydock:driver/{iface}@{}", d.exports.version()),
-                reason: format!("{e:#}"),
+        let (exports, meta) =
+            Exports::load(version, pre, &mut store, &instance).map_err(|(iface, e)| {
+                LoadError::ExportType {
+                    origin: origin.to_owned(),
+                    interface: format!("drydock:driver/{iface}@{version}"),
+                    reason: format!("{e:#}"),
+                }
             })?;
         let info = tokio::time::timeout(INFO_TIMEOUT, meta.info(&mut store))
             .await
@@ -443,7 +437,7 @@ impl Runtime {
                 })
             })?
             .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
-        Ok(info)
+        Ok((info, exports))
     }
 
     fn new_store(
