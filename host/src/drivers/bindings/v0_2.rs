@@ -157,6 +157,16 @@ impl host::Host for CallState {
         answer(v0_1::host::Host::log(self, log_level(level), message).await)
     }
 
+    async fn log_threshold(&mut self) -> wasmtime::Result<Option<types::LogLevel>> {
+        Ok(self.recorded_log_level().map(|l| match l {
+            v0_1::types::LogLevel::Trace => types::LogLevel::Trace,
+            v0_1::types::LogLevel::Debug => types::LogLevel::Debug,
+            v0_1::types::LogLevel::Info => types::LogLevel::Info,
+            v0_1::types::LogLevel::Warn => types::LogLevel::Warn,
+            v0_1::types::LogLevel::Error => types::LogLevel::Error,
+        }))
+    }
+
     async fn status(&mut self, message: String, is_error: bool) -> Answer {
         answer(v0_1::host::Host::status(self, message, is_error).await)
     }
