@@ -123,16 +123,33 @@ pub fn trimmed_rss_mib() -> f64 {
     rss_mib()
 }
 
-/// Resident memory by kind of mapping, from `/proc/self/smaps`: `[heap]`
-/// and every other named mapping, and unnamed (anonymous) mappings grouped
-/// by size, largest resident first. Wasmtime's fiber stacks are anonymous
-/// mappings of the stack size (2 MiB; each behind its own guard page),
-/// glibc's arenas up to 64 MiB, pool slots the size of their accessible part.
-pub fn residency(top: usize) -> String {
-    use std::collections::HashMap;
+/// Resident memory by kind of mapping, from `/proc/self/smaps`, each as
+/// RSS and PSS (proportional: a page mapped `k` times counts `1/k`) in MiB:
+/// wasm memory images (wasmtime's memfds, mapped into every pool slot a
+/// component used: RSS counts a shared page once per slot, PSS once),
+/// fiber stacks (anonymous mappings of exactly `stack_bytes`), the
+/// allocator (`[heap]` and other anonymous mappings up to 64 MiB: glibc's
+/// arenas), the pool's other reservations, and code and the rest.
+pub fn residency(stack_bytes: u64) -> String {
     let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    let mut groups: HashMap<String, (usize, f64)> = HashMap::new();
-    let mut current: Option<String> = None;
+    let kinds = [
+        "memory images",
+        "fiber stacks",
+        "allocator",
+        "pool",
+        "code and other",
+    ];
+    let mut rss = [0.0f64; 5];
+    let mut pss = [0.0f64; 5];
+    let mut kind = 4;
+    let kb = |v: &str| {
+        v.trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(0.0)
+            / 1024.0
+    };
     for line in text.lines() {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or("");
@@ -140,32 +157,38 @@ pub fn residency(top: usize) -> String {
             && let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16))
         {
             let name = words.nth(4).unwrap_or("");
-            current = Some(match name {
-                "" => format!("anon {} KiB", (b - a) >> 10),
-                n if n.starts_with('/') => "files".to_owned(),
-                n => n.to_owned(),
-            });
-        } else if let Some(kb) = line.strip_prefix("Rss:")
-            && let Some(key) = &current
-        {
-            let mib = kb
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .unwrap_or(0.0)
-                / 1024.0;
-            let g = groups.entry(key.clone()).or_default();
-            g.0 += 1;
-            g.1 += mib;
+            let size = b - a;
+            kind = if name.contains("memfd:") {
+                0
+            } else if name.is_empty() && size == stack_bytes {
+                1
+            } else if name == "[heap]" || (name.is_empty() && size <= 64 << 20) {
+                2
+            } else if name.is_empty() {
+                3
+            } else {
+                4
+            };
+        } else if let Some(v) = line.strip_prefix("Rss:") {
+            rss[kind] += kb(v);
+        } else if let Some(v) = line.strip_prefix("Pss:") {
+            pss[kind] += kb(v);
         }
     }
-    let mut groups: Vec<(String, (usize, f64))> = groups.into_iter().collect();
-    groups.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
-    groups
+    kinds
         .iter()
-        .take(top)
-        .map(|(k, (n, mib))| format!("{k} x{n}: {mib:.1}"))
+        .enumerate()
+        .map(|(i, k)| format!("{k} {:.0} ({:.0})", rss[i], pss[i]))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join(", ")
+}
+
+/// Proportional set size of this process (`/proc/self/smaps_rollup`), MiB:
+/// resident memory with each shared page divided among its mappings.
+pub fn pss_mib() -> f64 {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }

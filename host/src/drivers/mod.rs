@@ -14,10 +14,12 @@
 //!   `sandbox` (store data and host functions), `datagram` (UDP to the node
 //!   BMC), `dispatch` (action → export), `convert` (model ↔ WIT), `cache`
 //!   (compiled code on disk), `guest_log` (guest logs → tracing), `pool`
-//!   (the engine's configuration and its pool of sandboxes).
+//!   (the engine's configuration and its pool of sandboxes), `burst`
+//!   (the allocator's free memory given back after a burst of calls).
 
 pub mod action;
 mod bindings;
+mod burst;
 mod cache;
 pub mod config;
 mod convert;

@@ -4,6 +4,7 @@
 
 use super::action::{Action, Interface};
 use super::bindings::{Exports, WitVersion};
+use super::burst::{self, BurstWatch};
 use super::cache::CompileCache;
 use super::config::{DriverConfig, RuntimeConfig};
 use super::datagram::{self, DatagramGrant};
@@ -187,6 +188,9 @@ pub struct Runtime {
     /// Outgoing requests open per driver (see `DriverLimits::requests_per_driver`).
     requests: DriverRequests,
     pooling: bool,
+    /// Calls at once since the runtime was last idle (memory is given back
+    /// after a burst).
+    burst: BurstWatch,
     _ticker: Ticker,
 }
 
@@ -268,6 +272,7 @@ impl Runtime {
             requests: DriverRequests::default(),
             config,
             pooling,
+            burst: BurstWatch::default(),
             _ticker: Ticker {
                 stop,
                 thread: Some(thread),
@@ -536,12 +541,13 @@ impl Runtime {
                 limit,
             });
         };
-        let Ok(_permit) = waited else {
+        let Ok(permit) = waited else {
             return Err(CallError::Host {
                 driver: name,
                 reason: "runtime shutting down".into(),
             });
         };
+        self.burst.started(self.calls_in_flight());
         let mut store = self.new_store(
             scope,
             req.config.clone(),
@@ -596,6 +602,10 @@ impl Runtime {
         });
         // Slots first, then the permit (see above).
         drop(store);
+        drop(permit);
+        if self.burst.ended(self.calls_in_flight()) {
+            tokio::task::spawn_blocking(burst::give_back);
+        }
         result
     }
 }
