@@ -129,11 +129,28 @@ struct Calls {
     node: Node,
 }
 
+/// Egress grants of a driver that talks to BMCs and a management API.
+const GRANTS: [&str; 4] = [
+    "bmc.example.com:443",
+    "*.mgmt.example.com",
+    "10.0.0.0/8",
+    "192.168.0.0/16:623",
+];
+
 impl Calls {
     fn new() -> Self {
+        Self::granted(&[])
+    }
+
+    /// Calls by a driver granted `grants`.
+    fn granted(grants: &[&str]) -> Self {
+        let config = DriverConfig {
+            egress: grants.iter().map(|g| g.parse().expect("grant")).collect(),
+            ..DriverConfig::default()
+        };
         Self {
             services: Arc::new(MemoryServices::new()),
-            config: Arc::new(DriverConfig::default()),
+            config: Arc::new(config),
             params: ActionParams::default(),
             node: Node {
                 name: "bench-0".into(),
@@ -218,6 +235,22 @@ async fn run(args: Args) {
     println!(
         "ratio runtime/bare-sim: {:.2}x (aim ≤ 1.5x; runtime aim ≤ 15 µs)",
         r.as_secs_f64() / b.as_secs_f64()
+    );
+    // The same call by a driver with egress grants: what building the
+    // call's egress policy costs.
+    let granted = Calls::granted(&GRANTS);
+    let (g_t, _) = measure(n, || {
+        granted.call(&runtime, &driver, Action::AvailableImages)
+    })
+    .await;
+    let (r2_t, _) = measure(n, || calls.call(&runtime, &driver, Action::AvailableImages)).await;
+    let (g, r2) = (median(&g_t), median(&r2_t));
+    println!(
+        "runtime   with {} egress grants: {}; {:+.2} µs over none ({})",
+        GRANTS.len(),
+        summary(&g_t),
+        (g.as_secs_f64() - r2.as_secs_f64()) * 1e6,
+        us(r2)
     );
     if args.strace {
         for phase in ["bare", "runtime"] {
