@@ -651,14 +651,17 @@ fn call_policy(req: &CallRequest<'_>, node_bmc: bool) -> EgressPolicy {
     policy
 }
 
-/// Grants `addr` on `port`, or on 80 and 443 when no port is given.
+/// Grants `addr` on `port`, or on 80 and 443 when no port is given
+/// (`addr` parsed once).
 fn grant_endpoint(policy: &mut EgressPolicy, addr: &str, port: Option<u16>, what: &str) {
-    let ports = port.map_or_else(|| vec![80, 443], |p| vec![p]);
-    for port in ports {
-        match EgressGrant::host(addr, Some(port)) {
-            Ok(g) => policy.push(g),
-            Err(e) => tracing::warn!(error = %e, "{what} address is not a valid host"),
+    match (EgressGrant::host(addr, port), port) {
+        (Ok(g), Some(_)) => policy.push(g),
+        (Ok(g), None) => {
+            for port in [80, 443] {
+                policy.push(g.on_port(port));
+            }
         }
+        (Err(e), _) => tracing::warn!(error = %e, "{what} address is not a valid host"),
     }
 }
 
