@@ -7,6 +7,7 @@
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -25,7 +26,21 @@ pub fn init(json: bool) {
 /// URL) when given.
 pub fn init_with(json: bool, otlp: Option<&str>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = subscriber(json, filter, otlp, std::io::stderr).try_init();
+}
+
+/// The subscriber [`init`] installs, with its `filter` and its lines
+/// written to `writer` (benchmarks measure it writing to a file).
+pub fn subscriber<W>(
+    json: bool,
+    filter: EnvFilter,
+    otlp: Option<&str>,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = if json {
         fmt.json().boxed()
     } else {
@@ -38,9 +53,8 @@ pub fn init_with(json: bool, otlp: Option<&str>) {
             None
         }
     });
-    let _ = tracing_subscriber::registry()
+    tracing_subscriber::registry()
         .with(filter)
         .with(otel)
         .with(fmt)
-        .try_init();
 }

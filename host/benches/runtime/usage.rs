@@ -32,6 +32,22 @@ impl Usage {
         }
     }
 
+    /// Adds the counts between `from` and `to`.
+    pub fn add(&mut self, from: Self, to: Self) {
+        self.minflt += to.minflt - from.minflt;
+        self.csw += to.csw - from.csw;
+    }
+
+    /// Per-call figures of these counts over `calls` calls.
+    pub fn per_call_of(&self, calls: usize) -> String {
+        let n = calls.max(1) as f64;
+        format!(
+            "{:.2} minor faults, {:.3} context switches per call",
+            self.minflt as f64 / n,
+            self.csw as f64 / n
+        )
+    }
+
     /// Per-call figures of the stretch since `start`, over `calls` calls.
     pub fn per_call(start: Self, calls: usize) -> String {
         let end = Self::now();
