@@ -61,7 +61,8 @@ async fn a_task_s_spans_continue_the_caller_s_trace() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let collector = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    drydock::telemetry::init_with(false, Some(&format!("http://{collector}/v1/traces")));
+    let _logs =
+        drydock::telemetry::init_with(false, Some(&format!("http://{collector}/v1/traces")));
 
     let dir = drydock_tests::temp_dir("drydock-traces");
     let mut cfg = Config {

@@ -234,12 +234,11 @@ impl Calls {
 async fn run(args: Args) {
     let sim = drydock::bundled::SIM;
     let log_dir = tempfile::tempdir().expect("tempdir");
-    if args
-        .phase
-        .as_deref()
-        .is_some_and(|p| p.starts_with("traced-"))
-    {
-        serve_tracing(log_dir.path());
+    let mut log_guard = None;
+    match args.phase.as_deref() {
+        Some(p) if p.starts_with("traced-") => log_guard = Some(serve_tracing(log_dir.path())),
+        Some(p) if p.starts_with("sync-") => sync_tracing(log_dir.path()),
+        _ => {}
     }
     let cache_dir = tempfile::tempdir().expect("tempdir");
     let cache_path = args.cache.clone().unwrap_or(cache_dir.path().to_owned());
@@ -258,7 +257,10 @@ async fn run(args: Args) {
 
     if let Some(phase) = &args.phase {
         // A child run: only the loop (under strace, or timed).
-        let action = match phase.trim_start_matches("traced-") {
+        let action = match phase
+            .trim_start_matches("traced-")
+            .trim_start_matches("sync-")
+        {
             "power" => Action::PowerOnNode,
             _ => Action::AvailableImages,
         };
@@ -273,6 +275,8 @@ async fn run(args: Args) {
         if args.timed {
             let (t, _) = measure(args.iterations, one).await;
             println!("median_ns {}", median(&t).as_nanos());
+            // The queued lines written out.
+            drop(log_guard);
             let lines = std::fs::read_to_string(log_dir.path().join("log"))
                 .map(|s| s.lines().count())
                 .unwrap_or(0);
@@ -418,8 +422,24 @@ async fn run(args: Args) {
 const ROUNDS: usize = 3;
 
 /// Installs `serve`'s subscriber ([`drydock::telemetry::subscriber`]: fmt,
-/// `info`), writing to `dir/log`, as the global default, as `serve` does.
-fn serve_tracing(dir: &std::path::Path) {
+/// `info`, lines written by a thread of their own) writing to `dir/log`, as
+/// the global default, as `serve` does; the guard of the writer thread.
+fn serve_tracing(dir: &std::path::Path) -> drydock::telemetry::LogGuard {
+    let file = std::fs::File::create(dir.join("log")).expect("log file");
+    let (writer, guard) = drydock::telemetry::non_blocking(file);
+    let subscriber = drydock::telemetry::subscriber(
+        false,
+        tracing_subscriber::EnvFilter::new("info"),
+        None,
+        writer,
+    );
+    tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+    guard
+}
+
+/// [`serve_tracing`] as it was, each line written by the thread that logs
+/// it (a write system call on the call's path).
+fn sync_tracing(dir: &std::path::Path) {
     let file = std::fs::File::create(dir.join("log")).expect("log file");
     let subscriber = drydock::telemetry::subscriber(
         false,
@@ -453,29 +473,35 @@ fn child(phase: &str, n: usize, cache: &std::path::Path) -> Option<(Duration, us
 
 /// The same calls with the subscriber `serve` installs (a span per call,
 /// an INFO line per power action) against none: child processes, one loop
-/// each, quiet and traced in turns, [`ROUNDS`] times; the median of their
-/// medians.
+/// each, quiet, traced and traced writing synchronously in turns,
+/// [`ROUNDS`] times; the median of their medians.
 fn production(n: usize, cache: &std::path::Path) {
     for (phase, name) in [("images", "available_images"), ("power", "power_on_node")] {
-        let (mut quiet, mut traced, mut lines) = (Vec::new(), Vec::new(), 0);
+        let (mut quiet, mut traced, mut sync, mut lines) = (Vec::new(), Vec::new(), Vec::new(), 0);
         for _ in 0..ROUNDS {
-            let (Some(q), Some(t)) = (
+            let (Some(q), Some(t), Some(s)) = (
                 child(phase, n, cache),
                 child(&format!("traced-{phase}"), n, cache),
+                child(&format!("sync-{phase}"), n, cache),
             ) else {
                 println!("{name:<16} child runs failed: no tracing figures");
                 return;
             };
             quiet.push(q.0);
             traced.push(t.0);
+            sync.push(s.0);
             lines = t.1;
         }
-        let (q, t) = (median(&quiet), median(&traced));
+        let (q, t, s) = (median(&quiet), median(&traced), median(&sync));
+        let over = |x: Duration| (x.as_secs_f64() / q.as_secs_f64() - 1.0) * 100.0;
         println!(
-            "{name:<16} no subscriber {}; serve's tracing {}: {:+.1}% (aim ≤ 10%; medians of {ROUNDS} child runs each, in turns; {lines} log lines per traced run)",
+            "{name:<16} no subscriber {}; serve's tracing {}: {:+.1}% (aim ≤ 10%); \
+             each line written by the thread logging it (before) {}: {:+.1}% ({lines} log lines a traced run; medians of {ROUNDS} child runs each, in turns)",
             us(q),
             us(t),
-            (t.as_secs_f64() / q.as_secs_f64() - 1.0) * 100.0
+            over(t),
+            us(s),
+            over(s),
         );
     }
 }
