@@ -149,9 +149,11 @@ fn driver_config(
         settings: s.settings.clone(),
         ..DriverConfig::default()
     };
-    for g in &s.egress {
-        c.egress.push(g.parse::<EgressGrant>()?);
-    }
+    c.egress = s
+        .egress
+        .iter()
+        .map(|g| g.parse::<EgressGrant>())
+        .collect::<Result<_, _>>()?;
     if let Some(m) = s.memory_mib {
         c.memory_bytes = m << 20;
     }

@@ -22,13 +22,38 @@ pub struct Ctx {
     /// The driver's settings, read with one `config-all` call at the first
     /// [`Ctx::config`] of the call.
     settings: OnceCell<BTreeMap<String, String>>,
+    /// The most detailed level the host records (`None`: no lines), asked
+    /// once per call, at the first line logged.
+    log_level: OnceCell<Option<LogLevel>>,
+}
+
+/// Severity rank: `trace` 0 to `error` 4.
+fn rank(level: LogLevel) -> u8 {
+    match level {
+        LogLevel::Trace => 0,
+        LogLevel::Debug => 1,
+        LogLevel::Info => 2,
+        LogLevel::Warn => 3,
+        LogLevel::Error => 4,
+    }
 }
 
 impl Ctx {
     pub(crate) fn new() -> Self {
         Ctx {
             settings: OnceCell::new(),
+            log_level: OnceCell::new(),
         }
+    }
+
+    /// Whether the host records log lines at `level` for this driver (it
+    /// is asked once per call). Lines below are dropped: the `log` methods
+    /// skip them, and the [`debug!`](crate::debug) family of macros does not
+    /// even format them.
+    pub fn log_enabled(&self, level: LogLevel) -> bool {
+        self.log_level
+            .get_or_init(host::log_threshold)
+            .is_some_and(|min| rank(level) >= rank(min))
     }
 
     /// Every operator-configured setting of this driver (never a secret),
@@ -46,12 +71,16 @@ impl Ctx {
     }
 
     /// Like [`Ctx::log`], saying whether the host refused the line (its
-    /// log lines per call are used up).
+    /// log lines per call are used up). A line below the level the host
+    /// records ([`Ctx::log_enabled`]) is not sent.
     pub fn try_log(
         &self,
         level: LogLevel,
         message: impl AsRef<str>,
     ) -> std::result::Result<(), LimitExceeded> {
+        if !self.log_enabled(level) {
+            return Ok(());
+        }
         host::log(level, message.as_ref())
     }
 

@@ -125,6 +125,52 @@ pub mod prelude {
     pub use std::time::Duration;
 }
 
+/// Logs a line at a level, formatting it only if the host records that
+/// level for this driver ([`Ctx::log_enabled`]):
+/// `drydock_sdk::log!(ctx, LogLevel::Debug, "{} is {}", node.name, state)`.
+/// [`trace!`], [`debug!`], [`info!`], [`warn!`] and [`error!`] name the
+/// level.
+#[macro_export]
+macro_rules! log {
+    ($ctx:expr, $level:expr, $($arg:tt)+) => {{
+        let ctx: &$crate::Ctx = &$ctx;
+        let level: $crate::LogLevel = $level;
+        if ctx.log_enabled(level) {
+            ctx.log(level, ::std::format!($($arg)+));
+        }
+    }};
+}
+
+/// Logs a `trace` line, formatted only if the host records it (see [`log!`]).
+#[macro_export]
+macro_rules! trace {
+    ($ctx:expr, $($arg:tt)+) => { $crate::log!($ctx, $crate::LogLevel::Trace, $($arg)+) };
+}
+
+/// Logs a `debug` line, formatted only if the host records it (see [`log!`]).
+#[macro_export]
+macro_rules! debug {
+    ($ctx:expr, $($arg:tt)+) => { $crate::log!($ctx, $crate::LogLevel::Debug, $($arg)+) };
+}
+
+/// Logs an `info` line, formatted only if the host records it (see [`log!`]).
+#[macro_export]
+macro_rules! info {
+    ($ctx:expr, $($arg:tt)+) => { $crate::log!($ctx, $crate::LogLevel::Info, $($arg)+) };
+}
+
+/// Logs a `warn` line, formatted only if the host records it (see [`log!`]).
+#[macro_export]
+macro_rules! warn {
+    ($ctx:expr, $($arg:tt)+) => { $crate::log!($ctx, $crate::LogLevel::Warn, $($arg)+) };
+}
+
+/// Logs an `error` line, formatted only if the host records it (see [`log!`]).
+#[macro_export]
+macro_rules! error {
+    ($ctx:expr, $($arg:tt)+) => { $crate::log!($ctx, $crate::LogLevel::Error, $($arg)+) };
+}
+
 /// Registers a driver and the interfaces it implements, and exports the
 /// component.
 ///

@@ -32,7 +32,7 @@ fn call(switch: &FakeSwitch) -> Call {
     Call {
         config: Arc::new(DriverConfig {
             settings: BTreeMap::from([("scheme".to_string(), "http".to_string())]),
-            egress: vec![switch.grant().parse::<EgressGrant>().unwrap()],
+            egress: vec![switch.grant().parse::<EgressGrant>().unwrap()].into(),
             ..DriverConfig::default()
         }),
         ..Call::default()
@@ -645,7 +645,7 @@ async fn bad_targets_and_port_names_are_refused_before_any_request() {
     let mut c = on_port(call(&sw), &sw, "Ethernet1", None);
     c.config = Arc::new(DriverConfig {
         settings: BTreeMap::from([("scheme".to_string(), "telnet".to_string())]),
-        egress: vec![sw.grant().parse::<EgressGrant>().unwrap()],
+        egress: vec![sw.grant().parse::<EgressGrant>().unwrap()].into(),
         ..DriverConfig::default()
     });
     let error = driver_error(c.run(&rt, &d, Action::InterrogatePort, Some(&n1())).await);

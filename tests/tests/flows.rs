@@ -801,7 +801,7 @@ async fn maas_through_the_orchestrator() {
                             ("poll_interval_ms", "50"),
                         ]),
                         secrets: maas_secrets,
-                        egress: vec![fake.egress().parse().unwrap()],
+                        egress: vec![fake.egress().parse().unwrap()].into(),
                         ..DriverConfig::default()
                     },
                 ),

@@ -232,6 +232,41 @@ async fn log_lines_per_call_hold() {
     assert_eq!(call.statuses().len(), 1);
 }
 
+/// The SDK asks which log levels the host records (WIT 0.2.0
+/// `log-threshold`) and sends no line below: with no line allowed per call,
+/// the sim's one debug line of `available_images` is not even sent while
+/// nothing records it (no limit notice), and is sent (and refused, with a
+/// notice) once `driver::sim=debug` is recorded.
+#[tokio::test]
+async fn the_sdk_sends_no_log_line_below_the_recorded_level() {
+    let rt = runtime(DriverLimits {
+        log_lines_per_call: 0,
+        ..DriverLimits::default()
+    });
+    let d = rt
+        .load("sim", drydock::bundled::SIM)
+        .await
+        .expect("load sim");
+    let quiet = Call::default();
+    quiet
+        .run(&rt, &d, Action::AvailableImages, None)
+        .await
+        .unwrap();
+    assert_eq!(quiet.statuses(), Vec::<String>::new());
+
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("driver::sim=debug"))
+        .with_writer(std::io::sink)
+        .finish();
+    let _recording = tracing::subscriber::set_default(subscriber);
+    let heard = Call::default();
+    heard
+        .run(&rt, &d, Action::AvailableImages, None)
+        .await
+        .unwrap();
+    assert_eq!(notices(&heard, "log_lines_per_call = 0").len(), 1);
+}
+
 #[tokio::test]
 async fn build_data_per_call_holds() {
     let rt = runtime(DriverLimits {

@@ -61,7 +61,7 @@ impl Env {
         let config = Arc::new(DriverConfig {
             settings: all,
             secrets,
-            egress: vec![fake.egress().parse::<EgressGrant>().unwrap()],
+            egress: vec![fake.egress().parse::<EgressGrant>().unwrap()].into(),
             ..DriverConfig::default()
         });
         Env {

@@ -38,7 +38,7 @@ fn grant(fake: &FakePromenade, token: Option<&str>) -> Arc<DriverConfig> {
     }
     Arc::new(DriverConfig {
         settings: [("url".to_string(), fake.url.clone())].into(),
-        egress: vec![host.parse::<EgressGrant>().unwrap()],
+        egress: vec![host.parse::<EgressGrant>().unwrap()].into(),
         secrets,
         ..DriverConfig::default()
     })
@@ -142,7 +142,7 @@ async fn promenade_errors_map_to_driver_error_kinds() {
     // Without a grant for Promenade's host the request is denied.
     let call = Call {
         config: Arc::new(DriverConfig {
-            egress: vec![],
+            egress: Default::default(),
             ..(*grant(&fake, Some(TOKEN))).clone()
         }),
         ..Call::default()

@@ -79,7 +79,11 @@ fn collector() -> &'static Received {
             });
         });
         let addr = rx.recv().expect("the receiver listens");
-        drydock::telemetry::init_with(false, Some(&format!("http://{addr}/v1/traces")));
+        // The log writer lives as long as the test process.
+        std::mem::forget(drydock::telemetry::init_with(
+            false,
+            Some(&format!("http://{addr}/v1/traces")),
+        ));
         received
     })
 }

@@ -73,7 +73,7 @@ pub fn begin(ctx: &Ctx, action: &str, subject: &str) -> Result<()> {
             false => DriverError::Failed(message),
         });
     }
-    ctx.debug(format!("{action}{}", on(subject)));
+    drydock_sdk::debug!(ctx, "{action}{}", on(subject));
     Ok(())
 }
 

@@ -60,10 +60,12 @@ impl NetworkDriver for Sim {
             ctx.kv_set_json(&previous, &vlans(ctx, port)?)?;
         }
         ctx.kv_set_json(&key("port", port), target)?;
-        ctx.info(format!(
+        drydock_sdk::info!(
+            ctx,
             "{} {} set for provisioning",
-            port.switch.name, port.port
-        ));
+            port.switch.name,
+            port.port
+        );
         Ok(())
     }
 

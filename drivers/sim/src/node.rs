@@ -203,7 +203,7 @@ impl NodeDriver for Sim {
                     user_data: false,
                 };
                 save(ctx, node, &record)?;
-                ctx.info(format!("{} enlisted as {}", node.name, record.id));
+                drydock_sdk::info!(ctx, "{} enlisted as {}", node.name, record.id);
                 record
             }
         };
@@ -225,7 +225,7 @@ impl NodeDriver for Sim {
             record.status = "Ready".to_string();
             save(ctx, node, &record)?;
             ctx.build_data("lshw", "text/xml", LSHW)?;
-            ctx.info(format!("{} commissioned", node.name));
+            drydock_sdk::info!(ctx, "{} commissioned", node.name);
         }
         Ok(())
     }
@@ -306,7 +306,7 @@ impl NodeDriver for Sim {
         record.kernel = node.platform.kernel.clone();
         record.user_data = options.user_data.is_some();
         save(ctx, node, &record)?;
-        ctx.info(format!("{} deployed with {image}", node.name));
+        drydock_sdk::info!(ctx, "{} deployed with {image}", node.name);
         Ok(())
     }
 

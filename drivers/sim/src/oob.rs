@@ -51,11 +51,12 @@ fn reply(ctx: &Ctx, action: &str, node: &Node) -> Result<()> {
 
 fn set_power(ctx: &Ctx, node: &Node, on: bool) -> Result<()> {
     ctx.kv_set(&power_key(node), if on { "on" } else { "off" })?;
-    ctx.info(format!(
+    drydock_sdk::info!(
+        ctx,
         "{} is powered {}",
         node.name,
         if on { "on" } else { "off" }
-    ));
+    );
     Ok(())
 }
 

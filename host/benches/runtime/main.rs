@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p drydock-host --bench runtime` (options after `--`:
 //! `--iterations N`, `--in-flight N` (0 skips it), `--no-strace`,
-//! `--no-pool-variants`).
+//! `--no-pool-variants`, `--sim PATH`: another build of the sim, e.g. with
+//! another stack size, measured beside the bundled one).
 //!
 //! - the baseline: the sim driver on bare wasmtime (same engine, stub host
 //!   imports linked once, an empty store), `available-images` called through
@@ -76,6 +77,12 @@ struct Args {
     pool_variants: bool,
     /// Run only this loop (`bare` or `runtime`), for the strace child.
     phase: Option<String>,
+    /// Another sim component to compare with the bundled one.
+    sim: Option<std::path::PathBuf>,
+    /// The child run times its loop and prints the median.
+    timed: bool,
+    /// The compile cache directory to use (children use their parent's).
+    cache: Option<std::path::PathBuf>,
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
@@ -93,6 +100,9 @@ fn main() {
         strace: !args.iter().any(|a| a == "--no-strace"),
         pool_variants: !args.iter().any(|a| a == "--no-pool-variants"),
         phase: arg(&args, "--phase"),
+        sim: arg(&args, "--sim"),
+        timed: args.iter().any(|a| a == "--timed"),
+        cache: arg(&args, "--cache"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -121,6 +131,49 @@ where
     (times, Usage::per_call(start, n))
 }
 
+/// Calls per batch when two loops are measured in turns.
+const BATCH: usize = 100;
+
+/// Runs `f` and `g` `WARMUP` times each, then `n` times each, timed, in
+/// turns of [`BATCH`] calls (so both see the same machine: the box is
+/// shared); the timings and the process counters per call of each.
+pub(crate) async fn measure_pair<F, Fut, G, Gut>(
+    n: usize,
+    mut f: F,
+    mut g: G,
+) -> ((Vec<Duration>, String), (Vec<Duration>, String))
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+    G: FnMut() -> Gut,
+    Gut: Future<Output = ()>,
+{
+    for _ in 0..WARMUP {
+        f().await;
+        g().await;
+    }
+    let (mut tf, mut tg) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut uf, mut ug) = (Usage::default(), Usage::default());
+    while tf.len() < n {
+        let start = Usage::now();
+        for _ in 0..BATCH.min(n - tf.len()) {
+            let t = Instant::now();
+            f().await;
+            tf.push(t.elapsed());
+        }
+        let mid = Usage::now();
+        for _ in 0..BATCH.min(n - tg.len()) {
+            let t = Instant::now();
+            g().await;
+            tg.push(t.elapsed());
+        }
+        let end = Usage::now();
+        uf.add(start, mid);
+        ug.add(mid, end);
+    }
+    ((tf, uf.per_call_of(n)), (tg, ug.per_call_of(n)))
+}
+
 /// What a runtime call needs besides the driver.
 struct Calls {
     services: Arc<MemoryServices>,
@@ -129,11 +182,28 @@ struct Calls {
     node: Node,
 }
 
+/// Egress grants of a driver that talks to BMCs and a management API.
+const GRANTS: [&str; 4] = [
+    "bmc.example.com:443",
+    "*.mgmt.example.com",
+    "10.0.0.0/8",
+    "192.168.0.0/16:623",
+];
+
 impl Calls {
     fn new() -> Self {
+        Self::granted(&[])
+    }
+
+    /// Calls by a driver granted `grants`.
+    fn granted(grants: &[&str]) -> Self {
+        let config = DriverConfig {
+            egress: grants.iter().map(|g| g.parse().expect("grant")).collect(),
+            ..DriverConfig::default()
+        };
         Self {
             services: Arc::new(MemoryServices::new()),
-            config: Arc::new(DriverConfig::default()),
+            config: Arc::new(config),
             params: ActionParams::default(),
             node: Node {
                 name: "bench-0".into(),
@@ -163,28 +233,57 @@ impl Calls {
 
 async fn run(args: Args) {
     let sim = drydock::bundled::SIM;
+    let log_dir = tempfile::tempdir().expect("tempdir");
+    let mut log_guard = None;
+    match args.phase.as_deref() {
+        Some(p) if p.starts_with("traced-") => log_guard = Some(serve_tracing(log_dir.path())),
+        Some(p) if p.starts_with("sync-") => sync_tracing(log_dir.path()),
+        _ => {}
+    }
     let cache_dir = tempfile::tempdir().expect("tempdir");
+    let cache_path = args.cache.clone().unwrap_or(cache_dir.path().to_owned());
     let runtime = Runtime::new(
         RuntimeConfig::default(),
-        Some(CompileCache::open_path(cache_dir.path()).expect("cache dir")),
+        Some(CompileCache::open_path(&cache_path).expect("cache dir")),
     )
     .expect("runtime");
     let t = Instant::now();
     let (component, _, cached) = runtime.compile("sim", sim).await.expect("compile");
     let compile = t.elapsed();
-    assert!(!cached);
+    assert!(!cached || args.cache.is_some());
     let driver = runtime.load("sim", sim).await.expect("load sim");
     let bare = bare::BareSim::new(runtime.engine(), &component);
     let calls = Calls::new();
 
     if let Some(phase) = &args.phase {
-        // A child run under strace: only the loop, no output.
-        for _ in 0..args.iterations {
+        // A child run: only the loop (under strace, or timed).
+        let action = match phase
+            .trim_start_matches("traced-")
+            .trim_start_matches("sync-")
+        {
+            "power" => Action::PowerOnNode,
+            _ => Action::AvailableImages,
+        };
+        let one = || async {
             match phase.as_str() {
                 "bare" => {
                     let _ = bare.call().await;
                 }
-                _ => calls.call(&runtime, &driver, Action::AvailableImages).await,
+                _ => calls.call(&runtime, &driver, action).await,
+            }
+        };
+        if args.timed {
+            let (t, _) = measure(args.iterations, one).await;
+            println!("median_ns {}", median(&t).as_nanos());
+            // The queued lines written out.
+            drop(log_guard);
+            let lines = std::fs::read_to_string(log_dir.path().join("log"))
+                .map(|s| s.lines().count())
+                .unwrap_or(0);
+            println!("lines {lines}");
+        } else {
+            for _ in 0..args.iterations {
+                one().await;
             }
         }
         return;
@@ -199,11 +298,14 @@ async fn run(args: Args) {
 
     // The baseline and the runtime, same engine, same run.
     let n = args.iterations;
-    let (bare_t, bare_u) = measure(n, || async {
-        let _ = bare.call().await;
-    })
+    let ((bare_t, bare_u), (rt_t, rt_u)) = measure_pair(
+        n,
+        || async {
+            let _ = bare.call().await;
+        },
+        || calls.call(&runtime, &driver, Action::AvailableImages),
+    )
     .await;
-    let (rt_t, rt_u) = measure(n, || calls.call(&runtime, &driver, Action::AvailableImages)).await;
     let (b, r) = (median(&bare_t), median(&rt_t));
     println!(
         "bare-sim  available-images (bare wasmtime, typed export): {}",
@@ -218,6 +320,23 @@ async fn run(args: Args) {
     println!(
         "ratio runtime/bare-sim: {:.2}x (aim ≤ 1.5x; runtime aim ≤ 15 µs)",
         r.as_secs_f64() / b.as_secs_f64()
+    );
+    // The same call by a driver with egress grants: what building the
+    // call's egress policy costs.
+    let granted = Calls::granted(&GRANTS);
+    let ((g_t, _), (r2_t, _)) = measure_pair(
+        n,
+        || granted.call(&runtime, &driver, Action::AvailableImages),
+        || calls.call(&runtime, &driver, Action::AvailableImages),
+    )
+    .await;
+    let (g, r2) = (median(&g_t), median(&r2_t));
+    println!(
+        "runtime   with {} egress grants: {}; {:+.2} µs over none ({})",
+        GRANTS.len(),
+        summary(&g_t),
+        (g.as_secs_f64() - r2.as_secs_f64()) * 1e6,
+        us(r2)
     );
     if args.strace {
         for phase in ["bare", "runtime"] {
@@ -278,9 +397,20 @@ async fn run(args: Args) {
     if args.pool_variants {
         pool::compare(sim, n).await;
     }
-    // The production path, last but for the calls in flight: its subscriber
-    // stays installed.
-    production(&runtime, &driver, &calls, n).await;
+    if let Some(path) = &args.sim {
+        let other = std::fs::read(path).expect("--sim file");
+        let d = runtime.load("other sim", &other).await.expect("load --sim");
+        let (t, u) = measure(n, || calls.call(&runtime, &d, Action::AvailableImages)).await;
+        let (t0, u0) = measure(n, || calls.call(&runtime, &driver, Action::AvailableImages)).await;
+        println!("--sim {} ({} bytes):", path.display(), other.len());
+        println!("  runtime available_images: {}; {u}", summary(&t));
+        println!("  bundled sim, same run:    {}; {u0}", summary(&t0));
+        if args.pool_variants {
+            pool::compare(&other, n).await;
+        }
+    }
+    // The production path: serve's tracing against none, in child runs.
+    production(n, &cache_path);
     drop(runtime);
 
     if args.in_flight > 0 {
@@ -288,37 +418,90 @@ async fn run(args: Args) {
     }
 }
 
-/// The same calls with the subscriber `serve` installs (fmt, `info`
-/// filter, here writing to a file) as the global default, as `serve` does:
-/// a span per call, an INFO line per power action. Runs the calls without a
-/// subscriber first: once installed it stays for the rest of the process.
-async fn production(runtime: &Runtime, driver: &Driver, calls: &Calls, n: usize) {
-    let actions = [Action::AvailableImages, Action::PowerOnNode];
-    let mut quiet = Vec::new();
-    for action in actions {
-        quiet.push(measure(n, || calls.call(runtime, driver, action)).await.0);
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = std::fs::File::create(dir.path().join("log")).expect("log file");
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer(std::sync::Mutex::new(file))
-        .finish();
+/// Rounds of child runs (quiet, then traced) per action.
+const ROUNDS: usize = 3;
+
+/// Installs `serve`'s subscriber ([`drydock::telemetry::subscriber`]: fmt,
+/// `info`, lines written by a thread of their own) writing to `dir/log`, as
+/// the global default, as `serve` does; the guard of the writer thread.
+fn serve_tracing(dir: &std::path::Path) -> drydock::telemetry::LogGuard {
+    let file = std::fs::File::create(dir.join("log")).expect("log file");
+    let (writer, guard) = drydock::telemetry::non_blocking(file);
+    let subscriber = drydock::telemetry::subscriber(
+        false,
+        tracing_subscriber::EnvFilter::new("info"),
+        None,
+        writer,
+    );
     tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-    for (action, quiet) in actions.into_iter().zip(quiet) {
-        let (logged, u) = measure(n, || calls.call(runtime, driver, action)).await;
-        let (q, l) = (median(&quiet), median(&logged));
+    guard
+}
+
+/// [`serve_tracing`] as it was, each line written by the thread that logs
+/// it (a write system call on the call's path).
+fn sync_tracing(dir: &std::path::Path) {
+    let file = std::fs::File::create(dir.join("log")).expect("log file");
+    let subscriber = drydock::telemetry::subscriber(
+        false,
+        tracing_subscriber::EnvFilter::new("info"),
+        None,
+        std::sync::Mutex::new(file),
+    );
+    tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+}
+
+/// One timed child run of `phase`: its median and the log lines it wrote.
+fn child(phase: &str, n: usize, cache: &std::path::Path) -> Option<(Duration, usize)> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new(exe)
+        .args(["--phase", phase, "--timed", "--iterations", &n.to_string()])
+        .arg("--cache")
+        .arg(cache)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((
+        Duration::from_nanos(value("median_ns")?),
+        usize::try_from(value("lines")?).ok()?,
+    ))
+}
+
+/// The same calls with the subscriber `serve` installs (a span per call,
+/// an INFO line per power action) against none: child processes, one loop
+/// each, quiet, traced and traced writing synchronously in turns,
+/// [`ROUNDS`] times; the median of their medians.
+fn production(n: usize, cache: &std::path::Path) {
+    for (phase, name) in [("images", "available_images"), ("power", "power_on_node")] {
+        let (mut quiet, mut traced, mut sync, mut lines) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for _ in 0..ROUNDS {
+            let (Some(q), Some(t), Some(s)) = (
+                child(phase, n, cache),
+                child(&format!("traced-{phase}"), n, cache),
+                child(&format!("sync-{phase}"), n, cache),
+            ) else {
+                println!("{name:<16} child runs failed: no tracing figures");
+                return;
+            };
+            quiet.push(q.0);
+            traced.push(t.0);
+            sync.push(s.0);
+            lines = t.1;
+        }
+        let (q, t, s) = (median(&quiet), median(&traced), median(&sync));
+        let over = |x: Duration| (x.as_secs_f64() / q.as_secs_f64() - 1.0) * 100.0;
         println!(
-            "{:<16} no subscriber {}; serve's tracing {}: +{:.1}% (aim ≤ 10%)",
-            action.name(),
+            "{name:<16} no subscriber {}; serve's tracing {}: {:+.1}% (aim ≤ 10%); \
+             each line written by the thread logging it (before) {}: {:+.1}% ({lines} log lines a traced run; medians of {ROUNDS} child runs each, in turns)",
             us(q),
-            summary(&logged),
-            (l.as_secs_f64() / q.as_secs_f64() - 1.0) * 100.0
+            us(t),
+            over(t),
+            us(s),
+            over(s),
         );
-        println!("                 with tracing: {u}");
     }
-    let lines = std::fs::read_to_string(dir.path().join("log"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
-    println!("                 ({lines} log lines written)");
 }

@@ -1,6 +1,7 @@
 //! Pool settings compared on the bare sim (so only the allocator differs):
 //! how much of each linear memory stays resident between calls, and whether
-//! the kernel's `PAGEMAP_SCAN` tells wasmtime which pages a call dirtied.
+//! the kernel's `PAGEMAP_SCAN` tells wasmtime which pages a call dirtied,
+//! and whether fiber stacks are zeroed (and partly given back) after use.
 //! Each variant is its own engine with the runtime's other settings.
 
 use crate::bare::BareSim;
@@ -11,6 +12,10 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 struct Variant {
     keep_resident: usize,
     pagemap: bool,
+    /// Fiber stacks zeroed after each call, this much by `memset` (the
+    /// rest given back to the kernel); `None`: left as they are (wasmtime's
+    /// default, the runtime's).
+    stack_keep: Option<usize>,
 }
 
 fn engine(v: &Variant) -> Option<Engine> {
@@ -32,6 +37,10 @@ fn engine(v: &Variant) -> Option<Engine> {
         .linear_memory_keep_resident(v.keep_resident)
         .table_keep_resident(64 << 10)
         .pagemap_scan(if v.pagemap { Enabled::Yes } else { Enabled::No });
+    if let Some(keep) = v.stack_keep {
+        c.async_stack_zeroing(true);
+        p.async_stack_keep_resident(keep);
+    }
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     Engine::new(&c).ok()
 }
@@ -46,27 +55,46 @@ pub async fn compare(sim: &[u8], n: usize) {
         Variant {
             keep_resident: 0,
             pagemap: false,
+            stack_keep: None,
         },
         Variant {
             keep_resident: 128 << 10,
             pagemap: false,
+            stack_keep: None,
         },
         Variant {
             keep_resident: 2 << 20,
             pagemap: false,
+            stack_keep: None,
         },
         Variant {
             keep_resident: 128 << 10,
             pagemap: true,
+            stack_keep: None,
         },
         Variant {
             keep_resident: 2 << 20,
             pagemap: true,
+            stack_keep: None,
+        },
+        Variant {
+            keep_resident: 1 << 20,
+            pagemap: true,
+            stack_keep: Some(0),
+        },
+        Variant {
+            keep_resident: 1 << 20,
+            pagemap: true,
+            stack_keep: Some(64 << 10),
         },
     ];
     for v in &variants {
+        let stacks = match v.stack_keep {
+            None => "stacks kept".to_owned(),
+            Some(k) => format!("stacks zeroed, {} KiB kept", k >> 10),
+        };
         let label = format!(
-            "  keep_resident {:>4} KiB, pagemap {:<5}",
+            "  keep_resident {:>4} KiB, pagemap {:<5}, {stacks}",
             v.keep_resident >> 10,
             v.pagemap
         );

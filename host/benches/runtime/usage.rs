@@ -32,6 +32,22 @@ impl Usage {
         }
     }
 
+    /// Adds the counts between `from` and `to`.
+    pub fn add(&mut self, from: Self, to: Self) {
+        self.minflt += to.minflt - from.minflt;
+        self.csw += to.csw - from.csw;
+    }
+
+    /// Per-call figures of these counts over `calls` calls.
+    pub fn per_call_of(&self, calls: usize) -> String {
+        let n = calls.max(1) as f64;
+        format!(
+            "{:.2} minor faults, {:.3} context switches per call",
+            self.minflt as f64 / n,
+            self.csw as f64 / n
+        )
+    }
+
     /// Per-call figures of the stretch since `start`, over `calls` calls.
     pub fn per_call(start: Self, calls: usize) -> String {
         let end = Self::now();
@@ -109,4 +125,86 @@ fn parse_strace(text: &str) -> BTreeMap<String, u64> {
         }
     }
     calls
+}
+
+/// Resident memory after glibc's `malloc_trim(0)` gave the allocator's
+/// free pages back to the kernel, MiB (a diagnostic: what the allocator
+/// held).
+#[allow(unsafe_code)]
+pub fn trimmed_rss_mib() -> f64 {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    rss_mib()
+}
+
+/// Resident memory by kind of mapping, from `/proc/self/smaps`, each as
+/// RSS and PSS (proportional: a page mapped `k` times counts `1/k`) in MiB:
+/// wasm memory images (wasmtime's memfds, mapped into every pool slot a
+/// component used: RSS counts a shared page once per slot, PSS once),
+/// fiber stacks (anonymous mappings of exactly `stack_bytes`), the
+/// allocator (`[heap]` and other anonymous mappings up to 64 MiB: glibc's
+/// arenas), the pool's other reservations, and code and the rest.
+pub fn residency(stack_bytes: u64) -> String {
+    let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let kinds = [
+        "memory images",
+        "fiber stacks",
+        "allocator",
+        "pool",
+        "code and other",
+    ];
+    let mut rss = [0.0f64; 5];
+    let mut pss = [0.0f64; 5];
+    let mut kind = 4;
+    let kb = |v: &str| {
+        v.trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16))
+        {
+            let name = words.nth(4).unwrap_or("");
+            let size = b - a;
+            kind = if name.contains("memfd:") {
+                0
+            } else if name.is_empty() && size == stack_bytes {
+                1
+            } else if name == "[heap]" || (name.is_empty() && size <= 64 << 20) {
+                2
+            } else if name.is_empty() {
+                3
+            } else {
+                4
+            };
+        } else if let Some(v) = line.strip_prefix("Rss:") {
+            rss[kind] += kb(v);
+        } else if let Some(v) = line.strip_prefix("Pss:") {
+            pss[kind] += kb(v);
+        }
+    }
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k} {:.0} ({:.0})", rss[i], pss[i]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Proportional set size of this process (`/proc/self/smaps_rollup`), MiB:
+/// resident memory with each shared page divided among its mappings.
+pub fn pss_mib() -> f64 {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }

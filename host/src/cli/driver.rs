@@ -375,7 +375,7 @@ async fn call(args: CallArgs) -> Result<ExitCode> {
     }
     let config = Arc::new(DriverConfig {
         settings,
-        egress,
+        egress: egress.into(),
         memory_bytes: args.memory_mib << 20,
         max_call_time: None,
         tls,

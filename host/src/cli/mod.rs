@@ -56,7 +56,8 @@ pub enum Command {
 /// codes (2 for usage and load errors; commands choose 0 or 1 themselves).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.log_json);
+    // Held to the end: dropping it writes out the queued log lines.
+    let _logs = crate::telemetry::init(cli.log_json);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

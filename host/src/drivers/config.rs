@@ -3,6 +3,7 @@
 
 use super::egress::{EgressGrant, TlsSettings};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default memory a driver call may use.
@@ -13,8 +14,9 @@ pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
 pub struct DriverConfig {
     /// Plain settings the driver reads with `config-get` (never secrets).
     pub settings: BTreeMap<String, String>,
-    /// Hosts the driver may reach (besides a node's BMC on oob calls).
-    pub egress: Vec<EgressGrant>,
+    /// Hosts the driver may reach (besides a node's BMC on oob calls),
+    /// parsed once and shared by every call (`vec![...].into()`).
+    pub egress: Arc<[EgressGrant]>,
     /// Memory one call may use, in bytes (capped by the runtime's ceiling).
     pub memory_bytes: usize,
     /// Longest a single call may run, whatever the action's own timeout.
@@ -61,7 +63,7 @@ impl Default for DriverConfig {
     fn default() -> Self {
         Self {
             settings: BTreeMap::new(),
-            egress: Vec::new(),
+            egress: Arc::from([]),
             memory_bytes: DEFAULT_MEMORY_BYTES,
             max_call_time: None,
             tls: TlsSettings::default(),

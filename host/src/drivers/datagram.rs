@@ -199,7 +199,7 @@ async fn resolve(grant: &DatagramGrant) -> Result<SocketAddr, Denied> {
         target: format!("udp://{}:{}", grant.host, grant.port),
         reason: e.to_string(),
     })?;
-    EgressPolicy::new(vec![one])
+    EgressPolicy::new(Arc::from([one]))
         .resolve(&grant.host, grant.port)
         .await
 }

@@ -113,7 +113,7 @@ macro_rules! dispatcher {
             macro_rules! guest {
                 ($d iface:ident) => {
                     match &exports.$d iface {
-                        Some(idx) => idx.load(&mut *store, instance)?,
+                        Some(funcs) => funcs,
                         None => return Ok(Err(Refused::Request("interface not exported".into()))),
                     }
                 };
@@ -127,81 +127,81 @@ macro_rules! dispatcher {
                 };
             }
             let out = match req.action {
-                ValidateOobServices => unit(guest!(oob).call_validate_oob_services(store, n()).await?),
-                ConfigNodePxe => unit(guest!(oob).call_config_node_pxe(store, n()).await?),
+                ValidateOobServices => unit(guest!(oob).call_validate_oob_services(store, instance, n()).await?),
+                ConfigNodePxe => unit(guest!(oob).call_config_node_pxe(store, instance, n()).await?),
                 SetNodeBoot => {
                     let target = convert::$v::boot_target(&p.boot.unwrap_or_default());
-                    unit(guest!(oob).call_set_node_boot(store, n(), target).await?)
+                    unit(guest!(oob).call_set_node_boot(store, instance, n(), target).await?)
                 }
-                PowerOffNode => unit(guest!(oob).call_power_off_node(store, n()).await?),
-                PowerOnNode => unit(guest!(oob).call_power_on_node(store, n()).await?),
-                PowerCycleNode => unit(guest!(oob).call_power_cycle_node(store, n()).await?),
+                PowerOffNode => unit(guest!(oob).call_power_off_node(store, instance, n()).await?),
+                PowerOnNode => unit(guest!(oob).call_power_on_node(store, instance, n()).await?),
+                PowerCycleNode => unit(guest!(oob).call_power_cycle_node(store, instance, n()).await?),
                 InterrogateOob => value(
-                    guest!(oob).call_interrogate_oob(store, n()).await?,
+                    guest!(oob).call_interrogate_oob(store, instance, n()).await?,
                     convert::$v::oob_interrogation,
                 ),
-                ValidateNodeServices => unit(guest!(node).call_validate_node_services(store).await?),
+                ValidateNodeServices => unit(guest!(node).call_validate_node_services(store, instance).await?),
                 CreateNetworkTemplate => {
                     let site = convert::$v::site(try_req!(need(&p.site, "site")));
                     unit(
                         guest!(node)
-                            .call_create_network_template(store, &site)
+                            .call_create_network_template(store, instance, &site)
                             .await?,
                     )
                 }
-                CreateStorageTemplate => unit(guest!(node).call_create_storage_template(store).await?),
-                CreateBootMedia => unit(guest!(node).call_create_boot_media(store, n()).await?),
+                CreateStorageTemplate => unit(guest!(node).call_create_storage_template(store, instance).await?),
+                CreateBootMedia => unit(guest!(node).call_create_boot_media(store, instance, n()).await?),
                 ConfigureUserCredentials => unit(
                     guest!(node)
-                        .call_configure_user_credentials(store, &p.ssh_keys)
+                        .call_configure_user_credentials(store, instance, &p.ssh_keys)
                         .await?,
                 ),
                 ConfigureNodeProvisioner => {
                     let repos = convert::$v::repositories(&p.repositories);
                     unit(
                         guest!(node)
-                            .call_configure_node_provisioner(store, &repos)
+                            .call_configure_node_provisioner(store, instance, &repos)
                             .await?,
                     )
                 }
                 PrepareHardwareConfig => unit(
                     guest!(node)
-                        .call_prepare_hardware_config(store, n())
+                        .call_prepare_hardware_config(store, instance, n())
                         .await?,
                 ),
                 IdentifyNode => value(
-                    guest!(node).call_identify_node(store, n()).await?,
+                    guest!(node).call_identify_node(store, instance, n()).await?,
                     convert::$v::node_identity,
                 ),
-                ConfigureHardware => unit(guest!(node).call_configure_hardware(store, n()).await?),
+                ConfigureHardware => unit(guest!(node).call_configure_hardware(store, instance, n()).await?),
                 InterrogateNode => value(
-                    guest!(node).call_interrogate_node(store, n()).await?,
+                    guest!(node).call_interrogate_node(store, instance, n()).await?,
                     convert::$v::node_interrogation,
                 ),
                 ApplyNodeNetworking => {
                     let site = convert::$v::site(try_req!(need(&p.site, "site")));
                     unit(
                         guest!(node)
-                            .call_apply_node_networking(store, n(), &site)
+                            .call_apply_node_networking(store, instance, n(), &site)
                             .await?,
                     )
                 }
-                ApplyNodeStorage => unit(guest!(node).call_apply_node_storage(store, n()).await?),
-                ApplyNodePlatform => unit(guest!(node).call_apply_node_platform(store, n()).await?),
+                ApplyNodeStorage => unit(guest!(node).call_apply_node_storage(store, instance, n()).await?),
+                ApplyNodePlatform => unit(guest!(node).call_apply_node_platform(store, instance, n()).await?),
                 DeployNode => {
                     let options = bindings::$v::types::DeployOptions {
                         user_data: p.user_data.clone(),
                     };
-                    unit(guest!(node).call_deploy_node(store, n(), &options).await?)
+                    unit(guest!(node).call_deploy_node(store, instance, n(), &options).await?)
                 }
-                DestroyNode => unit(guest!(node).call_destroy_node(store, n()).await?),
-                AvailableImages => value(guest!(node).call_available_images(store).await?, |v| {
+                DestroyNode => unit(guest!(node).call_destroy_node(store, instance, n()).await?),
+                AvailableImages => value(guest!(node).call_available_images(store, instance).await?, |v| {
                     Value::from(v.clone())
                 }),
                 AvailableKernels => {
                     let image = try_req!(need(&p.image, "image")).clone();
                     value(
-                        guest!(node).call_available_kernels(store, &image).await?,
+                        guest!(node).call_available_kernels(store, instance, &image).await?,
                         |v| Value::from(v.clone()),
                     )
                 }
@@ -219,7 +219,7 @@ macro_rules! dispatcher {
                     let switch = convert::$v::switch(&switch);
                     unit(
                         guest!(network)
-                            .call_validate_network_services(store, &switch)
+                            .call_validate_network_services(store, instance, &switch)
                             .await?,
                     )
                 }
@@ -227,7 +227,7 @@ macro_rules! dispatcher {
                     let port = convert::$v::switch_port(&try_req!(port_of(req)));
                     value(
                         guest!(network)
-                            .call_interrogate_port(store, n(), &port)
+                            .call_interrogate_port(store, instance, n(), &port)
                             .await?,
                         convert::$v::port_interrogation,
                     )
@@ -237,7 +237,7 @@ macro_rules! dispatcher {
                     let vlans = convert::$v::port_vlans(try_req!(need(&p.vlans, "vlans")));
                     unit(
                         guest!(network)
-                            .call_config_port_provisioning(store, n(), &port, &vlans)
+                            .call_config_port_provisioning(store, instance, n(), &port, &vlans)
                             .await?,
                     )
                 }
@@ -246,7 +246,7 @@ macro_rules! dispatcher {
                     let vlans = convert::$v::port_vlans(try_req!(need(&p.vlans, "vlans")));
                     unit(
                         guest!(network)
-                            .call_config_port_production(store, n(), &port, &vlans)
+                            .call_config_port_production(store, instance, n(), &port, &vlans)
                             .await?,
                     )
                 }
@@ -290,7 +290,6 @@ async fn v0_2_later(
     let Some(node) = node else {
         return Ok(Err(Refused::Request("this action needs a node".into())));
     };
-    let guest = provisioner.load(&mut *store, instance)?;
     let labels: Vec<(String, String)> = req
         .node
         .map(|n| {
@@ -300,5 +299,9 @@ async fn v0_2_later(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(unit(guest.call_relabel_node(store, node, &labels).await?))
+    Ok(unit(
+        provisioner
+            .call_relabel_node(store, instance, node, &labels)
+            .await?,
+    ))
 }

@@ -161,6 +161,14 @@ impl EgressGrant {
         Ok(g)
     }
 
+    /// The same host on `port`.
+    pub fn on_port(&self, port: u16) -> Self {
+        Self {
+            host: self.host.clone(),
+            port: Some(port),
+        }
+    }
+
     fn port_ok(&self, port: u16) -> bool {
         self.port.is_none_or(|p| p == port)
     }
@@ -192,21 +200,29 @@ impl EgressGrant {
     }
 }
 
-/// The grants in force for one call.
+/// The grants in force for one call: the driver's (parsed once, shared by
+/// all its calls) and the call's own (its node's BMC, its switch).
 #[derive(Clone, Debug, Default)]
 pub struct EgressPolicy {
-    grants: Vec<EgressGrant>,
+    driver: Arc<[EgressGrant]>,
+    call: Vec<EgressGrant>,
     /// The node BMC the call may send UDP datagrams to (WIT `datagram`).
     datagram: Option<DatagramGrant>,
 }
 
 impl EgressPolicy {
-    /// A policy allowing exactly `grants`, and no datagrams.
-    pub fn new(grants: Vec<EgressGrant>) -> Self {
+    /// A policy allowing exactly the driver's `grants` (shared, not
+    /// copied), and no datagrams.
+    pub fn new(grants: Arc<[EgressGrant]>) -> Self {
         Self {
-            grants,
+            driver: grants,
+            call: Vec::new(),
             datagram: None,
         }
+    }
+
+    fn grants(&self) -> impl Iterator<Item = &EgressGrant> {
+        self.driver.iter().chain(&self.call)
     }
 
     /// Lets the call send datagrams to `grant` (its node's BMC).
@@ -219,23 +235,23 @@ impl EgressPolicy {
         self.datagram.as_ref()
     }
 
-    /// Adds a grant.
+    /// Adds a grant for this call.
     pub fn push(&mut self, grant: EgressGrant) {
-        self.grants.push(grant);
+        self.call.push(grant);
     }
 
     /// Whether `host:port` may be contacted at all (before resolution): a
     /// name must match a name grant, unless an IP grant may still match what
     /// it resolves to.
     fn name_granted(&self, host: &str, port: u16) -> bool {
-        self.grants.iter().any(|g| g.name_matches(host, port))
+        self.grants().any(|g| g.name_matches(host, port))
     }
 
     /// Checks one resolved address. `by_name` says the host name itself was
     /// granted (then ordinary addresses are fine, special ones are not).
     fn check_ip(&self, ip: IpAddr, port: u16, by_name: bool) -> Result<(), String> {
         let ip = netaddr::canonical(ip);
-        if self.grants.iter().any(|g| g.ip_matches(ip, port)) {
+        if self.grants().any(|g| g.ip_matches(ip, port)) {
             return Ok(());
         }
         match (by_name, netaddr::special(ip)) {

@@ -15,10 +15,12 @@
 //!   key-value writes: what makes compare-and-swap atomic), `datagram` (UDP to the node
 //!   BMC), `dispatch` (action → export), `convert` (model ↔ WIT), `cache`
 //!   (compiled code on disk), `guest_log` (guest logs → tracing), `pool`
-//!   (the engine's configuration and its pool of sandboxes).
+//!   (the engine's configuration and its pool of sandboxes), `burst`
+//!   (the allocator's free memory given back after a burst of calls).
 
 pub mod action;
 mod bindings;
+mod burst;
 mod cache;
 pub mod config;
 mod convert;

@@ -23,11 +23,14 @@ pub const TABLES_PER_CALL: u32 = 4;
 /// Bytes of dirtied pages of each linear memory reset by copy (and so kept
 /// resident) between calls when the kernel reports which pages a call
 /// dirtied (`PAGEMAP_SCAN`, Linux 6.7+), wherever they are: Rust drivers put
-/// a 1 MiB stack below their data and heap, and the sim dirties 4 pages a
-/// call. Dirtied pages past this are returned to the kernel.
+/// their stack (1 MiB by default) below their data and heap, and the sim
+/// dirties 4 pages a call. Dirtied pages past this are returned to the
+/// kernel.
 const KEEP_RESIDENT_SCANNED: usize = 1 << 20;
 /// Without `PAGEMAP_SCAN` the whole kept region is reset by copy on every
-/// call: kept small.
+/// call: kept small. Drydock's drivers link a 64 KiB stack
+/// (`drivers/.cargo/config.toml`), so the pages a call touches (the stack's
+/// top, the data, the heap's start) lie within it.
 const KEEP_RESIDENT_UNSCANNED: usize = 128 << 10;
 
 /// The engine configuration: component model, epoch interruption, no

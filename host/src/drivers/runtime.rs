@@ -4,6 +4,7 @@
 
 use super::action::{Action, Interface};
 use super::bindings::{Exports, WitVersion};
+use super::burst::{self, BurstWatch};
 use super::cache::CompileCache;
 use super::config::{DriverConfig, RuntimeConfig};
 use super::datagram::{self, DatagramGrant};
@@ -187,6 +188,9 @@ pub struct Runtime {
     /// Outgoing requests open per driver (see `DriverLimits::requests_per_driver`).
     requests: DriverRequests,
     pooling: bool,
+    /// Calls at once since the runtime was last idle (memory is given back
+    /// after a burst).
+    burst: BurstWatch,
     _ticker: Ticker,
 }
 
@@ -268,6 +272,7 @@ impl Runtime {
             requests: DriverRequests::default(),
             config,
             pooling,
+            burst: BurstWatch::default(),
             _ticker: Ticker {
                 stop,
                 thread: Some(thread),
@@ -363,26 +368,16 @@ impl Runtime {
                 origin: origin.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-        let exports = Exports::new(version, &pre).ok_or_else(|| LoadError::NotADriver {
-            origin: origin.to_owned(),
-            served: WitVersion::served_list(),
-            exports: export_names(&self.engine, &component),
-        })?;
-
-        let mut loaded = LoadedDriver {
-            info: DriverInfo {
-                name: String::new(),
-                version: String::new(),
-                vendor: String::new(),
-                description: String::new(),
-                interfaces: vec![],
-                oob_types: vec![],
-                outbound: Outbound {
-                    hosts: vec![],
-                    node_bmc: false,
-                },
-                unsafe_to_repeat: vec![],
-            },
+        if !Exports::is_driver(version, &pre) {
+            return Err(LoadError::NotADriver {
+                origin: origin.to_owned(),
+                served: WitVersion::served_list(),
+                exports: export_names(&self.engine, &component),
+            });
+        }
+        let (info, exports) = self.read_info(origin, version, &pre).await?;
+        let loaded = LoadedDriver {
+            info,
             sha256,
             size: bytes.len(),
             pre,
@@ -390,14 +385,19 @@ impl Runtime {
             calls: Default::default(),
             errors: Default::default(),
         };
-        loaded.info = self.read_info(origin, &loaded).await?;
         validate_info(origin, &loaded)?;
         Ok(Driver(Arc::new(loaded)))
     }
 
-    /// Instantiates the driver once: type-checks every exported interface
-    /// and reads `info`.
-    async fn read_info(&self, origin: &str, d: &LoadedDriver) -> Result<DriverInfo, LoadError> {
+    /// Instantiates the driver once: looks up and type-checks every
+    /// exported interface (calls use them by index, unchecked) and reads
+    /// `info`.
+    async fn read_info(
+        &self,
+        origin: &str,
+        version: WitVersion,
+        pre: &InstancePre<CallState>,
+    ) -> Result<(DriverInfo, Exports), LoadError> {
         let scope = Arc::new(CallScope {
             driver: origin.to_owned(),
             action: None,
@@ -420,18 +420,17 @@ impl Runtime {
                 origin: origin.to_owned(),
                 reason: "runtime shutting down".into(),
             })?;
-        let instance = d
-            .pre
+        let instance = pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
-        let meta = d
-            .exports
-            .check(&mut store, &instance)
-            .map_err(|(iface, e)| LoadError::ExportType {
-                origin: origin.to_owned(),
-                interface: format!("drydock:driver/{iface}@{}", d.exports.version()),
-                reason: format!("{e:#}"),
+        let (exports, meta) =
+            Exports::load(version, pre, &mut store, &instance).map_err(|(iface, e)| {
+                LoadError::ExportType {
+                    origin: origin.to_owned(),
+                    interface: format!("drydock:driver/{iface}@{version}"),
+                    reason: format!("{e:#}"),
+                }
             })?;
         let info = tokio::time::timeout(INFO_TIMEOUT, meta.info(&mut store))
             .await
@@ -443,7 +442,7 @@ impl Runtime {
                 })
             })?
             .map_err(|e| info_err(classify("info", origin, &store, e, INFO_TIMEOUT)))?;
-        Ok(info)
+        Ok((info, exports))
     }
 
     fn new_store(
@@ -542,12 +541,13 @@ impl Runtime {
                 limit,
             });
         };
-        let Ok(_permit) = waited else {
+        let Ok(permit) = waited else {
             return Err(CallError::Host {
                 driver: name,
                 reason: "runtime shutting down".into(),
             });
         };
+        self.burst.started(self.calls_in_flight());
         let mut store = self.new_store(
             scope,
             req.config.clone(),
@@ -602,6 +602,10 @@ impl Runtime {
         });
         // Slots first, then the permit (see above).
         drop(store);
+        drop(permit);
+        if self.burst.ended(self.calls_in_flight()) {
+            tokio::task::spawn_blocking(burst::give_back);
+        }
         result
     }
 }
@@ -647,14 +651,17 @@ fn call_policy(req: &CallRequest<'_>, node_bmc: bool) -> EgressPolicy {
     policy
 }
 
-/// Grants `addr` on `port`, or on 80 and 443 when no port is given.
+/// Grants `addr` on `port`, or on 80 and 443 when no port is given
+/// (`addr` parsed once).
 fn grant_endpoint(policy: &mut EgressPolicy, addr: &str, port: Option<u16>, what: &str) {
-    let ports = port.map_or_else(|| vec![80, 443], |p| vec![p]);
-    for port in ports {
-        match EgressGrant::host(addr, Some(port)) {
-            Ok(g) => policy.push(g),
-            Err(e) => tracing::warn!(error = %e, "{what} address is not a valid host"),
+    match (EgressGrant::host(addr, port), port) {
+        (Ok(g), Some(_)) => policy.push(g),
+        (Ok(g), None) => {
+            for port in [80, 443] {
+                policy.push(g.on_port(port));
+            }
         }
+        (Err(e), _) => tracing::warn!(error = %e, "{what} address is not a valid host"),
     }
 }
 

@@ -246,6 +246,25 @@ fn level(l: types::LogLevel) -> tracing::Level {
     }
 }
 
+/// Every guest log level, most detailed first.
+const LEVELS: [types::LogLevel; 5] = [
+    types::LogLevel::Trace,
+    types::LogLevel::Debug,
+    types::LogLevel::Info,
+    types::LogLevel::Warn,
+    types::LogLevel::Error,
+];
+
+impl CallState {
+    /// The most detailed level at which this driver's log lines are
+    /// recorded now (WIT 0.2.0 `host.log-threshold`); `None` if none are.
+    pub(crate) fn recorded_log_level(&self) -> Option<types::LogLevel> {
+        LEVELS
+            .into_iter()
+            .find(|l| guest_log::recorder(&self.scope.driver, level(*l)).is_some())
+    }
+}
+
 /// A host function's answer: done, or refused by a limit.
 type Answer = wasmtime::Result<Result<(), types::LimitExceeded>>;
 

@@ -320,7 +320,7 @@ impl<'a> Kit<'a> {
         }
         let config = Arc::new(DriverConfig {
             settings,
-            egress,
+            egress: egress.into(),
             memory_bytes: 64 << 20,
             max_call_time: None,
             tls: Default::default(),

@@ -1,7 +1,8 @@
 //! The versions of the `drydock:driver` WIT this host serves, side by side:
 //! one private bindings module per version (the only `bindgen!`s), one enum
 //! over them ([`WitVersion`]), and the exports of a loaded component in that
-//! version's types ([`Exports`]).
+//! version's types ([`Exports`]), type-checked once at load and called by
+//! index ([`calls`]).
 //!
 //! - [`v0_1`]: `wit/0.1.0`, frozen as released. Its `host` and `types`
 //!   interfaces are the ones `sandbox` implements; every later version's
@@ -14,6 +15,8 @@
 //! (`drydock:driver/metadata@0.2.0`); a component naming a version this host
 //! does not serve is refused with the versions it does serve.
 
+#[macro_use]
+mod calls;
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
 
@@ -144,7 +147,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
 }
 
 /// A loaded component's driver exports, in its version's types (looked up
-/// once at load, by index).
+/// and type-checked once at load, called by index).
 pub(crate) enum Exports {
     /// A 0.1.0 driver.
     V0_1(v0_1::Exports),
@@ -161,11 +164,30 @@ pub(crate) enum Metadata {
 }
 
 impl Exports {
-    /// The exports of a component of `version`; `None` without `metadata`.
-    pub(crate) fn new(version: WitVersion, pre: &InstancePre<CallState>) -> Option<Self> {
+    /// Whether the component of `pre` (of `version`) exports `metadata`,
+    /// what every driver exports.
+    pub(crate) fn is_driver(version: WitVersion, pre: &InstancePre<CallState>) -> bool {
         match version {
-            WitVersion::V0_1 => v0_1::Exports::new(pre).map(Exports::V0_1),
-            WitVersion::V0_2 => v0_2::Exports::new(pre).map(Exports::V0_2),
+            WitVersion::V0_1 => v0_1::Exports::is_driver(pre),
+            WitVersion::V0_2 => v0_2::Exports::is_driver(pre),
+        }
+    }
+
+    /// Looks up and type-checks every exported driver interface of a
+    /// component of `version` on `instance` (an instance of `pre`); returns
+    /// them and `metadata`. On a mismatch, the interface and wasmtime's
+    /// reason.
+    pub(crate) fn load(
+        version: WitVersion,
+        pre: &InstancePre<CallState>,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+    ) -> Result<(Self, Metadata), (&'static str, wasmtime::Error)> {
+        match version {
+            WitVersion::V0_1 => v0_1::Exports::load(pre, store, instance)
+                .map(|(e, m)| (Exports::V0_1(e), Metadata::V0_1(m))),
+            WitVersion::V0_2 => v0_2::Exports::load(pre, store, instance)
+                .map(|(e, m)| (Exports::V0_2(e), Metadata::V0_2(m))),
         }
     }
 
@@ -182,19 +204,6 @@ impl Exports {
         match self {
             Exports::V0_1(e) => e.has(iface),
             Exports::V0_2(e) => e.has(iface),
-        }
-    }
-
-    /// Type-checks every exported driver interface on `instance` and returns
-    /// `metadata`; on a mismatch, the interface and wasmtime's reason.
-    pub(crate) fn check(
-        &self,
-        store: &mut Store<CallState>,
-        instance: &Instance,
-    ) -> Result<Metadata, (&'static str, wasmtime::Error)> {
-        match self {
-            Exports::V0_1(e) => e.check(store, instance).map(Metadata::V0_1),
-            Exports::V0_2(e) => e.check(store, instance).map(Metadata::V0_2),
         }
     }
 }

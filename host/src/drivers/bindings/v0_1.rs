@@ -7,6 +7,7 @@
 use super::super::action::Interface;
 use super::super::runtime::{DriverInfo, Outbound};
 use super::super::sandbox::CallState;
+use super::WitVersion;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Instance, InstancePre, Linker};
 
@@ -24,7 +25,7 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use self::drydock::driver::{host, types};
-pub(crate) use self::exports::drydock::driver::{metadata, network, node, oob};
+pub(crate) use self::exports::drydock::driver::metadata;
 
 /// Links 0.1.0's `host` and `types`.
 pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
@@ -32,23 +33,46 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
     types::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
 }
 
-/// The driver exports of a 0.1.0 component, looked up by index at load.
+driver_interfaces!();
+
+/// The driver exports of a 0.1.0 component, looked up and type-checked
+/// once at load.
 pub(crate) struct Exports {
-    pub(crate) metadata: metadata::GuestIndices,
-    pub(crate) oob: Option<oob::GuestIndices>,
-    pub(crate) node: Option<node::GuestIndices>,
-    pub(crate) network: Option<network::GuestIndices>,
+    pub(crate) oob: Option<OobFuncs>,
+    pub(crate) node: Option<NodeFuncs>,
+    pub(crate) network: Option<NetworkFuncs>,
 }
 
 impl Exports {
-    /// The exports of `pre`; `None` without `metadata`.
-    pub(crate) fn new(pre: &InstancePre<CallState>) -> Option<Self> {
-        Some(Self {
-            metadata: metadata::GuestIndices::new(pre).ok()?,
-            oob: oob::GuestIndices::new(pre).ok(),
-            node: node::GuestIndices::new(pre).ok(),
-            network: network::GuestIndices::new(pre).ok(),
-        })
+    /// Whether the component of `pre` exports `metadata`.
+    pub(crate) fn is_driver(pre: &InstancePre<CallState>) -> bool {
+        metadata::GuestIndices::new(pre).is_ok()
+    }
+
+    /// Looks up and type-checks every exported driver interface on
+    /// `instance` (an instance of `pre`); returns them and `metadata`. On a
+    /// mismatch, the interface and wasmtime's reason.
+    pub(crate) fn load(
+        pre: &InstancePre<CallState>,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+    ) -> Result<(Self, metadata::Guest), (&'static str, wasmtime::Error)> {
+        let v = WitVersion::V0_1.as_str();
+        let exports = Self {
+            oob: OobFuncs::load(v, pre, store, instance)
+                .transpose()
+                .map_err(|e| ("oob", e))?,
+            node: NodeFuncs::load(v, pre, store, instance)
+                .transpose()
+                .map_err(|e| ("node", e))?,
+            network: NetworkFuncs::load(v, pre, store, instance)
+                .transpose()
+                .map_err(|e| ("network", e))?,
+        };
+        let metadata = metadata::GuestIndices::new(pre)
+            .and_then(|m| m.load(&mut *store, instance))
+            .map_err(|e| ("metadata", e))?;
+        Ok((exports, metadata))
     }
 
     /// Whether the component exports `iface`.
@@ -59,26 +83,6 @@ impl Exports {
             Interface::Network => self.network.is_some(),
             Interface::Provisioner => false,
         }
-    }
-
-    /// Type-checks every export; returns `metadata`.
-    pub(crate) fn check(
-        &self,
-        store: &mut Store<CallState>,
-        instance: &Instance,
-    ) -> Result<metadata::Guest, (&'static str, wasmtime::Error)> {
-        if let Some(i) = &self.oob {
-            i.load(&mut *store, instance).map_err(|e| ("oob", e))?;
-        }
-        if let Some(i) = &self.node {
-            i.load(&mut *store, instance).map_err(|e| ("node", e))?;
-        }
-        if let Some(i) = &self.network {
-            i.load(&mut *store, instance).map_err(|e| ("network", e))?;
-        }
-        self.metadata
-            .load(store, instance)
-            .map_err(|e| ("metadata", e))
     }
 }
 

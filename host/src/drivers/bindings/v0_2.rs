@@ -9,6 +9,7 @@ use super::super::action::Interface;
 use super::super::datagram::DatagramError;
 use super::super::runtime::{DriverInfo, Outbound};
 use super::super::sandbox::CallState;
+use super::WitVersion;
 use super::v0_1;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Instance, InstancePre, Linker};
@@ -27,7 +28,7 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use self::drydock::driver::{datagram, host, types};
-pub(crate) use self::exports::drydock::driver::{metadata, network, node, oob, provisioner};
+pub(crate) use self::exports::drydock::driver::metadata;
 
 /// Links 0.2.0's `host`, `types` and `datagram`.
 pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
@@ -36,25 +37,57 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
     datagram::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
 }
 
-/// The driver exports of a 0.2.0 component, looked up by index at load.
+driver_interfaces!();
+
+exported_interface! {
+    /// `provisioner`'s functions, checked at load.
+    ProvisionerFuncs = "provisioner" {
+        call_relabel_node / relabel_node = "relabel-node"(node: &types::Node, labels: &[(String, String)]) -> Result<(), types::DriverError>;
+    }
+}
+
+/// The driver exports of a 0.2.0 component, looked up and type-checked
+/// once at load.
 pub(crate) struct Exports {
-    pub(crate) metadata: metadata::GuestIndices,
-    pub(crate) oob: Option<oob::GuestIndices>,
-    pub(crate) node: Option<node::GuestIndices>,
-    pub(crate) network: Option<network::GuestIndices>,
-    pub(crate) provisioner: Option<provisioner::GuestIndices>,
+    pub(crate) oob: Option<OobFuncs>,
+    pub(crate) node: Option<NodeFuncs>,
+    pub(crate) network: Option<NetworkFuncs>,
+    pub(crate) provisioner: Option<ProvisionerFuncs>,
 }
 
 impl Exports {
-    /// The exports of `pre`; `None` without `metadata`.
-    pub(crate) fn new(pre: &InstancePre<CallState>) -> Option<Self> {
-        Some(Self {
-            metadata: metadata::GuestIndices::new(pre).ok()?,
-            oob: oob::GuestIndices::new(pre).ok(),
-            node: node::GuestIndices::new(pre).ok(),
-            network: network::GuestIndices::new(pre).ok(),
-            provisioner: provisioner::GuestIndices::new(pre).ok(),
-        })
+    /// Whether the component of `pre` exports `metadata`.
+    pub(crate) fn is_driver(pre: &InstancePre<CallState>) -> bool {
+        metadata::GuestIndices::new(pre).is_ok()
+    }
+
+    /// Looks up and type-checks every exported driver interface on
+    /// `instance` (an instance of `pre`); returns them and `metadata`. On a
+    /// mismatch, the interface and wasmtime's reason.
+    pub(crate) fn load(
+        pre: &InstancePre<CallState>,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+    ) -> Result<(Self, metadata::Guest), (&'static str, wasmtime::Error)> {
+        let v = WitVersion::V0_2.as_str();
+        let exports = Self {
+            oob: OobFuncs::load(v, pre, store, instance)
+                .transpose()
+                .map_err(|e| ("oob", e))?,
+            node: NodeFuncs::load(v, pre, store, instance)
+                .transpose()
+                .map_err(|e| ("node", e))?,
+            network: NetworkFuncs::load(v, pre, store, instance)
+                .transpose()
+                .map_err(|e| ("network", e))?,
+            provisioner: ProvisionerFuncs::load(v, pre, store, instance)
+                .transpose()
+                .map_err(|e| ("provisioner", e))?,
+        };
+        let metadata = metadata::GuestIndices::new(pre)
+            .and_then(|m| m.load(&mut *store, instance))
+            .map_err(|e| ("metadata", e))?;
+        Ok((exports, metadata))
     }
 
     /// Whether the component exports `iface`.
@@ -65,30 +98,6 @@ impl Exports {
             Interface::Network => self.network.is_some(),
             Interface::Provisioner => self.provisioner.is_some(),
         }
-    }
-
-    /// Type-checks every export; returns `metadata`.
-    pub(crate) fn check(
-        &self,
-        store: &mut Store<CallState>,
-        instance: &Instance,
-    ) -> Result<metadata::Guest, (&'static str, wasmtime::Error)> {
-        if let Some(i) = &self.oob {
-            i.load(&mut *store, instance).map_err(|e| ("oob", e))?;
-        }
-        if let Some(i) = &self.node {
-            i.load(&mut *store, instance).map_err(|e| ("node", e))?;
-        }
-        if let Some(i) = &self.network {
-            i.load(&mut *store, instance).map_err(|e| ("network", e))?;
-        }
-        if let Some(i) = &self.provisioner {
-            i.load(&mut *store, instance)
-                .map_err(|e| ("provisioner", e))?;
-        }
-        self.metadata
-            .load(store, instance)
-            .map_err(|e| ("metadata", e))
     }
 }
 
@@ -147,6 +156,16 @@ fn answer(a: wasmtime::Result<Result<(), v0_1::types::LimitExceeded>>) -> Answer
 impl host::Host for CallState {
     async fn log(&mut self, level: types::LogLevel, message: String) -> Answer {
         answer(v0_1::host::Host::log(self, log_level(level), message).await)
+    }
+
+    async fn log_threshold(&mut self) -> wasmtime::Result<Option<types::LogLevel>> {
+        Ok(self.recorded_log_level().map(|l| match l {
+            v0_1::types::LogLevel::Trace => types::LogLevel::Trace,
+            v0_1::types::LogLevel::Debug => types::LogLevel::Debug,
+            v0_1::types::LogLevel::Info => types::LogLevel::Info,
+            v0_1::types::LogLevel::Warn => types::LogLevel::Warn,
+            v0_1::types::LogLevel::Error => types::LogLevel::Error,
+        }))
     }
 
     async fn status(&mut self, message: String, is_error: bool) -> Answer {
