@@ -124,6 +124,12 @@ fn chain_design(n: usize) -> String {
             "---\nschema: drydock/HostProfile/v1\nmetadata: {{name: p{i}}}\ndata: {{{parent}}}\n"
         ));
     }
+    // A node using the deepest profile, so inheritance has to walk it.
+    text.push_str(&format!(
+        "---\nschema: drydock/BaremetalNode/v1\nmetadata: {{name: n1}}\n\
+         data: {{host_profile: p{}, addressing: [{{network: oob, address: 10.0.0.5}}]}}\n",
+        n - 1
+    ));
     text
 }
 
