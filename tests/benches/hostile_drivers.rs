@@ -165,7 +165,12 @@ async fn main() {
         "{:<12} {:<58} {:>9} {:>9} {:>8} {:>8} {:>8}",
         "attack", "answer", "time ms", "peak MiB", "kv rows", "bd rows", "messages"
     );
+    // `HOSTILE_ONLY=kv` runs only the attacks of that name.
+    let only = std::env::var("HOSTILE_ONLY").ok();
     for (attack, settings, limits) in ATTACKS {
+        if only.as_deref().is_some_and(|o| o != *attack) {
+            continue;
+        }
         let name = drydock_tests::db::unique("drydock_hostile");
         let db_url =
             drydock::store::testing::create_pg_database(&drydock_tests::db::pg_admin_url(), &name)

@@ -529,3 +529,71 @@ async fn a_driver_writing_faster_than_the_database_drains_waits() {
     drop(blocker);
     drydock_tests::db::drop_postgres(&name).await;
 }
+
+/// Two calls of one driver at once, each allowed 100,000 writes, through
+/// the engine on Postgres (as the hostile bench runs it, where the fleet
+/// sync's interrogation ran beside the task's): together they never hold
+/// more than `kv_keys`. Each call used to count from the usage it read
+/// first, so each took `kv_keys` keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_of_one_driver_share_its_kv_keys() {
+    let name = drydock_tests::db::unique("drydock_test");
+    let url =
+        drydock::store::testing::create_pg_database(&drydock_tests::db::pg_admin_url(), &name)
+            .await
+            .expect("Postgres is needed for this test");
+    let store = Store::connect(&url).await.unwrap();
+    let rt = runtime(DriverLimits {
+        kv_keys: 3_000,
+        kv_writes_per_call: 100_000,
+        ..DriverLimits::default()
+    });
+    store
+        .upsert_node(
+            "n2",
+            &json!({"name": "n2", "oob": {"type": "hostile"}}),
+            None,
+        )
+        .await
+        .unwrap();
+    let e = engine(
+        store.clone(),
+        rt,
+        &[("attack", "kv"), ("count", "10000"), ("size", "100")],
+        EngineConfig::default(),
+    )
+    .await;
+    let t = e.submit(interrogate()).await.unwrap();
+    let done = e
+        .wait_finished(t.id, Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Complete, "{done:?}");
+    // Each node's call writes its own keys (`n1-key-…`, `n2-key-…`).
+    let mut total = 0;
+    for node in ["n1", "n2"] {
+        let kept = store.build_data_for_node(node, false).await.unwrap();
+        let result = kept
+            .iter()
+            .find(|b| b.generator == "interrogate_oob")
+            .expect("the interrogation result");
+        let raw: Value = serde_json::from_str(&result.content).unwrap();
+        let answer = &raw["raw"];
+        assert_eq!(answer["limit"], "kv_keys", "{answer}");
+        total += answer["done"].as_u64().unwrap();
+    }
+    // Every accepted write landed, and together they stayed within the
+    // limit (a count read from the store while writes are pending may be a
+    // little high for a moment, never low).
+    assert!((2_500..=3_000).contains(&total), "{total} keys accepted");
+    assert_eq!(store.kv_usage("hostile").await.unwrap().0, total);
+    let ids = store.subtask_ids(t.id).await.unwrap();
+    let msgs = store.messages_for_tasks(&ids).await.unwrap();
+    let notices = msgs
+        .iter()
+        .filter(|m| m.message.contains("kv_keys = 3000"))
+        .count();
+    assert_eq!(notices, 2, "one per call: {msgs:?}");
+    e.shutdown();
+    drydock_tests::db::drop_postgres(&name).await;
+}

@@ -29,6 +29,7 @@ mod dispatch;
 pub mod egress;
 pub mod error;
 mod guest_log;
+pub mod kv_ledger;
 mod kv_order;
 pub mod limits;
 pub mod package;

@@ -10,8 +10,9 @@ use super::config::DriverConfig;
 use super::datagram::Datagrams;
 use super::egress::EgressHooks;
 use super::guest_log;
+use super::kv_ledger::{KvDelta, KvLedger};
 use super::limits::{CallBudget, Limit, cut};
-use super::services::{BuildData, CallScope, DriverServices, KvUsage};
+use super::services::{BuildData, CallScope, DriverServices};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -104,9 +105,8 @@ pub(crate) struct CallState {
     /// The guest's stderr, once it has a WASI context.
     stderr: Option<MemoryOutputPipe>,
     budget: Arc<CallBudget>,
-    /// What the driver's key-value store holds, read at the call's first
-    /// write and kept up to date by its writes.
-    kv_usage: Option<KvUsage>,
+    /// The driver's key-value usage, shared with its other calls.
+    kv_ledger: Arc<KvLedger>,
     /// A host service failure during the call (the call fails as a host error).
     pub(crate) host_failure: Option<String>,
     /// The host failure was a service being unavailable (transient).
@@ -124,6 +124,10 @@ impl CallState {
         budget: Arc<CallBudget>,
         deadline: Instant,
     ) -> Self {
+        // Services without a shared count: this call counts alone.
+        let kv_ledger = services
+            .kv_ledger()
+            .unwrap_or_else(|| Arc::new(KvLedger::sole_writer()));
         let datagrams = Datagrams::new(
             egress.policy.datagram().cloned(),
             scope.clone(),
@@ -143,7 +147,7 @@ impl CallState {
             deadline,
             stderr: None,
             budget,
-            kv_usage: None,
+            kv_ledger,
             host_failure: None,
             services_down: false,
         }
@@ -287,15 +291,16 @@ impl CallState {
         None
     }
 
-    /// What the driver's store holds (read once per call).
-    async fn kv_usage(&mut self) -> wasmtime::Result<KvUsage> {
-        if let Some(u) = self.kv_usage {
-            return Ok(u);
-        }
+    /// Reads the driver's usage into the ledger when it has none or its
+    /// count is stale.
+    async fn kv_read_usage(&mut self) -> wasmtime::Result<()> {
+        let Some(token) = self.kv_ledger.needs_read(&self.scope.driver) else {
+            return Ok(());
+        };
         match self.services.kv_usage(&self.scope.driver).await {
             Ok(u) => {
-                self.kv_usage = Some(u);
-                Ok(u)
+                self.kv_ledger.load(&self.scope.driver, token, u);
+                Ok(())
             }
             Err(e) => Err(self.unavailable(format!("key-value read failed: {e}"))),
         }
@@ -316,27 +321,35 @@ impl CallState {
                 .refuse(Limit::KvWrites, "further key-value writes were refused")
                 .await;
         }
-        let usage = self.kv_usage().await?;
+        self.kv_read_usage().await?;
         let old = self.kv_size(key).await?;
         let size = (key.len() + value.len()) as u64;
-        let after = KvUsage {
-            keys: usage.keys + u64::from(old.is_none()),
-            bytes: usage.bytes.saturating_sub(old.unwrap_or(0)) + size,
+        let delta = KvDelta {
+            keys: i64::from(old.is_none()),
+            bytes: size as i64 - old.unwrap_or(0) as i64,
         };
-        if after.keys > limits.kv_keys && old.is_none() {
-            let what = format!("a new key `{}` was refused", cut(key, 64));
-            return self.refuse(Limit::KvKeys, &what).await;
-        }
-        if after.bytes > limits.kv_bytes && after.bytes > usage.bytes {
-            let what = format!("a {size}-byte write to `{}` was refused", cut(key, 64));
-            return self.refuse(Limit::KvBytes, &what).await;
+        // Reserved in the driver's shared count before the write, so two
+        // calls cannot both take the last key.
+        match self.kv_ledger.reserve(&self.scope.driver, delta, &limits) {
+            Ok(()) => {}
+            Err(Limit::KvKeys) => {
+                let what = format!("a new key `{}` was refused", cut(key, 64));
+                return self.refuse(Limit::KvKeys, &what).await;
+            }
+            Err(limit) => {
+                let what = format!("a {size}-byte write to `{}` was refused", cut(key, 64));
+                return self.refuse(limit, &what).await;
+            }
         }
         match self.services.kv_set(&self.scope.driver, key, value).await {
             Ok(()) => {
-                self.kv_usage = Some(after);
+                self.kv_ledger.settle(&self.scope.driver, delta);
                 Ok(Ok(()))
             }
-            Err(e) => Err(self.unavailable(format!("key-value write failed: {e}"))),
+            Err(e) => {
+                self.kv_ledger.undo(&self.scope.driver, delta);
+                Err(self.unavailable(format!("key-value write failed: {e}")))
+            }
         }
     }
 
@@ -350,15 +363,15 @@ impl CallState {
                 .refuse(Limit::KvWrites, "further key-value writes were refused")
                 .await;
         }
-        let old = match self.kv_usage {
-            Some(_) => self.kv_size(key).await?,
-            None => None,
-        };
+        let old = self.kv_size(key).await?;
         match self.services.kv_delete(&self.scope.driver, key).await {
             Ok(()) => {
-                if let (Some(u), Some(old)) = (&mut self.kv_usage, old) {
-                    u.keys = u.keys.saturating_sub(1);
-                    u.bytes = u.bytes.saturating_sub(old);
+                if let Some(old) = old {
+                    let freed = KvDelta {
+                        keys: -1,
+                        bytes: -(old as i64),
+                    };
+                    self.kv_ledger.release(&self.scope.driver, freed);
                 }
                 Ok(Ok(()))
             }

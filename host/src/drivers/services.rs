@@ -5,9 +5,10 @@
 //! in the database, the CLI and tests use [`MemoryServices`].
 
 use super::action::Action;
+use super::kv_ledger::KvLedger;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Who a driver call is for; passed along with every callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +86,12 @@ pub trait DriverServices: Send + Sync + 'static {
     async fn status(&self, message: StatusMessage) -> Result<(), ServiceError>;
     /// Records build data for the call's node.
     async fn build_data(&self, data: BuildData) -> Result<(), ServiceError>;
+    /// The key-value usage count shared by every call writing through these
+    /// services ([`KvLedger`]); without one, each call counts only its own
+    /// writes from the usage it reads first.
+    fn kv_ledger(&self) -> Option<Arc<KvLedger>> {
+        None
+    }
 }
 
 /// In-memory services: key-value pairs, messages and build data kept in the
@@ -92,6 +99,7 @@ pub trait DriverServices: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct MemoryServices {
     kv: Mutex<BTreeMap<(String, String), String>>,
+    ledger: Arc<KvLedger>,
     messages: Mutex<Vec<StatusMessage>>,
     build_data: Mutex<Vec<BuildData>>,
 }
@@ -172,5 +180,9 @@ impl DriverServices for MemoryServices {
     async fn build_data(&self, data: BuildData) -> Result<(), ServiceError> {
         self.build_data.lock().expect("build data lock").push(data);
         Ok(())
+    }
+
+    fn kv_ledger(&self) -> Option<Arc<KvLedger>> {
+        Some(self.ledger.clone())
     }
 }

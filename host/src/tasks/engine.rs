@@ -280,6 +280,9 @@ impl Engine {
             timeline,
             fleet_stats: Default::default(),
             kv: Default::default(),
+            kv_ledger: Arc::new(crate::drivers::kv_ledger::KvLedger::new(
+                std::time::Duration::from_secs(1),
+            )),
             task_designs: Mutex::default(),
         });
         {

@@ -32,8 +32,10 @@ impl DriverServices for EngineServices {
     }
 
     async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError> {
-        let stored = self.shared.store.kv_usage(driver).await.map_err(svc)?;
+        // Pending first: a write the writer stores between the two reads is
+        // then counted twice (for a moment), never missed.
         let pending = self.shared.kv.usage(driver);
+        let stored = self.shared.store.kv_usage(driver).await.map_err(svc)?;
         Ok(KvUsage {
             keys: stored.0 + pending.keys,
             bytes: stored.1 + pending.bytes,
@@ -54,6 +56,10 @@ impl DriverServices for EngineServices {
             .write(&self.shared.writes, driver, key, None)
             .await;
         Ok(())
+    }
+
+    fn kv_ledger(&self) -> Option<Arc<crate::drivers::kv_ledger::KvLedger>> {
+        Some(self.shared.kv_ledger.clone())
     }
 
     async fn status(&self, m: StatusMessage) -> Result<(), ServiceError> {

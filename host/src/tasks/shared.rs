@@ -54,6 +54,9 @@ pub(super) struct Shared {
     pub fleet_stats: Arc<crate::fleet::FleetStats>,
     /// Key-value writes not yet in the store (owned by the writer).
     pub kv: KvOverlay,
+    /// Each driver's key-value usage, shared by its calls here (read from
+    /// the store again every second for other instances' writes).
+    pub kv_ledger: Arc<crate::drivers::kv_ledger::KvLedger>,
     /// The design of each orchestrator task in progress here (parsed once
     /// per task; re-read after a restart).
     pub task_designs: Mutex<HashMap<Uuid, Arc<Design>>>,

@@ -3,7 +3,7 @@
 //! `interrogate_oob`'s raw JSON, how far it got and what the host answered.
 //!
 //! Attacks:
-//! - `kv`: writes `count` distinct keys of `size` bytes (default 100);
+//! - `kv`: writes `count` distinct keys (`NODE-key-N`) of `size` bytes (default 100);
 //! - `kv-rewrite`: writes one key `count` times;
 //! - `kv-swap`: `count` times, a compare-and-swap of one key that cannot
 //!   match (counted in `mismatched`) and one from its value to a new one;
@@ -104,7 +104,7 @@ fn wait(
     }
 }
 
-fn attack(ctx: &Ctx) -> Result<Value> {
+fn attack(ctx: &Ctx, node: &str) -> Result<Value> {
     let attack = ctx.config("attack").unwrap_or_default();
     let count: u64 = ctx.config_or("count", 100_000)?;
     let size: usize = ctx.config_or("size", 100)?;
@@ -113,7 +113,7 @@ fn attack(ctx: &Ctx) -> Result<Value> {
     match attack.as_str() {
         "kv" => {
             for i in 0..count {
-                tally.note(host::kv_set(&format!("key-{i:08}"), &filler));
+                tally.note(host::kv_set(&format!("{node}-key-{i:08}"), &filler));
                 if tally.refused > 0 {
                     break;
                 }
@@ -214,8 +214,8 @@ fn attack(ctx: &Ctx) -> Result<Value> {
 }
 
 impl OobDriver for Hostile {
-    fn interrogate_oob(ctx: &Ctx, _node: &Node) -> Result<OobInterrogation> {
-        let answer = attack(ctx)?;
+    fn interrogate_oob(ctx: &Ctx, node: &Node) -> Result<OobInterrogation> {
+        let answer = attack(ctx, &node.name)?;
         Ok(OobInterrogation {
             facts: OobFacts {
                 power: PowerState::Unknown,
