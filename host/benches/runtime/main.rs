@@ -429,6 +429,7 @@ fn serve_tracing(dir: &std::path::Path) -> drydock::telemetry::LogGuard {
     let (writer, guard) = drydock::telemetry::non_blocking(file);
     let subscriber = drydock::telemetry::subscriber(
         false,
+        false,
         tracing_subscriber::EnvFilter::new("info"),
         None,
         writer,
@@ -442,6 +443,7 @@ fn serve_tracing(dir: &std::path::Path) -> drydock::telemetry::LogGuard {
 fn sync_tracing(dir: &std::path::Path) {
     let file = std::fs::File::create(dir.join("log")).expect("log file");
     let subscriber = drydock::telemetry::subscriber(
+        false,
         false,
         tracing_subscriber::EnvFilter::new("info"),
         None,

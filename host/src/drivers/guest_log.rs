@@ -11,7 +11,7 @@ use tracing::field::{FieldSet, Value};
 use tracing::metadata::Kind;
 use tracing::{Level, Metadata};
 
-const FIELDS: &[&str] = &["message", "action", "node"];
+const FIELDS: &[&str] = &["message", "action", "node", "task.id"];
 
 /// Callsites of one driver, by level (`TRACE` first).
 type Sites = [Option<&'static DefaultCallsite>; 5];
@@ -89,21 +89,25 @@ pub fn recorder(driver: &str, level: Level) -> Option<Recorder> {
 
 impl Recorder {
     /// Emits one guest log line as a `tracing` event with target
-    /// `driver::<driver>`, fields `action` and `node`.
-    pub fn emit(self, action: &str, node: Option<&str>, message: &str) {
+    /// `driver::<driver>`, fields `action`, `node` and `task.id` (the
+    /// context a log line gives without the call's span).
+    pub fn emit(self, action: &str, node: Option<&str>, task: Option<&str>, message: &str) {
         let meta = self.0.metadata();
         let fields = meta.fields();
         let mut iter = fields.iter();
-        let (Some(f_msg), Some(f_action), Some(f_node)) = (iter.next(), iter.next(), iter.next())
+        let (Some(f_msg), Some(f_action), Some(f_node), Some(f_task)) =
+            (iter.next(), iter.next(), iter.next(), iter.next())
         else {
             return;
         };
         let node = node.unwrap_or("-");
+        let task = task.unwrap_or("-");
         let msg = format_args!("{message}");
-        let values: [(&tracing::field::Field, Option<&dyn Value>); 3] = [
+        let values: [(&tracing::field::Field, Option<&dyn Value>); 4] = [
             (&f_msg, Some(&msg as &dyn Value)),
             (&f_action, Some(&action as &dyn Value)),
             (&f_node, Some(&node as &dyn Value)),
+            (&f_task, Some(&task as &dyn Value)),
         ];
         tracing::Event::dispatch(meta, &fields.value_set(&values));
     }

@@ -26,6 +26,10 @@ use tracing::Instrument;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
+/// The name of the span each driver call runs in (exported as a trace
+/// span; left out of log lines, which carry its fields themselves).
+pub const CALL_SPAN: &str = "driver_call";
+
 /// How long reading a driver's `info` may take at load time.
 const INFO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -522,7 +526,7 @@ impl Runtime {
         });
         let policy = call_policy(&req, d.info.outbound.node_bmc);
         let span = tracing::info_span!(
-            "driver_call",
+            CALL_SPAN,
             driver = %name,
             action = action.name(),
             node = req.node.map_or("-", |n| n.name.as_str()),

@@ -431,6 +431,7 @@ impl host::Host for CallState {
         recorder.emit(
             self.scope.action_name(),
             self.scope.node.as_deref(),
+            self.scope.task.as_deref(),
             &message,
         );
         Ok(Ok(()))

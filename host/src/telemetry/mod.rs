@@ -5,25 +5,24 @@
 //! With `DRYDOCK_OTLP_ENDPOINT` set, spans are also exported by OTLP (see
 //! [`crate::observe::traces`]).
 //!
-//! Lines are formatted on the thread that logs and written to stderr by a
-//! thread of their own ([`non_blocking`]): a driver call's INFO line costs
-//! no write system call on the call's path. None is lost: past
-//! [`QUEUED_LINES`] queued, logging waits for the writer.
+//! Lines are formatted on the thread that logs and written to stderr in
+//! batches by a thread of their own ([`batch`]): a driver call's INFO line
+//! costs its copy, no write system call and no thread wake-up on the call's
+//! path. None is lost: past [`batch::MAX_BUFFERED`] bytes waiting, logging
+//! waits for the writer.
 
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+pub mod batch;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Lines queued for the writer thread before logging waits for it.
-pub const QUEUED_LINES: usize = 128_000;
-
 /// Keeps the writer thread of the log lines: dropping it writes out the
 /// lines still queued and ends the thread. Hold it until the process ends.
 #[must_use = "dropping it stops writing log lines"]
-pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+pub struct LogGuard(#[allow(dead_code)] batch::BatchGuard);
 
 /// Installs the global subscriber, writing to stderr. `json` selects JSON
 /// lines instead of human-readable text. Calling it twice is harmless.
@@ -41,26 +40,26 @@ pub fn init(json: bool) -> LogGuard {
 pub fn init_with(json: bool, otlp: Option<&str>) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = non_blocking(std::io::stderr());
-    let _ = subscriber(json, filter, otlp, writer).try_init();
+    // Colours only for a person at a terminal (not journald, files, pipes).
+    let ansi = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = subscriber(json, ansi, filter, otlp, writer).try_init();
     guard
 }
 
-/// A writer for [`subscriber`] handing each formatted line to a thread
-/// that writes it to `out`, and the guard keeping that thread. Lossless:
-/// past [`QUEUED_LINES`] lines queued, logging waits.
-pub fn non_blocking<W: std::io::Write + Send + 'static>(out: W) -> (NonBlocking, LogGuard) {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("drydock-log")
-        .finish(out);
+/// A writer for [`subscriber`] whose lines a thread writes to `out` in
+/// batches ([`batch`]), and the guard keeping that thread. Lossless: past
+/// [`batch::MAX_BUFFERED`] bytes waiting, logging waits.
+pub fn non_blocking<W: std::io::Write + Send + 'static>(out: W) -> (batch::BatchWriter, LogGuard) {
+    let (writer, guard) = batch::batch_writer(out);
     (writer, LogGuard(guard))
 }
 
-/// The subscriber [`init`] installs, with its `filter` and its lines
-/// written to `writer` (benchmarks measure it writing to a file).
+/// The subscriber [`init`] installs, with its `filter`, colours if `ansi`,
+/// and its lines written to `writer` (benchmarks measure it writing to a
+/// file).
 pub fn subscriber<W>(
     json: bool,
+    ansi: bool,
     filter: EnvFilter,
     otlp: Option<&str>,
     writer: W,
@@ -68,12 +67,21 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(writer);
     let fmt = if json {
         fmt.json().boxed()
     } else {
         fmt.boxed()
     };
+    // Log lines leave out the per-call `driver_call` span (traces keep it):
+    // the log layer would format its fields for every call, a sixth of a
+    // call's cost, and the lines a call writes carry that context
+    // themselves (driver, action, node, task).
+    let fmt = fmt.with_filter(tracing_subscriber::filter::filter_fn(|m| {
+        !(m.is_span() && m.name() == crate::drivers::runtime::CALL_SPAN)
+    }));
     let otel = otlp.and_then(|endpoint| match crate::observe::traces::layer(endpoint) {
         Ok(layer) => Some(layer),
         Err(e) => {
