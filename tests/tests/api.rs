@@ -1341,3 +1341,78 @@ async fn node_filter_selects_registered_nodes() {
     })
     .await;
 }
+
+/// API reads have their own small pool on Postgres: when it is saturated a
+/// read answers 503 with `Retry-After` at once (not after the engine's 10 s
+/// acquire timeout), writes still go through, and reads work again as soon
+/// as a connection is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturated_reads_get_503_with_retry_after_and_writes_go_on() {
+    bounded(async {
+        let name = drydock_tests::db::unique("drydock_test");
+        let url =
+            drydock::store::testing::create_pg_database(&drydock_tests::db::pg_admin_url(), &name)
+                .await
+                .expect("Postgres is needed for this test");
+        let store = Store::connect(&url).await.expect("store");
+        let rt = drydock_tests::runtime();
+        let sim = rt.load("sim", drydock::bundled::SIM).await.expect("sim");
+        let mut drivers = DriverSet::new();
+        drivers
+            .add(sim, Arc::new(DriverConfig::default()))
+            .expect("add sim");
+        let engine = Engine::start(
+            store.clone(),
+            Arc::new(rt),
+            Arc::new(drivers),
+            EngineConfig::default(),
+        )
+        .await
+        .expect("engine");
+        let auth = Auth::new(vec![
+            ApiToken {
+                name: "viewer".into(),
+                token: VIEWER.into(),
+                role: Role::Viewer,
+            },
+            ApiToken {
+                name: "operator".into(),
+                token: OPERATOR.into(),
+                role: Role::Operator,
+            },
+        ]);
+        let state = AppState::new(engine.clone(), Arc::new(auth));
+        let reads = state.reads.clone();
+        let api = Api {
+            router: router(state),
+            engine,
+            store,
+            db: PathBuf::from("/nonexistent/drydock-api-pg"),
+        };
+        let id = api.submit(json!({"action": "power_on_node"})).await;
+
+        let held = drydock::store::testing::hold_all(&reads).await;
+        let started = Instant::now();
+        let r = api.get(&format!("/api/v1.0/tasks/{id}"), VIEWER).await;
+        let waited = started.elapsed();
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+        assert_eq!(r.headers[header::RETRY_AFTER], "1");
+        assert!(
+            waited < Duration::from_secs(5),
+            "answered after {waited:?}, not at once"
+        );
+        let r = api.get("/api/v1.0/tasks", VIEWER).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        // Writes use the engine's pool.
+        api.submit(json!({"action": "power_on_node"})).await;
+
+        drop(held);
+        api.get(&format!("/api/v1.0/tasks/{id}"), VIEWER)
+            .await
+            .ok(StatusCode::OK);
+        api.engine.shutdown();
+        api.store.close().await;
+        drydock_tests::db::drop_postgres(&name).await;
+    })
+    .await;
+}

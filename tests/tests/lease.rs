@@ -142,7 +142,7 @@ async fn a_dead_instances_work_is_requeued_failed_or_adopted() {
         .unwrap();
     store.heartbeat("leader").await.unwrap();
     let none = store
-        .reclaim_dead("leader", lease.epoch, Duration::from_secs(60), &[])
+        .reclaim_dead("leader", lease.epoch, Duration::from_secs(60), &[], &[])
         .await
         .unwrap();
     assert_eq!((none.requeued, none.failed), (0, 0));
@@ -157,6 +157,7 @@ async fn a_dead_instances_work_is_requeued_failed_or_adopted() {
             lease.epoch,
             dead_after,
             &["destroy_node".to_string()],
+            &[],
         )
         .await
         .unwrap();
@@ -190,7 +191,7 @@ async fn a_dead_instances_work_is_requeued_failed_or_adopted() {
     }
     // The deposed cannot reclaim.
     let err = store
-        .reclaim_dead("other", lease.epoch, dead_after, &[])
+        .reclaim_dead("other", lease.epoch, dead_after, &[], &[])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("does not hold"), "{err}");

@@ -600,7 +600,7 @@ async fn case_finish_fencing(store: Store) {
     assert_eq!(store.finish_tasks(&[]).await.unwrap(), 0);
 
     // A re-claim (new epoch) fences the old claim out.
-    assert_eq!(store.requeue_owned("leader-a").await.unwrap(), 1);
+    assert_eq!(store.requeue_owned("leader-a", &[]).await.unwrap(), 1);
     let again = claim_all(&store, "leader-a", 8).await;
     assert_eq!(again, vec![t2]);
     let stale = TaskOutcome::complete(t2, "leader-a", 7, ResultStatus::Success);
@@ -868,8 +868,8 @@ async fn case_requeue_and_fail_owned(store: Store) {
     // One of the dead instance's tasks had a cancel request.
     store.request_cancel(ids[2], "op").await.unwrap();
 
-    assert_eq!(store.requeue_owned("dead").await.unwrap(), 3);
-    assert_eq!(store.requeue_owned("dead").await.unwrap(), 0);
+    assert_eq!(store.requeue_owned("dead", &[]).await.unwrap(), 3);
+    assert_eq!(store.requeue_owned("dead", &[]).await.unwrap(), 0);
     for id in &ids[0..2] {
         let t = store.get_task(*id).await.unwrap().unwrap();
         assert_eq!(t.status, TaskStatus::Queued);

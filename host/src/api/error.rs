@@ -124,6 +124,14 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
                 res
             }
+            ApiError::Unavailable(message) => {
+                // Worth retrying soon: the database (or a part of this
+                // instance) is busy or briefly away.
+                let mut res = error_response(status, message);
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(1u64));
+                res
+            }
             other => error_response(status, &other.to_string()),
         }
     }

@@ -78,7 +78,7 @@ pub async fn events(
         )));
     }
     let before = query.parsed::<i64>("before", "an event sequence number")?;
-    let events = state.store.node_events(&name, before, limit).await?;
+    let events = state.reads.node_events(&name, before, limit).await?;
     if events.is_empty() && before.is_none() {
         // A node with no history yet is fine; an unknown one is a 404.
         registered(&state, &name).await?;
@@ -104,7 +104,7 @@ pub async fn sync_state(
     Path(name): Path<String>,
 ) -> Result<Json<NodeSyncState>, ApiError> {
     checked(&name)?;
-    let store = &state.store;
+    let store = &state.reads;
     let node = store
         .get_node(&name)
         .await?
@@ -202,7 +202,7 @@ pub async fn fleet(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
 ) -> Result<Json<FleetView>, ApiError> {
-    let (nodes, drifted, in_maintenance) = state.store.fleet_counts().await?;
+    let (nodes, drifted, in_maintenance) = state.reads.fleet_counts().await?;
     let s = state.engine.fleet_stats();
     Ok(Json(FleetView {
         nodes,
@@ -233,7 +233,7 @@ pub async fn bmcs(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<BmcHealth>>, ApiError> {
-    let store = &state.store;
+    let store = &state.reads;
     let nodes = store.list_nodes().await?;
     let syncs: HashMap<String, _> = store
         .sync_briefs()

@@ -79,7 +79,7 @@ pub use auth::{ApiToken, Auth, Role};
 pub use error::ApiError;
 
 use crate::lifecycle::Lifecycle;
-use crate::store::Store;
+use crate::store::{READ_ACQUIRE_TIMEOUT, READ_CONNECTIONS, Store};
 use crate::tasks::Engine;
 
 /// The API's path prefix.
@@ -117,8 +117,13 @@ impl Default for BodyLimits {
 pub struct AppState {
     /// The task engine: submitting and cancelling tasks, designs, drivers.
     pub engine: Engine,
-    /// The store (the engine's): what handlers read and write directly.
+    /// The store (the engine's): what handlers write (and read before
+    /// writing) directly.
     pub store: Store,
+    /// The same database through the API's own small read pool
+    /// ([`Store::reader`]): `GET` handlers read here, and answer 503 with
+    /// `Retry-After` at once when it is saturated.
+    pub reads: Store,
     /// The API tokens.
     pub auth: Arc<Auth>,
     /// The driver lifecycle (`/drivers`); without one those routes answer
@@ -134,6 +139,9 @@ impl AppState {
     pub fn new(engine: Engine, auth: Arc<Auth>) -> Self {
         Self {
             store: engine.store().clone(),
+            reads: engine
+                .store()
+                .reader(READ_CONNECTIONS, READ_ACQUIRE_TIMEOUT),
             engine,
             auth,
             lifecycle: None,

@@ -67,7 +67,7 @@ pub async fn list(
     _caller: Authorized<Read>,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<NodeView>>, ApiError> {
-    let store = &state.store;
+    let store = &state.reads;
     let nodes = store.list_nodes().await?;
     let mut out = Vec::with_capacity(nodes.len());
     for n in &nodes {
@@ -85,7 +85,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<NodeView>, ApiError> {
-    let store = &state.store;
+    let store = &state.reads;
     let node = store
         .get_node(&name)
         .await?
@@ -274,7 +274,7 @@ pub async fn build_data(
     q: QueryMap,
 ) -> Result<Json<Vec<BuildData>>, ApiError> {
     let latest = q.flag("latest")?;
-    let store = &state.store;
+    let store = &state.reads;
     let items = store.build_data_for_node(&name, latest).await?;
     if items.is_empty() {
         return Err(ApiError::NotFound(format!(
@@ -321,6 +321,6 @@ pub async fn filter(
             &design.rack_labels(),
         )));
     }
-    let nodes = registered_nodes(&state.store).await?;
+    let nodes = registered_nodes(&state.reads).await?;
     Ok(Json(select(&nodes, filter.as_ref(), &BTreeMap::new())))
 }

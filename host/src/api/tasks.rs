@@ -64,7 +64,7 @@ pub async fn list(
     let top_level = q
         .parsed::<bool>("top_level", "true or false")?
         .unwrap_or(false);
-    let store = &state.store;
+    let store = &state.reads;
     let tasks = store
         .list_tasks(&TaskFilter {
             parent: if top_level { Some(None) } else { None },
@@ -234,7 +234,7 @@ pub async fn get(
     let build_data = q.flag("builddata")?;
     let subtask_errors = q.flag("subtaskerrors")?;
     let layers = layers(&q)?;
-    let store = &state.store;
+    let store = &state.reads;
     let base = state.engine.public_url();
     if layers.is_none() && !subtask_errors && !build_data {
         return plain(&state, id).await;
@@ -291,7 +291,7 @@ pub async fn get(
 /// the store (and cached if finished).
 async fn plain(state: &AppState, id: Uuid) -> Result<Response, ApiError> {
     let version = state
-        .store
+        .reads
         .task_version(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
@@ -300,8 +300,8 @@ async fn plain(state: &AppState, id: Uuid) -> Result<Response, ApiError> {
         None => {
             // Built after `version` was read: if the task changed in
             // between, the next read sees a newer version and rebuilds.
-            let root = find(&state.store, id).await?;
-            let tree = task_tree::load(&state.store, root, Some(1)).await?;
+            let root = find(&state.reads, id).await?;
+            let tree = task_tree::load(&state.reads, root, Some(1)).await?;
             let d = tree[0][0].view(state.engine.public_url());
             let bytes = axum::body::Bytes::from(
                 serde_json::to_vec(&TaskView::Task(Box::new(d)))
@@ -326,7 +326,7 @@ pub async fn build_data(
     Path(raw): Path<String>,
 ) -> Result<Json<Vec<BuildData>>, ApiError> {
     let id = task_id(&raw)?;
-    let store = &state.store;
+    let store = &state.reads;
     find(store, id).await?;
     let mut items = Vec::new();
     for t in task_tree::with_descendants(store, id).await? {

@@ -150,7 +150,8 @@ impl Store {
     ///
     /// - Driver subtasks they had running go back to the queue (actions are
     ///   idempotent), except those whose action is in `unsafe_actions`,
-    ///   which complete as failures saying why.
+    ///   which complete as failures saying why. Subtasks whose action is in
+    ///   `waits` (waits for reports, not driver calls) stay as they are.
     /// - Orchestration tasks and steps (tasks with subtasks, and top-level
     ///   tasks) running under any other owner — dead, or alive but no longer
     ///   leading — or under `me` at an older epoch become `me`'s at `epoch`,
@@ -161,6 +162,7 @@ impl Store {
         epoch: i64,
         dead_after: Duration,
         unsafe_actions: &[String],
+        waits: &[String],
     ) -> Result<Reclaimed> {
         let super::Inner::Postgres(pool) = &self.inner else {
             return Ok(Reclaimed::default());
@@ -181,12 +183,13 @@ impl Store {
                  successes = '[]', failures = CASE WHEN node_name IS NULL THEN '[]' \
                      ELSE jsonb_build_array(node_name) END, updated = $4 \
              WHERE status = 'running' AND {dead} AND NOT {container} \
-                 AND action = ANY($3) AND action <> 'boot_action_report'"
+                 AND action = ANY($3) AND NOT (action = ANY($5))"
         )))
         .bind(me)
         .bind(millis(dead_after) as f64)
         .bind(unsafe_actions)
         .bind(ts)
+        .bind(waits)
         .execute(&mut *tx)
         .await
         .db()?
@@ -197,11 +200,12 @@ impl Store {
                  result_message = CASE WHEN terminate THEN 'cancelled' ELSE result_message END, \
                  owner = NULL, updated = $3 \
              WHERE status = 'running' AND {dead} AND NOT {container} \
-                 AND action <> 'boot_action_report'"
+                 AND NOT (action = ANY($4))"
         )))
         .bind(me)
         .bind(millis(dead_after) as f64)
         .bind(ts)
+        .bind(waits)
         .execute(&mut *tx)
         .await
         .db()?

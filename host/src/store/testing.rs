@@ -4,7 +4,7 @@
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use super::{DbResult, Result, StoreError, redact_url};
+use super::{DbResult, Result, Store, StoreError, redact_url};
 
 /// Checks a database name is a plain identifier (`[a-z0-9_]`).
 fn check_name(name: &str) -> Result<()> {
@@ -159,4 +159,20 @@ pub async fn pg_activity_report(url: &str) -> Result<String> {
         );
     }
     Ok(out)
+}
+
+/// Connections taken from a store's pool and held until dropped.
+pub struct Held(#[allow(dead_code)] Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+/// Takes every connection `store`'s PostgreSQL pool will give (until one
+/// waits past the pool's acquire timeout) and holds them: the pool is then
+/// saturated. Nothing on SQLite.
+pub async fn hold_all(store: &Store) -> Held {
+    let mut held = Vec::new();
+    if let super::Inner::Postgres(pool) = &store.inner {
+        while let Ok(c) = pool.acquire().await {
+            held.push(c);
+        }
+    }
+    Held(held)
 }

@@ -250,7 +250,9 @@ impl Engine {
         // Lead (or learn who leads) before taking any work.
         let leadership = Arc::new(Leadership::new(cfg.instance_id.clone(), cfg.leader.clone()));
         leadership.tick(&store).await;
-        let requeued = store.requeue_owned(&cfg.instance_id).await?;
+        let requeued = store
+            .requeue_owned(&cfg.instance_id, super::orchestrator::WAITS)
+            .await?;
         if requeued > 0 {
             tracing::warn!(
                 instance = %cfg.instance_id,

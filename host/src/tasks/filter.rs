@@ -111,6 +111,44 @@ impl NodeFilter {
     }
 }
 
+impl NodeFilter {
+    /// Names that every node this filter can select is among, when the
+    /// filter says so (each of its filters is bounded by its `node_names`,
+    /// as Shipyard's name filters are): the scheduler then reads only those
+    /// nodes instead of every registered one. `None`: any node may be
+    /// selected. [`select`] over just these nodes selects what it selects
+    /// over all of them.
+    pub fn candidates(&self) -> Option<Vec<String>> {
+        fn bound(f: &Filter) -> Option<BTreeSet<&String>> {
+            let others = !f.node_tags.is_empty()
+                || !f.rack_names.is_empty()
+                || !f.node_labels.is_empty()
+                || !f.rack_labels.is_empty();
+            match f.filter_type {
+                // A union of names only (none: selects nothing).
+                SetOp::Union if !others => Some(f.node_names.iter().collect()),
+                // An intersection with names is within them.
+                SetOp::Intersection if !f.node_names.is_empty() => {
+                    Some(f.node_names.iter().collect())
+                }
+                _ => None,
+            }
+        }
+        let bounds = self.filter_set.iter().map(bound);
+        let names: BTreeSet<&String> = match self.filter_set_type {
+            SetOp::Union => {
+                let mut acc = BTreeSet::new();
+                for b in bounds {
+                    acc.extend(b?);
+                }
+                acc
+            }
+            SetOp::Intersection => bounds.flatten().reduce(|a, b| &a & &b)?,
+        };
+        Some(names.into_iter().cloned().collect())
+    }
+}
+
 /// A selection: `None` is "no constraint" (every node).
 type Selection = Option<BTreeSet<String>>;
 
@@ -238,6 +276,50 @@ mod tests {
             BTreeMap::from([("zone".to_string(), "east".to_string())]),
         );
         select(&nodes(), f.as_ref(), &racks)
+    }
+
+    /// Every filter below selects over its candidates what it selects over
+    /// all nodes; name filters have candidates, others do not.
+    #[test]
+    fn candidates_bound_the_selection() {
+        let racks = BTreeMap::from([(
+            "r2".to_string(),
+            BTreeMap::from([("zone".to_string(), "east".to_string())]),
+        )]);
+        let filters = [
+            json!({"filter_set": [{"node_names": ["a", "c", "zz"]}]}),
+            json!({"filter_set_type": "union", "filter_set": [
+                {"filter_type": "union", "node_names": ["a"]},
+                {"filter_type": "intersection", "node_names": ["b", "c"], "node_tags": ["gpu"]}]}),
+            json!({"filter_set_type": "intersection", "filter_set": [
+                {"filter_type": "union", "node_names": ["a", "b"]},
+                {"filter_type": "union", "node_tags": ["compute"]}]}),
+            json!({"filter_set_type": "intersection", "filter_set": [
+                {"filter_type": "intersection", "node_names": ["a", "b", "c"],
+                 "rack_labels": {"zone": "east"}}]}),
+            json!({"filter_set": [{"filter_type": "union", "node_names": []}]}),
+            json!({"filter_set": []}),
+            // Unbounded: tags beside names in a union, no names at all.
+            json!({"filter_set": [{"node_names": ["a"], "node_tags": ["storage"]}]}),
+            json!({"filter_set": [{"filter_type": "intersection"}]}),
+            json!({"filter_set_type": "intersection", "filter_set": []}),
+        ];
+        let bounded = [true, true, true, true, true, true, false, false, false];
+        for (v, bounded) in filters.iter().zip(bounded) {
+            let f = NodeFilter::from_json(v).unwrap().unwrap();
+            let everything = select(&nodes(), Some(&f), &racks);
+            match f.candidates() {
+                Some(names) => {
+                    assert!(bounded, "{v}: {names:?}");
+                    let some: Vec<Node> = nodes()
+                        .into_iter()
+                        .filter(|n| names.contains(&n.name))
+                        .collect();
+                    assert_eq!(select(&some, Some(&f), &racks), everything, "{v}");
+                }
+                None => assert!(!bounded, "{v}"),
+            }
+        }
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub enum StepAction {
 /// The task action name of the wait for boot action reports.
 pub const BOOT_ACTION_REPORT: &str = "boot_action_report";
 
+/// Subtask actions that wait for reports instead of calling a driver: a
+/// restart or a takeover leaves them running (nothing to run again).
+pub const WAITS: &[&str] = &[BOOT_ACTION_REPORT];
+
 impl StepAction {
     /// The name its tasks carry.
     pub fn name(self) -> &'static str {

@@ -173,9 +173,12 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
             Some(f) => NodeFilter::from_json(f).map_err(EngineError::Invalid)?,
             None => None,
         };
-        let nodes: Vec<model::Node> = store
-            .list_nodes()
-            .await?
+        // A name filter (what Shipyard sends) reads only the nodes it names.
+        let records = match filter.as_ref().and_then(NodeFilter::candidates) {
+            Some(names) => store.get_nodes(&names).await?,
+            None => store.list_nodes().await?,
+        };
+        let nodes: Vec<model::Node> = records
             .into_iter()
             .filter_map(|r| serde_json::from_value(r.spec).ok())
             .collect();
