@@ -2,8 +2,9 @@
 //! /tasks/{id}` needs for `layers` and `subtaskerrors`, and `GET
 //! /tasks/{id}/builddata` for the data its subtasks collected.
 //!
-//! One query per task walked (its children) plus one per layer (the layer's
-//! messages).
+//! A few queries per layer, however wide: the layer's subtasks (or, for the
+//! last layer, their ids) and the layer's messages, each for the whole layer
+//! at once.
 
 use std::collections::HashMap;
 
@@ -42,19 +43,23 @@ pub async fn load(
     let mut level = 1;
     while !current.is_empty() {
         let last = depth.is_some_and(|d| level >= d);
-        let mut next = Vec::new();
-        let mut subtask_ids = Vec::with_capacity(current.len());
-        for t in &current {
-            if last {
-                subtask_ids.push(store.subtask_ids(t.id).await?);
-            } else {
-                let mut children = store.subtasks(t.id).await?;
-                children.sort_by_key(|c| (c.created, c.id));
-                subtask_ids.push(children.iter().map(|c| c.id).collect());
-                next.extend(children);
-            }
-        }
         let ids: Vec<Uuid> = current.iter().map(|t| t.id).collect();
+        let mut next = Vec::new();
+        let subtask_ids: Vec<Vec<Uuid>> = if last {
+            store.subtask_ids_of(&ids).await?
+        } else {
+            // One list, grouped by parent in `ids` order.
+            next = store.subtasks_of(&ids).await?;
+            let mut by_parent: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+            for c in &next {
+                if let Some(p) = c.parent_id {
+                    by_parent.entry(p).or_default().push(c.id);
+                }
+            }
+            ids.iter()
+                .map(|id| by_parent.remove(id).unwrap_or_default())
+                .collect()
+        };
         let mut messages: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
         for m in store.messages_for_tasks(&ids).await? {
             messages.entry(m.task_id).or_default().push(m);
@@ -81,11 +86,15 @@ pub async fn load(
 /// `root` and the ids of all its descendants, breadth first.
 pub async fn with_descendants(store: &Store, root: Uuid) -> Result<Vec<Uuid>, StoreError> {
     let mut all = vec![root];
-    let mut i = 0;
-    while i < all.len() {
-        let children = store.subtask_ids(all[i]).await?;
-        all.extend(children);
-        i += 1;
+    let mut layer = vec![root];
+    while !layer.is_empty() {
+        layer = store
+            .subtask_ids_of(&layer)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        all.extend(&layer);
     }
     Ok(all)
 }

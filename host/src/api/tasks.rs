@@ -328,10 +328,8 @@ pub async fn build_data(
     let id = task_id(&raw)?;
     let store = &state.reads;
     find(store, id).await?;
-    let mut items = Vec::new();
-    for t in task_tree::with_descendants(store, id).await? {
-        items.extend(store.build_data_for_task(t).await?);
-    }
+    let tree = task_tree::with_descendants(store, id).await?;
+    let mut items = store.build_data_for_tasks(&tree).await?;
     if items.is_empty() {
         return Err(ApiError::NotFound(format!("task {id} has no build data")));
     }
