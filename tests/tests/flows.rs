@@ -447,10 +447,20 @@ async fn redfish_bmcs_through_the_orchestrator() {
     )
     .await;
     assert_eq!(again.result_status, ResultStatus::Success, "{again:?}");
-    assert_eq!(
-        actions(&steps(&store, again.id).await),
-        ["identify_node", "configure_hardware"]
-    );
+    // Only identify_node and configure_hardware called a driver. While some
+    // nodes are still in identify_node, those done with it move on to
+    // configure_hardware, and the steps between (which a node failing
+    // identify_node would still reach) get their containers first, in plan
+    // order; they end with no call. Whether that happens depends on which
+    // identify_node calls end first, so only the steps that made calls are
+    // compared.
+    let s = steps(&store, again.id).await;
+    let called: Vec<&str> = s
+        .iter()
+        .filter(|(_, ok, failed)| !ok.is_empty() || !failed.is_empty())
+        .map(|(action, _, _)| action.as_str())
+        .collect();
+    assert_eq!(called, ["identify_node", "configure_hardware"], "{s:?}");
     e.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
