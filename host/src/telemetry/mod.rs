@@ -12,6 +12,7 @@
 //! waits for the writer.
 
 pub mod batch;
+pub mod clock;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
@@ -69,6 +70,7 @@ where
 {
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
+        .with_timer(clock::CachedUtc)
         .with_writer(writer);
     let fmt = if json {
         fmt.json().boxed()
