@@ -59,6 +59,17 @@ async fn api_latency(clients: usize, run_for: Duration) {
     };
     cfg.apply_env(|k| (k == "DRYDOCK_TOKENS").then(|| format!("bench:admin:{token}")))
         .unwrap();
+    // Room for the open-loop runs' 1,000 connections beside the
+    // closed-loop client's (the default is 1,024 in all).
+    cfg.http.max_connections = 2048;
+    // interrogate_oob waits (the running task the open-loop run reads).
+    cfg.drivers.insert(
+        "sim".into(),
+        drydock::config::DriverSettings {
+            settings: [("delay_ms.interrogate_oob".to_string(), "300000".to_string())].into(),
+            ..Default::default()
+        },
+    );
     let server = drydock::server::start(cfg).await.expect("server");
     let base = format!("http://{}/api/v1.0", server.addr);
     let http = reqwest::Client::builder()
@@ -128,8 +139,100 @@ async fn api_latency(clients: usize, run_for: Duration) {
         p(0.99).as_secs_f64() * 1e3,
         all.last().unwrap().as_secs_f64() * 1e3
     );
+    drop(http);
+    // Open loop: offered rates over 1,000 connections, the generator
+    // (`oha`) its own process; a finished task and a running one.
+    let running = server
+        .engine
+        .submit(TaskRequest {
+            action: "interrogate_oob".into(),
+            ..TaskRequest::default()
+        })
+        .await
+        .unwrap();
+    match oha() {
+        Some(oha) => {
+            for (what, id) in [("finished", task.id), ("running", running.id)] {
+                let url = format!("{base}/tasks/{id}");
+                for rate in [1000, 2000, 5000] {
+                    open_loop(&oha, &url, &token, what, rate).await;
+                }
+            }
+        }
+        None => println!(
+            "open-loop GET /tasks/{{id}}: oha is not installed (cargo install oha --locked)"
+        ),
+    }
     server.shutdown().await.unwrap();
     let _ = testing::drop_pg_database(&admin_url(), &db).await;
+}
+
+/// The `oha` load generator: on the PATH, else installed from crates.io
+/// (`cargo install oha --locked`) unless `DRYDOCK_BENCH_NO_INSTALL` is set.
+fn oha() -> Option<std::path::PathBuf> {
+    let works = |p: &std::path::Path| {
+        std::process::Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))?;
+    let installed = home.join("bin/oha");
+    for p in [std::path::PathBuf::from("oha"), installed.clone()] {
+        if works(&p) {
+            return Some(p);
+        }
+    }
+    if std::env::var_os("DRYDOCK_BENCH_NO_INSTALL").is_some() {
+        return None;
+    }
+    println!("installing oha (cargo install oha --locked)...");
+    let ok = std::process::Command::new("cargo")
+        .args(["install", "oha", "--locked"])
+        .status()
+        .is_ok_and(|s| s.success());
+    (ok && works(&installed)).then_some(installed)
+}
+
+/// One open-loop run: `rate` requests per second offered for 5 s over
+/// 1,000 connections; prints what was served and its latency.
+async fn open_loop(oha: &std::path::Path, url: &str, token: &str, what: &str, rate: u32) {
+    let out = tokio::process::Command::new(oha)
+        .args([
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-z",
+            "5s",
+            "-c",
+            "1000",
+            "-q",
+        ])
+        .arg(rate.to_string())
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(url)
+        .output()
+        .await;
+    let report = out
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+    let Some(r) = report else {
+        println!("open-loop GET /tasks/{{id}} ({what}, {rate}/s): oha gave no report");
+        return;
+    };
+    let ms = |k: &str| r["latencyPercentiles"][k].as_f64().unwrap_or(f64::NAN) * 1e3;
+    let codes = r["statusCodeDistribution"].to_string();
+    println!(
+        "open-loop GET /tasks/{{id}} ({what}) offered {rate}/s over 1000 connections for 5 s: \
+         {:.0} req/s served, p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms (status codes {codes}) (aim: p99 <= 5 ms at 5000/s)",
+        r["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
+        ms("p50"),
+        ms("p99"),
+        ms("p99.9"),
+    );
 }
 
 async fn fresh_db() -> (Store, String) {

@@ -58,7 +58,7 @@
 //! header_timeout_ms = 10000          # to send a request's headers
 //! request_timeout_ms = 60000         # headers to answer, body included
 //! idle_timeout_ms = 60000            # no byte moving, no request handled
-//! max_connections = 512              # more wait in the listen backlog
+//! max_connections = 1024             # more wait in the listen backlog
 //! max_requests = 256                 # more are answered 503 + Retry-After
 //! retry_after_s = 1
 //! max_body_bytes = 1048576           # POST /tasks, POST /nodefilter
