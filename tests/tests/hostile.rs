@@ -583,9 +583,11 @@ async fn concurrent_calls_of_one_driver_share_its_kv_keys() {
         total += answer["done"].as_u64().unwrap();
     }
     // Every accepted write landed, and together they stayed within the
-    // limit (a count read from the store while writes are pending may be a
-    // little high for a moment, never low).
-    assert!((2_500..=3_000).contains(&total), "{total} keys accepted");
+    // limit. A count read from the store again (every second) may be high,
+    // never low: a writer batch (at most `write_batch`, 1,000) stored
+    // between reading the pending writes and the stored usage is counted
+    // twice, so the calls may be refused up to that much early.
+    assert!((2_000..=3_000).contains(&total), "{total} keys accepted");
     assert_eq!(store.kv_usage("hostile").await.unwrap().0, total);
     let ids = store.subtask_ids(t.id).await.unwrap();
     let msgs = store.messages_for_tasks(&ids).await.unwrap();
