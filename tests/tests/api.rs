@@ -81,6 +81,8 @@ struct Api {
     router: axum::Router,
     engine: Engine,
     store: Store,
+    /// The API's read pool ([`AppState::reads`]).
+    reads: Store,
     db: PathBuf,
 }
 
@@ -105,6 +107,11 @@ impl Api {
         let store = Store::connect(&format!("sqlite:{}", db.display()))
             .await
             .expect("store");
+        Api::over(store, db, settings).await
+    }
+
+    /// The API over `store` (`db`: its SQLite file, removed at the end).
+    async fn over(store: Store, db: PathBuf, settings: &[(&str, &str)]) -> Api {
         let rt = drydock_tests::runtime();
         let sim = rt.load("sim", drydock::bundled::SIM).await.expect("sim");
         let mut drivers = DriverSet::new();
@@ -138,11 +145,13 @@ impl Api {
             token("operator", OPERATOR, Role::Operator),
             token("admin", ADMIN, Role::Admin),
         ]);
-        let router = router(AppState::new(engine.clone(), Arc::new(auth)));
+        let state = AppState::new(engine.clone(), Arc::new(auth));
+        let reads = state.reads.clone();
         Api {
-            router,
+            router: router(state),
             engine,
             store,
+            reads,
             db,
         }
     }
@@ -1349,49 +1358,11 @@ async fn node_filter_selects_registered_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saturated_reads_get_503_with_retry_after_and_writes_go_on() {
     bounded(async {
-        let name = drydock_tests::db::unique("drydock_test");
-        let url =
-            drydock::store::testing::create_pg_database(&drydock_tests::db::pg_admin_url(), &name)
-                .await
-                .expect("Postgres is needed for this test");
-        let store = Store::connect(&url).await.expect("store");
-        let rt = drydock_tests::runtime();
-        let sim = rt.load("sim", drydock::bundled::SIM).await.expect("sim");
-        let mut drivers = DriverSet::new();
-        drivers
-            .add(sim, Arc::new(DriverConfig::default()))
-            .expect("add sim");
-        let engine = Engine::start(
-            store.clone(),
-            Arc::new(rt),
-            Arc::new(drivers),
-            EngineConfig::default(),
-        )
-        .await
-        .expect("engine");
-        let auth = Auth::new(vec![
-            ApiToken {
-                name: "viewer".into(),
-                token: VIEWER.into(),
-                role: Role::Viewer,
-            },
-            ApiToken {
-                name: "operator".into(),
-                token: OPERATOR.into(),
-                role: Role::Operator,
-            },
-        ]);
-        let state = AppState::new(engine.clone(), Arc::new(auth));
-        let reads = state.reads.clone();
-        let api = Api {
-            router: router(state),
-            engine,
-            store,
-            db: PathBuf::from("/nonexistent/drydock-api-pg"),
-        };
+        let (store, name) = drydock_tests::db::postgres().await;
+        let api = Api::over(store, PathBuf::from("/nonexistent/drydock-api-pg"), &[]).await;
         let id = api.submit(json!({"action": "power_on_node"})).await;
 
-        let held = drydock::store::testing::hold_all(&reads).await;
+        let held = drydock::store::testing::hold_all(&api.reads).await;
         let started = Instant::now();
         let r = api.get(&format!("/api/v1.0/tasks/{id}"), VIEWER).await;
         let waited = started.elapsed();

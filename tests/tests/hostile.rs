@@ -537,12 +537,7 @@ async fn a_driver_writing_faster_than_the_database_drains_waits() {
 /// first, so each took `kv_keys` keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_of_one_driver_share_its_kv_keys() {
-    let name = drydock_tests::db::unique("drydock_test");
-    let url =
-        drydock::store::testing::create_pg_database(&drydock_tests::db::pg_admin_url(), &name)
-            .await
-            .expect("Postgres is needed for this test");
-    let store = Store::connect(&url).await.unwrap();
+    let (store, name) = drydock_tests::db::postgres().await;
     let rt = runtime(DriverLimits {
         kv_keys: 3_000,
         kv_writes_per_call: 100_000,

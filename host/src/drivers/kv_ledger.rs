@@ -158,33 +158,38 @@ impl KvLedger {
         Ok(())
     }
 
-    /// A reserved write was made (the services count it from now on).
-    pub(crate) fn settle(&self, driver: &str, delta: KvDelta) {
+    /// Applies `f` to `driver`'s count, if it has one.
+    fn with_entry(&self, driver: &str, f: impl FnOnce(&mut Entry)) {
         if let Some(e) = self.drivers.lock().expect("kv ledger lock").get_mut(driver) {
-            e.reserved.keys -= delta.keys;
-            e.reserved.bytes -= delta.bytes;
+            f(e);
             e.changes += 1;
         }
+    }
+
+    /// A reserved write was made (the services count it from now on).
+    pub(crate) fn settle(&self, driver: &str, delta: KvDelta) {
+        self.with_entry(driver, |e| {
+            e.reserved.keys -= delta.keys;
+            e.reserved.bytes -= delta.bytes;
+        });
     }
 
     /// A reserved write failed: gives its reservation back.
     pub(crate) fn undo(&self, driver: &str, delta: KvDelta) {
-        if let Some(e) = self.drivers.lock().expect("kv ledger lock").get_mut(driver) {
+        self.with_entry(driver, |e| {
             e.keys -= delta.keys;
             e.bytes -= delta.bytes;
             e.reserved.keys -= delta.keys;
             e.reserved.bytes -= delta.bytes;
-            e.changes += 1;
-        }
+        });
     }
 
     /// A delete was made: frees what it held.
     pub(crate) fn release(&self, driver: &str, delta: KvDelta) {
-        if let Some(e) = self.drivers.lock().expect("kv ledger lock").get_mut(driver) {
+        self.with_entry(driver, |e| {
             e.keys = (e.keys + delta.keys).max(0);
             e.bytes = (e.bytes + delta.bytes).max(0);
-            e.changes += 1;
-        }
+        });
     }
 }
 
