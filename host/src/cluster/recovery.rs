@@ -22,10 +22,6 @@ pub async fn reclaim(store: &Store, leadership: &Leadership, drivers: &DriverSet
         .iter()
         .flat_map(|d| d.driver.info().unsafe_to_repeat.iter().cloned())
         .collect();
-    let waits: Vec<String> = crate::tasks::orchestrator::WAITS
-        .iter()
-        .map(|w| w.to_string())
-        .collect();
     let dead_after = leadership.config().dead_after;
     match store
         .reclaim_dead(
@@ -33,7 +29,7 @@ pub async fn reclaim(store: &Store, leadership: &Leadership, drivers: &DriverSet
             leadership.epoch(),
             dead_after,
             &unsafe_actions,
-            &waits,
+            crate::tasks::orchestrator::WAITS,
         )
         .await
     {

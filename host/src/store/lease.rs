@@ -162,7 +162,7 @@ impl Store {
         epoch: i64,
         dead_after: Duration,
         unsafe_actions: &[String],
-        waits: &[String],
+        waits: &[&str],
     ) -> Result<Reclaimed> {
         let super::Inner::Postgres(pool) = &self.inner else {
             return Ok(Reclaimed::default());
