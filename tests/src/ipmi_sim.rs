@@ -11,6 +11,7 @@
 //!
 //! Both are installed by `tests/peers/ipmi/setup.sh` on first use.
 
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -67,6 +68,18 @@ fn scratch(what: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// Prints a peer's log and whether it is still running to stderr: called
+/// when a test panics with the peer up, so the failure shows the peer's side.
+fn show_log(what: &str, log: &Path, child: &mut Child) {
+    let status = match child.try_wait() {
+        Ok(Some(status)) => format!("exited: {status}"),
+        Ok(None) => "still running".to_string(),
+        Err(e) => format!("status unknown: {e}"),
+    };
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    eprintln!("--- {what} ({status}), its log:\n{text}--- end of {what}'s log");
 }
 
 /// A UDP port nothing is bound to right now.
@@ -203,6 +216,9 @@ pub struct IpmiSim {
 
 impl Drop for IpmiSim {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            show_log("ipmi_sim", &self.dir.join("sim.log"), &mut self.child);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -379,6 +395,13 @@ pub struct PyghmiBmc {
 
 impl Drop for PyghmiBmc {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            show_log(
+                "pyghmi's fake BMC",
+                &self.dir.join("bmc.log"),
+                &mut self.child,
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -391,32 +414,40 @@ impl PyghmiBmc {
     pub fn start(busy: u32) -> Self {
         let venv = install();
         let dir = scratch("pyghmi");
-        for _ in 0..3 {
-            let port = free_udp_port();
-            let log = std::fs::File::create(dir.join("bmc.log")).expect("log file");
-            let mut child = Command::new(venv.join("bin/python"))
-                .arg(repo().join("tests/peers/ipmi/pyghmi_bmc.py"))
-                .arg(port.to_string())
-                .arg(USER)
-                .arg(PASSWORD)
-                .arg(dir.join("state.json"))
-                .arg(busy.to_string())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("start pyghmi's fake BMC");
-            // Busy answers are only for Get Chassis Status: the probe is
-            // answered normally.
-            if wait_serving(&mut child, Ipv4Addr::LOCALHOST, port) {
-                return PyghmiBmc { port, child, dir };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        let log = std::fs::File::create(dir.join("bmc.log")).expect("log file");
+        // Port 0: the fake binds a port the kernel picks and prints it, so
+        // no other socket can take the port between choosing and binding.
+        let mut child = Command::new(venv.join("bin/python"))
+            .arg(repo().join("tests/peers/ipmi/pyghmi_bmc.py"))
+            .arg("0")
+            .arg(USER)
+            .arg(PASSWORD)
+            .arg(dir.join("state.json"))
+            .arg(busy.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start pyghmi's fake BMC");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse::<u16>().ok());
+        // Busy answers are only for Get Chassis Status: the probe is
+        // answered normally.
+        if let Some(port) = port
+            && wait_serving(&mut child, Ipv4Addr::LOCALHOST, port)
+        {
+            return PyghmiBmc { port, child, dir };
         }
+        let _ = child.kill();
+        let _ = child.wait();
         let log = std::fs::read_to_string(dir.join("bmc.log")).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
-        panic!("pyghmi's fake BMC did not start:\n{log}");
+        panic!("pyghmi's fake BMC did not start (stdout {line:?}):\n{log}");
     }
 
     /// The fake's state: `{"power": "on"|"off", "boot": "network"|...}`.

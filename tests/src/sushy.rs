@@ -72,6 +72,11 @@ pub struct Sushy {
 
 impl Drop for Sushy {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The failure shows the emulator's side too.
+            let log = std::fs::read_to_string(self.dir.join("sushy.log")).unwrap_or_default();
+            eprintln!("--- sushy-emulator's log:\n{log}--- end of sushy-emulator's log");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -245,6 +250,9 @@ impl Sushy {
                 .spawn()
                 .expect("start sushy-emulator");
             if wait_ready(&mut child, port) {
+                if !config.tls {
+                    warm_up(port, config.basic_auth.as_ref());
+                }
                 return Sushy {
                     port,
                     ca_pem,
@@ -319,6 +327,36 @@ impl Sushy {
         let answer = request.send().await.expect("GET the system");
         assert!(answer.status().is_success(), "system {id}: {answer:?}");
         answer.json().await.expect("system JSON")
+    }
+}
+
+/// Reads the systems collection once, over plain HTTP, before the test's
+/// own requests. sushy-tools sets its systems store up on the first
+/// request that needs it, switching a new SQLite file to WAL mode; two
+/// requests arriving at once both try, and one fails with HTTP 500
+/// "database is locked" (seen with two concurrent driver calls). After
+/// one request has set it up, concurrent requests are served. Failures
+/// here are ignored: the test's own requests report what is wrong.
+fn warm_up(port: u16, basic_auth: Option<&(String, String)>) {
+    use base64::Engine as _;
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(START_TIMEOUT));
+    let auth = basic_auth
+        .map(|(user, password)| {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            format!("Authorization: Basic {token}\r\n")
+        })
+        .unwrap_or_default();
+    let request = format!(
+        "GET /redfish/v1/Systems HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
     }
 }
 

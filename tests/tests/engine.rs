@@ -311,6 +311,58 @@ async fn driver_state_is_stored_and_read_back(store: Store) {
     engine.shutdown();
 }
 
+/// Subtasks that fit in the executor's free slots are created already
+/// running here and start without a claim; the rest are claimed from the
+/// queue. Either way each node's call runs once, as attempt 1.
+async fn subtasks_that_fit_start_without_a_claim(store: Store) {
+    register(&store, 12).await;
+    let engine = engine_with(
+        store.clone(),
+        &[],
+        EngineConfig {
+            max_concurrency: 64,
+            ..fast()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    assert_eq!(engine.subtasks_started(), (12, 0));
+    engine.shutdown();
+    engine.stopped().await;
+
+    // Four slots and a call that takes a while: four start as they are
+    // created, the other eight are claimed as slots free up.
+    let engine = engine_with(
+        store.clone(),
+        &[("delay_ms", "50")],
+        EngineConfig {
+            max_concurrency: 4,
+            ..fast()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_off_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    assert_eq!(engine.subtasks_started(), (4, 8));
+    let subs = store.subtasks(t.id).await.unwrap();
+    assert_eq!(subs.len(), 12);
+    for s in &subs {
+        assert_eq!(s.status, TaskStatus::Complete, "{s:?}");
+        assert_eq!(s.attempt, 1, "{s:?}");
+        assert_eq!(s.retry, 0, "{s:?}");
+    }
+    engine.shutdown();
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -337,6 +389,7 @@ macro_rules! both_backends {
 
 both_backends!(
     two_hundred_nodes_with_failures,
+    subtasks_that_fit_start_without_a_claim,
     retryable_failures_are_retried,
     cancel_mid_task,
     per_action_timeout,

@@ -520,10 +520,16 @@ impl host::Host for CallState {
 }
 
 /// Escapes control characters (newlines, escape sequences) so one guest
-/// log line stays one log record, and cuts it at `max` bytes.
-fn log_line(message: &str, max: u64) -> String {
+/// log line stays one log record, and cuts it at `max` bytes; borrows the
+/// line when neither changes it (the common case: no copy).
+fn log_line(message: &str, max: u64) -> std::borrow::Cow<'_, str> {
+    let fits = usize::try_from(max).map_or(true, |max| message.len() <= max);
     if !message.chars().any(char::is_control) {
-        return cut(message, max);
+        return if fits {
+            std::borrow::Cow::Borrowed(message)
+        } else {
+            std::borrow::Cow::Owned(cut(message, max))
+        };
     }
     let mut escaped = String::with_capacity(message.len() + 16);
     for c in message.chars() {
@@ -533,7 +539,7 @@ fn log_line(message: &str, max: u64) -> String {
             escaped.push(c);
         }
     }
-    cut(&escaped, max)
+    std::borrow::Cow::Owned(cut(&escaped, max))
 }
 
 #[cfg(test)]

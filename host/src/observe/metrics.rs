@@ -11,6 +11,7 @@
 //! | `drydock_bmc_calls_total`, `drydock_bmc_errors_total` | bmc | [`driver_call`], oob actions |
 //! | `drydock_bmc_call_seconds` (histogram) | bmc | [`driver_call`], oob actions |
 //! | `drydock_writer_batch_size` (histogram) | | [`writer_batch`] (tasks/writer.rs) |
+//! | `drydock_subtasks_started_total` | via (`created`: created already running here, no claim; `claimed`: from the queue) | [`subtasks_started`] (tasks/dispatch.rs, tasks/executor.rs) |
 //! | `drydock_http_requests_total` | method, route, status | [`super::http`] |
 //! | `drydock_http_request_seconds` (histogram) | method, route, status | [`super::http`] |
 //!
@@ -69,6 +70,8 @@ pub const LEADER: &str = "drydock_leader";
 pub const LEADER_EPOCH: &str = "drydock_leader_epoch";
 /// 1 per active driver version.
 pub const DRIVER_ACTIVE: &str = "drydock_driver_active";
+/// Subtasks started on this instance, by how they reached the executor.
+pub const SUBTASKS_STARTED: &str = "drydock_subtasks_started_total";
 /// Reads of finished tasks answered from the API's cache, by `hit`.
 pub const TASK_CACHE: &str = "drydock_finished_task_cache_total";
 
@@ -170,6 +173,12 @@ pub fn driver_call(
 /// writes).
 pub fn writer_batch(items: usize) {
     metrics::histogram!(WRITER_BATCH_SIZE).record(items as f64);
+}
+
+/// Counts `n` subtasks started on this instance, `via` `created` (created
+/// already running here) or `claimed` (from the queue).
+pub fn subtasks_started(via: &'static str, n: u64) {
+    metrics::counter!(SUBTASKS_STARTED, "via" => via).increment(n);
 }
 
 /// Counts one read of a finished task's dict: from the cache or not.

@@ -263,6 +263,8 @@ impl Engine {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let bmcs = Arc::new(super::executor::BmcLimits::new(cfg.per_bmc));
         let timeline = crate::fleet::Timeline::start(store.clone(), shutdown.clone());
+        let (dispatch, dispatch_rx) = tokio::sync::mpsc::unbounded_channel();
+        let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrency));
         let shared = Arc::new(Shared {
             store,
             runtime,
@@ -278,6 +280,9 @@ impl Engine {
             writes,
             settle,
             inflight: Default::default(),
+            slots,
+            dispatch,
+            dispatch_stats: Default::default(),
             bmcs,
             timeline,
             fleet_stats: Default::default(),
@@ -292,7 +297,7 @@ impl Engine {
             tokio::spawn(async move { leadership.run(store, stop).await });
         }
         tokio::spawn(scheduler::run(shared.clone()));
-        tokio::spawn(executor::run(shared.clone()));
+        tokio::spawn(executor::run(shared.clone(), dispatch_rx));
         tokio::spawn(writer::run(shared.clone(), writes_rx));
         tokio::spawn(settler::run(shared.clone(), settle_rx));
         Ok(Engine { shared })
@@ -371,6 +376,13 @@ impl Engine {
     pub fn writes_waiting(&self) -> (usize, usize) {
         let w = &self.shared.writes;
         (w.max_capacity() - w.capacity(), self.shared.kv.len())
+    }
+
+    /// How many subtasks this instance has started so far: (created
+    /// already running here and handed over in memory, claimed from the
+    /// queue).
+    pub fn subtasks_started(&self) -> (u64, u64) {
+        self.shared.dispatch_stats.get()
     }
 
     /// Driver calls in flight on this instance.

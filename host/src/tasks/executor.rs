@@ -1,15 +1,18 @@
-//! The executor: claims queued subtasks in batches (never more than it has
-//! room for) and runs each one's driver call ([`super::call`]) under the
+//! The executor: runs the subtasks created already running here
+//! ([`super::dispatch`]), claims queued subtasks in batches (never more
+//! than it has room for), and runs each one's driver call ([`super::call`]) under the
 //! instance-wide limit and a per-BMC limit; cuts calls whose task was
 //! cancelled, here or through another instance.
 
 use super::call;
+use super::dispatch::Dispatched;
 use super::shared::Shared;
-use crate::store::{ClaimScope, ClaimSpec, NodeRecord};
+use crate::store::{ClaimScope, ClaimSpec, NodeRecord, TaskRecord};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -95,14 +98,19 @@ impl BmcLimits {
     }
 }
 
-/// Runs the executor until shutdown.
-pub(super) async fn run(shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(shared.cfg.max_concurrency));
+/// Runs the executor until shutdown: subtasks handed over as they were
+/// created ([`super::dispatch`]) first, then claims from the queue.
+pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedReceiver<Dispatched>) {
+    let slots = shared.slots.clone();
     let bmcs = shared.bmcs.clone();
     tokio::spawn(cancel_watch(shared.clone()));
     loop {
         if shared.shutdown.is_cancelled() {
             return;
+        }
+        // Created already running here, each with its slot.
+        while let Ok(d) = dispatched.try_recv() {
+            start(&shared, &bmcs, d.task, d.node, d.permit);
         }
         // Claim in batches: each claim is a transaction, so wait until a
         // quarter of the capacity is free (or nothing runs) rather than
@@ -122,6 +130,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 .await;
             match claimed {
                 Ok(tasks) if !tasks.is_empty() => {
+                    shared
+                        .dispatch_stats
+                        .claimed
+                        .fetch_add(tasks.len() as u64, Ordering::Relaxed);
+                    crate::observe::metrics::subtasks_started("claimed", tasks.len() as u64);
                     // One query for the batch's nodes.
                     let names: Vec<String> =
                         tasks.iter().filter_map(|t| t.node_name.clone()).collect();
@@ -138,19 +151,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                         let Ok(permit) = slots.clone().acquire_owned().await else {
                             return;
                         };
-                        let token = shared.shutdown.child_token();
-                        shared.inflight.insert(t.id, t.parent_id, token.clone());
-                        let (shared, bmcs) = (shared.clone(), bmcs.clone());
-                        let span = crate::observe::traces::subtask_span(&t);
-                        tokio::spawn(async move {
-                            let id = t.id;
-                            call::run(&shared, &bmcs, t, token, record)
-                                .instrument(span)
-                                .await;
-                            shared.inflight.remove(&id);
-                            drop(permit);
-                            shared.wake_executor.notify_one();
-                        });
+                        start(&shared, &bmcs, t, record, permit);
                     }
                     continue;
                 }
@@ -162,6 +163,29 @@ pub(super) async fn run(shared: Arc<Shared>) {
             return;
         }
     }
+}
+
+/// Runs subtask `t` (running under this instance) in its call slot.
+fn start(
+    shared: &Arc<Shared>,
+    bmcs: &Arc<BmcLimits>,
+    t: TaskRecord,
+    record: Option<NodeRecord>,
+    permit: OwnedSemaphorePermit,
+) {
+    let token = shared.shutdown.child_token();
+    shared.inflight.insert(t.id, t.parent_id, token.clone());
+    let (shared, bmcs) = (shared.clone(), bmcs.clone());
+    let span = crate::observe::traces::subtask_span(&t);
+    tokio::spawn(async move {
+        let id = t.id;
+        call::run(&shared, &bmcs, t, token, record)
+            .instrument(span)
+            .await;
+        shared.inflight.remove(&id);
+        drop(permit);
+        shared.wake_executor.notify_one();
+    });
 }
 
 /// Cuts in-flight calls whose task was cancelled through another instance

@@ -15,6 +15,7 @@
 
 mod bootactions;
 mod call;
+mod dispatch;
 pub mod engine;
 mod executor;
 pub mod filter;

@@ -496,6 +496,8 @@ async fn add_calls(
     } else if !new.is_empty() {
         rows.push(sub(None));
     }
+    // The calls that fit in free call slots run here without a claim.
+    let reserved = super::dispatch::reserve(shared, &mut rows);
     shared
         .store
         .insert_tasks_fenced(&rows, Some((shared.instance_id(), shared.epoch())))
@@ -506,6 +508,7 @@ async fn add_calls(
                 crate::observe::traces::task_finished(parent_id);
             }
         })?;
+    reserved.dispatch(shared, &rows, &mut HashMap::new());
     // A cancel that arrived since the orchestration was read did not reach
     // the new calls: cascade it now (and settle the step).
     if shared.store.is_cancel_requested(t.id).await? {

@@ -10,6 +10,7 @@
 //! settler.
 
 use super::bootactions;
+use super::dispatch;
 use super::engine::EngineError;
 use super::filter::{NodeFilter, select};
 use super::orchestration;
@@ -18,8 +19,8 @@ use super::shared::Shared;
 use crate::cluster::recovery;
 use crate::drivers::Action;
 use crate::model;
-use crate::store::{ClaimScope, ClaimSpec, NewTask, TaskRecord, TaskStatus};
-use std::collections::BTreeMap;
+use crate::store::{ClaimScope, ClaimSpec, NewTask, NodeRecord, TaskRecord, TaskStatus};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,7 +169,8 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
         .map_err(|e: crate::drivers::action::UnknownAction| EngineError::Invalid(e.to_string()))?;
     let deadline = chrono::Utc::now()
         + chrono::Duration::from_std(shared.timeout(action)).unwrap_or(chrono::Duration::MAX);
-    let subtasks: Vec<NewTask> = if action.is_node_scoped() {
+    let mut selected: HashMap<String, NodeRecord> = HashMap::new();
+    let mut subtasks: Vec<NewTask> = if action.is_node_scoped() {
         let filter = match &t.node_filter {
             Some(f) => NodeFilter::from_json(f).map_err(EngineError::Invalid)?,
             None => None,
@@ -179,8 +181,8 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
             None => store.list_nodes().await?,
         };
         let nodes: Vec<model::Node> = records
-            .into_iter()
-            .filter_map(|r| serde_json::from_value(r.spec).ok())
+            .iter()
+            .filter_map(|r| serde_json::from_value(r.spec.clone()).ok())
             .collect();
         let names = select(&nodes, filter.as_ref(), &BTreeMap::new());
         let names = shared.skip_maintenance(t, names).await?;
@@ -188,6 +190,13 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
             shared.nothing_to_do(t).await;
             return Ok(());
         }
+        // The selected nodes' records go to the calls run here.
+        let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
+        selected = records
+            .into_iter()
+            .filter(|r| wanted.contains(r.name.as_str()))
+            .map(|r| (r.name.clone(), r))
+            .collect();
         names
             .into_iter()
             .map(|n| {
@@ -208,8 +217,12 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
         s.traceparent = t.traceparent.clone();
         vec![s]
     };
+    // Those that fit in free call slots run here without a claim.
+    let reserved = dispatch::reserve(shared, &mut subtasks);
+    let here = reserved.len();
     let n = store.insert_tasks(&subtasks).await?;
-    tracing::info!(task.id = %t.id, action = action.name(), subtasks = n, "task fanned out");
+    reserved.dispatch(shared, &subtasks, &mut selected);
+    tracing::info!(task.id = %t.id, action = action.name(), subtasks = n, started_here = here, "task fanned out");
     // A cancel that arrived between the claim and the insert did not reach
     // the new subtasks: cascade it now.
     if store.is_cancel_requested(t.id).await? {

@@ -5,6 +5,7 @@
 //! Nothing here decides anything: each decision belongs to one component
 //! (`scheduler`, `executor`, `writer`, `settler`, `bootactions`).
 
+use super::dispatch::{DispatchStats, Dispatched};
 use super::engine::{EngineConfig, EngineError};
 use super::executor::{BmcLimits, Inflight};
 use super::orchestrator::{self, StepAction};
@@ -20,7 +21,7 @@ use crate::store::{
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -46,6 +47,14 @@ pub(super) struct Shared {
     pub settle: mpsc::UnboundedSender<Settle>,
     /// Driver calls in flight here (owned by the executor).
     pub inflight: Inflight,
+    /// The executor's call slots (`max_concurrency`): taken by the
+    /// executor's claims and by subtasks reserved as they are created
+    /// ([`super::dispatch`]).
+    pub slots: Arc<Semaphore>,
+    /// Subtasks created already running here, to the executor.
+    pub dispatch: mpsc::UnboundedSender<Dispatched>,
+    /// How subtasks reached the executor here.
+    pub dispatch_stats: DispatchStats,
     /// Per-BMC limits, shared by subtasks and probes (the fleet's sync).
     pub bmcs: Arc<BmcLimits>,
     /// Node timelines (driver calls and the state changes they make).

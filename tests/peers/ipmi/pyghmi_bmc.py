@@ -6,6 +6,9 @@ and an optional fault: the first N Get Chassis Status requests answered
 "node busy" (completion code 0xC0).
 
 Usage: python pyghmi_bmc.py PORT USER PASSWORD STATEFILE [BUSY_COUNT]
+
+PORT 0 binds a port the kernel picks; either way the first line on stdout
+is `listening PORT` with the port bound, written once the socket is bound.
 """
 
 import json
@@ -19,6 +22,9 @@ class DrydockBmc(FakeBmc):
     def __init__(self, authdata, port, statefile, busy):
         # FakeBmc binds every address; bind loopback only.
         super(FakeBmc, self).__init__(authdata, port=port, address='127.0.0.1')
+        # pyghmi keys its sessions by `self.port`: the port really bound
+        # (port 0 asks the kernel for one).
+        self.port = self.serversocket.getsockname()[1]
         self.powerstate = 'off'
         self.bootdevice = 'default'
         self.statefile = statefile
@@ -63,7 +69,10 @@ def main():
     port, user, password, statefile = sys.argv[1:5]
     busy = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     bmc = DrydockBmc({user: password}, int(port), statefile, busy)
-    print('listening', flush=True)
+    print('listening %d' % bmc.port, flush=True)
+    # The reader stops after that line: anything printed later goes to the
+    # log (stderr) instead of a pipe nobody reads.
+    os.dup2(2, 1)
     bmc.listen()
 
 

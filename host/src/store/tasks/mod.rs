@@ -32,7 +32,7 @@ macro_rules! insert_values {
         let mut qb = QueryBuilder::<$db>::new(
             "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, \
              node_name, params, status, created, created_by, updated, deadline, \
-             owner, epoch, max_attempts, traceparent) ",
+             owner, epoch, attempt, max_attempts, traceparent) ",
         );
         qb.push_values($chunk, |mut b, t| {
             b.push_bind(t.id)
@@ -49,6 +49,7 @@ macro_rules! insert_values {
                 .push_bind(t.deadline.map(trunc))
                 .push_bind(t.owner.clone())
                 .push_bind(t.epoch)
+                .push_bind(t.attempt)
                 .push_bind(t.max_attempts)
                 .push_bind(t.traceparent.clone());
         });
@@ -65,9 +66,9 @@ impl Store {
         let row: TaskRow = with_pool!(self, |pool| {
             sqlx::query_as(concat!(
                 "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, node_name, \
-                 params, status, created, created_by, updated, deadline, owner, epoch, max_attempts, \
-                 traceparent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, $15) \
+                 params, status, created, created_by, updated, deadline, owner, epoch, attempt, \
+                 max_attempts, traceparent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, $15, $16) \
                  RETURNING ",
                 task_cols!()
             ))
@@ -84,6 +85,7 @@ impl Store {
             .bind(task.deadline.map(trunc))
             .bind(&task.owner)
             .bind(task.epoch)
+            .bind(task.attempt)
             .bind(task.max_attempts)
             .bind(&task.traceparent)
             .fetch_one(pool)
@@ -236,7 +238,16 @@ impl Store {
                 .push_bind(spec.epoch)
                 .push(", updated = ")
                 .push_bind(now)
-                .push(" WHERE status = 'queued' AND id IN (SELECT id FROM picked)");
+                .push(" WHERE status = 'queued' AND ");
+            // PostgreSQL: `= ANY(ARRAY(...))` finds the picked rows through
+            // the primary key. With `IN (SELECT ...)` it planned a hash
+            // semi-join over a scan of every queued task, so each claim cost
+            // O(queued) and a 10,000-node task's claims O(n²).
+            if skip_locked {
+                qb.push("id = ANY(ARRAY(SELECT id FROM picked))");
+            } else {
+                qb.push("id IN (SELECT id FROM picked)");
+            }
             qb.push(concat!(" RETURNING ", task_cols!()));
             qb.build_query_as().fetch_all(pool).await.db()?
         });

@@ -285,6 +285,9 @@ pub struct NewTask {
     pub owner: Option<String>,
     /// Fencing epoch of the owner.
     pub epoch: i64,
+    /// Times claimed so far: 1 for a subtask created already running under
+    /// the instance that runs it, else 0.
+    pub attempt: i32,
     /// Attempts allowed for the task's driver action (0: the engine's
     /// default policy).
     pub max_attempts: i64,
@@ -310,6 +313,7 @@ impl NewTask {
             deadline: None,
             owner: None,
             epoch: 0,
+            attempt: 0,
             max_attempts: 0,
             traceparent: None,
         }
@@ -321,6 +325,40 @@ impl NewTask {
             parent_id: Some(parent),
             node_name: Some(node.into()),
             ..NewTask::new(action)
+        }
+    }
+
+    /// The record of this task as stored at `created` (what a read would
+    /// return right after the insert).
+    pub fn record(&self, created: DateTime<Utc>) -> TaskRecord {
+        TaskRecord {
+            id: self.id,
+            parent_id: self.parent_id,
+            action: self.action.clone(),
+            design_ref: self.design_ref.clone(),
+            node_filter: self.node_filter.clone().filter(|v| !v.is_null()),
+            node_name: self.node_name.clone(),
+            params: self.params.clone(),
+            status: self.status,
+            result_status: ResultStatus::Incomplete,
+            result_message: None,
+            result_reason: None,
+            successes: Vec::new(),
+            failures: Vec::new(),
+            error_count: 0,
+            retry: 0,
+            max_attempts: self.max_attempts,
+            created,
+            created_by: self.created_by.clone(),
+            updated: created,
+            terminated: None,
+            terminated_by: None,
+            terminate: false,
+            owner: self.owner.clone(),
+            attempt: self.attempt,
+            deadline: self.deadline.map(crate::store::trunc),
+            epoch: self.epoch,
+            traceparent: self.traceparent.clone(),
         }
     }
 
