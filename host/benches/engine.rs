@@ -262,16 +262,26 @@ async fn power_cycle(n: usize) {
     let mut set = DriverSet::new();
     set.add(sim, Arc::new(DriverConfig::default())).unwrap();
     let t = Instant::now();
-    for i in 0..n {
-        let name = format!("node-{i:05}");
-        store
-            .upsert_node(
-                &name,
-                &serde_json::json!({"name": name, "oob": {"type": "sim"}}),
-                None,
-            )
-            .await
-            .expect("register");
+    // Registered 16 at a time (100,000 one by one would take minutes).
+    let mut registering = tokio::task::JoinSet::new();
+    for lane in 0..16 {
+        let store = store.clone();
+        registering.spawn(async move {
+            for i in (lane..n).step_by(16) {
+                let name = format!("node-{i:06}");
+                store
+                    .upsert_node(
+                        &name,
+                        &serde_json::json!({"name": name, "oob": {"type": "sim"}}),
+                        None,
+                    )
+                    .await
+                    .expect("register");
+            }
+        });
+    }
+    while let Some(r) = registering.join_next().await {
+        r.expect("registering");
     }
     let register = t.elapsed();
     let engine = Engine::start(
@@ -311,12 +321,48 @@ async fn power_cycle(n: usize) {
         done.failures.len(),
         register.as_secs_f64()
     );
+    if !done.failures.is_empty() {
+        // Say why (a benchmark of a broken engine measures nothing).
+        let subs = store.subtasks(task.id).await.unwrap_or_default();
+        for s in subs
+            .iter()
+            .filter(|s| s.result_status != drydock::store::ResultStatus::Success)
+            .take(3)
+        {
+            let messages = store.messages(s.id).await.unwrap_or_default();
+            println!(
+                "  failed: {} {:?} {:?} attempt {} messages {:?}",
+                s.node_name.as_deref().unwrap_or("-"),
+                s.status,
+                s.result_message,
+                s.attempt,
+                messages.iter().map(|m| &m.message).collect::<Vec<_>>()
+            );
+        }
+    }
+    println!(
+        "  process peak RSS so far {:.0} MiB (VmHWM; runs go smallest first), now {:.0} MiB",
+        status_mib("VmHWM:"),
+        status_mib("VmRSS:")
+    );
     if let Some(statements) = statements {
         statements.print(8).await;
     }
     engine.shutdown();
     store.close().await;
     let _ = testing::drop_pg_database(&admin_url(), &db).await;
+}
+
+/// A `/proc/self/status` figure in MiB (0 where unreadable).
+fn status_mib(key: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// pgbench single-row INSERT transactions per second on a fresh database of

@@ -363,6 +363,63 @@ async fn subtasks_that_fit_start_without_a_claim(store: Store) {
     engine.shutdown();
 }
 
+/// A driver gets every key its `kv_keys` limit allows, however the engine's
+/// re-reads of its usage (every second) fall between the writer's batches:
+/// a task that writes exactly `kv_keys` new keys (one power state per node)
+/// succeeds on every node. Counting a batch both as pending and as stored
+/// refused the last few hundred keys of a 10,000-node task.
+async fn a_driver_gets_every_key_its_limit_allows(store: Store) {
+    const NODES: usize = 1500;
+    register(&store, NODES).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache");
+    let rt = Arc::new(
+        Runtime::new(
+            drydock::drivers::RuntimeConfig {
+                max_concurrent_calls: 64,
+                limits: drydock::drivers::DriverLimits {
+                    kv_keys: NODES as u64,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            Some(drydock::drivers::CompileCache::open_path(&dir).unwrap()),
+        )
+        .unwrap(),
+    );
+    let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
+    let mut set = DriverSet::new();
+    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
+    let engine = Engine::start(
+        store.clone(),
+        rt,
+        Arc::new(set),
+        EngineConfig {
+            max_concurrency: 64,
+            // Small batches: many of them move while usage is re-read.
+            write_batch: 16,
+            ..fast()
+        },
+    )
+    .await
+    .unwrap();
+    // Two rounds, so the run spans several re-reads even on a fast machine.
+    for action in ["power_off_node", "power_on_node"] {
+        let t = engine.submit(task(action)).await.unwrap();
+        let done = engine
+            .wait_finished(t.id, Duration::from_secs(300))
+            .await
+            .unwrap();
+        assert_eq!(
+            done.result_status,
+            ResultStatus::Success,
+            "{action}: {} failed, e.g. {:?}",
+            done.failures.len(),
+            done.result_message
+        );
+    }
+    engine.shutdown();
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -389,6 +446,7 @@ macro_rules! both_backends {
 
 both_backends!(
     two_hundred_nodes_with_failures,
+    a_driver_gets_every_key_its_limit_allows,
     subtasks_that_fit_start_without_a_claim,
     retryable_failures_are_retried,
     cancel_mid_task,

@@ -6,7 +6,11 @@
 //! attempt 1: exactly what a claim would have written) and handed to the
 //! executor over a channel with their node records, so they cost no claim
 //! update and no re-read. The rest are inserted `queued` for any
-//! instance's executor to claim.
+//! instance's executor to claim; this instance remembers their ids
+//! ([`QueuedHere`]) and claims them by primary key as its slots free up,
+//! rather than scanning the queue (whose index still holds an entry for
+//! every task claimed since the last vacuum, so each scan of a big task's
+//! queue walked past all its claimed subtasks).
 //!
 //! A slot is reserved (a permit of the executor's semaphore) before the
 //! insert and travels with the subtask, so the executor never holds more
@@ -17,9 +21,11 @@
 
 use super::shared::Shared;
 use crate::store::{NewTask, NodeRecord, TaskRecord, TaskStatus};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
 /// A subtask handed to the executor as it was created.
 pub(super) struct Dispatched {
@@ -48,6 +54,38 @@ impl DispatchStats {
             self.dispatched.load(Ordering::Relaxed),
             self.claimed.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// Ids remembered at most: past this, further queued subtasks are found
+/// by scanning the queue (16 bytes each: 16 MiB).
+const REMEMBERED_AT_MOST: usize = 1 << 20;
+
+/// Ids of subtasks created queued on this instance, oldest first: its
+/// executor claims these by id ([`crate::store::Store::claim_ids`]) before
+/// it scans the queue. Losing them (a restart) loses nothing: the rows
+/// are in the queue for any claimer.
+#[derive(Default)]
+pub(super) struct QueuedHere {
+    ids: Mutex<VecDeque<Uuid>>,
+}
+
+impl QueuedHere {
+    fn remember(&self, ids: impl Iterator<Item = Uuid>) {
+        let mut queue = self.ids.lock().expect("queued ids lock");
+        for id in ids {
+            if queue.len() >= REMEMBERED_AT_MOST {
+                return;
+            }
+            queue.push_back(id);
+        }
+    }
+
+    /// Takes up to `n` of the oldest ids.
+    pub fn take(&self, n: usize) -> Vec<Uuid> {
+        let mut queue = self.ids.lock().expect("queued ids lock");
+        let n = n.min(queue.len());
+        queue.drain(..n).collect()
     }
 }
 
@@ -91,14 +129,21 @@ impl Reservation {
     }
 
     /// Hands the reserved rows, now stored, to the executor with their
-    /// node records (taken from `nodes` by node name).
+    /// node records (taken from `nodes` by node name), and remembers the
+    /// ids of the rows stored queued for its later claims.
     pub fn dispatch(
         self,
         shared: &Shared,
         rows: &[NewTask],
         nodes: &mut HashMap<String, NodeRecord>,
     ) {
+        shared.queued_here.remember(
+            rows.iter()
+                .filter(|r| r.parent_id.is_some() && r.status == TaskStatus::Queued)
+                .map(|r| r.id),
+        );
         if self.slots.is_empty() {
+            shared.wake_executor.notify_one();
             return;
         }
         let created = chrono::Utc::now();

@@ -283,6 +283,7 @@ impl Engine {
             slots,
             dispatch,
             dispatch_stats: Default::default(),
+            queued_here: Default::default(),
             bmcs,
             timeline,
             fleet_stats: Default::default(),

@@ -119,15 +119,26 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
         let capacity = shared.cfg.max_concurrency as i64;
         let threshold = (capacity / 4).clamp(1, shared.cfg.claim_batch.max(1));
         if room >= threshold || (room > 0 && room == capacity) {
-            let claimed = shared
-                .store
-                .claim_tasks(&ClaimSpec {
-                    scope: ClaimScope::Subtasks,
-                    owner: shared.instance_id(),
-                    epoch: shared.epoch(),
-                    limit: room.min(shared.cfg.claim_batch),
-                })
-                .await;
+            let limit = room.min(shared.cfg.claim_batch);
+            // Subtasks created queued here first, by id; then the queue.
+            let mine = shared.queued_here.take(usize::try_from(limit).unwrap_or(0));
+            let by_id = !mine.is_empty();
+            let claimed = if by_id {
+                shared
+                    .store
+                    .claim_ids(&mine, shared.instance_id(), shared.epoch())
+                    .await
+            } else {
+                shared
+                    .store
+                    .claim_tasks(&ClaimSpec {
+                        scope: ClaimScope::Subtasks,
+                        owner: shared.instance_id(),
+                        epoch: shared.epoch(),
+                        limit,
+                    })
+                    .await
+            };
             match claimed {
                 Ok(tasks) if !tasks.is_empty() => {
                     shared
@@ -155,6 +166,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
                     }
                     continue;
                 }
+                // Another instance took those (or they were cancelled):
+                // there may be more remembered.
+                Ok(_) if by_id => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "claiming subtasks failed; retrying"),
             }

@@ -2,6 +2,7 @@
 //! status, successes and failures.
 
 use crate::store::{ResultStatus, TaskRecord, TaskStatus};
+use uuid::Uuid;
 
 /// The rolled-up result of a parent task.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,43 +35,69 @@ pub fn combine(a: ResultStatus, b: ResultStatus) -> ResultStatus {
 /// when its result is success; anything else (failure, cancelled, never
 /// run) is a failure of its node.
 pub fn rollup(subtasks: &[TaskRecord]) -> Rollup {
-    let mut successes = Vec::new();
-    let mut failures = Vec::new();
-    let mut status = ResultStatus::Incomplete;
+    let mut r = Rolling::default();
     for t in subtasks {
-        let name = t.node_name.clone().unwrap_or_else(|| t.id.to_string());
-        let s = match (t.status, t.result_status) {
+        r.add(t.node_name.as_deref(), t.id, t.status, t.result_status);
+    }
+    r.finish()
+}
+
+/// A roll-up fed one subtask at a time ([`rollup`] without holding the
+/// subtasks: what it keeps is the node names the result lists).
+#[derive(Default)]
+pub struct Rolling {
+    successes: Vec<String>,
+    failures: Vec<String>,
+    status: Option<ResultStatus>,
+    subtasks: usize,
+}
+
+impl Rolling {
+    /// Adds one finished subtask: its node (its id when it has none), its
+    /// status and result.
+    pub fn add(&mut self, node: Option<&str>, id: Uuid, status: TaskStatus, result: ResultStatus) {
+        let name = node.map_or_else(|| id.to_string(), str::to_owned);
+        let s = match (status, result) {
             (TaskStatus::Complete, ResultStatus::Success) => ResultStatus::Success,
             (_, ResultStatus::PartialSuccess) => ResultStatus::PartialSuccess,
             _ => ResultStatus::Failure,
         };
         match s {
-            ResultStatus::Success => successes.push(name),
-            _ => failures.push(name),
+            ResultStatus::Success => self.successes.push(name),
+            _ => self.failures.push(name),
         }
-        status = combine(status, s);
+        self.status = Some(combine(self.status.unwrap_or(ResultStatus::Incomplete), s));
+        self.subtasks += 1;
     }
-    if subtasks.is_empty() {
-        status = ResultStatus::Failure;
-    }
-    successes.sort();
-    failures.sort();
-    let message = match status {
-        ResultStatus::Success => format!("{} of {} succeeded", successes.len(), subtasks.len()),
-        _ if subtasks.is_empty() => "no work was done".to_owned(),
-        _ => format!(
-            "{} of {} succeeded, {} failed",
-            successes.len(),
-            subtasks.len(),
-            failures.len()
-        ),
-    };
-    Rollup {
-        status,
-        error_count: failures.len() as i64,
-        successes,
-        failures,
-        message,
+
+    /// The roll-up of what was added.
+    pub fn finish(self) -> Rollup {
+        let Rolling {
+            mut successes,
+            mut failures,
+            status,
+            subtasks,
+        } = self;
+        let status = status.unwrap_or(ResultStatus::Failure);
+        successes.sort();
+        failures.sort();
+        let message = match status {
+            ResultStatus::Success => format!("{} of {} succeeded", successes.len(), subtasks),
+            _ if subtasks == 0 => "no work was done".to_owned(),
+            _ => format!(
+                "{} of {} succeeded, {} failed",
+                successes.len(),
+                subtasks,
+                failures.len()
+            ),
+        };
+        Rollup {
+            status,
+            error_count: failures.len() as i64,
+            successes,
+            failures,
+            message,
+        }
     }
 }
 

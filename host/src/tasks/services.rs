@@ -7,6 +7,7 @@ use crate::drivers::services::{BuildData, KvUsage, ServiceError, StatusMessage};
 use crate::store::{NewBuildData, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Driver services for one subtask's calls.
@@ -32,8 +33,11 @@ impl DriverServices for EngineServices {
     }
 
     async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError> {
-        // Pending first: a write the writer stores between the two reads is
-        // then counted twice (for a moment), never missed.
+        // No batch moves from pending to stored between the two reads, so
+        // each write is counted once. If one has been moving for a while
+        // (the database is slow), read anyway, pending first: a write
+        // stored between the reads is then counted twice, never missed.
+        let _steady = self.shared.kv.steady(Duration::from_millis(500)).await;
         let pending = self.shared.kv.usage(driver);
         let stored = self.shared.store.kv_usage(driver).await.map_err(svc)?;
         Ok(KvUsage {

@@ -10,7 +10,7 @@
 //! never by calling back into another component.
 
 use super::orchestration;
-use super::result::rollup;
+use super::result::Rolling;
 use super::shared::Shared;
 use crate::store::TaskStatus;
 use std::collections::{BTreeSet, VecDeque};
@@ -107,14 +107,18 @@ async fn complete_parent(shared: &Shared, parent: Uuid) -> Option<Job> {
             return None;
         }
     }
-    let subs = match store.subtasks(parent).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(task.id = %parent, error = %e, "could not read subtasks");
-            return None;
-        }
-    };
-    let r = rollup(&subs);
+    // Streamed: the roll-up keeps node names, not subtask rows.
+    let mut rolling = Rolling::default();
+    let read = store
+        .fold_subtask_outcomes(parent, |id, node, status, result| {
+            rolling.add(node, id, status, result)
+        })
+        .await;
+    if let Err(e) = read {
+        tracing::warn!(task.id = %parent, error = %e, "could not read subtasks");
+        return None;
+    }
+    let r = rolling.finish();
     let result = r.status;
     // Only the owner settles a task (fenced by owner and epoch).
     let outcome = shared.rolled_up(&task, r);

@@ -5,7 +5,7 @@
 //! Nothing here decides anything: each decision belongs to one component
 //! (`scheduler`, `executor`, `writer`, `settler`, `bootactions`).
 
-use super::dispatch::{DispatchStats, Dispatched};
+use super::dispatch::{DispatchStats, Dispatched, QueuedHere};
 use super::engine::{EngineConfig, EngineError};
 use super::executor::{BmcLimits, Inflight};
 use super::orchestrator::{self, StepAction};
@@ -55,6 +55,8 @@ pub(super) struct Shared {
     pub dispatch: mpsc::UnboundedSender<Dispatched>,
     /// How subtasks reached the executor here.
     pub dispatch_stats: DispatchStats,
+    /// Ids of subtasks created queued here, which the executor claims by id.
+    pub queued_here: QueuedHere,
     /// Per-BMC limits, shared by subtasks and probes (the fleet's sync).
     pub bmcs: Arc<BmcLimits>,
     /// Node timelines (driver calls and the state changes they make).

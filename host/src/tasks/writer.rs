@@ -38,6 +38,11 @@ pub(super) enum Write {
 #[derive(Default)]
 pub(super) struct KvOverlay {
     inner: Mutex<PendingKv>,
+    /// Held (write) while a batch is stored and then forgotten here, so a
+    /// usage read (read) sees each write either pending or stored, never
+    /// both: counted twice, the driver's last keys were refused at its
+    /// `kv_keys` limit (a 10,000-node task with `kv_keys = 10000`).
+    flushing: tokio::sync::RwLock<()>,
 }
 
 #[derive(Default)]
@@ -92,6 +97,13 @@ impl KvOverlay {
             }
         }
         usage
+    }
+
+    /// Keeps batches from moving from here to the store while held (see
+    /// `flushing`); `None` if a batch has been moving for longer than
+    /// `wait` (the database is slow or down).
+    pub async fn steady(&self, wait: Duration) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        tokio::time::timeout(wait, self.flushing.read()).await.ok()
     }
 
     /// A write not yet in the store: `Some(None)` for a pending delete.
@@ -163,6 +175,7 @@ async fn flush_kv(shared: &Shared, kv: &mut Vec<(String, String, Option<String>,
         .iter()
         .map(|((d, k), (v, _))| (d.clone(), k.clone(), v.clone()))
         .collect();
+    let _moving = shared.kv.flushing.write().await;
     loop {
         match shared.store.kv_apply(&writes).await {
             Ok(()) => break,

@@ -256,6 +256,63 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Claims the tasks among `ids` that are still queued, as
+    /// [`Store::claim_tasks`] claims (running, owned by `owner` at `epoch`,
+    /// `attempt` bumped), by primary key: no scan of the queue. Tasks
+    /// another claimer took, or that were cancelled, are left out. Returns
+    /// the claimed tasks, oldest first.
+    pub async fn claim_ids(
+        &self,
+        ids: &[Uuid],
+        owner: &str,
+        epoch: i64,
+    ) -> Result<Vec<TaskRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now();
+        let mut rows: Vec<TaskRow> = Vec::with_capacity(ids.len());
+        match &self.inner {
+            super::Inner::Postgres(pool) => {
+                // One statement text whatever the count (an array).
+                rows = sqlx::query_as(concat!(
+                    "UPDATE tasks SET status = 'running', attempt = attempt + 1, owner = $2, \
+                     epoch = $3, updated = $4 WHERE id = ANY($1) AND status = 'queued' RETURNING ",
+                    task_cols!()
+                ))
+                .bind(ids)
+                .bind(owner)
+                .bind(epoch)
+                .bind(now)
+                .fetch_all(pool)
+                .await
+                .db()?;
+            }
+            super::Inner::Sqlite(pool) => {
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
+                        "UPDATE tasks SET status = 'running', attempt = attempt + 1, owner = ",
+                    );
+                    qb.push_bind(owner)
+                        .push(", epoch = ")
+                        .push_bind(epoch)
+                        .push(", updated = ")
+                        .push_bind(now)
+                        .push(" WHERE status = 'queued' AND id IN (");
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(concat!(") RETURNING ", task_cols!()));
+                    rows.extend(qb.build_query_as::<TaskRow>().fetch_all(pool).await.db()?);
+                }
+            }
+        }
+        let mut claimed = records(rows)?;
+        claimed.sort_by_key(|t| (t.created, t.id));
+        Ok(claimed)
+    }
+
     /// Records task outcomes, fenced: a row changes only if it is still
     /// `running` under the outcome's owner and epoch, so a deposed writer
     /// changes nothing. Sets `updated`, and `terminated` (if unset) for

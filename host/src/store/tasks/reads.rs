@@ -76,6 +76,35 @@ impl Store {
         records(rows)
     }
 
+    /// Feeds `f` the outcome of each subtask of `parent` (its id, node,
+    /// status and result), streamed: a 100,000-node task's roll-up never
+    /// holds its subtasks' rows. Returns how many there were.
+    pub async fn fold_subtask_outcomes(
+        &self,
+        parent: Uuid,
+        mut f: impl FnMut(Uuid, Option<&str>, TaskStatus, ResultStatus),
+    ) -> Result<u64> {
+        use futures_util::TryStreamExt;
+        let mut n = 0;
+        with_pool!(self, |pool| {
+            let mut rows = sqlx::query_as::<_, (Uuid, Option<String>, String, String)>(
+                "SELECT id, node_name, status, result_status FROM tasks WHERE parent_id = $1",
+            )
+            .bind(parent)
+            .fetch(pool);
+            while let Some((id, node, status, result)) = rows.try_next().await.db()? {
+                f(
+                    id,
+                    node.as_deref(),
+                    parse_col("status", &status)?,
+                    parse_col("result_status", &result)?,
+                );
+                n += 1;
+            }
+        });
+        Ok(n)
+    }
+
     /// Running subtasks whose action is `action`, any owner (the waits for
     /// boot action reports, which no executor claims).
     pub async fn running_with_action(&self, action: &str) -> Result<Vec<TaskRecord>> {
