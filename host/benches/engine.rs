@@ -249,6 +249,11 @@ async fn power_cycle(n: usize) {
         Runtime::new(
             RuntimeConfig {
                 max_concurrent_calls: 256,
+                // The sim keeps one power key per node: room for all of them.
+                limits: drydock::drivers::DriverLimits {
+                    kv_keys: (n as u64).max(10_000),
+                    ..Default::default()
+                },
                 ..RuntimeConfig::default()
             },
             None,

@@ -133,7 +133,7 @@ async fn sweep_parents(shared: &Shared) {
         .iter()
         .filter(|t| t.owner.as_deref() == Some(shared.instance_id()))
     {
-        if matches!(shared.store.subtask_ids(t.id).await, Ok(ids) if ids.is_empty()) {
+        if matches!(shared.store.has_subtasks(t.id).await, Ok(false)) {
             tracing::info!(task.id = %t.id, "resuming a task left without subtasks");
             match fan_out(shared, t).await {
                 Err(EngineError::Store(e)) if e.is_retryable() => {
@@ -154,7 +154,7 @@ async fn sweep_parents(shared: &Shared) {
 /// orchestration).
 async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
     let store = &shared.store;
-    if t.terminate || !store.subtask_ids(t.id).await?.is_empty() {
+    if t.terminate || store.has_subtasks(t.id).await? {
         // Cancelled before it started, or claimed again after a restart
         // with its subtasks already there: the settler finishes it.
         shared.settle(vec![t.id]);

@@ -274,10 +274,13 @@ impl Store {
         let mut rows: Vec<TaskRow> = Vec::with_capacity(ids.len());
         match &self.inner {
             super::Inner::Postgres(pool) => {
-                // One statement text whatever the count (an array).
+                // One statement text whatever the count (an array), by
+                // primary key (`status || ''` is not indexed: see
+                // `batch::finish_tasks_pg`).
                 rows = sqlx::query_as(concat!(
                     "UPDATE tasks SET status = 'running', attempt = attempt + 1, owner = $2, \
-                     epoch = $3, updated = $4 WHERE id = ANY($1) AND status = 'queued' RETURNING ",
+                     epoch = $3, updated = $4 WHERE id = ANY($1) AND status || '' = 'queued' \
+                     RETURNING ",
                     task_cols!()
                 ))
                 .bind(ids)

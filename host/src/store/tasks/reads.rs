@@ -134,6 +134,20 @@ impl Store {
         }))
     }
 
+    /// Whether `parent` has any subtask (one index probe, where
+    /// [`Store::subtask_ids`] reads them all).
+    pub async fn has_subtasks(&self, parent: Uuid) -> Result<bool> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = $1)",
+            )
+            .bind(parent)
+            .fetch_one(pool)
+            .await
+            .db()?
+        }))
+    }
+
     /// Whether `parent` has a subtask not yet finished (one probe of
     /// a partial index, however many subtasks it has).
     pub async fn has_open_subtasks(&self, parent: Uuid) -> Result<bool> {
