@@ -13,6 +13,10 @@ use tracing::{Level, Metadata};
 
 const FIELDS: &[&str] = &["message", "action", "node", "task.id"];
 
+/// The name of every guest log event (the log format writes these lines
+/// by a path of its own: `crate::telemetry::lines`).
+pub const EVENT: &str = "guest log";
+
 /// Callsites of one driver, by level (`TRACE` first).
 type Sites = [Option<&'static DefaultCallsite>; 5];
 
@@ -44,7 +48,7 @@ fn callsite(driver: &str, level: Level) -> &'static DefaultCallsite {
     let target: &'static str = Box::leak(format!("driver::{driver}").into_boxed_str());
     let late: &'static LateCallsite = Box::leak(Box::new(LateCallsite(OnceLock::new())));
     let meta: &'static Metadata<'static> = Box::leak(Box::new(Metadata::new(
-        "guest log",
+        EVENT,
         target,
         level,
         None,
@@ -102,9 +106,8 @@ impl Recorder {
         };
         let node = node.unwrap_or("-");
         let task = task.unwrap_or("-");
-        let msg = format_args!("{message}");
         let values: [(&tracing::field::Field, Option<&dyn Value>); 4] = [
-            (&f_msg, Some(&msg as &dyn Value)),
+            (&f_msg, Some(&message as &dyn Value)),
             (&f_action, Some(&action as &dyn Value)),
             (&f_node, Some(&node as &dyn Value)),
             (&f_task, Some(&task as &dyn Value)),

@@ -29,6 +29,9 @@ mod dispatch;
 pub mod egress;
 pub mod error;
 mod guest_log;
+pub use guest_log::EVENT as GUEST_LOG_EVENT;
+#[cfg(test)]
+pub(crate) use guest_log::recorder as guest_log_recorder;
 pub mod kv_ledger;
 mod kv_order;
 pub mod limits;

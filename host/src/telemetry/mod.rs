@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod lines;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
@@ -70,12 +71,11 @@ where
 {
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
-        .with_timer(clock::CachedUtc)
         .with_writer(writer);
     let fmt = if json {
-        fmt.json().boxed()
+        fmt.with_timer(clock::CachedUtc).json().boxed()
     } else {
-        fmt.boxed()
+        fmt.event_format(lines::Lines::default()).boxed()
     };
     // Log lines leave out the per-call `driver_call` span (traces keep it):
     // the log layer would format its fields for every call, a sixth of a
