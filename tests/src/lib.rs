@@ -56,16 +56,17 @@ pub mod guests {
 /// A runtime with small limits suited to tests, sharing one compile cache
 /// (under `target/`) across tests so each component compiles once per run.
 pub fn runtime() -> Runtime {
+    runtime_with(RuntimeConfig {
+        max_concurrent_calls: 16,
+        ..RuntimeConfig::default()
+    })
+}
+
+/// A runtime with `config`, sharing [`runtime`]'s compile cache.
+pub fn runtime_with(config: RuntimeConfig) -> Runtime {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache");
     let cache = drydock::drivers::CompileCache::open_path(&dir).expect("compile cache dir");
-    Runtime::new(
-        RuntimeConfig {
-            max_concurrent_calls: 16,
-            ..RuntimeConfig::default()
-        },
-        Some(cache),
-    )
-    .expect("driver runtime")
+    Runtime::new(config, Some(cache)).expect("driver runtime")
 }
 
 /// Calls `power_on_node` on `node` through whichever version of the driver

@@ -371,21 +371,16 @@ async fn subtasks_that_fit_start_without_a_claim(store: Store) {
 async fn a_driver_gets_every_key_its_limit_allows(store: Store) {
     const NODES: usize = 1500;
     register(&store, NODES).await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache");
-    let rt = Arc::new(
-        Runtime::new(
-            drydock::drivers::RuntimeConfig {
-                max_concurrent_calls: 64,
-                limits: drydock::drivers::DriverLimits {
-                    kv_keys: NODES as u64,
-                    ..Default::default()
-                },
+    let rt = Arc::new(drydock_tests::runtime_with(
+        drydock::drivers::RuntimeConfig {
+            max_concurrent_calls: 64,
+            limits: drydock::drivers::DriverLimits {
+                kv_keys: NODES as u64,
                 ..Default::default()
             },
-            Some(drydock::drivers::CompileCache::open_path(&dir).unwrap()),
-        )
-        .unwrap(),
-    );
+            ..Default::default()
+        },
+    ));
     let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
     let mut set = DriverSet::new();
     set.add(sim, Arc::new(DriverConfig::default())).unwrap();

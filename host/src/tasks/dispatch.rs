@@ -48,6 +48,19 @@ pub(super) struct DispatchStats {
 }
 
 impl DispatchStats {
+    /// Counts `n` subtasks started as they were created (here and in the
+    /// `drydock_subtasks_started_total` metric).
+    pub fn created(&self, n: u64) {
+        self.dispatched.fetch_add(n, Ordering::Relaxed);
+        crate::observe::metrics::subtasks_started("created", n);
+    }
+
+    /// Counts `n` subtasks claimed from the queue.
+    pub fn claimed(&self, n: u64) {
+        self.claimed.fetch_add(n, Ordering::Relaxed);
+        crate::observe::metrics::subtasks_started("claimed", n);
+    }
+
     /// (dispatched, claimed) so far.
     pub fn get(&self) -> (u64, u64) {
         (
@@ -163,11 +176,7 @@ impl Reservation {
                 return;
             }
         }
-        shared
-            .dispatch_stats
-            .dispatched
-            .fetch_add(n, Ordering::Relaxed);
-        crate::observe::metrics::subtasks_started("created", n);
+        shared.dispatch_stats.created(n);
         shared.wake_executor.notify_one();
     }
 }

@@ -9,7 +9,6 @@ use super::dispatch::Dispatched;
 use super::shared::Shared;
 use crate::store::{ClaimScope, ClaimSpec, NodeRecord, TaskRecord};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -141,11 +140,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
             };
             match claimed {
                 Ok(tasks) if !tasks.is_empty() => {
-                    shared
-                        .dispatch_stats
-                        .claimed
-                        .fetch_add(tasks.len() as u64, Ordering::Relaxed);
-                    crate::observe::metrics::subtasks_started("claimed", tasks.len() as u64);
+                    shared.dispatch_stats.claimed(tasks.len() as u64);
                     // One query for the batch's nodes.
                     let names: Vec<String> =
                         tasks.iter().filter_map(|t| t.node_name.clone()).collect();
