@@ -419,7 +419,7 @@ async fn run(args: Args) {
 }
 
 /// Rounds of child runs (quiet, then traced) per action.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// Installs `serve`'s subscriber ([`drydock::telemetry::subscriber`]: fmt,
 /// `info`, lines written by a thread of their own) writing to `dir/log`, as
@@ -473,8 +473,9 @@ fn child(phase: &str, n: usize, cache: &std::path::Path) -> Option<(Duration, us
     ))
 }
 
-/// The same calls with the subscriber `serve` installs (a span per call,
-/// an INFO line per power action) against none: child processes, one loop
+/// The same calls with the subscriber `serve` installs (no OTLP exporter,
+/// so the per-call span is disabled at its callsite; an INFO line per power
+/// action) against none: child processes, one loop
 /// each, quiet, traced and traced writing synchronously in turns,
 /// [`ROUNDS`] times; the median of their medians.
 fn production(n: usize, cache: &std::path::Path) {

@@ -220,6 +220,7 @@ mod tests {
             action: Some(crate::drivers::Action::PowerOnNode),
             node: Some("n1".into()),
             task: None,
+            log: crate::drivers::log_sites("ipmi"),
         });
         let dyn_services: Arc<dyn DriverServices> = services.clone();
         let budget = Arc::new(CallBudget::new(

@@ -3,6 +3,7 @@
 //! `tracing` targets are static, so each (driver name, level) pair gets one
 //! callsite, created on first use and kept for the life of the process. Names
 //! are validated when a driver loads (short, `[a-z0-9-]`), so the set is small.
+//! A loaded driver holds its [`Sites`].
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -17,9 +18,6 @@ const FIELDS: &[&str] = &["message", "action", "node", "task.id"];
 /// by a path of its own: `crate::telemetry::lines`).
 pub const EVENT: &str = "guest log";
 
-/// Callsites of one driver, by level (`TRACE` first).
-type Sites = [Option<&'static DefaultCallsite>; 5];
-
 fn level_index(level: Level) -> usize {
     match level {
         Level::TRACE => 0,
@@ -30,38 +28,75 @@ fn level_index(level: Level) -> usize {
     }
 }
 
-/// The callsites created so far, by driver (looked up without allocating).
-fn registry() -> &'static Mutex<HashMap<String, Sites>> {
-    static SITES: OnceLock<Mutex<HashMap<String, Sites>>> = OnceLock::new();
-    SITES.get_or_init(Default::default)
+/// The log callsites of one driver, one per level, each made on its first
+/// line. A loaded driver keeps its own ([`sites`]), so a line finds its
+/// callsite without a lock or a lookup.
+pub struct Sites {
+    /// `driver::<name>`.
+    target: &'static str,
+    by_level: [OnceLock<&'static DefaultCallsite>; 5],
+}
+
+impl std::fmt::Debug for Sites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sites")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// The callsites of `driver`: one set per driver name for the life of the
+/// process (a driver loaded again, or upgraded, gets the same set).
+pub fn sites(driver: &str) -> &'static Sites {
+    static SITES: OnceLock<Mutex<HashMap<String, &'static Sites>>> = OnceLock::new();
+    let mut all = SITES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(sites) = all.get(driver) {
+        return sites;
+    }
+    let sites: &'static Sites = Box::leak(Box::new(Sites {
+        target: Box::leak(format!("driver::{driver}").into_boxed_str()),
+        by_level: Default::default(),
+    }));
+    all.insert(driver.to_owned(), sites);
+    sites
+}
+
+/// One set per driver name: equal when they are the same driver's.
+impl PartialEq for Sites {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target
+    }
+}
+
+impl Eq for Sites {}
+
+impl Sites {
+    fn callsite(&self, level: Level) -> &'static DefaultCallsite {
+        self.by_level[level_index(level)].get_or_init(|| {
+            let late: &'static LateCallsite = Box::leak(Box::new(LateCallsite(OnceLock::new())));
+            let meta: &'static Metadata<'static> = Box::leak(Box::new(Metadata::new(
+                EVENT,
+                self.target,
+                level,
+                None,
+                None,
+                None,
+                FieldSet::new(FIELDS, Identifier(late)),
+                Kind::EVENT,
+            )));
+            let site: &'static DefaultCallsite = Box::leak(Box::new(DefaultCallsite::new(meta)));
+            let _ = late.0.set(site);
+            site
+        })
+    }
 }
 
 /// A callsite whose metadata is set right after it is leaked (the metadata
 /// must name its own callsite).
 struct LateCallsite(OnceLock<&'static DefaultCallsite>);
-
-fn callsite(driver: &str, level: Level) -> &'static DefaultCallsite {
-    let mut sites = registry().lock().expect("guest log registry");
-    if let Some(site) = sites.get(driver).and_then(|s| s[level_index(level)]) {
-        return site;
-    }
-    let target: &'static str = Box::leak(format!("driver::{driver}").into_boxed_str());
-    let late: &'static LateCallsite = Box::leak(Box::new(LateCallsite(OnceLock::new())));
-    let meta: &'static Metadata<'static> = Box::leak(Box::new(Metadata::new(
-        EVENT,
-        target,
-        level,
-        None,
-        None,
-        None,
-        FieldSet::new(FIELDS, Identifier(late)),
-        Kind::EVENT,
-    )));
-    let site: &'static DefaultCallsite = Box::leak(Box::new(DefaultCallsite::new(meta)));
-    let _ = late.0.set(site);
-    sites.entry(driver.to_owned()).or_default()[level_index(level)] = Some(site);
-    site
-}
 
 impl Callsite for LateCallsite {
     fn set_interest(&self, interest: tracing::subscriber::Interest) {
@@ -78,13 +113,14 @@ impl Callsite for LateCallsite {
 #[derive(Clone, Copy)]
 pub struct Recorder(&'static DefaultCallsite);
 
-/// The recorder for a line of `driver` at `level`, if such a line would be
-/// recorded (checked before the line is copied or escaped).
-pub fn recorder(driver: &str, level: Level) -> Option<Recorder> {
+/// The recorder for a line at `level` of the driver whose callsites are
+/// `sites`, if such a line would be recorded (checked before the line is
+/// copied or escaped).
+pub fn recorder(sites: &Sites, level: Level) -> Option<Recorder> {
     if !tracing::level_enabled!(level) {
         return None;
     }
-    let site = callsite(driver, level);
+    let site = sites.callsite(level);
     if site.register().is_never() {
         return None;
     }

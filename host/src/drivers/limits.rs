@@ -376,6 +376,7 @@ mod tests {
             action: None,
             node: None,
             task: None,
+            log: crate::drivers::log_sites("d"),
         });
         CallBudget::new(
             Arc::new(limits),
@@ -431,6 +432,7 @@ mod tests {
             action: None,
             node: None,
             task: None,
+            log: crate::drivers::log_sites("d"),
         });
         let shared = DriverRequests::default();
         let a = CallBudget::new(limits.clone(), scope.clone(), services.clone(), &shared);

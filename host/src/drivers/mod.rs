@@ -32,6 +32,7 @@ mod guest_log;
 pub use guest_log::EVENT as GUEST_LOG_EVENT;
 #[cfg(test)]
 pub(crate) use guest_log::recorder as guest_log_recorder;
+pub use guest_log::{Sites as LogSites, sites as log_sites};
 pub mod kv_ledger;
 mod kv_order;
 pub mod limits;

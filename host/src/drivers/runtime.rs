@@ -77,6 +77,8 @@ pub(crate) struct LoadedDriver {
     /// Calls made and calls failed (any error) on this instance.
     pub(crate) calls: std::sync::atomic::AtomicU64,
     pub(crate) errors: std::sync::atomic::AtomicU64,
+    /// Its log callsites (found once, not per line).
+    pub(crate) log: &'static super::LogSites,
 }
 
 impl std::fmt::Debug for Driver {
@@ -380,7 +382,9 @@ impl Runtime {
             });
         }
         let (info, exports) = self.read_info(origin, version, &pre).await?;
+        validate_info(origin, &info, &exports)?;
         let loaded = LoadedDriver {
+            log: super::log_sites(&info.name),
             info,
             sha256,
             size: bytes.len(),
@@ -389,7 +393,6 @@ impl Runtime {
             calls: Default::default(),
             errors: Default::default(),
         };
-        validate_info(origin, &loaded)?;
         Ok(Driver(Arc::new(loaded)))
     }
 
@@ -407,6 +410,7 @@ impl Runtime {
             action: None,
             node: None,
             task: None,
+            log: super::log_sites(origin),
         });
         let config = Arc::new(DriverConfig::default());
         let services: Arc<dyn DriverServices> = Arc::new(MemoryServices::new());
@@ -523,6 +527,7 @@ impl Runtime {
             action: Some(action),
             node: req.node.map(|n| n.name.clone()),
             task: req.task.clone(),
+            log: d.log,
         });
         let policy = call_policy(&req, d.info.outbound.node_bmc);
         let span = tracing::info_span!(
@@ -745,12 +750,11 @@ fn export_names(engine: &Engine, c: &Component) -> String {
     }
 }
 
-fn validate_info(origin: &str, d: &LoadedDriver) -> Result<(), LoadError> {
+fn validate_info(origin: &str, info: &DriverInfo, exports: &Exports) -> Result<(), LoadError> {
     let bad = |reason: String| LoadError::BadInfo {
         origin: origin.to_owned(),
         reason,
     };
-    let info = &d.info;
     let name_ok = !info.name.is_empty()
         && info.name.len() <= 64
         && info
@@ -793,10 +797,10 @@ fn validate_info(origin: &str, d: &LoadedDriver) -> Result<(), LoadError> {
         return Err(bad("it claims no interface".into()));
     }
     for iface in &info.interfaces {
-        if !d.exports.has(*iface) {
+        if !exports.has(*iface) {
             return Err(bad(format!(
                 "it claims the {iface} interface but does not export drydock:driver/{iface}@{}",
-                d.exports.version()
+                exports.version()
             )));
         }
     }

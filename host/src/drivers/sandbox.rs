@@ -265,7 +265,7 @@ impl CallState {
     pub(crate) fn recorded_log_level(&self) -> Option<types::LogLevel> {
         LEVELS
             .into_iter()
-            .find(|l| guest_log::recorder(&self.scope.driver, level(*l)).is_some())
+            .find(|l| guest_log::recorder(self.scope.log, level(*l)).is_some())
     }
 }
 
@@ -424,7 +424,7 @@ impl host::Host for CallState {
         }
         // Most lines are below the level in force: drop them before
         // copying or escaping anything.
-        let Some(recorder) = guest_log::recorder(&self.scope.driver, level(level_)) else {
+        let Some(recorder) = guest_log::recorder(self.scope.log, level(level_)) else {
             return Ok(Ok(()));
         };
         let message = log_line(&message, self.budget.limits().message_bytes);

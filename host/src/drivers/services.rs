@@ -21,6 +21,8 @@ pub struct CallScope {
     pub node: Option<String>,
     /// Task the call runs for, if any.
     pub task: Option<String>,
+    /// The driver's log callsites ([`crate::drivers::log_sites`]).
+    pub log: &'static crate::drivers::LogSites,
 }
 
 impl CallScope {

@@ -176,3 +176,20 @@ pub async fn hold_all(store: &Store) -> Held {
     }
     Held(held)
 }
+
+/// Tasks whose kept subtask counts (`children`, `open_children`, kept by
+/// triggers) differ from a count of their subtasks: empty when the
+/// triggers kept every count right.
+pub async fn miscounted_parents(store: &Store) -> Result<Vec<uuid::Uuid>> {
+    Ok(super::with_pool!(store, |pool| {
+        sqlx::query_scalar(
+            "SELECT p.id FROM tasks p WHERE p.children <> \
+                 (SELECT count(*) FROM tasks c WHERE c.parent_id = p.id) \
+             OR p.open_children <> (SELECT count(*) FROM tasks c WHERE c.parent_id = p.id \
+                 AND c.status NOT IN ('complete', 'terminated'))",
+        )
+        .fetch_all(pool)
+        .await
+        .db()?
+    }))
+}

@@ -188,7 +188,8 @@ mod tests {
             let span = tracing::info_span!("subtask", task.id = "t-1", n = 3);
             let _entered = span.enter();
             let recorder =
-                crate::drivers::guest_log_recorder("sim", Level::INFO).expect("INFO is recorded");
+                crate::drivers::guest_log_recorder(crate::drivers::log_sites("sim"), Level::INFO)
+                    .expect("INFO is recorded");
             recorder.emit("power_on_node", Some(node), None, "n1 powered on (soft)");
             tracing::info!(action = "x", "a host line");
         });

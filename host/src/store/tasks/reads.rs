@@ -134,32 +134,31 @@ impl Store {
         }))
     }
 
-    /// Whether `parent` has any subtask (one index probe, where
-    /// [`Store::subtask_ids`] reads them all).
+    /// Whether `parent` has any subtask (its count, kept by triggers: one
+    /// primary-key read, where [`Store::subtask_ids`] reads them all).
+    /// False for a task that does not exist.
     pub async fn has_subtasks(&self, parent: Uuid) -> Result<bool> {
         Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = $1)",
-            )
-            .bind(parent)
-            .fetch_one(pool)
-            .await
-            .db()?
+            sqlx::query_scalar::<_, bool>("SELECT children > 0 FROM tasks WHERE id = $1")
+                .bind(parent)
+                .fetch_optional(pool)
+                .await
+                .db()?
+                .unwrap_or(false)
         }))
     }
 
-    /// Whether `parent` has a subtask not yet finished (one probe of
-    /// a partial index, however many subtasks it has).
+    /// Whether `parent` has a subtask not yet finished (its count of open
+    /// subtasks, kept by triggers: one primary-key read, however many
+    /// subtasks it has). False for a task that does not exist.
     pub async fn has_open_subtasks(&self, parent: Uuid) -> Result<bool> {
         Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = $1 \
-                 AND status NOT IN ('complete', 'terminated'))",
-            )
-            .bind(parent)
-            .fetch_one(pool)
-            .await
-            .db()?
+            sqlx::query_scalar::<_, bool>("SELECT open_children > 0 FROM tasks WHERE id = $1")
+                .bind(parent)
+                .fetch_optional(pool)
+                .await
+                .db()?
+                .unwrap_or(false)
         }))
     }
 
