@@ -530,12 +530,11 @@ impl Runtime {
             log: d.log,
         });
         let policy = call_policy(&req, d.info.outbound.node_bmc);
-        let span = tracing::info_span!(
-            CALL_SPAN,
-            driver = %name,
-            action = action.name(),
-            node = req.node.map_or("-", |n| n.name.as_str()),
-            task.id = req.task.as_deref().unwrap_or("-")
+        let span = crate::observe::traces::driver_call_span(
+            &name,
+            action.name(),
+            req.node.map_or("-", |n| n.name.as_str()),
+            req.task.as_deref().unwrap_or("-"),
         );
         // The permit is held until the store (and with it the instance's
         // pool slots) is dropped: a call's slots are back in the pool

@@ -54,6 +54,29 @@ pub struct TraceError {
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
+/// Whether this process exports traces (an OTLP layer has been built).
+pub fn exporting() -> bool {
+    PROVIDER.get().is_some()
+}
+
+/// The span a driver call runs in
+/// ([`CALL_SPAN`](crate::drivers::runtime::CALL_SPAN)) when this process
+/// exports traces; none otherwise. No log layer records it (a guest's lines
+/// carry driver, action, node and task themselves), so without an exporter
+/// a call makes no span at all.
+pub fn driver_call_span(driver: &str, action: &'static str, node: &str, task: &str) -> Span {
+    if !exporting() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        crate::drivers::runtime::CALL_SPAN,
+        driver = %driver,
+        action = action,
+        node = node,
+        task.id = task
+    )
+}
+
 /// The `tracing` layer exporting spans to `endpoint` by OTLP. The provider
 /// is kept for [`flush`] (the first one built wins).
 pub fn layer<S>(endpoint: &str) -> Result<OpenTelemetryLayer<S, SdkTracer>, TraceError>
@@ -234,4 +257,29 @@ pub fn subtask_span(t: &TaskRecord) -> Span {
         continue_trace(&span, tp);
     }
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No exporter in this process: a driver call makes no span, even under
+    /// `serve`'s subscriber at `trace`, which makes every other span.
+    #[test]
+    fn driver_calls_make_no_span_without_an_exporter() {
+        assert!(!exporting(), "no unit test builds an OTLP layer");
+        let subscriber = crate::telemetry::subscriber(
+            false,
+            false,
+            tracing_subscriber::EnvFilter::new("trace"),
+            None,
+            std::io::sink,
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let call = driver_call_span("sim", "power_on_node", "n1", "-");
+            assert!(call.is_disabled());
+            let task = tracing::info_span!("task", task.id = "t-1");
+            assert!(!task.is_disabled(), "other spans are made");
+        });
+    }
 }

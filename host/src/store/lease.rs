@@ -172,7 +172,8 @@ impl Store {
         // Constant fragments only (no input is formatted into SQL).
         let dead = "owner <> $1 AND owner NOT IN (SELECT id FROM instances \
              WHERE heartbeat > clock_timestamp() - make_interval(secs => $2::float8 / 1000))";
-        let container = "(parent_id IS NULL OR children > 0)";
+        let container = "(parent_id IS NULL OR EXISTS \
+             (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))";
         let ts = now();
         let failed = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE tasks SET status = 'complete', result_status = 'failure', \
@@ -256,7 +257,8 @@ impl Store {
                      ELSE jsonb_build_array(node_name) END, updated = $2 \
              WHERE status = 'running' AND deadline IS NOT NULL \
                  AND deadline < clock_timestamp() - make_interval(secs => $1::float8 / 1000) \
-                 AND children = 0 AND parent_id IS NOT NULL",
+                 AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id) \
+                 AND parent_id IS NOT NULL",
         )
         .bind(millis(grace) as f64)
         .bind(now())
@@ -272,14 +274,17 @@ impl Store {
     /// by `owner` whose subtasks have all finished: they are ready to be
     /// settled. Containers act on no one node (`node_name` is null), so the
     /// partial index `tasks_running_containers` finds them without walking
-    /// the entries of every per-node call that ran here, and their subtask
-    /// counts (kept by triggers) say whether all have finished.
+    /// the entries of every per-node call that ran here, and their counts
+    /// of open subtasks (`task_open_counts`, kept by triggers) say whether
+    /// all have finished.
     pub async fn settled_containers(&self, owner: &str) -> Result<Vec<Uuid>> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT p.id FROM tasks p WHERE p.status = 'running' AND p.owner = $1 \
                  AND p.node_name IS NULL \
-                 AND p.children > 0 AND p.open_children = 0 \
+                 AND EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id) \
+                 AND NOT EXISTS (SELECT 1 FROM task_open_counts o WHERE o.parent_id = p.id \
+                     GROUP BY o.parent_id HAVING sum(o.open) > 0) \
                  ORDER BY p.created LIMIT 100",
             )
             .bind(owner)

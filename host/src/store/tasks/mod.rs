@@ -559,7 +559,10 @@ impl Store {
                 .push_bind(now)
                 .push(" WHERE status = 'running' AND owner = ")
                 .push_bind(owner)
-                .push(" AND (parent_id IS NULL OR children = 0)");
+                .push(
+                    " AND (parent_id IS NULL OR NOT EXISTS \
+                     (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))",
+                );
             if !waits.is_empty() {
                 qb.push(" AND action NOT IN (");
                 let mut list = qb.separated(", ");

@@ -134,31 +134,33 @@ impl Store {
         }))
     }
 
-    /// Whether `parent` has any subtask (its count, kept by triggers: one
-    /// primary-key read, where [`Store::subtask_ids`] reads them all).
-    /// False for a task that does not exist.
+    /// Whether `parent` has any subtask (one index probe, where
+    /// [`Store::subtask_ids`] reads them all).
     pub async fn has_subtasks(&self, parent: Uuid) -> Result<bool> {
         Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar::<_, bool>("SELECT children > 0 FROM tasks WHERE id = $1")
-                .bind(parent)
-                .fetch_optional(pool)
-                .await
-                .db()?
-                .unwrap_or(false)
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = $1)",
+            )
+            .bind(parent)
+            .fetch_one(pool)
+            .await
+            .db()?
         }))
     }
 
-    /// Whether `parent` has a subtask not yet finished (its count of open
-    /// subtasks, kept by triggers: one primary-key read, however many
-    /// subtasks it has). False for a task that does not exist.
+    /// Whether `parent` has a subtask not yet finished: the sum of its
+    /// counts of open subtasks (`task_open_counts`, kept by triggers, a
+    /// row per database session that changed them), however many subtasks
+    /// it has.
     pub async fn has_open_subtasks(&self, parent: Uuid) -> Result<bool> {
         Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar::<_, bool>("SELECT open_children > 0 FROM tasks WHERE id = $1")
-                .bind(parent)
-                .fetch_optional(pool)
-                .await
-                .db()?
-                .unwrap_or(false)
+            sqlx::query_scalar::<_, bool>(
+                "SELECT COALESCE(SUM(open), 0) > 0 FROM task_open_counts WHERE parent_id = $1",
+            )
+            .bind(parent)
+            .fetch_one(pool)
+            .await
+            .db()?
         }))
     }
 
