@@ -474,8 +474,7 @@ fn child(phase: &str, n: usize, cache: &std::path::Path) -> Option<(Duration, us
 }
 
 /// The same calls with the subscriber `serve` installs (no OTLP exporter,
-/// so the per-call span is disabled at its callsite; an INFO line per power
-/// action) against none: child processes, one loop
+/// so no per-call span is made; an INFO line per power action) against none: child processes, one loop
 /// each, quiet, traced and traced writing synchronously in turns,
 /// [`ROUNDS`] times; the median of their medians.
 fn production(n: usize, cache: &std::path::Path) {

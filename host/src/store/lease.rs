@@ -274,17 +274,15 @@ impl Store {
     /// by `owner` whose subtasks have all finished: they are ready to be
     /// settled. Containers act on no one node (`node_name` is null), so the
     /// partial index `tasks_running_containers` finds them without walking
-    /// the entries of every per-node call that ran here, and their counts
-    /// of open subtasks (`task_open_counts`, kept by triggers) say whether
-    /// all have finished.
+    /// the entries of every per-node call that ran here.
     pub async fn settled_containers(&self, owner: &str) -> Result<Vec<Uuid>> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT p.id FROM tasks p WHERE p.status = 'running' AND p.owner = $1 \
                  AND p.node_name IS NULL \
                  AND EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id) \
-                 AND NOT EXISTS (SELECT 1 FROM task_open_counts o WHERE o.parent_id = p.id \
-                     GROUP BY o.parent_id HAVING sum(o.open) > 0) \
+                 AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id \
+                     AND c.status NOT IN ('complete', 'terminated')) \
                  ORDER BY p.created LIMIT 100",
             )
             .bind(owner)

@@ -176,24 +176,3 @@ pub async fn hold_all(store: &Store) -> Held {
     }
     Held(held)
 }
-
-/// Tasks whose kept count of open subtasks (`task_open_counts`, kept by
-/// triggers) differs from a count of their subtasks, and rows counting for
-/// tasks that no longer exist: empty when the triggers kept every count
-/// right.
-pub async fn miscounted_parents(store: &Store) -> Result<Vec<uuid::Uuid>> {
-    Ok(super::with_pool!(store, |pool| {
-        sqlx::query_scalar(
-            "SELECT p.id FROM tasks p \
-             WHERE (SELECT COALESCE(SUM(o.open), 0) FROM task_open_counts o \
-                    WHERE o.parent_id = p.id) \
-                 <> (SELECT count(*) FROM tasks c WHERE c.parent_id = p.id \
-                     AND c.status NOT IN ('complete', 'terminated')) \
-             UNION ALL SELECT DISTINCT o.parent_id FROM task_open_counts o \
-             WHERE NOT EXISTS (SELECT 1 FROM tasks p WHERE p.id = o.parent_id)",
-        )
-        .fetch_all(pool)
-        .await
-        .db()?
-    }))
-}

@@ -148,14 +148,13 @@ impl Store {
         }))
     }
 
-    /// Whether `parent` has a subtask not yet finished: the sum of its
-    /// counts of open subtasks (`task_open_counts`, kept by triggers, a
-    /// row per database session that changed them), however many subtasks
-    /// it has.
+    /// Whether `parent` has a subtask not yet finished (one probe of
+    /// a partial index, however many subtasks it has).
     pub async fn has_open_subtasks(&self, parent: Uuid) -> Result<bool> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar::<_, bool>(
-                "SELECT COALESCE(SUM(open), 0) > 0 FROM task_open_counts WHERE parent_id = $1",
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = $1 \
+                 AND status NOT IN ('complete', 'terminated'))",
             )
             .bind(parent)
             .fetch_one(pool)
