@@ -1336,7 +1336,7 @@ async fn case_open_subtasks(store: Store) {
     assert!(store.set_running(top.id, "me", 1).await.unwrap());
     // Added in a batch and one by one; a grandchild under the first.
     let batch: Vec<NewTask> = (0..4)
-        .map(|i| NewTask::subtask(top.id, "deploy_node", &format!("n{i}")))
+        .map(|i| NewTask::subtask(top.id, "deploy_node", format!("n{i}")))
         .collect();
     assert_eq!(store.insert_tasks(&batch).await.unwrap(), 4);
     let single = store

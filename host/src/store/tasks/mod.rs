@@ -65,7 +65,7 @@ async fn copy_in(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64> {
     let data = copy::rows(tasks, now);
-    let mut copy_in = (&mut **tx).copy_in_raw(copy::STATEMENT).await.db()?;
+    let mut copy_in = tx.copy_in_raw(copy::STATEMENT).await.db()?;
     for piece in data.chunks(copy::SEND_BYTES) {
         if let Err(e) = copy_in.send(piece).await {
             let _ = copy_in.abort("send failed").await;
