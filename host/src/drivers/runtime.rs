@@ -30,6 +30,10 @@ use wasmtime::{Engine, Store, Trap};
 /// span; left out of log lines, which carry its fields themselves).
 pub const CALL_SPAN: &str = "driver_call";
 
+/// The log target (`driver::loading`) of a driver's lines while it is being
+/// loaded, before its `info` names it.
+const LOADING_LOG: &str = "loading";
+
 /// How long reading a driver's `info` may take at load time.
 const INFO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -410,7 +414,9 @@ impl Runtime {
             action: None,
             node: None,
             task: None,
-            log: super::log_sites(origin),
+            // Its name is not known yet; one set for every load, so a
+            // refused upload leaves no callsites behind.
+            log: super::log_sites(LOADING_LOG),
         });
         let config = Arc::new(DriverConfig::default());
         let services: Arc<dyn DriverServices> = Arc::new(MemoryServices::new());
