@@ -335,13 +335,14 @@ async fn subtasks_that_fit_start_without_a_claim(store: Store) {
     engine.shutdown();
     engine.stopped().await;
 
-    // Four slots and a call that takes a while: four start as they are
-    // created, the other eight are claimed as slots free up.
+    // Four slots, no backlog, and a call that takes a while: four start as
+    // they are created, the other eight are claimed as slots free up.
     let engine = engine_with(
         store.clone(),
         &[("delay_ms", "50")],
         EngineConfig {
             max_concurrency: 4,
+            backlog: 0,
             ..fast()
         },
     )
@@ -359,6 +360,127 @@ async fn subtasks_that_fit_start_without_a_claim(store: Store) {
         assert_eq!(s.status, TaskStatus::Complete, "{s:?}");
         assert_eq!(s.attempt, 1, "{s:?}");
         assert_eq!(s.retry, 0, "{s:?}");
+    }
+    engine.shutdown();
+}
+
+/// One instance id for every engine of a test: an engine just stopped
+/// still counts as live (its heartbeat is fresh) and would take a share of
+/// the next engine's work.
+fn here() -> EngineConfig {
+    EngineConfig {
+        instance_id: "backlog-here".into(),
+        ..fast()
+    }
+}
+
+/// A lone instance creates every subtask running under itself: those past
+/// its free slots wait in its backlog (never more than the slots run at
+/// once), and a cancel reaches them there: they end terminated without
+/// reaching the driver.
+async fn the_backlog_runs_everything_here_and_cancels(store: Store) {
+    register(&store, 12).await;
+    let engine = engine_with(
+        store.clone(),
+        &[("delay_ms", "100"), ("count_calls", "true")],
+        EngineConfig {
+            max_concurrency: 3,
+            ..here()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    assert_eq!(done.successes.len(), 12);
+    assert_eq!(engine.subtasks_started(), (12, 0), "nothing claimed");
+    for s in store.subtasks(t.id).await.unwrap() {
+        assert_eq!(s.status, TaskStatus::Complete, "{s:?}");
+        assert_eq!(s.attempt, 1, "{s:?}");
+    }
+    engine.shutdown();
+    engine.stopped().await;
+
+    // Calls that hang: three run, nine wait; cancel the task.
+    let engine = engine_with(
+        store.clone(),
+        &[("delay_ms", "60000"), ("count_calls", "true")],
+        EngineConfig {
+            max_concurrency: 3,
+            ..here()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_off_node")).await.unwrap();
+    let reached = async || {
+        let mut n = 0;
+        for i in 0..12 {
+            let key = format!("calls/power_off_node/node-{i:03}");
+            if store.kv_get("sim", &key).await.unwrap().is_some() {
+                n += 1;
+            }
+        }
+        n
+    };
+    // Until three calls have reached the driver (and counted themselves).
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while engine.inflight() < 3 || engine.backlog() < 9 || reached().await < 3 {
+        assert!(tokio::time::Instant::now() < until, "work did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(engine.inflight(), 3, "never more calls than slots");
+    let waiting: Vec<_> = store
+        .subtasks(t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.status == TaskStatus::Running)
+        .collect();
+    assert_eq!(waiting.len(), 12, "all created running here: {waiting:?}");
+    engine.cancel(t.id, "tester").await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Terminated, "{done:?}");
+    let subs = store.subtasks(t.id).await.unwrap();
+    assert!(
+        subs.iter().all(|s| s.status == TaskStatus::Terminated),
+        "{subs:?}"
+    );
+    assert_eq!(engine.backlog(), 0);
+    assert_eq!(engine.inflight(), 0);
+    // Only the three calls that were running reached the driver.
+    assert_eq!(reached().await, 3, "waiting subtasks reached the driver");
+    engine.shutdown();
+    engine.stopped().await;
+
+    // Four slots and room for five to wait: nine are created running here
+    // (four start, five wait in the backlog), three are claimed.
+    let engine = engine_with(
+        store.clone(),
+        &[("delay_ms", "50")],
+        EngineConfig {
+            max_concurrency: 4,
+            backlog: 5,
+            ..here()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    assert_eq!(engine.subtasks_started(), (9, 3));
+    assert_eq!(engine.backlog(), 0);
+    for s in store.subtasks(t.id).await.unwrap() {
+        assert_eq!(s.status, TaskStatus::Complete, "{s:?}");
+        assert_eq!(s.attempt, 1, "{s:?}");
     }
     engine.shutdown();
 }
@@ -443,6 +565,7 @@ both_backends!(
     two_hundred_nodes_with_failures,
     a_driver_gets_every_key_its_limit_allows,
     subtasks_that_fit_start_without_a_claim,
+    the_backlog_runs_everything_here_and_cancels,
     retryable_failures_are_retried,
     cancel_mid_task,
     per_action_timeout,

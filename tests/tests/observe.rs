@@ -191,9 +191,16 @@ async fn metrics_after_a_real_task() {
         Some(0.0)
     );
     assert_eq!(value(&after, "drydock_calls_in_flight", &[]), Some(0.0));
+    assert_eq!(
+        value(&after, "drydock_queue_depth", &[("queue", "backlog")]),
+        Some(0.0)
+    );
     // The writer wrote the outcomes in at least one batch.
     assert!(delta("drydock_writer_batch_size_count", &[]) >= 1.0);
     assert!(delta("drydock_writer_batch_size_sum", &[]) >= 3.0);
+    // The sim's key-value reads went through the gatherer.
+    assert!(delta("drydock_kv_read_batch_size_count", &[]) >= 1.0);
+    assert!(delta("drydock_kv_read_batch_size_sum", &[]) >= 3.0);
     // A lone instance leads, at a positive epoch.
     assert_eq!(value(&after, "drydock_leader", &[]), Some(1.0));
     assert!(value(&after, "drydock_leader_epoch", &[]).unwrap() >= 1.0);

@@ -1229,6 +1229,27 @@ async fn case_kv(store: Store) {
     assert_eq!(store.kv_usage("ipmi").await.unwrap(), (1, 2));
     assert!(store.kv_delete("maas", "b").await.unwrap());
     assert_eq!(store.kv_usage("maas").await.unwrap(), (1, 5));
+
+    // Many keys at once: only this driver's, only those that exist; more
+    // keys than one SQLite statement takes.
+    let many: Vec<(String, String, Option<String>)> = (0..1200)
+        .map(|i| w("sim", &format!("power/n{i:04}"), Some(&format!("v{i}"))))
+        .collect();
+    store.kv_apply(&many).await.unwrap();
+    let mut keys: Vec<String> = (0..1300)
+        .step_by(2)
+        .map(|i| format!("power/n{i:04}"))
+        .collect();
+    keys.push("a".into()); // maas's key, not sim's
+    let found = store.kv_get_many("sim", &keys).await.unwrap();
+    assert_eq!(found.len(), 600, "the even keys below 1200");
+    assert_eq!(found["power/n0000"], "v0");
+    assert_eq!(found["power/n1198"], "v1198");
+    assert!(!found.contains_key("power/n1200") && !found.contains_key("a"));
+    assert!(store.kv_get_many("sim", &[]).await.unwrap().is_empty());
+    let maas = store.kv_get_many("maas", &keys).await.unwrap();
+    assert_eq!(maas.get("a").map(String::as_str), Some("1234"));
+    assert_eq!(maas.len(), 1);
 }
 
 // ------------------------------------------------- connection and errors

@@ -11,6 +11,7 @@
 //! | `drydock_bmc_calls_total`, `drydock_bmc_errors_total` | bmc | [`driver_call`], oob actions |
 //! | `drydock_bmc_call_seconds` (histogram) | bmc | [`driver_call`], oob actions |
 //! | `drydock_writer_batch_size` (histogram) | | [`writer_batch`] (tasks/writer.rs) |
+//! | `drydock_kv_read_batch_size` (histogram) | | [`kv_read_batch`] (tasks/kv_reads.rs) |
 //! | `drydock_subtasks_started_total` | via (`created`: created already running here, no claim; `claimed`: from the queue) | [`subtasks_started`] (tasks/dispatch.rs, tasks/executor.rs) |
 //! | `drydock_http_requests_total` | method, route, status | [`super::http`] |
 //! | `drydock_http_request_seconds` (histogram) | method, route, status | [`super::http`] |
@@ -20,7 +21,7 @@
 //! | metric | labels | meaning |
 //! | --- | --- | --- |
 //! | `drydock_tasks` | action, status, result | tasks in the store |
-//! | `drydock_queue_depth` | queue (`tasks`, `writer`, `kv`) | queued tasks; writes waiting for the writer; driver key-value writes not yet stored |
+//! | `drydock_queue_depth` | queue (`tasks`, `writer`, `kv`, `backlog`) | queued tasks; writes waiting for the writer; driver key-value writes not yet stored; subtasks created running here that wait for a call slot |
 //! | `drydock_calls_in_flight` | | driver calls running on this instance |
 //! | `drydock_leader` | | 1 while this instance leads |
 //! | `drydock_leader_epoch` | | the fencing epoch this instance holds |
@@ -54,6 +55,8 @@ pub const BMC_ERRORS: &str = "drydock_bmc_errors_total";
 pub const BMC_CALL_SECONDS: &str = "drydock_bmc_call_seconds";
 /// Items (outcomes, messages, key-value writes) per writer batch.
 pub const WRITER_BATCH_SIZE: &str = "drydock_writer_batch_size";
+/// Driver key-value reads answered by one gathered batch.
+pub const KV_READ_BATCH_SIZE: &str = "drydock_kv_read_batch_size";
 /// API requests, by method, matched route and status.
 pub const HTTP_REQUESTS: &str = "drydock_http_requests_total";
 /// API request latency in seconds, by method, matched route and status.
@@ -124,6 +127,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                         BATCH_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(KV_READ_BATCH_SIZE.into()),
+                        BATCH_BUCKETS,
+                    )
+                })
                 .map_err(|e| e.to_string())
                 .and_then(|b| b.install_recorder().map_err(|e| e.to_string()));
             match built {
@@ -175,6 +184,11 @@ pub fn writer_batch(items: usize) {
     metrics::histogram!(WRITER_BATCH_SIZE).record(items as f64);
 }
 
+/// Records the size of one gathered batch of driver key-value reads.
+pub fn kv_read_batch(reads: usize) {
+    metrics::histogram!(KV_READ_BATCH_SIZE).record(reads as f64);
+}
+
 /// Counts `n` subtasks started on this instance, `via` `created` (created
 /// already running here) or `claimed` (from the queue).
 pub fn subtasks_started(via: &'static str, n: u64) {
@@ -196,6 +210,7 @@ async fn refresh_gauges(state: &AppState) {
     let (writes, kv) = engine.writes_waiting();
     metrics::gauge!(QUEUE_DEPTH, "queue" => "writer").set(writes as f64);
     metrics::gauge!(QUEUE_DEPTH, "queue" => "kv").set(kv as f64);
+    metrics::gauge!(QUEUE_DEPTH, "queue" => "backlog").set(engine.backlog() as f64);
     let active = engine
         .drivers()
         .all()

@@ -15,6 +15,57 @@ impl Store {
         }))
     }
 
+    /// The values stored under `keys` of `driver` (keys with no value are
+    /// left out): one statement for any number of keys on PostgreSQL
+    /// (`= ANY`), a statement per [`super::CHUNK`] keys on SQLite.
+    pub async fn kv_get_many(
+        &self,
+        driver: &str,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut found = std::collections::HashMap::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        match &self.inner {
+            super::Inner::Postgres(pool) => {
+                // A primary-key lookup per key, whatever the plan: with
+                // `driver = $1 AND key = ANY($2)` the cached generic plan,
+                // made while the table was small, matched on `driver` alone
+                // and filtered every key of the driver (4.8 ms a batch at
+                // 10,000 keys).
+                let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT k.key, (SELECT d.value FROM driver_kv d \
+                     WHERE d.driver = $1 AND d.key = k.key) \
+                     FROM unnest($2::text[]) AS k (key)",
+                )
+                .bind(driver)
+                .bind(keys)
+                .fetch_all(pool)
+                .await
+                .db()?;
+                found.extend(rows.into_iter().filter_map(|(k, v)| Some((k, v?))));
+            }
+            super::Inner::Sqlite(pool) => {
+                for chunk in keys.chunks(super::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                        "SELECT key, value FROM driver_kv WHERE driver = ",
+                    );
+                    qb.push_bind(driver).push(" AND key IN (");
+                    let mut list = qb.separated(", ");
+                    for k in chunk {
+                        list.push_bind(k.as_str());
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String, String)> =
+                        qb.build_query_as().fetch_all(pool).await.db()?;
+                    found.extend(rows);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// How many keys `driver` holds and their bytes (keys plus values): one
     /// primary-key read of the totals the store's triggers keep with every
     /// write (table `driver_kv_usage`).

@@ -177,7 +177,10 @@ pub(super) async fn run(
             }
             last
         };
+        // A cancel first: a subtask cancelled while it waited for a slot
+        // never reaches the driver.
         let r = tokio::select! {
+            biased;
             _ = cancel.cancelled() => break Err(None),
             r = call => r,
         };

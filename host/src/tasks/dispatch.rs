@@ -1,30 +1,39 @@
 //! Subtasks this instance runs as it creates them.
 //!
 //! When the scheduler fans a task out, or an orchestration adds a step's
-//! calls, the executor usually has free call slots. The subtasks that fit
-//! are inserted already `running` under this instance (owner, epoch,
-//! attempt 1: exactly what a claim would have written) and handed to the
-//! executor over a channel with their node records, so they cost no claim
-//! update and no re-read. The rest are inserted `queued` for any
+//! calls, this instance takes its share of the new subtasks (all of them
+//! when it is the only live instance; an even share in a cluster, so the
+//! others have work to claim). Its share is inserted already `running`
+//! under this instance (owner, epoch, attempt 1: exactly what a claim
+//! would have written) and handed to the executor over a channel with
+//! their node records, so they cost no claim update and no re-read. Those
+//! that fit in free call slots start at once; the rest wait in the
+//! executor's backlog, in memory, bounded by `EngineConfig::backlog`, and
+//! start as slots free up. Everything else is inserted `queued` for any
 //! instance's executor to claim; this instance remembers their ids
 //! ([`QueuedHere`]) and claims them by primary key as its slots free up,
 //! rather than scanning the queue (whose index still holds an entry for
 //! every task claimed since the last vacuum, so each scan of a big task's
 //! queue walked past all its claimed subtasks).
 //!
-//! A slot is reserved (a permit of the executor's semaphore) before the
-//! insert and travels with the subtask, so the executor never holds more
-//! calls than its limit. If the insert fails, dropping the [`Reservation`]
-//! frees the slots; nothing was stored. Recovery treats these rows like
-//! claimed ones: if this instance dies, the new leader requeues or fails
-//! them as it does any running subtask of a dead instance.
+//! A slot (a permit of the executor's semaphore) or a backlog place is
+//! reserved before the insert and travels with the subtask, so the
+//! executor never holds more calls, nor more waiting subtasks, than its
+//! limits. If the insert fails, dropping the [`Reservation`] frees them;
+//! nothing was stored. Recovery treats these rows like claimed ones: if
+//! this instance dies, the new leader requeues or fails them as it does
+//! any running subtask of a dead instance, and a restart of this instance
+//! requeues them. A cancel reaches a waiting subtask as it reaches a
+//! running call: each is registered with the executor's in-flight calls
+//! when it is handed over ([`super::executor::Inflight`]).
 
 use super::shared::Shared;
 use crate::store::{NewTask, NodeRecord, TaskRecord, TaskStatus};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// A subtask handed to the executor as it was created.
@@ -33,8 +42,41 @@ pub(super) struct Dispatched {
     pub task: TaskRecord,
     /// Its node, when the creator had read it.
     pub node: Option<NodeRecord>,
-    /// Its call slot, reserved before the insert.
-    pub permit: OwnedSemaphorePermit,
+    /// Its call slot, reserved before the insert; `None` for a subtask
+    /// that waits in the backlog for a slot.
+    pub permit: Option<OwnedSemaphorePermit>,
+    /// Cuts its call (a cancel); registered with the in-flight calls.
+    pub cancel: CancellationToken,
+}
+
+/// How many dispatched subtasks wait for a call slot (the executor's
+/// backlog), against its bound.
+#[derive(Default)]
+pub(super) struct BacklogCount(AtomicUsize);
+
+impl BacklogCount {
+    /// Takes up to `n` places below `bound`; returns how many it took.
+    fn take(&self, n: usize, bound: usize) -> usize {
+        let mut taken = 0;
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                taken = n.min(bound.saturating_sub(now));
+                Some(now + taken)
+            });
+        taken
+    }
+
+    /// Gives `n` places back (a waiting subtask started, or was never
+    /// stored).
+    pub fn release(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// How many subtasks wait.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// How subtasks reached the executor on this instance: dispatched as they
@@ -102,40 +144,104 @@ impl QueuedHere {
     }
 }
 
-/// Call slots reserved for some of the rows about to be inserted; those
-/// rows are marked running under this instance.
+/// Call slots and backlog places reserved for some of the rows about to
+/// be inserted; those rows are marked running under this instance.
 #[must_use = "dispatch the reserved rows once they are stored"]
-pub(super) struct Reservation {
-    /// (row index, slot) for each reserved row.
-    slots: Vec<(usize, OwnedSemaphorePermit)>,
+pub(super) struct Reservation<'a> {
+    /// (row index, slot) for each reserved row; no slot for a row that
+    /// waits in the backlog.
+    slots: Vec<(usize, Option<OwnedSemaphorePermit>)>,
+    /// Backlog places held until the rows are handed over.
+    waiting: usize,
+    backlog: &'a BacklogCount,
 }
 
-/// Reserves a free call slot for each of `rows` that an executor would
-/// claim (a queued subtask), while slots are free, and marks those rows
-/// running under this instance. Nothing is reserved once this instance
-/// is shutting down.
-pub(super) fn reserve(shared: &Shared, rows: &mut [NewTask]) -> Reservation {
-    let mut slots = Vec::new();
-    if shared.shutdown.is_cancelled() {
-        return Reservation { slots };
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        // Not handed over (the insert failed): nothing waits.
+        self.backlog.release(self.waiting);
     }
+}
+
+/// Reserves this instance's share of `rows` that an executor would claim
+/// (queued subtasks): a free call slot for each while slots are free, then
+/// a backlog place for each while the backlog has room; marks those rows
+/// running under this instance. Its share is all of them when it is the
+/// only live instance, else an even share. Nothing is reserved once this
+/// instance is shutting down.
+pub(super) async fn reserve<'a>(shared: &'a Shared, rows: &mut [NewTask]) -> Reservation<'a> {
+    let mut reservation = Reservation {
+        slots: Vec::new(),
+        waiting: 0,
+        backlog: &shared.backlog,
+    };
+    if shared.shutdown.is_cancelled() {
+        return reservation;
+    }
+    let claimable = |row: &NewTask| row.parent_id.is_some() && row.status == TaskStatus::Queued;
+    let candidates = rows.iter().filter(|r| claimable(r)).count();
+    if candidates == 0 {
+        return reservation;
+    }
+    let share = candidates.div_ceil(live_instances(shared).await);
+    let free = shared.slots.available_permits().min(share);
+    reservation.waiting = shared.backlog.take(share - free, shared.cfg.backlog);
+    let mut permits = free;
+    let mut waiting = reservation.waiting;
     for (i, row) in rows.iter_mut().enumerate() {
-        if row.parent_id.is_none() || row.status != TaskStatus::Queued {
+        if !claimable(row) {
             continue;
         }
-        let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
-            break;
+        let permit = if permits > 0 {
+            match shared.slots.clone().try_acquire_owned() {
+                Ok(p) => {
+                    permits -= 1;
+                    Some(p)
+                }
+                // Taken meanwhile (a claim): this row waits instead.
+                Err(_) => {
+                    permits = 0;
+                    None
+                }
+            }
+        } else {
+            None
         };
+        if permit.is_none() {
+            if waiting == 0 {
+                break;
+            }
+            waiting -= 1;
+        }
         row.status = TaskStatus::Running;
         row.owner = Some(shared.instance_id().to_owned());
         row.epoch = shared.epoch();
         row.attempt = 1;
-        slots.push((i, permit));
+        reservation.slots.push((i, permit));
     }
-    Reservation { slots }
+    // Places taken but not used (slots taken meanwhile used them up).
+    shared.backlog.release(waiting);
+    reservation.waiting -= waiting;
+    reservation
 }
 
-impl Reservation {
+/// How many instances share new work: those with a fresh heartbeat (at
+/// least this one; SQLite runs one).
+async fn live_instances(shared: &Shared) -> usize {
+    match shared
+        .store
+        .live_instances(shared.leadership.config().dead_after)
+        .await
+    {
+        Ok(live) => live.len().max(1),
+        Err(e) => {
+            tracing::debug!(error = %e, "counting live instances failed; taking a lone share");
+            1
+        }
+    }
+}
+
+impl Reservation<'_> {
     /// How many rows are reserved.
     pub fn len(&self) -> usize {
         self.slots.len()
@@ -145,7 +251,7 @@ impl Reservation {
     /// node records (taken from `nodes` by node name), and remembers the
     /// ids of the rows stored queued for its later claims.
     pub fn dispatch(
-        self,
+        mut self,
         shared: &Shared,
         rows: &[NewTask],
         nodes: &mut HashMap<String, NodeRecord>,
@@ -155,24 +261,35 @@ impl Reservation {
                 .filter(|r| r.parent_id.is_some() && r.status == TaskStatus::Queued)
                 .map(|r| r.id),
         );
+        // The executor owns the backlog places from here.
+        self.waiting = 0;
         if self.slots.is_empty() {
             shared.wake_executor.notify_one();
             return;
         }
         let created = chrono::Utc::now();
         let n = self.slots.len() as u64;
-        for (i, permit) in self.slots {
+        for (i, permit) in std::mem::take(&mut self.slots) {
             let row = &rows[i];
             let node = row.node_name.as_ref().and_then(|n| nodes.remove(n));
             let task = row.record(created);
+            let cancel = shared.shutdown.child_token();
+            shared
+                .inflight
+                .insert(task.id, task.parent_id, cancel.clone(), permit.is_some());
             if shared
                 .dispatch
-                .send(Dispatched { task, node, permit })
+                .send(Dispatched {
+                    task,
+                    node,
+                    permit,
+                    cancel,
+                })
                 .is_err()
             {
                 // The executor has stopped (shutdown): the rows stay
                 // running under this instance and are requeued when it
-                // starts again.
+                // starts again (the backlog's count no longer matters).
                 return;
             }
         }

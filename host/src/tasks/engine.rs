@@ -57,6 +57,10 @@ pub struct EngineConfig {
     pub per_bmc: usize,
     /// Subtasks claimed per query.
     pub claim_batch: i64,
+    /// Subtasks created running on this instance that may wait in memory
+    /// for a call slot (its backlog): each holds its task and node record
+    /// (a few KiB). Past it, new subtasks are created queued and claimed.
+    pub backlog: usize,
     /// How often idle loops look for work (they are also woken directly).
     pub poll_interval: Duration,
     /// Attempts per subtask for retryable failures (1 = no retry).
@@ -109,6 +113,7 @@ impl Default for EngineConfig {
             max_concurrency: 256,
             per_bmc: 4,
             claim_batch: 256,
+            backlog: 16_384,
             poll_interval: Duration::from_millis(200),
             max_attempts: 3,
             retry_backoff: Duration::from_millis(500),
@@ -265,6 +270,7 @@ impl Engine {
         let timeline = crate::fleet::Timeline::start(store.clone(), shutdown.clone());
         let (dispatch, dispatch_rx) = tokio::sync::mpsc::unbounded_channel();
         let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrency));
+        let kv_reads = super::kv_reads::KvReads::start(store.clone(), shutdown.clone());
         let shared = Arc::new(Shared {
             store,
             runtime,
@@ -283,11 +289,13 @@ impl Engine {
             slots,
             dispatch,
             dispatch_stats: Default::default(),
+            backlog: Default::default(),
             queued_here: Default::default(),
             bmcs,
             timeline,
             fleet_stats: Default::default(),
             kv: Default::default(),
+            kv_reads,
             kv_ledger: Arc::new(crate::drivers::kv_ledger::KvLedger::new(
                 std::time::Duration::from_secs(1),
             )),
@@ -389,6 +397,12 @@ impl Engine {
     /// Driver calls in flight on this instance.
     pub fn inflight(&self) -> usize {
         self.shared.inflight.len()
+    }
+
+    /// Subtasks created running on this instance that wait for a call slot
+    /// (its backlog, at most `EngineConfig::backlog`).
+    pub fn backlog(&self) -> usize {
+        self.shared.backlog.get()
     }
 
     /// Waits until task `id` is complete or terminated, at most `within`.

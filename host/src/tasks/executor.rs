@@ -8,7 +8,7 @@ use super::call;
 use super::dispatch::Dispatched;
 use super::shared::Shared;
 use crate::store::{ClaimScope, ClaimSpec, NodeRecord, TaskRecord};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -16,23 +16,44 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// The driver calls in flight on this instance: subtask → (parent, cancel).
+/// One subtask in [`Inflight`].
+struct Entry {
+    parent: Option<Uuid>,
+    cancel: CancellationToken,
+    /// Its call runs; false while it waits in the backlog.
+    started: bool,
+}
+
+/// The subtasks this instance runs: their driver calls in flight, and
+/// those waiting in the backlog for a call slot.
 #[derive(Default)]
 pub(super) struct Inflight {
-    calls: Mutex<HashMap<Uuid, (Option<Uuid>, CancellationToken)>>,
+    calls: Mutex<HashMap<Uuid, Entry>>,
 }
 
 impl Inflight {
-    /// How many calls are in flight.
+    /// How many calls are in flight (not counting the backlog).
     pub fn len(&self) -> usize {
-        self.calls.lock().expect("inflight lock").len()
+        let calls = self.calls.lock().expect("inflight lock");
+        calls.values().filter(|e| e.started).count()
     }
 
-    fn insert(&self, id: Uuid, parent: Option<Uuid>, token: CancellationToken) {
-        self.calls
-            .lock()
-            .expect("inflight lock")
-            .insert(id, (parent, token));
+    /// Registers subtask `id`: its call starts now (`started`) or waits.
+    pub fn insert(&self, id: Uuid, parent: Option<Uuid>, cancel: CancellationToken, started: bool) {
+        self.calls.lock().expect("inflight lock").insert(
+            id,
+            Entry {
+                parent,
+                cancel,
+                started,
+            },
+        );
+    }
+
+    fn start(&self, id: &Uuid) {
+        if let Some(e) = self.calls.lock().expect("inflight lock").get_mut(id) {
+            e.started = true;
+        }
     }
 
     fn remove(&self, id: &Uuid) {
@@ -44,29 +65,38 @@ impl Inflight {
     pub fn cut(&self, id: Uuid, parents: &HashSet<Uuid>) -> usize {
         let calls = self.calls.lock().expect("inflight lock");
         let mut n = 0;
-        for (sub, (parent, token)) in calls.iter() {
-            if *sub == id || parent.is_some_and(|p| parents.contains(&p)) {
-                token.cancel();
+        for (sub, e) in calls.iter() {
+            if *sub == id || e.parent.is_some_and(|p| parents.contains(&p)) {
+                e.cancel.cancel();
                 n += 1;
             }
         }
         n
     }
 
+    /// The ids whose cancel to watch for: each running call, and the
+    /// parents of waiting subtasks (a cancel marks the whole tree, so one
+    /// id stands for a parent's whole backlog).
     fn snapshot(&self) -> Vec<Uuid> {
-        self.calls
-            .lock()
-            .expect("inflight lock")
-            .keys()
-            .copied()
-            .collect()
+        let calls = self.calls.lock().expect("inflight lock");
+        let mut ids: HashSet<Uuid> = HashSet::new();
+        for (id, e) in calls.iter() {
+            match (e.started, e.parent) {
+                (false, Some(parent)) => ids.insert(parent),
+                _ => ids.insert(*id),
+            };
+        }
+        ids.into_iter().collect()
     }
 
+    /// Cuts the subtasks among `ids`, and the waiting subtasks of parents
+    /// among `ids`.
     fn cut_ids(&self, ids: &[Uuid]) {
+        let ids: HashSet<&Uuid> = ids.iter().collect();
         let calls = self.calls.lock().expect("inflight lock");
-        for id in ids {
-            if let Some((_, token)) = calls.get(id) {
-                token.cancel();
+        for (id, e) in calls.iter() {
+            if ids.contains(id) || (!e.started && e.parent.is_some_and(|p| ids.contains(&p))) {
+                e.cancel.cancel();
             }
         }
     }
@@ -103,13 +133,36 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
     let slots = shared.slots.clone();
     let bmcs = shared.bmcs.clone();
     tokio::spawn(cancel_watch(shared.clone()));
+    // Created running here, waiting for a slot, oldest first.
+    let mut backlog: VecDeque<Dispatched> = VecDeque::new();
     loop {
         if shared.shutdown.is_cancelled() {
             return;
         }
-        // Created already running here, each with its slot.
+        // Created already running here: with a slot, they start now.
         while let Ok(d) = dispatched.try_recv() {
-            start(&shared, &bmcs, d.task, d.node, d.permit);
+            match d.permit {
+                Some(permit) => start(&shared, &bmcs, d.task, d.node, permit, d.cancel),
+                None => backlog.push_back(d),
+            }
+        }
+        // Then those waiting, as slots free up.
+        while !backlog.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let Some(d) = backlog.pop_front() else {
+                break;
+            };
+            shared.backlog.release(1);
+            start(&shared, &bmcs, d.task, d.node, permit, d.cancel);
+        }
+        if !backlog.is_empty() {
+            // No slot is free: the next call to end wakes this loop.
+            if !shared.idle(&shared.wake_executor).await {
+                return;
+            }
+            continue;
         }
         // Claim in batches: each claim is a transaction, so wait until a
         // quarter of the capacity is free (or nothing runs) rather than
@@ -157,7 +210,11 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
                         let Ok(permit) = slots.clone().acquire_owned().await else {
                             return;
                         };
-                        start(&shared, &bmcs, t, record, permit);
+                        let cancel = shared.shutdown.child_token();
+                        shared
+                            .inflight
+                            .insert(t.id, t.parent_id, cancel.clone(), true);
+                        start(&shared, &bmcs, t, record, permit, cancel);
                     }
                     continue;
                 }
@@ -174,16 +231,17 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
     }
 }
 
-/// Runs subtask `t` (running under this instance) in its call slot.
+/// Runs subtask `t` (running under this instance, registered in
+/// [`Inflight`] with `token`) in its call slot.
 fn start(
     shared: &Arc<Shared>,
     bmcs: &Arc<BmcLimits>,
     t: TaskRecord,
     record: Option<NodeRecord>,
     permit: OwnedSemaphorePermit,
+    token: CancellationToken,
 ) {
-    let token = shared.shutdown.child_token();
-    shared.inflight.insert(t.id, t.parent_id, token.clone());
+    shared.inflight.start(&t.id);
     let (shared, bmcs) = (shared.clone(), bmcs.clone());
     let span = crate::observe::traces::subtask_span(&t);
     tokio::spawn(async move {

@@ -6,6 +6,7 @@
 //!   `executor` and `call` (run driver calls), `writer` (batched writes),
 //!   `settler` (completes parents, advances orchestrations through
 //!   `orchestration`), `bootactions` (hands out and settles boot actions),
+//!   `kv_reads` (gathers drivers' key-value reads into batches),
 //!   joined by channels; `shared` holds what they share.
 //! - [`orchestrator`]: Drydock's orchestrator actions as plans of steps.
 //! - [`filter`]: Drydock node filters (pure).
@@ -19,6 +20,7 @@ mod dispatch;
 pub mod engine;
 mod executor;
 pub mod filter;
+mod kv_reads;
 mod orchestration;
 pub mod orchestrator;
 mod probe;

@@ -497,7 +497,7 @@ async fn add_calls(
         rows.push(sub(None));
     }
     // The calls that fit in free call slots run here without a claim.
-    let reserved = super::dispatch::reserve(shared, &mut rows);
+    let reserved = super::dispatch::reserve(shared, &mut rows).await;
     shared
         .store
         .insert_tasks_fenced(&rows, Some((shared.instance_id(), shared.epoch())))

@@ -227,7 +227,7 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
         vec![s]
     };
     // Those that fit in free call slots run here without a claim.
-    let reserved = dispatch::reserve(shared, &mut subtasks);
+    let reserved = dispatch::reserve(shared, &mut subtasks).await;
     let here = reserved.len();
     let n = store.insert_tasks(&subtasks).await?;
     reserved.dispatch(shared, &subtasks, &mut selected);

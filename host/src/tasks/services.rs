@@ -29,7 +29,11 @@ impl DriverServices for EngineServices {
         if let Some(v) = self.shared.kv.pending(driver, key) {
             return Ok(v);
         }
-        self.shared.store.kv_get(driver, key).await.map_err(svc)
+        self.shared
+            .kv_reads
+            .get(driver, key)
+            .await
+            .map_err(|e| ServiceError(e.to_string()))
     }
 
     async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError> {

@@ -5,9 +5,10 @@
 //! Nothing here decides anything: each decision belongs to one component
 //! (`scheduler`, `executor`, `writer`, `settler`, `bootactions`).
 
-use super::dispatch::{DispatchStats, Dispatched, QueuedHere};
+use super::dispatch::{BacklogCount, DispatchStats, Dispatched, QueuedHere};
 use super::engine::{EngineConfig, EngineError};
 use super::executor::{BmcLimits, Inflight};
+use super::kv_reads::KvReads;
 use super::orchestrator::{self, StepAction};
 use super::settler::Settle;
 use super::writer::{KvOverlay, Write};
@@ -55,6 +56,8 @@ pub(super) struct Shared {
     pub dispatch: mpsc::UnboundedSender<Dispatched>,
     /// How subtasks reached the executor here.
     pub dispatch_stats: DispatchStats,
+    /// How many subtasks created running here wait for a call slot.
+    pub backlog: BacklogCount,
     /// Ids of subtasks created queued here, which the executor claims by id.
     pub queued_here: QueuedHere,
     /// Per-BMC limits, shared by subtasks and probes (the fleet's sync).
@@ -65,6 +68,8 @@ pub(super) struct Shared {
     pub fleet_stats: Arc<crate::fleet::FleetStats>,
     /// Key-value writes not yet in the store (owned by the writer).
     pub kv: KvOverlay,
+    /// Key-value reads of the store, gathered into batches.
+    pub kv_reads: KvReads,
     /// Each driver's key-value usage, shared by its calls here (read from
     /// the store again every second for other instances' writes).
     pub kv_ledger: Arc<crate::drivers::kv_ledger::KvLedger>,
