@@ -168,14 +168,15 @@ impl Drop for Reservation<'_> {
 /// a backlog place for each while the backlog has room; marks those rows
 /// running under this instance. Its share is all of them when it is the
 /// only live instance, else an even share. Nothing is reserved once this
-/// instance is shutting down.
+/// instance is shutting down, nor when it runs no calls at all
+/// (`max_concurrency = 0`: it schedules only).
 pub(super) async fn reserve<'a>(shared: &'a Shared, rows: &mut [NewTask]) -> Reservation<'a> {
     let mut reservation = Reservation {
         slots: Vec::new(),
         waiting: 0,
         backlog: &shared.backlog,
     };
-    if shared.shutdown.is_cancelled() {
+    if shared.shutdown.is_cancelled() || shared.cfg.max_concurrency == 0 {
         return reservation;
     }
     let claimable = |row: &NewTask| row.parent_id.is_some() && row.status == TaskStatus::Queued;
