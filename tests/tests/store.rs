@@ -149,6 +149,7 @@ cases! {
     secrets => case_secrets,
     kv => case_kv,
     open_subtasks => case_open_subtasks,
+    node_states_in_batches => case_node_states_in_batches,
 }
 
 fn label(store: &Store) -> &'static str {
@@ -1446,4 +1447,61 @@ async fn case_open_subtasks(store: Store) {
     assert!(store.delete_tasks_older_than(5).await.unwrap() >= 1);
     assert!(store.get_task(top.id).await.unwrap().is_none());
     assert!(store.has_open_subtasks(other.id).await.unwrap());
+}
+
+/// The writer's node states: many nodes in one call (more than one SQLite
+/// statement takes), each field kept when the state leaves it out, names
+/// that are not nodes skipped.
+async fn case_node_states_in_batches(store: Store) {
+    let spec = json!({"oob": {"type": "sim"}});
+    for i in 0..600 {
+        store
+            .upsert_node(&format!("ns{i:03}"), &spec, None)
+            .await
+            .unwrap();
+    }
+    let state = |n: &str, p: Option<&str>, b: Option<&str>| {
+        (n.to_owned(), p.map(str::to_owned), b.map(str::to_owned))
+    };
+    let mut states: Vec<_> = (0..600)
+        .map(|i| state(&format!("ns{i:03}"), Some("on"), None))
+        .collect();
+    states.push(state("ghost", Some("off"), None));
+    assert_eq!(store.set_node_states(&states).await.unwrap(), 600);
+    assert_eq!(store.set_node_states(&[]).await.unwrap(), 0);
+    store
+        .set_node_states(&[
+            state("ns000", None, Some("pxe")),
+            state("ns599", Some("off"), Some("disk")),
+        ])
+        .await
+        .unwrap();
+    let nodes = store
+        .get_nodes(&[
+            "ns000".into(),
+            "ns001".into(),
+            "ns599".into(),
+            "ghost".into(),
+        ])
+        .await
+        .unwrap();
+    let mut got: Vec<(&str, Option<&str>, Option<&str>)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n.name.as_str(),
+                n.power_state.as_deref(),
+                n.boot_device.as_deref(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("ns000", Some("on"), Some("pxe")),
+            ("ns001", Some("on"), None),
+            ("ns599", Some("off"), Some("disk")),
+        ]
+    );
 }
