@@ -34,6 +34,7 @@
 //! per_bmc = 4                        # calls in flight per BMC address
 //! max_attempts = 3                   # attempts for retryable failures
 //! write_queue = 4096                 # results, messages and key-value writes waiting for the database
+//! backlog = 16384                    # subtasks created running here that may wait for a call slot
 //!
 //! [driver_limits]                    # quotas on drivers (see drivers::limits::DriverLimits)
 //! kv_keys = 10000                    # keys per driver
@@ -140,6 +141,10 @@ pub struct Limits {
     /// the database at once; past it, drivers and tasks wait (memory stays
     /// bounded however fast drivers write).
     pub write_queue: usize,
+    /// Subtasks the leader creates already running under itself that may
+    /// wait in memory for a call slot (a few KiB each); past it, subtasks
+    /// are created queued and claimed. 0: only those that fit in free slots.
+    pub backlog: usize,
 }
 
 impl Default for Limits {
@@ -150,6 +155,7 @@ impl Default for Limits {
             per_bmc: 4,
             max_attempts: 3,
             write_queue: 4096,
+            backlog: 16_384,
         }
     }
 }
@@ -572,6 +578,7 @@ mod tests {
             token = "t1"
             [limits]
             per_bmc = 2
+            backlog = 0
             [drivers.sim]
             settings = { delay_ms = "5" }
             egress = ["10.0.0.0/8"]
@@ -581,6 +588,8 @@ mod tests {
         assert_eq!(cfg.listen.port(), 9100);
         assert_eq!(cfg.limits.per_bmc, 2);
         assert_eq!(cfg.limits.max_attempts, 3);
+        assert_eq!(cfg.limits.backlog, 0);
+        assert_eq!(Config::default().limits.backlog, 16_384);
         assert_eq!(cfg.drivers["sim"].settings["delay_ms"], "5");
         let env: BTreeMap<&str, &str> = [
             ("DRYDOCK_DATABASE_URL", "postgres://x"),

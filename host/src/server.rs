@@ -379,6 +379,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
             per_bmc: cfg.limits.per_bmc,
             max_attempts: cfg.limits.max_attempts,
             write_queue: cfg.limits.write_queue.max(1),
+            backlog: cfg.limits.backlog,
             design_dir: cfg.design_dir.clone().filter(|d| {
                 let ok = d.is_dir();
                 if !ok {

@@ -8,7 +8,7 @@
 //! would have written) and handed to the executor over a channel with
 //! their node records, so they cost no claim update and no re-read. Those
 //! that fit in free call slots start at once; the rest wait in the
-//! executor's backlog, in memory, bounded by `EngineConfig::backlog`, and
+//! executor's backlog, in memory, bounded by `EngineConfig::backlog` (`backlog` under `[limits]`), and
 //! start as slots free up. Everything else is inserted `queued` for any
 //! instance's executor to claim; this instance remembers their ids
 //! ([`QueuedHere`]) and claims them by primary key as its slots free up,
