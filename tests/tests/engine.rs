@@ -364,6 +364,20 @@ async fn subtasks_that_fit_start_without_a_claim(store: Store) {
     engine.shutdown();
 }
 
+/// Runs `action` on every node through `engine`; it must succeed.
+async fn succeeds(
+    engine: &Engine,
+    action: &str,
+) -> (drydock::store::TaskRecord, drydock::store::TaskRecord) {
+    let t = engine.submit(task(action)).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    (t, done)
+}
+
 /// One instance id for every engine of a test: an engine just stopped
 /// still counts as live (its heartbeat is fresh) and would take a share of
 /// the next engine's work.
@@ -389,12 +403,7 @@ async fn the_backlog_runs_everything_here_and_cancels(store: Store) {
         },
     )
     .await;
-    let t = engine.submit(task("power_on_node")).await.unwrap();
-    let done = engine
-        .wait_finished(t.id, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    let (t, done) = succeeds(&engine, "power_on_node").await;
     assert_eq!(done.successes.len(), 12);
     assert_eq!(engine.subtasks_started(), (12, 0), "nothing claimed");
     for s in store.subtasks(t.id).await.unwrap() {
@@ -470,12 +479,7 @@ async fn the_backlog_runs_everything_here_and_cancels(store: Store) {
         },
     )
     .await;
-    let t = engine.submit(task("power_on_node")).await.unwrap();
-    let done = engine
-        .wait_finished(t.id, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    let (t, _) = succeeds(&engine, "power_on_node").await;
     assert_eq!(engine.subtasks_started(), (9, 3));
     assert_eq!(engine.backlog(), 0);
     for s in store.subtasks(t.id).await.unwrap() {

@@ -15,8 +15,8 @@ pub(super) const STATEMENT: &str = "COPY tasks (id, parent_id, action, design_re
      node_name, params, status, created, created_by, updated, deadline, owner, epoch, attempt, \
      max_attempts, traceparent) FROM STDIN WITH (FORMAT csv)";
 
-/// Bytes sent per `CopyData` message.
-pub(super) const SEND_BYTES: usize = 1 << 20;
+/// Rows built and sent per `CopyData` message (about 0.5 MB).
+pub(super) const ROWS_PER_SEND: usize = 2_000;
 
 /// `tasks` as CSV rows for [`STATEMENT`], all created (and updated) at
 /// `now`.

@@ -64,10 +64,11 @@ async fn copy_in(
     tasks: &[NewTask],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64> {
-    let data = copy::rows(tasks, now);
     let mut copy_in = tx.copy_in_raw(copy::STATEMENT).await.db()?;
-    for piece in data.chunks(copy::SEND_BYTES) {
-        if let Err(e) = copy_in.send(piece).await {
+    // Built and sent a piece at a time, so a 100,000-row fan-out never
+    // holds its whole CSV (about 30 MB) at once.
+    for piece in tasks.chunks(copy::ROWS_PER_SEND) {
+        if let Err(e) = copy_in.send(copy::rows(piece, now)).await {
             let _ = copy_in.abort("send failed").await;
             return Err(e).db();
         }
