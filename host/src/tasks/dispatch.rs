@@ -179,12 +179,14 @@ pub(super) async fn reserve<'a>(shared: &'a Shared, rows: &mut [NewTask]) -> Res
     if shared.shutdown.is_cancelled() || shared.cfg.max_concurrency == 0 {
         return reservation;
     }
-    let claimable = |row: &NewTask| row.parent_id.is_some() && row.status == TaskStatus::Queued;
     let candidates = rows.iter().filter(|r| claimable(r)).count();
-    if candidates == 0 {
-        return reservation;
-    }
-    let share = candidates.div_ceil(live_instances(shared).await);
+    let share = match candidates {
+        0 => return reservation,
+        // One is its own share whatever the count (an orchestration step
+        // moving on node by node): no query.
+        1 => 1,
+        n => n.div_ceil(live_instances(shared).await),
+    };
     let free = shared.slots.available_permits().min(share);
     reservation.waiting = shared.backlog.take(share - free, shared.cfg.backlog);
     let mut permits = free;
@@ -226,6 +228,11 @@ pub(super) async fn reserve<'a>(shared: &'a Shared, rows: &mut [NewTask]) -> Res
     reservation
 }
 
+/// Whether `row` is a subtask an executor would claim (queued).
+fn claimable(row: &NewTask) -> bool {
+    row.parent_id.is_some() && row.status == TaskStatus::Queued
+}
+
 /// How many instances share new work: those with a fresh heartbeat (at
 /// least this one; SQLite runs one).
 async fn live_instances(shared: &Shared) -> usize {
@@ -257,11 +264,9 @@ impl Reservation<'_> {
         rows: &[NewTask],
         nodes: &mut HashMap<String, NodeRecord>,
     ) {
-        shared.queued_here.remember(
-            rows.iter()
-                .filter(|r| r.parent_id.is_some() && r.status == TaskStatus::Queued)
-                .map(|r| r.id),
-        );
+        shared
+            .queued_here
+            .remember(rows.iter().filter(|r| claimable(r)).map(|r| r.id));
         // The executor owns the backlog places from here.
         self.waiting = 0;
         if self.slots.is_empty() {

@@ -496,7 +496,7 @@ async fn add_calls(
     } else if !new.is_empty() {
         rows.push(sub(None));
     }
-    // The calls that fit in free call slots run here without a claim.
+    // This instance's share of the calls runs here without a claim.
     let reserved = super::dispatch::reserve(shared, &mut rows).await;
     shared
         .store
