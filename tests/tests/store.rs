@@ -150,6 +150,7 @@ cases! {
     kv => case_kv,
     open_subtasks => case_open_subtasks,
     node_states_in_batches => case_node_states_in_batches,
+    node_events_in_order => case_node_events_in_order,
 }
 
 fn label(store: &Store) -> &'static str {
@@ -1503,5 +1504,67 @@ async fn case_node_states_in_batches(store: Store) {
             ("ns001", Some("on"), None),
             ("ns599", Some("off"), Some("disk")),
         ]
+    );
+}
+
+/// A batch of timeline entries is stored in the order given (its `seq`
+/// increases along the batch), every field as given, each on its node.
+async fn case_node_events_in_order(store: Store) {
+    use drydock::store::NewNodeEvent;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00.123456Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let task = Uuid::now_v7();
+    let event = |node: &str, i: i64| NewNodeEvent {
+        node_name: node.into(),
+        ts: at + chrono::Duration::milliseconds(i),
+        kind: if i % 2 == 0 {
+            "driver_call"
+        } else {
+            "state_change"
+        }
+        .into(),
+        action: (i % 2 == 0).then(|| format!("action{i}")),
+        outcome: Some(format!("outcome{i}")),
+        duration_ms: (i % 3 == 0).then_some(i * 10),
+        message: (i % 2 == 1).then(|| format!("it's {i}")),
+        task_id: (i % 2 == 0).then_some(task),
+    };
+    let batch: Vec<NewNodeEvent> = (0..300)
+        .map(|i| event(if i % 3 == 0 { "ev-b" } else { "ev-a" }, i))
+        .collect();
+    store.add_node_events(&batch).await.unwrap();
+    store.add_node_events(&[]).await.unwrap();
+    let got = store.node_events("ev-a", None, 1000).await.unwrap();
+    let want: Vec<&NewNodeEvent> = batch.iter().filter(|e| e.node_name == "ev-a").collect();
+    assert_eq!(got.len(), want.len(), "{}", label(&store));
+    // Newest first: the batch's order reversed.
+    for (g, w) in got.iter().zip(want.iter().rev()) {
+        let g = (
+            &g.node_name,
+            g.ts,
+            &g.kind,
+            &g.action,
+            &g.outcome,
+            g.duration_ms,
+            &g.message,
+            g.task_id,
+        );
+        let w = (
+            &w.node_name,
+            w.ts,
+            &w.kind,
+            &w.action,
+            &w.outcome,
+            w.duration_ms,
+            &w.message,
+            w.task_id,
+        );
+        assert_eq!(g, w, "{}", label(&store));
+    }
+    assert!(got.windows(2).all(|p| p[0].seq > p[1].seq));
+    assert_eq!(
+        store.node_events("ev-b", None, 1000).await.unwrap().len(),
+        100
     );
 }

@@ -240,6 +240,49 @@ async fn finish_syncs_pg(
     .db()
 }
 
+/// [`Store::add_node_events`] on PostgreSQL: one statement of constant text
+/// however many events (columns bound as arrays and `UNNEST`ed), so it is
+/// planned once per connection instead of once per batch size.
+async fn add_node_events_pg(pool: &sqlx::PgPool, events: &[NewNodeEvent]) -> Result<()> {
+    let n = events.len();
+    let mut nodes = Vec::with_capacity(n);
+    let mut ts = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut actions = Vec::with_capacity(n);
+    let mut outcomes = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    let mut messages = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for e in events {
+        nodes.push(e.node_name.as_str());
+        ts.push(trunc(e.ts));
+        kinds.push(e.kind.as_str());
+        actions.push(e.action.as_deref());
+        outcomes.push(e.outcome.as_deref());
+        durations.push(e.duration_ms);
+        messages.push(e.message.as_deref());
+        tasks.push(e.task_id);
+    }
+    sqlx::query(
+        "INSERT INTO node_events (node_name, ts, kind, action, outcome, duration_ms, \
+         message, task_id) \
+         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], \
+                              $5::text[], $6::int8[], $7::text[], $8::uuid[])",
+    )
+    .bind(&nodes)
+    .bind(&ts)
+    .bind(&kinds)
+    .bind(&actions)
+    .bind(&outcomes)
+    .bind(&durations)
+    .bind(&messages)
+    .bind(&tasks)
+    .execute(pool)
+    .await
+    .db()?;
+    Ok(())
+}
+
 fn chrono_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -247,6 +290,12 @@ fn chrono_of(d: Duration) -> chrono::Duration {
 impl Store {
     /// Appends timeline entries (batched).
     pub async fn add_node_events(&self, events: &[NewNodeEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if let super::Inner::Postgres(pool) = &self.inner {
+            return add_node_events_pg(pool, events).await;
+        }
         for chunk in events.chunks(super::CHUNK / 2) {
             with_pool!(self, |pool, DB| {
                 let mut qb = QueryBuilder::<DB>::new(

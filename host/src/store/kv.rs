@@ -117,7 +117,8 @@ impl Store {
 
     /// Applies many writes in one transaction: `(driver, key, Some(value))`
     /// stores, `(driver, key, None)` deletes. A key must appear at most once
-    /// (the caller keeps the last write). Stores go in multi-row statements.
+    /// (the caller keeps the last write). PostgreSQL: one upsert and one
+    /// delete of constant text; SQLite: multi-row statements.
     pub async fn kv_apply(&self, writes: &[(String, String, Option<String>)]) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
@@ -138,49 +139,106 @@ impl Store {
         let mut drivers: Vec<&str> = writes.iter().map(|(d, _, _)| d.as_str()).collect();
         drivers.sort_unstable();
         drivers.dedup();
-        with_pool!(self, |pool, DB| {
-            let mut tx = pool.begin().await.db()?;
-            if drivers.len() > 1 && self.backend() == super::Backend::Postgres {
-                // Every write adjusts its driver's usage row (a trigger):
-                // lock those rows first, in order, or two writers touching
-                // the same drivers in another order could deadlock.
-                let mut qb = sqlx::QueryBuilder::<DB>::new(
-                    "SELECT driver FROM driver_kv_usage WHERE driver IN (",
-                );
-                let mut sep = qb.separated(", ");
-                for d in &drivers {
-                    sep.push_bind(*d);
-                }
-                qb.push(") ORDER BY driver FOR UPDATE");
-                qb.build().execute(&mut *tx).await.db()?;
+        let pool = match &self.inner {
+            super::Inner::Postgres(pool) => {
+                return kv_apply_pg(pool, &drivers, &sets, &deletes, now).await;
             }
-            for chunk in sets.chunks(super::CHUNK) {
-                let mut qb = sqlx::QueryBuilder::<DB>::new(
-                    "INSERT INTO driver_kv (driver, key, value, updated) ",
-                );
-                qb.push_values(chunk, |mut b, (d, k, v)| {
-                    b.push_bind(d.as_str())
-                        .push_bind(k.as_str())
-                        .push_bind(v.as_str())
-                        .push_bind(now);
-                });
-                qb.push(
-                    " ON CONFLICT (driver, key) DO UPDATE SET value = excluded.value, \
-                     updated = excluded.updated",
-                );
-                qb.build().execute(&mut *tx).await.db()?;
-            }
-            for (driver, key) in deletes {
-                sqlx::query("DELETE FROM driver_kv WHERE driver = $1 AND key = $2")
-                    .bind(driver)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
-            }
-            super::fault::pause_in_tx(super::fault::Point::KvApply);
-            tx.commit().await.db()?;
-        });
+            super::Inner::Sqlite(pool) => pool,
+        };
+        // SQLite: one writer at a time, so no usage rows to lock first.
+        let mut tx = pool.begin().await.db()?;
+        for chunk in sets.chunks(super::CHUNK) {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO driver_kv (driver, key, value, updated) ",
+            );
+            qb.push_values(chunk, |mut b, (d, k, v)| {
+                b.push_bind(d.as_str())
+                    .push_bind(k.as_str())
+                    .push_bind(v.as_str())
+                    .push_bind(now);
+            });
+            qb.push(
+                " ON CONFLICT (driver, key) DO UPDATE SET value = excluded.value, \
+                 updated = excluded.updated",
+            );
+            qb.build().execute(&mut *tx).await.db()?;
+        }
+        for (driver, key) in deletes {
+            sqlx::query("DELETE FROM driver_kv WHERE driver = $1 AND key = $2")
+                .bind(driver)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        super::fault::pause_in_tx(super::fault::Point::KvApply);
+        tx.commit().await.db()?;
         Ok(())
     }
+}
+
+/// [`Store::kv_apply`] on PostgreSQL: the usage rows of the drivers written
+/// locked in order, then one upsert and one delete, each of constant text
+/// (columns bound as arrays and `UNNEST`ed), so the usage triggers fire once
+/// per statement and the server plans each statement once per connection.
+async fn kv_apply_pg(
+    pool: &sqlx::PgPool,
+    drivers: &[&str],
+    sets: &[(&String, &String, &String)],
+    deletes: &[(&String, &String)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let mut tx = pool.begin().await.db()?;
+    if drivers.len() > 1 {
+        // Every write adjusts its driver's usage row (a trigger): lock those
+        // rows first, in order, or two writers touching the same drivers in
+        // another order could deadlock.
+        sqlx::query(
+            "SELECT driver FROM driver_kv_usage WHERE driver = ANY($1) \
+             ORDER BY driver FOR UPDATE",
+        )
+        .bind(drivers)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    }
+    if !sets.is_empty() {
+        let (drivers, (keys, values)): (Vec<&str>, (Vec<&str>, Vec<&str>)) = sets
+            .iter()
+            .map(|(d, k, v)| (d.as_str(), (k.as_str(), v.as_str())))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO driver_kv (driver, key, value, updated) \
+             SELECT v.driver, v.key, v.value, $4 \
+             FROM UNNEST($1::text[], $2::text[], $3::text[]) AS v (driver, key, value) \
+             ON CONFLICT (driver, key) DO UPDATE SET value = excluded.value, \
+             updated = excluded.updated",
+        )
+        .bind(&drivers)
+        .bind(&keys)
+        .bind(&values)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    }
+    if !deletes.is_empty() {
+        let (drivers, keys): (Vec<&str>, Vec<&str>) = deletes
+            .iter()
+            .map(|(d, k)| (d.as_str(), k.as_str()))
+            .unzip();
+        // Each key found by primary key, as `set_node_states` finds nodes.
+        sqlx::query(
+            "DELETE FROM driver_kv d USING UNNEST($1::text[], $2::text[]) AS v (driver, key) \
+             WHERE d.driver = v.driver AND d.key = v.key",
+        )
+        .bind(&drivers)
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    }
+    super::fault::pause_in_tx(super::fault::Point::KvApply);
+    tx.commit().await.db()?;
+    Ok(())
 }
