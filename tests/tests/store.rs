@@ -906,8 +906,14 @@ async fn case_delete_older_than(store: Store) {
         .await
         .unwrap();
     let old_subs = queued(&store, 3, Some(old.id)).await;
+    // A step's own subtasks (a tree three deep) go with it.
+    let grandchildren = queued(&store, 2, Some(old_subs[1])).await;
     store
-        .add_messages(&[msg(old.id, "top"), msg(old_subs[0], "sub")])
+        .add_messages(&[
+            msg(old.id, "top"),
+            msg(old_subs[0], "sub"),
+            msg(grandchildren[0], "grandchild"),
+        ])
         .await
         .unwrap();
     store
@@ -959,6 +965,10 @@ async fn case_delete_older_than(store: Store) {
     }
     assert!(store.messages(old.id).await.unwrap().is_empty());
     assert!(store.messages(old_subs[0]).await.unwrap().is_empty());
+    for id in &grandchildren {
+        assert!(store.get_task(*id).await.unwrap().is_none(), "whole tree");
+    }
+    assert!(store.messages(grandchildren[0]).await.unwrap().is_empty());
     // Build data outlives the task that collected it.
     let bd = store.build_data_for_node("n1", false).await.unwrap();
     assert_eq!(bd.len(), 1);

@@ -49,7 +49,7 @@ pub(super) async fn finish_tasks_pg(
     }
     let mut tx = pool.begin().await.db()?;
     // `status || ''` keeps the planner from finding the rows through an
-    // index on status (`tasks_open_status`, `tasks_owner_running`): those
+    // index on status (`tasks_open_status`, `tasks_running_action`): those
     // hold an entry for every task that has left `running` since the last
     // vacuum, so at 100,000 subtasks each batch walked tens of thousands of
     // them (40 ms a batch). The rows are found by primary key instead.

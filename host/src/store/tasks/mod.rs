@@ -58,12 +58,46 @@ macro_rules! insert_values {
     }};
 }
 
-/// Inserts `tasks` by `COPY` in `tx` (see [`copy`]); how many rows.
+/// PostgreSQL keeps no foreign key on `parent_id` (its check ran once per
+/// row written: a query and a lock per subtask of a fan-out). This is that
+/// check once per batch: a parent that is neither stored nor in the batch is
+/// refused, and the stored ones are key-share locked until the batch
+/// commits, so none can be deleted under it.
+async fn check_parents(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tasks: &[NewTask],
+) -> Result<()> {
+    let own: std::collections::HashSet<Uuid> = tasks.iter().map(|t| t.id).collect();
+    let mut parents: Vec<Uuid> = tasks
+        .iter()
+        .filter_map(|t| t.parent_id)
+        .filter(|p| !own.contains(p))
+        .collect();
+    parents.sort_unstable();
+    parents.dedup();
+    if parents.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM tasks WHERE id = ANY($1) FOR KEY SHARE")
+            .bind(&parents)
+            .fetch_all(&mut **tx)
+            .await
+            .db()?;
+    match parents.iter().find(|p| !found.contains(p)) {
+        Some(missing) => Err(StoreError::NotFound(format!("parent task {missing}"))),
+        None => Ok(()),
+    }
+}
+
+/// Inserts `tasks` by `COPY` in `tx` (see [`copy`]) once their parents are
+/// checked ([`check_parents`]); how many rows.
 async fn copy_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     tasks: &[NewTask],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64> {
+    check_parents(tx, tasks).await?;
     let mut copy_in = tx.copy_in_raw(copy::STATEMENT).await.db()?;
     // Built and sent a piece at a time, so a 100,000-row fan-out never
     // holds its whole CSV (about 30 MB) at once.
@@ -82,6 +116,16 @@ impl Store {
     /// Fails with [`StoreError::Conflict`] if the id is taken.
     pub async fn insert_task(&self, task: &NewTask) -> Result<TaskRecord> {
         let now = now();
+        if let (Some(_), super::Inner::Postgres(pool)) = (task.parent_id, &self.inner) {
+            // A subtask: its parent checked as in a batch.
+            let mut tx = pool.begin().await.db()?;
+            copy_in(&mut tx, std::slice::from_ref(task), now).await?;
+            tx.commit().await.db()?;
+            return self
+                .get_task(task.id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("task {}", task.id)));
+        }
         let row: TaskRow = with_pool!(self, |pool| {
             sqlx::query_as(concat!(
                 "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, node_name, \
@@ -597,12 +641,32 @@ impl Store {
     }
 
     /// Deletes finished (complete or terminated) top-level tasks last
-    /// updated more than `days` days ago, with their subtasks and messages
-    /// (by cascade). Returns how many top-level tasks were deleted.
+    /// updated more than `days` days ago, with their whole trees (subtasks,
+    /// their subtasks) and messages. Returns how many top-level tasks were
+    /// deleted. PostgreSQL keeps no foreign key on the parent link (it cost
+    /// a check per subtask written), so the tree is found here; SQLite's
+    /// foreign key cascades.
     pub async fn delete_tasks_older_than(&self, days: u32) -> Result<u64> {
         let cutoff = now() - chrono::Duration::days(i64::from(days));
-        Ok(with_pool!(self, |pool| {
-            sqlx::query(
+        Ok(match &self.inner {
+            super::Inner::Postgres(pool) => {
+                let n: i64 = sqlx::query_scalar(
+                    "WITH RECURSIVE doomed AS ( \
+                         SELECT id FROM tasks WHERE parent_id IS NULL \
+                             AND status IN ('complete', 'terminated') AND updated < $1 \
+                         UNION ALL \
+                         SELECT c.id FROM tasks c JOIN doomed d ON c.parent_id = d.id), \
+                     gone AS (DELETE FROM tasks WHERE id IN (SELECT id FROM doomed) \
+                         RETURNING parent_id) \
+                     SELECT COUNT(*) FROM gone WHERE parent_id IS NULL",
+                )
+                .bind(cutoff)
+                .fetch_one(pool)
+                .await
+                .db()?;
+                n.max(0) as u64
+            }
+            super::Inner::Sqlite(pool) => sqlx::query(
                 "DELETE FROM tasks WHERE parent_id IS NULL \
                  AND status IN ('complete', 'terminated') AND updated < $1",
             )
@@ -610,8 +674,8 @@ impl Store {
             .execute(pool)
             .await
             .db()?
-            .rows_affected()
-        }))
+            .rows_affected(),
+        })
     }
 
     /// Test helper: moves a task's `updated` (and `created`) `days` days
