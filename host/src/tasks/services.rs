@@ -19,6 +19,10 @@ pub(super) struct EngineServices {
     pub task: Option<Uuid>,
 }
 
+/// How long a usage read waits for the writer to answer before reading
+/// without it.
+const USAGE_WAIT: Duration = Duration::from_secs(2);
+
 fn svc(e: StoreError) -> ServiceError {
     ServiceError(e.to_string())
 }
@@ -37,11 +41,21 @@ impl DriverServices for EngineServices {
     }
 
     async fn kv_usage(&self, driver: &str) -> Result<KvUsage, ServiceError> {
-        // No batch moves from pending to stored between the two reads, so
-        // each write is counted once. If one has been moving for a while
-        // (the database is slow), read anyway, pending first: a write
-        // stored between the reads is then counted twice, never missed.
-        let _steady = self.shared.kv.steady(Duration::from_millis(500)).await;
+        // Asked of the writer, which answers between flushes: each write is
+        // counted once, pending or stored.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let asked = tokio::time::timeout(USAGE_WAIT, async {
+            let request = super::writer::Write::Usage(driver.to_owned(), reply);
+            self.shared.writes.send(request).await.ok()?;
+            answer.await.ok()
+        })
+        .await;
+        if let Ok(Some(Some(usage))) = asked {
+            return Ok(usage);
+        }
+        // The writer is still busy with a flush (the database is slow or
+        // down) or could not read: read here, pending first, so a write
+        // stored between the two reads is counted twice, never missed.
         let pending = self.shared.kv.usage(driver);
         let stored = self.shared.store.kv_usage(driver).await.map_err(svc)?;
         Ok(KvUsage {

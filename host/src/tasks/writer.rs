@@ -14,7 +14,7 @@ use crate::store::{NewMessage, TaskOutcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// One finished subtask on its way to the store.
@@ -31,18 +31,23 @@ pub(super) enum Write {
     Message(NewMessage),
     /// A driver key-value write (None deletes), with its sequence number.
     Kv(String, String, Option<String>, u64),
+    /// A driver's key-value usage, stored plus pending, read between two
+    /// flushes, when no write is both (see [`KvOverlay`]); `None` if the
+    /// store could not be read.
+    Usage(String, oneshot::Sender<Option<KvUsage>>),
 }
 
 /// Driver key-value writes not yet in the store: reads see them, the writer
 /// flushes them in batches before the outcomes of the calls that made them.
+///
+/// A driver's usage is what is stored plus what is pending here. Only the
+/// writer moves writes from here to the store, so it answers usage reads
+/// itself, between flushes ([`Write::Usage`]): no write is then counted both
+/// pending and stored. Counted twice, a driver's last keys were refused at
+/// its `kv_keys` limit (a 10,000-node task with `kv_keys = 10000`).
 #[derive(Default)]
 pub(super) struct KvOverlay {
     inner: Mutex<PendingKv>,
-    /// Held (write) while a batch is stored and then forgotten here, so a
-    /// usage read (read) sees each write either pending or stored, never
-    /// both: counted twice, the driver's last keys were refused at its
-    /// `kv_keys` limit (a 10,000-node task with `kv_keys = 10000`).
-    flushing: tokio::sync::RwLock<()>,
 }
 
 #[derive(Default)]
@@ -99,13 +104,6 @@ impl KvOverlay {
         usage
     }
 
-    /// Keeps batches from moving from here to the store while held (see
-    /// `flushing`); `None` if a batch has been moving for longer than
-    /// `wait` (the database is slow or down).
-    pub async fn steady(&self, wait: Duration) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
-        tokio::time::timeout(wait, self.flushing.read()).await.ok()
-    }
-
     /// A write not yet in the store: `Some(None)` for a pending delete.
     pub fn pending(&self, driver: &str, key: &str) -> Option<Option<String>> {
         let pending = self.inner.lock().expect("kv lock");
@@ -131,6 +129,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
     let mut finished: Vec<Finished> = Vec::new();
     let mut messages: Vec<NewMessage> = Vec::new();
     let mut kv: Vec<(String, String, Option<String>, u64)> = Vec::new();
+    let mut asks: Vec<(String, oneshot::Sender<Option<KvUsage>>)> = Vec::new();
     loop {
         let first = tokio::select! {
             w = rx.recv() => w,
@@ -146,6 +145,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
                 Write::Finished(f) => finished.push(f),
                 Write::Message(m) => messages.push(m),
                 Write::Kv(d, k, v, seq) => kv.push((d, k, v, seq)),
+                Write::Usage(d, reply) => asks.push((d, reply)),
             }
             // Key-value writes count too: a batch (and so what is held while
             // the database is slow) never passes `write_batch`.
@@ -158,7 +158,35 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
         crate::observe::metrics::writer_batch(finished.len() + messages.len() + kv.len());
         flush_kv(&shared, &mut kv).await;
         flush(&shared, &mut finished, &mut messages).await;
+        // One read per driver, however many calls asked.
+        asks.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut answered: Option<(String, Option<KvUsage>)> = None;
+        for (driver, reply) in asks.drain(..) {
+            let same = answered.as_ref().is_some_and(|(d, _)| *d == driver);
+            if !same {
+                let read = usage(&shared, &driver).await;
+                if let Err(e) = &read {
+                    tracing::warn!(error = %e, driver, "reading key-value usage failed");
+                }
+                let read = read.ok();
+                answered = Some((driver, read));
+            }
+            if let Some((_, read)) = &answered {
+                let _ = reply.send(*read);
+            }
+        }
     }
+}
+
+/// `driver`'s key-value usage: stored plus pending. Called by the writer
+/// between flushes, so no write is in both.
+async fn usage(shared: &Shared, driver: &str) -> crate::store::Result<KvUsage> {
+    let pending = shared.kv.usage(driver);
+    let (keys, bytes) = shared.store.kv_usage(driver).await?;
+    Ok(KvUsage {
+        keys: keys + pending.keys,
+        bytes: bytes + pending.bytes,
+    })
 }
 
 /// Writes pending key-value changes (last write per key wins) in one
@@ -175,7 +203,6 @@ async fn flush_kv(shared: &Shared, kv: &mut Vec<(String, String, Option<String>,
         .iter()
         .map(|((d, k), (v, _))| (d.clone(), k.clone(), v.clone()))
         .collect();
-    let _moving = shared.kv.flushing.write().await;
     loop {
         match shared.store.kv_apply(&writes).await {
             Ok(()) => break,
