@@ -18,3 +18,8 @@ DROP INDEX tasks_owner_running;
 -- of a B-tree's upkeep on every insert.
 DROP INDEX node_events_ts;
 CREATE INDEX node_events_ts ON node_events USING brin (ts);
+-- Tasks whose cancellation was requested: every instance asks, every
+-- 250 ms, which of the tasks it runs are among them. Few tasks ever are,
+-- so the answer is a probe of this small index per task asked about, not a
+-- fetch of each task's row; no running or finishing task gets an entry.
+CREATE INDEX tasks_terminate ON tasks (id) WHERE terminate;
