@@ -22,6 +22,7 @@ pub mod keystone;
 pub mod mockups;
 pub mod packages;
 pub mod redfish_sessions;
+pub mod stores;
 pub mod sushy;
 
 /// Guest components built from `tests/guests/`.

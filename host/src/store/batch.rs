@@ -18,6 +18,22 @@ pub(super) async fn finish_tasks_pg(
     outcomes: &[TaskOutcome],
     now: DateTime<Utc>,
 ) -> Result<u64> {
+    let mut tx = pool.begin().await.db()?;
+    let changed = finish_tasks_in(&mut tx, outcomes, now).await?;
+    if changed > 0 {
+        super::fault::pause_in_tx(super::fault::Point::FinishTasks);
+    }
+    tx.commit().await.db()?;
+    Ok(changed)
+}
+
+/// The fenced outcome update of [`finish_tasks_pg`], on a connection (in
+/// the caller's transaction, which commits): how many rows changed.
+pub(super) async fn finish_tasks_in(
+    conn: &mut sqlx::PgConnection,
+    outcomes: &[TaskOutcome],
+    now: DateTime<Utc>,
+) -> Result<u64> {
     let n = outcomes.len();
     let mut ids = Vec::with_capacity(n);
     let mut owners = Vec::with_capacity(n);
@@ -47,7 +63,6 @@ pub(super) async fn finish_tasks_pg(
         terminated.push((o.status == TaskStatus::Terminated).then_some(now));
         terminated_by.push(o.terminated_by.clone());
     }
-    let mut tx = pool.begin().await.db()?;
     // `status || ''` keeps the planner from finding the rows through an
     // index on status (`tasks_open_status`, `tasks_running_action`): those
     // hold an entry for every task that has left `running` since the last
@@ -82,13 +97,9 @@ pub(super) async fn finish_tasks_pg(
     .bind(&terminated)
     .bind(&terminated_by)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(conn)
     .await
     .db()?
     .rows_affected();
-    if changed > 0 {
-        super::fault::pause_in_tx(super::fault::Point::FinishTasks);
-    }
-    tx.commit().await.db()?;
     Ok(changed)
 }

@@ -9,9 +9,11 @@
 //! session limits. Points:
 //!
 //! - `finish_tasks`: in [`Store::finish_tasks`](super::Store::finish_tasks)
-//!   (the engine writer's outcome flush), once at least one row changed.
-//! - `kv_apply`: in [`Store::kv_apply`](super::Store::kv_apply) (the
-//!   writer's driver key-value flush).
+//!   and [`Store::write_results`](super::Store::write_results) (the engine
+//!   writer's flush), once at least one outcome row changed.
+//! - `kv_apply`: in [`Store::kv_apply`](super::Store::kv_apply) and
+//!   [`Store::write_results`](super::Store::write_results), after the
+//!   driver key-value writes.
 //! - `reclaim_dead`: in [`Store::reclaim_dead`](super::Store::reclaim_dead)
 //!   (the leader's periodic takeover of dead instances' work), holding the
 //!   lease row locked.

@@ -124,27 +124,18 @@ impl Store {
             return Ok(());
         }
         let now = now();
-        // Rows in one order, so two writers lock them in the same order.
-        let mut sets: Vec<(&String, &String, &String)> = writes
-            .iter()
-            .filter_map(|(d, k, v)| v.as_ref().map(|v| (d, k, v)))
-            .collect();
-        sets.sort_unstable();
-        let mut deletes: Vec<(&String, &String)> = writes
-            .iter()
-            .filter(|(_, _, v)| v.is_none())
-            .map(|(d, k, _)| (d, k))
-            .collect();
-        deletes.sort_unstable();
-        let mut drivers: Vec<&str> = writes.iter().map(|(d, _, _)| d.as_str()).collect();
-        drivers.sort_unstable();
-        drivers.dedup();
+        let plan = KvPlan::new(writes);
         let pool = match &self.inner {
             super::Inner::Postgres(pool) => {
-                return kv_apply_pg(pool, &drivers, &sets, &deletes, now).await;
+                let mut tx = pool.begin().await.db()?;
+                kv_write_pg(&mut tx, &plan, now).await?;
+                super::fault::pause_in_tx(super::fault::Point::KvApply);
+                tx.commit().await.db()?;
+                return Ok(());
             }
             super::Inner::Sqlite(pool) => pool,
         };
+        let KvPlan { sets, deletes, .. } = plan;
         // SQLite: one writer at a time, so no usage rows to lock first.
         let mut tx = pool.begin().await.db()?;
         for chunk in sets.chunks(super::CHUNK) {
@@ -177,18 +168,57 @@ impl Store {
     }
 }
 
-/// [`Store::kv_apply`] on PostgreSQL: the usage rows of the drivers written
-/// locked in order, then one upsert and one delete, each of constant text
-/// (columns bound as arrays and `UNNEST`ed), so the usage triggers fire once
-/// per statement and the server plans each statement once per connection.
-async fn kv_apply_pg(
-    pool: &sqlx::PgPool,
-    drivers: &[&str],
-    sets: &[(&String, &String, &String)],
-    deletes: &[(&String, &String)],
+/// Key-value writes sorted for applying: rows in one order, so two writers
+/// lock them in the same order.
+pub(super) struct KvPlan<'a> {
+    /// The drivers written, sorted, each once.
+    drivers: Vec<&'a str>,
+    /// `(driver, key, value)` to store, sorted.
+    sets: Vec<(&'a String, &'a String, &'a String)>,
+    /// `(driver, key)` to delete, sorted.
+    deletes: Vec<(&'a String, &'a String)>,
+}
+
+impl<'a> KvPlan<'a> {
+    /// Sorts `writes` (`None` deletes; a key at most once).
+    pub(super) fn new(writes: &'a [(String, String, Option<String>)]) -> Self {
+        let mut sets: Vec<_> = writes
+            .iter()
+            .filter_map(|(d, k, v)| v.as_ref().map(|v| (d, k, v)))
+            .collect();
+        sets.sort_unstable();
+        let mut deletes: Vec<_> = writes
+            .iter()
+            .filter(|(_, _, v)| v.is_none())
+            .map(|(d, k, _)| (d, k))
+            .collect();
+        deletes.sort_unstable();
+        let mut drivers: Vec<&str> = writes.iter().map(|(d, _, _)| d.as_str()).collect();
+        drivers.sort_unstable();
+        drivers.dedup();
+        KvPlan {
+            drivers,
+            sets,
+            deletes,
+        }
+    }
+}
+
+/// [`Store::kv_apply`] on PostgreSQL, in the caller's transaction: the
+/// usage rows of the drivers written locked in order, then one upsert and
+/// one delete, each of constant text (columns bound as arrays and
+/// `UNNEST`ed), so the usage triggers fire once per statement and the
+/// server plans each statement once per connection.
+pub(super) async fn kv_write_pg(
+    tx: &mut sqlx::PgConnection,
+    plan: &KvPlan<'_>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
-    let mut tx = pool.begin().await.db()?;
+    let KvPlan {
+        drivers,
+        sets,
+        deletes,
+    } = plan;
     if drivers.len() > 1 {
         // Every write adjusts its driver's usage row (a trigger): lock those
         // rows first, in order, or two writers touching the same drivers in
@@ -238,7 +268,5 @@ async fn kv_apply_pg(
         .await
         .db()?;
     }
-    super::fault::pause_in_tx(super::fault::Point::KvApply);
-    tx.commit().await.db()?;
     Ok(())
 }

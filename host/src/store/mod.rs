@@ -53,6 +53,7 @@ mod lease;
 mod nodes;
 mod reads;
 mod records;
+mod results;
 mod session;
 mod stats;
 mod tasks;
@@ -69,6 +70,7 @@ pub use lease::{Lease, Reclaimed};
 pub use nodes::{NodeRecord, SecretRecord};
 pub use reads::{READ_ACQUIRE_TIMEOUT, READ_CONNECTIONS};
 pub use records::{BuildDataRecord, MessageRecord, NewBuildData, NewMessage, TaskVersion};
+pub use results::Results;
 pub use session::{MIGRATION_TIMEOUT, SessionLimits};
 pub use stats::TaskCount;
 pub use tasks::{

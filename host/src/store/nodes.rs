@@ -180,32 +180,8 @@ impl Store {
     ) -> Result<u64> {
         let now = now();
         if let super::Inner::Postgres(pool) = &self.inner {
-            // One statement of constant text for any number of nodes, each
-            // found by primary key: with a `VALUES` list the planner hashed
-            // the list and scanned every node (25 ms per 500 states at
-            // 100,000 nodes).
-            let mut names = Vec::with_capacity(states.len());
-            let mut powers = Vec::with_capacity(states.len());
-            let mut boots = Vec::with_capacity(states.len());
-            for (n, p, b) in states {
-                names.push(n.as_str());
-                powers.push(p.as_deref());
-                boots.push(b.as_deref());
-            }
-            return Ok(sqlx::query(
-                "UPDATE nodes SET power_state = COALESCE(v.power, nodes.power_state), \
-                 boot_device = COALESCE(v.boot, nodes.boot_device), updated = $4 \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS v (name, power, boot) \
-                 WHERE nodes.name = v.name",
-            )
-            .bind(&names)
-            .bind(&powers)
-            .bind(&boots)
-            .bind(now)
-            .execute(pool)
-            .await
-            .db()?
-            .rows_affected());
+            let mut conn = pool.acquire().await.db()?;
+            return set_node_states_pg(&mut conn, states, now).await;
         }
         let mut changed = 0;
         for chunk in states.chunks(super::CHUNK) {
@@ -318,4 +294,38 @@ impl Store {
                 .db()?
         }))
     }
+}
+
+/// [`Store::set_node_states`] on PostgreSQL, on a connection (alone or in
+/// the caller's transaction). One statement of constant text for any number
+/// of nodes, each found by primary key: with a `VALUES` list the planner
+/// hashed the list and scanned every node (25 ms per 500 states at 100,000
+/// nodes).
+pub(super) async fn set_node_states_pg(
+    conn: &mut sqlx::PgConnection,
+    states: &[(String, Option<String>, Option<String>)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64> {
+    let mut names = Vec::with_capacity(states.len());
+    let mut powers = Vec::with_capacity(states.len());
+    let mut boots = Vec::with_capacity(states.len());
+    for (n, p, b) in states {
+        names.push(n.as_str());
+        powers.push(p.as_deref());
+        boots.push(b.as_deref());
+    }
+    Ok(sqlx::query(
+        "UPDATE nodes SET power_state = COALESCE(v.power, nodes.power_state), \
+         boot_device = COALESCE(v.boot, nodes.boot_device), updated = $4 \
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS v (name, power, boot) \
+         WHERE nodes.name = v.name",
+    )
+    .bind(&names)
+    .bind(&powers)
+    .bind(&boots)
+    .bind(now)
+    .execute(conn)
+    .await
+    .db()?
+    .rows_affected())
 }

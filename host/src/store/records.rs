@@ -131,6 +131,10 @@ impl Store {
             return Ok(0);
         }
         let now = now();
+        if let super::Inner::Postgres(pool) = &self.inner {
+            let mut conn = pool.acquire().await.db()?;
+            return add_messages_pg(&mut conn, messages, now).await;
+        }
         let mut added = 0;
         with_pool!(self, |pool, DB| {
             let mut tx = pool.begin().await.db()?;
@@ -278,4 +282,48 @@ impl Store {
             .db()?
         }))
     }
+}
+
+/// [`Store::add_messages`] on PostgreSQL, on a connection (alone or in the
+/// caller's transaction): one statement of constant text (columns bound as
+/// arrays and `UNNEST`ed, `WITH ORDINALITY` keeping the slice's order for
+/// `seq`).
+pub(super) async fn add_messages_pg(
+    conn: &mut sqlx::PgConnection,
+    messages: &[NewMessage],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let n = messages.len();
+    let mut tasks = Vec::with_capacity(n);
+    let mut texts = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut context_types = Vec::with_capacity(n);
+    let mut contexts = Vec::with_capacity(n);
+    let mut extras = Vec::with_capacity(n);
+    for m in messages {
+        tasks.push(m.task_id);
+        texts.push(m.message.as_str());
+        errors.push(m.error);
+        context_types.push(m.context_type.as_str());
+        contexts.push(m.context.as_str());
+        extras.push(m.extra.clone().filter(|v| !v.is_null()));
+    }
+    Ok(sqlx::query(
+        "INSERT INTO messages (task_id, message, error, context_type, context, ts, extra) \
+         SELECT v.task_id, v.message, v.error, v.context_type, v.context, $7, v.extra \
+         FROM UNNEST($1::uuid[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::jsonb[]) \
+              WITH ORDINALITY AS v (task_id, message, error, context_type, context, extra, n) \
+         ORDER BY v.n",
+    )
+    .bind(&tasks)
+    .bind(&texts)
+    .bind(&errors)
+    .bind(&context_types)
+    .bind(&contexts)
+    .bind(&extras)
+    .bind(now)
+    .execute(conn)
+    .await
+    .db()?
+    .rows_affected())
 }

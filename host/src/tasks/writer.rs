@@ -1,8 +1,9 @@
 //! The writer: the one component that writes the results of driver calls.
 //!
 //! It batches driver key-value writes, subtask outcomes (fenced by owner and
-//! epoch), node states and status messages into the store, then hands the
-//! parents it touched to the settler — it never completes a parent itself.
+//! epoch), node states and status messages into the store (one transaction
+//! per batch on PostgreSQL), then hands the parents it touched to the
+//! settler — it never completes a parent itself.
 //! Key-value writes are visible to reads on this instance at once (through
 //! [`KvOverlay`]) and reach the store before the outcome of the call that
 //! made them; if the process dies first, that call was not recorded either
@@ -10,7 +11,7 @@
 
 use super::shared::Shared;
 use crate::drivers::services::KvUsage;
-use crate::store::{NewMessage, TaskOutcome};
+use crate::store::{NewMessage, Results, TaskOutcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -156,24 +157,23 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
             };
         }
         crate::observe::metrics::writer_batch(finished.len() + messages.len() + kv.len());
-        flush_kv(&shared, &mut kv).await;
-        flush(&shared, &mut finished, &mut messages).await;
+        flush(&shared, &mut kv, &mut finished, &mut messages).await;
         // One read per driver, however many calls asked.
-        asks.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut answered: Option<(String, Option<KvUsage>)> = None;
+        let mut answers: HashMap<String, Option<KvUsage>> = HashMap::new();
         for (driver, reply) in asks.drain(..) {
-            let same = answered.as_ref().is_some_and(|(d, _)| *d == driver);
-            if !same {
-                let read = usage(&shared, &driver).await;
-                if let Err(e) = &read {
-                    tracing::warn!(error = %e, driver, "reading key-value usage failed");
+            let read = match answers.get(&driver) {
+                Some(read) => *read,
+                None => {
+                    let read = usage(&shared, &driver).await;
+                    if let Err(e) = &read {
+                        tracing::warn!(error = %e, driver, "reading key-value usage failed");
+                    }
+                    let read = read.ok();
+                    answers.insert(driver, read);
+                    read
                 }
-                let read = read.ok();
-                answered = Some((driver, read));
-            }
-            if let Some((_, read)) = &answered {
-                let _ = reply.send(*read);
-            }
+            };
+            let _ = reply.send(read);
         }
     }
 }
@@ -189,10 +189,18 @@ async fn usage(shared: &Shared, driver: &str) -> crate::store::Result<KvUsage> {
     })
 }
 
-/// Writes pending key-value changes (last write per key wins) in one
-/// transaction, then forgets those the store now holds.
-async fn flush_kv(shared: &Shared, kv: &mut Vec<(String, String, Option<String>, u64)>) {
-    if kv.is_empty() {
+/// Writes one batch: key-value changes (last write per key wins), messages,
+/// outcomes and node states, in one transaction on PostgreSQL
+/// ([`Store::write_results`](crate::store::Store::write_results)); then
+/// forgets the key-value writes the store now holds and hands the touched
+/// parents to the settler.
+async fn flush(
+    shared: &Shared,
+    kv: &mut Vec<(String, String, Option<String>, u64)>,
+    finished: &mut Vec<Finished>,
+    messages: &mut Vec<NewMessage>,
+) {
+    if kv.is_empty() && finished.is_empty() && messages.is_empty() {
         return;
     }
     let mut last: HashMap<(String, String), (Option<String>, u64)> = HashMap::new();
@@ -203,69 +211,39 @@ async fn flush_kv(shared: &Shared, kv: &mut Vec<(String, String, Option<String>,
         .iter()
         .map(|((d, k), (v, _))| (d.clone(), k.clone(), v.clone()))
         .collect();
-    loop {
-        match shared.store.kv_apply(&writes).await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "writing driver key-value state failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-    shared.kv.written(last);
-}
-
-/// Writes messages, then outcomes and node states; hands the touched
-/// parents to the settler.
-async fn flush(shared: &Shared, finished: &mut Vec<Finished>, messages: &mut Vec<NewMessage>) {
-    let store = &shared.store;
-    // Messages first, so a completed task has all its messages.
-    while !messages.is_empty() {
-        match store.add_messages(messages).await {
-            Ok(_) => messages.clear(),
-            Err(e) => {
-                tracing::warn!(error = %e, "writing task messages failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-    if finished.is_empty() {
-        return;
-    }
     let outcomes: Vec<TaskOutcome> = finished.iter().map(|f| f.outcome.clone()).collect();
-    loop {
-        match store.finish_tasks(&outcomes).await {
-            Ok(n) => {
-                if (n as usize) < outcomes.len() {
-                    tracing::warn!(
-                        written = n,
-                        expected = outcomes.len(),
-                        "some outcomes were not written: their work was reassigned"
-                    );
-                }
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "writing task outcomes failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
     let states: Vec<(String, Option<String>, Option<String>)> = finished
         .iter()
         .filter_map(|f| f.node_state.as_ref())
         .map(|(n, p, b)| (n.clone(), p.map(str::to_owned), b.map(str::to_owned)))
         .collect();
-    // Idempotent: retried while the failure is passing (a lock held by a
-    // stalled session is released within the session limits).
-    while let Err(e) = store.set_node_states(&states).await {
-        if !e.is_retryable() {
-            tracing::warn!(error = %e, nodes = states.len(), "could not record node states");
-            break;
+    let results = Results {
+        kv: &writes,
+        messages,
+        outcomes: &outcomes,
+        node_states: &states,
+    };
+    loop {
+        match shared.store.write_results(&results).await {
+            Ok(n) => {
+                fenced_off(n, outcomes.len());
+                break;
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "writing task results failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                // Not a passing failure: each kind on its own, so what can
+                // be written is.
+                tracing::warn!(error = %e, "writing task results together failed; writing each kind alone");
+                flush_apart(shared, &writes, messages, &outcomes, &states).await;
+                break;
+            }
         }
-        tracing::warn!(error = %e, "writing node states failed; retrying");
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    shared.kv.written(last);
+    messages.clear();
     let parents: Vec<Uuid> = finished
         .iter()
         .filter_map(|f| f.parent)
@@ -275,4 +253,58 @@ async fn flush(shared: &Shared, finished: &mut Vec<Finished>, messages: &mut Vec
     finished.clear();
     shared.settle(parents);
     shared.wake_executor.notify_one();
+}
+
+/// Logs outcomes a flush did not write: fenced off, their work reassigned.
+fn fenced_off(written: u64, expected: usize) {
+    if (written as usize) < expected {
+        tracing::warn!(
+            written,
+            expected,
+            "some outcomes were not written: their work was reassigned"
+        );
+    }
+}
+
+/// [`flush`]'s writes one kind at a time, each retried as it needs: key-value
+/// changes, messages and outcomes until written; node states while the
+/// failure is passing (a lock held by a stalled session is released within
+/// the session limits).
+async fn flush_apart(
+    shared: &Shared,
+    writes: &[(String, String, Option<String>)],
+    messages: &[NewMessage],
+    outcomes: &[TaskOutcome],
+    states: &[(String, Option<String>, Option<String>)],
+) {
+    let store = &shared.store;
+    while let Err(e) = store.kv_apply(writes).await {
+        tracing::warn!(error = %e, "writing driver key-value state failed; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Messages before outcomes, so a completed task has all its messages.
+    while let Err(e) = store.add_messages(messages).await {
+        tracing::warn!(error = %e, "writing task messages failed; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    loop {
+        match store.finish_tasks(outcomes).await {
+            Ok(n) => {
+                fenced_off(n, outcomes.len());
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "writing task outcomes failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    while let Err(e) = store.set_node_states(states).await {
+        if !e.is_retryable() {
+            tracing::warn!(error = %e, nodes = states.len(), "could not record node states");
+            break;
+        }
+        tracing::warn!(error = %e, "writing node states failed; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -78,12 +78,14 @@ async fn check_parents(
     if parents.is_empty() {
         return Ok(());
     }
-    let found: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM tasks WHERE id = ANY($1) FOR KEY SHARE")
+    let found: std::collections::HashSet<Uuid> =
+        sqlx::query_scalar::<_, Uuid>("SELECT id FROM tasks WHERE id = ANY($1) FOR KEY SHARE")
             .bind(&parents)
             .fetch_all(&mut **tx)
             .await
-            .db()?;
+            .db()?
+            .into_iter()
+            .collect();
     match parents.iter().find(|p| !found.contains(p)) {
         Some(missing) => Err(StoreError::NotFound(format!("parent task {missing}"))),
         None => Ok(()),
@@ -116,45 +118,48 @@ impl Store {
     /// Fails with [`StoreError::Conflict`] if the id is taken.
     pub async fn insert_task(&self, task: &NewTask) -> Result<TaskRecord> {
         let now = now();
-        if let (Some(_), super::Inner::Postgres(pool)) = (task.parent_id, &self.inner) {
-            // A subtask: its parent checked as in a batch.
-            let mut tx = pool.begin().await.db()?;
-            copy_in(&mut tx, std::slice::from_ref(task), now).await?;
-            tx.commit().await.db()?;
-            return self
-                .get_task(task.id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("task {}", task.id)));
+        // One statement, run on the pool or in a transaction.
+        macro_rules! insert_one {
+            ($executor:expr) => {
+                sqlx::query_as(concat!(
+                    "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, \
+                     node_name, params, status, created, created_by, updated, deadline, owner, \
+                     epoch, attempt, max_attempts, traceparent) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, \
+                     $15, $16) RETURNING ",
+                    task_cols!()
+                ))
+                .bind(task.id)
+                .bind(task.parent_id)
+                .bind(&task.action)
+                .bind(&task.design_ref)
+                .bind(task.node_filter_json())
+                .bind(&task.node_name)
+                .bind(task.params_json())
+                .bind(task.status.as_str())
+                .bind(now)
+                .bind(&task.created_by)
+                .bind(task.deadline.map(trunc))
+                .bind(&task.owner)
+                .bind(task.epoch)
+                .bind(task.attempt)
+                .bind(task.max_attempts)
+                .bind(&task.traceparent)
+                .fetch_one($executor)
+                .await
+                .db()?
+            };
         }
-        let row: TaskRow = with_pool!(self, |pool| {
-            sqlx::query_as(concat!(
-                "INSERT INTO tasks (id, parent_id, action, design_ref, node_filter, node_name, \
-                 params, status, created, created_by, updated, deadline, owner, epoch, attempt, \
-                 max_attempts, traceparent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, $15, $16) \
-                 RETURNING ",
-                task_cols!()
-            ))
-            .bind(task.id)
-            .bind(task.parent_id)
-            .bind(&task.action)
-            .bind(&task.design_ref)
-            .bind(task.node_filter_json())
-            .bind(&task.node_name)
-            .bind(task.params_json())
-            .bind(task.status.as_str())
-            .bind(now)
-            .bind(&task.created_by)
-            .bind(task.deadline.map(trunc))
-            .bind(&task.owner)
-            .bind(task.epoch)
-            .bind(task.attempt)
-            .bind(task.max_attempts)
-            .bind(&task.traceparent)
-            .fetch_one(pool)
-            .await
-            .db()?
-        });
+        if let (Some(_), super::Inner::Postgres(pool)) = (task.parent_id, &self.inner) {
+            // A subtask: its parent checked as in a batch, in the same
+            // transaction as the insert.
+            let mut tx = pool.begin().await.db()?;
+            check_parents(&mut tx, std::slice::from_ref(task)).await?;
+            let row: TaskRow = insert_one!(&mut *tx);
+            tx.commit().await.db()?;
+            return row.try_into();
+        }
+        let row: TaskRow = with_pool!(self, |pool| { insert_one!(pool) });
         row.try_into()
     }
 
