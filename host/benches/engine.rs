@@ -326,27 +326,6 @@ async fn power_cycle(n: usize) {
         done.failures.len(),
         register.as_secs_f64()
     );
-    // Where the time went, from the rows' own times (host clock, stored
-    // with each write): the fan-out until the first outcome was stored, the
-    // outcomes, and the roll-up after the last one.
-    if let Ok(subs) = store.subtasks(task.id).await
-        && let (Some(first), Some(last)) = (
-            subs.iter().map(|s| s.updated).min(),
-            subs.iter().map(|s| s.updated).max(),
-        )
-    {
-        let ms = |a: drydock::store::DateTime<drydock::store::Utc>,
-                  b: drydock::store::DateTime<drydock::store::Utc>| {
-            (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
-        };
-        println!(
-            "  phases: first outcome stored {:.0} ms after the task was created, the last \
-             {:.0} ms after that, the task finished {:.0} ms after the last",
-            ms(done.created, first),
-            ms(first, last),
-            ms(last, done.updated)
-        );
-    }
     if !done.failures.is_empty() {
         // Say why (a benchmark of a broken engine measures nothing).
         let subs = store.subtasks(task.id).await.unwrap_or_default();
@@ -373,6 +352,28 @@ async fn power_cycle(n: usize) {
     );
     if let Some(statements) = statements {
         statements.print(8).await;
+    }
+    // Where the time went, from the rows' own times (host clock, stored
+    // with each write): the fan-out until the first outcome was stored, the
+    // outcomes, and the roll-up after the last one. Read after the top
+    // statements are printed, so this read is not among them.
+    if let Ok(subs) = store.subtasks(task.id).await
+        && let (Some(first), Some(last)) = (
+            subs.iter().map(|s| s.updated).min(),
+            subs.iter().map(|s| s.updated).max(),
+        )
+    {
+        let ms = |a: drydock::store::DateTime<drydock::store::Utc>,
+                  b: drydock::store::DateTime<drydock::store::Utc>| {
+            (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
+        };
+        println!(
+            "  phases: first outcome stored {:.0} ms after the task was created, the last \
+             {:.0} ms after that, the task finished {:.0} ms after the last",
+            ms(done.created, first),
+            ms(first, last),
+            ms(last, done.updated)
+        );
     }
     engine.shutdown();
     store.close().await;
