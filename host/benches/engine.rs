@@ -304,6 +304,8 @@ async fn power_cycle(n: usize) {
     .expect("engine");
     let url = testing::database_url(&admin_url(), &db);
     let statements = Statements::reset(&url).await;
+    let profile = Profile::start(n);
+    let cpu_before = Cpu::now();
     let t = Instant::now();
     let task = engine
         .submit(TaskRequest {
@@ -317,6 +319,8 @@ async fn power_cycle(n: usize) {
         .await
         .expect("wait");
     let took = t.elapsed();
+    let cpu = Cpu::now().since(&cpu_before);
+    drop(profile);
     println!(
         "power_cycle_node x {n}: {:?} in {:.2} s -> {:.0} node-actions/s ({} ok, {} failed; registering took {:.2} s)",
         done.result_status,
@@ -345,6 +349,13 @@ async fn power_cycle(n: usize) {
             );
         }
     }
+    println!(
+        "  cpu over the run: this process {:.0} ms, postgres {:.0} ms (wall {:.0} ms, 2 cores = {:.0} ms)",
+        cpu.host_ms,
+        cpu.postgres_ms,
+        took.as_secs_f64() * 1e3,
+        took.as_secs_f64() * 2e3
+    );
     println!(
         "  process peak RSS so far {:.0} MiB (VmHWM; runs go smallest first), now {:.0} MiB",
         status_mib("VmHWM:"),
@@ -378,6 +389,98 @@ async fn power_cycle(n: usize) {
     engine.shutdown();
     store.close().await;
     let _ = testing::drop_pg_database(&admin_url(), &db).await;
+}
+
+/// `perf record` of this process over one run's timed part, when
+/// `DRYDOCK_BENCH_PERF` names a file prefix (`PREFIX.N` for N nodes): the
+/// host's own profile, without driver compilation or node registration.
+struct Profile(Option<std::process::Child>);
+
+impl Profile {
+    fn start(n: usize) -> Profile {
+        let Some(prefix) = std::env::var_os("DRYDOCK_BENCH_PERF") else {
+            return Profile(None);
+        };
+        let mut out = prefix;
+        out.push(format!(".{n}"));
+        let child = std::process::Command::new("perf")
+            .args(["record", "-F", "999", "--call-graph", "dwarf,16384", "-p"])
+            .arg(std::process::id().to_string())
+            .arg("-o")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => {
+                // perf needs a moment to attach before the run starts.
+                std::thread::sleep(Duration::from_millis(500));
+                Profile(Some(c))
+            }
+            Err(e) => {
+                println!("  perf not runnable: {e}");
+                Profile(None)
+            }
+        }
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// CPU time used so far by this process and by the server's processes
+/// (every process named `postgres`), in ms: where a run's time goes on a
+/// box both share.
+struct Cpu {
+    host_ms: f64,
+    postgres_ms: f64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        // utime + stime, fields 14 and 15 of /proc/PID/stat, in USER_HZ
+        // (100 per second on Linux).
+        let ticks = |stat: &str| -> f64 {
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let f: Vec<&str> = after.split_whitespace().collect();
+            let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            // Fields counted from 3 (state) after the command name.
+            (get(11) + get(12)) * 10.0
+        };
+        let host_ms = std::fs::read_to_string("/proc/self/stat")
+            .map(|s| ticks(&s))
+            .unwrap_or(0.0);
+        let mut postgres_ms = 0.0;
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for e in dir.flatten() {
+                let p = e.path();
+                if std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == "postgres") {
+                    postgres_ms += std::fs::read_to_string(p.join("stat"))
+                        .map(|s| ticks(&s))
+                        .unwrap_or(0.0);
+                }
+            }
+        }
+        Cpu {
+            host_ms,
+            postgres_ms,
+        }
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            host_ms: self.host_ms - before.host_ms,
+            postgres_ms: self.postgres_ms - before.postgres_ms,
+        }
+    }
 }
 
 /// A `/proc/self/status` figure in MiB (0 where unreadable).

@@ -577,3 +577,157 @@ both_backends!(
     bad_requests_and_empty_filters,
     driver_state_is_stored_and_read_back,
 );
+
+/// SQL for the tests below: a trigger that, on each subtask row inserted,
+/// waits for the shared side of advisory lock 4242 (which the test holds
+/// exclusively while it looks), then — on the first row ever, if `fail` —
+/// fails the insert with a serialization failure (SQLSTATE 40001, a
+/// passing error: the scheduler resumes the task later).
+fn hold_fan_out(fail: bool) -> String {
+    format!(
+        "CREATE SEQUENCE fan_out_rows; \
+         CREATE FUNCTION hold_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+           IF nextval('fan_out_rows') = 1 THEN \
+             PERFORM pg_advisory_xact_lock_shared(4242); \
+             IF {fail} THEN RAISE EXCEPTION 'injected' USING ERRCODE = '40001'; END IF; \
+           END IF; \
+           RETURN NULL; \
+         END $$; \
+         CREATE TRIGGER hold_fan_out AFTER INSERT ON tasks FOR EACH ROW \
+           WHEN (NEW.parent_id IS NOT NULL) EXECUTE FUNCTION hold_fan_out();"
+    )
+}
+
+/// How many times the sim counted `action` on each of `nodes` (0 where
+/// not at all).
+async fn counted(store: &Store, action: &str, nodes: &[String]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let v = store
+            .kv_get("sim", &format!("calls/{action}/{n}"))
+            .await
+            .unwrap();
+        out.push(v.and_then(|v| v.parse().ok()).unwrap_or(0));
+    }
+    out
+}
+
+/// The fan-out's insert held open (a trigger waits on a lock this test
+/// holds) with this instance's share already handed to the executor: what
+/// the calls write waits for the insert, then lands.
+async fn early_calls(
+    fail: bool,
+) -> (
+    Store,
+    String,
+    Vec<String>,
+    Engine,
+    drydock::store::TaskRecord,
+) {
+    let (store, name) = drydock_tests::db::postgres().await;
+    let nodes = register(&store, 20).await;
+    let url = drydock::store::testing::database_url(&drydock_tests::stores::pg_admin_url(), &name);
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(hold_fan_out(fail)))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut holder = admin.acquire().await.unwrap().detach();
+    sqlx::query("SELECT pg_advisory_lock(4242)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let engine = engine_with(
+        store.clone(),
+        &[("count_calls", "true")],
+        EngineConfig {
+            // 20 subtasks are a large fan-out here.
+            early_start_from: 1,
+            ..fast()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    // Every call reaches the driver while the insert waits.
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while counted(&store, "power_on_node", &nodes).await != vec![1; 20] {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the calls did not start before the insert committed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Nothing that names a subtask is stored yet.
+    assert!(!store.has_subtasks(t.id).await.unwrap());
+    let task = store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Running, "{task:?}");
+    sqlx::query("SELECT pg_advisory_unlock(4242)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    (store, name, nodes, engine, t)
+}
+
+/// A fan-out's calls start before its insert commits; their outcomes land
+/// once it has: every node ran once, every subtask at its first attempt.
+async fn calls_start_before_the_fan_out_commits() {
+    let (store, name, nodes, engine, t) = early_calls(false).await;
+    let id = t.id;
+    let done = engine
+        .wait_finished(id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    assert_eq!(done.successes.len(), 20);
+    let subs = store.subtasks(id).await.unwrap();
+    assert_eq!(subs.len(), 20);
+    for s in &subs {
+        assert_eq!(s.status, TaskStatus::Complete, "{s:?}");
+        assert_eq!(s.attempt, 1, "{s:?}");
+    }
+    assert_eq!(counted(&store, "power_on_node", &nodes).await, vec![1; 20]);
+    assert_eq!(engine.subtasks_started(), (20, 0));
+    engine.shutdown();
+    engine.stopped().await;
+    store.close().await;
+    drydock_tests::db::drop_postgres(&name).await;
+}
+
+/// The fan-out's insert fails after its calls ran: their outcomes and
+/// messages are dropped (there is no row to write them to), the task is
+/// fanned out again and each node runs a second time — the price of an
+/// early start, which is why only actions safe to repeat get one.
+async fn a_failed_fan_out_drops_its_early_results_and_runs_again() {
+    let (store, name, nodes, engine, t) = early_calls(true).await;
+    let id = t.id;
+    let done = engine
+        .wait_finished(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    let subs = store.subtasks(id).await.unwrap();
+    assert_eq!(subs.len(), 20, "one subtask per node: {subs:?}");
+    for s in &subs {
+        assert_eq!(s.status, TaskStatus::Complete, "{s:?}");
+        assert_eq!(s.attempt, 1, "{s:?}");
+        assert!(store.messages(s.id).await.unwrap().is_empty(), "{s:?}");
+    }
+    assert_eq!(counted(&store, "power_on_node", &nodes).await, vec![2; 20]);
+    engine.shutdown();
+    engine.stopped().await;
+    store.close().await;
+    drydock_tests::db::drop_postgres(&name).await;
+}
+
+mod postgres_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_start_before_the_fan_out_commits() {
+        super::calls_start_before_the_fan_out_commits().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fan_out_drops_its_early_results_and_runs_again() {
+        super::a_failed_fan_out_drops_its_early_results_and_runs_again().await;
+    }
+}

@@ -4,6 +4,7 @@
 //! hand the outcome to the writer.
 
 use super::executor::BmcLimits;
+use super::gate::Gate;
 use super::probe;
 use super::services::EngineServices;
 use super::shared::Shared;
@@ -28,12 +29,25 @@ pub(super) async fn run(
     t: TaskRecord,
     cancel: CancellationToken,
     prefetched: Option<NodeRecord>,
+    gate: Gate,
 ) {
+    if gate.failed() {
+        // Its row was never stored: its task runs it again when resumed.
+        return;
+    }
     let started = std::time::Instant::now();
     let epoch = t.epoch;
     let node_name = t.node_name.clone();
     let mut outcome =
         TaskOutcome::complete(t.id, shared.instance_id(), epoch, ResultStatus::Failure);
+    // What names the subtask (its outcome, messages, build data) waits
+    // until its row is stored, and is dropped if it never was
+    // (`super::gate`); the call itself need not wait.
+    let say = async |node: Option<&str>, text: String, error: bool| {
+        if gate.wait().await {
+            shared.message(t.id, node, text, error).await;
+        }
+    };
     let finish = async |mut outcome: TaskOutcome, state| {
         if let Some(n) = &node_name {
             match outcome.result_status {
@@ -41,14 +55,25 @@ pub(super) async fn run(
                 _ => outcome.failures = vec![n.clone()],
             }
         }
-        let _ = shared
-            .writes
-            .send(Write::Finished(Finished {
-                outcome,
-                parent: t.parent_id,
-                node_state: state,
-            }))
-            .await;
+        let write = Write::Finished(Finished {
+            outcome,
+            parent: t.parent_id,
+            node_state: state,
+        });
+        if gate.is_open() {
+            let _ = shared.writes.send(write).await;
+        } else if !gate.failed() {
+            // Its row is not stored yet: the outcome waits for it, the
+            // call slot does not. Nothing of this call went to the writer
+            // before (messages wait for the row), so the outcome still
+            // follows them.
+            let (shared, gate) = (shared.clone(), gate.clone());
+            tokio::spawn(async move {
+                if gate.wait().await {
+                    let _ = shared.writes.send(write).await;
+                }
+            });
+        }
     };
     let action: Action = match t.action.parse() {
         Ok(a) => a,
@@ -67,9 +92,7 @@ pub(super) async fn run(
     // A switch given in the task's params is granted like the node's.
     if let Err(e) = shared.cfg.node_addresses.check_params(&params) {
         let e = format!("invalid params: {e}");
-        shared
-            .message(t.id, node_name.as_deref(), e.clone(), true)
-            .await;
+        say(node_name.as_deref(), e.clone(), true).await;
         outcome.result_message = Some(e);
         outcome.error_count = 1;
         return finish(outcome, None).await;
@@ -80,7 +103,7 @@ pub(super) async fn run(
             match load_node_patiently(shared, n, prefetched, network, &t, &cancel).await {
                 Ok(node) => Some(node),
                 Err(e) => {
-                    shared.message(t.id, Some(n), e.to_string(), true).await;
+                    say(Some(n), e.to_string(), true).await;
                     outcome.result_message = Some(e.to_string());
                     outcome.error_count = 1;
                     return finish(outcome, None).await;
@@ -92,9 +115,7 @@ pub(super) async fn run(
     let mut installed = match shared.drivers.for_action(action, node.as_ref()) {
         Ok(i) => i.clone(),
         Err(e) => {
-            shared
-                .message(t.id, node_name.as_deref(), e.clone(), true)
-                .await;
+            say(node_name.as_deref(), e.clone(), true).await;
             outcome.result_message = Some(e);
             outcome.error_count = 1;
             return finish(outcome, None).await;
@@ -112,9 +133,7 @@ pub(super) async fn run(
             }
             Ok(None) => {}
             Err(e) => {
-                shared
-                    .message(t.id, node_name.as_deref(), e.to_string(), true)
-                    .await;
+                say(node_name.as_deref(), e.to_string(), true).await;
                 outcome.result_message = Some(e.to_string());
                 outcome.error_count = 1;
                 return finish(outcome, None).await;
@@ -134,6 +153,7 @@ pub(super) async fn run(
     let services: Arc<dyn DriverServices> = Arc::new(EngineServices {
         shared: shared.clone(),
         task: Some(t.id),
+        gate: gate.clone(),
     });
     // Orchestrator steps set their own attempts (Drydock retries those
     // steps on any failure that is not permanent by nature).
@@ -226,22 +246,18 @@ pub(super) async fn run(
                     // out a database outage can take many).
                     let notes = shared.runtime.limits().messages_per_call;
                     if attempt < notes {
-                        shared
-                            .message(
-                                t.id,
-                                node_name.as_deref(),
-                                format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
-                                false,
-                            )
-                            .await;
+                        say(
+                            node_name.as_deref(),
+                            format!("attempt {attempt} failed, retrying in {backoff:?}: {e}"),
+                            false,
+                        )
+                        .await;
                     } else if attempt == notes {
                         let text = format!(
                             "attempt {attempt} failed, retrying in {backoff:?}: {e}; further \
                          retries are not reported (messages_per_call = {notes})"
                         );
-                        shared
-                            .message(t.id, node_name.as_deref(), text, false)
-                            .await;
+                        say(node_name.as_deref(), text, false).await;
                     }
                     tokio::select! {
                         _ = cancel.cancelled() => break Err(None),
@@ -297,7 +313,9 @@ pub(super) async fn run(
                             action.name(),
                             data.content.len()
                         );
-                        shared.message(t.id, Some(n), text, true).await;
+                        say(Some(n), text, true).await;
+                    } else if !gate.wait().await {
+                        // Never stored: no row to attach it to.
                     } else if let Err(e) = shared.store_build_data(&data).await {
                         tracing::warn!(node = %n, error = %e, "could not store build data");
                     }
@@ -314,16 +332,14 @@ pub(super) async fn run(
             outcome.status = TaskStatus::Terminated;
             outcome.result_message = Some("cancelled".into());
             outcome.terminated_by = t.terminated_by.clone();
-            shared
-                .message(t.id, node_name.as_deref(), "cancelled".into(), true)
-                .await;
+            say(node_name.as_deref(), "cancelled".into(), true).await;
         }
         Err(Some(e)) => {
             let text = e.to_string();
             outcome.result_message = Some(text.clone());
             outcome.result_reason = Some(reason(&e));
             outcome.error_count = 1;
-            shared.message(t.id, node_name.as_deref(), text, true).await;
+            say(node_name.as_deref(), text, true).await;
         }
     }
     outcome.retry = i64::from(attempt.saturating_sub(1));

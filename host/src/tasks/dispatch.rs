@@ -19,14 +19,19 @@
 //! A slot (a permit of the executor's semaphore) or a backlog place is
 //! reserved before the insert and travels with the subtask, so the
 //! executor never holds more calls, nor more waiting subtasks, than its
-//! limits. If the insert fails, dropping the [`Reservation`] frees them;
-//! nothing was stored. Recovery treats these rows like claimed ones: if
+//! limits. Rows may be handed over before their insert commits, so their
+//! calls start while a large fan-out is still being copied in: each then
+//! carries a [`Gate`] that holds back what its call writes until the insert
+//! has committed (see [`super::gate`]). If the insert fails, their gates say
+//! so (their results are dropped, and waiting ones never start); dropping a
+//! [`Reservation`] that was never handed over frees its slots and places. Recovery treats these rows like claimed ones: if
 //! this instance dies, the new leader requeues or fails them as it does
 //! any running subtask of a dead instance, and a restart of this instance
 //! requeues them. A cancel reaches a waiting subtask as it reaches a
 //! running call: each is registered with the executor's in-flight calls
 //! when it is handed over ([`super::executor::Inflight`]).
 
+use super::gate::Gate;
 use super::shared::Shared;
 use crate::store::{NewTask, NodeRecord, TaskRecord, TaskStatus};
 use std::collections::{HashMap, VecDeque};
@@ -47,6 +52,9 @@ pub(super) struct Dispatched {
     pub permit: Option<OwnedSemaphorePermit>,
     /// Cuts its call (a cancel); registered with the in-flight calls.
     pub cancel: CancellationToken,
+    /// Whether its row is stored yet (handed over before the insert
+    /// committed).
+    pub gate: Gate,
 }
 
 /// How many dispatched subtasks wait for a call slot (the executor's
@@ -228,6 +236,15 @@ pub(super) async fn reserve<'a>(shared: &'a Shared, rows: &mut [NewTask]) -> Res
     reservation
 }
 
+/// Once `rows` are stored: remembers the ids of those stored queued, for
+/// this instance's executor to claim by id, and wakes the executor.
+pub(super) fn stored(shared: &Shared, rows: &[NewTask]) {
+    shared
+        .queued_here
+        .remember(rows.iter().filter(|r| claimable(r)).map(|r| r.id));
+    shared.wake_executor.notify_one();
+}
+
 /// Whether `row` is a subtask an executor would claim (queued).
 fn claimable(row: &NewTask) -> bool {
     row.parent_id.is_some() && row.status == TaskStatus::Queued
@@ -255,22 +272,19 @@ impl Reservation<'_> {
         self.slots.len()
     }
 
-    /// Hands the reserved rows, now stored, to the executor with their
-    /// node records (taken from `nodes` by node name), and remembers the
-    /// ids of the rows stored queued for its later claims.
+    /// Hands the reserved rows to the executor with their node records
+    /// (taken from `nodes` by node name); `gate` says when their rows are
+    /// stored ([`Gate::stored`] if they already are).
     pub fn dispatch(
         mut self,
         shared: &Shared,
         rows: &[NewTask],
         nodes: &mut HashMap<String, NodeRecord>,
+        gate: Gate,
     ) {
-        shared
-            .queued_here
-            .remember(rows.iter().filter(|r| claimable(r)).map(|r| r.id));
         // The executor owns the backlog places from here.
         self.waiting = 0;
         if self.slots.is_empty() {
-            shared.wake_executor.notify_one();
             return;
         }
         let created = chrono::Utc::now();
@@ -290,6 +304,7 @@ impl Reservation<'_> {
                     node,
                     permit,
                     cancel,
+                    gate: gate.clone(),
                 })
                 .is_err()
             {

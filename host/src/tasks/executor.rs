@@ -6,6 +6,7 @@
 
 use super::call;
 use super::dispatch::Dispatched;
+use super::gate::Gate;
 use super::shared::Shared;
 use crate::store::{ClaimScope, ClaimSpec, NodeRecord, TaskRecord};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -142,11 +143,16 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
         // Created already running here: with a slot, they start now.
         while let Ok(d) = dispatched.try_recv() {
             match d.permit {
-                Some(permit) => start(&shared, &bmcs, d.task, d.node, permit, d.cancel),
+                Some(permit) => start(&shared, &bmcs, d.task, d.node, permit, d.cancel, d.gate),
                 None => backlog.push_back(d),
             }
         }
-        // Then those waiting, as slots free up.
+        // Then those waiting, as slots free up; those whose rows were never
+        // stored (the insert failed) are dropped unstarted.
+        while let Some(d) = backlog.pop_front_if(|d| d.gate.failed()) {
+            shared.backlog.release(1);
+            shared.inflight.remove(&d.task.id);
+        }
         while !backlog.is_empty() {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 break;
@@ -155,7 +161,11 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
                 break;
             };
             shared.backlog.release(1);
-            start(&shared, &bmcs, d.task, d.node, permit, d.cancel);
+            if d.gate.failed() {
+                shared.inflight.remove(&d.task.id);
+                continue;
+            }
+            start(&shared, &bmcs, d.task, d.node, permit, d.cancel, d.gate);
         }
         if !backlog.is_empty() {
             // No slot is free: the next call to end wakes this loop.
@@ -214,7 +224,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
                         shared
                             .inflight
                             .insert(t.id, t.parent_id, cancel.clone(), true);
-                        start(&shared, &bmcs, t, record, permit, cancel);
+                        start(&shared, &bmcs, t, record, permit, cancel, Gate::stored());
                     }
                     continue;
                 }
@@ -232,7 +242,8 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
 }
 
 /// Runs subtask `t` (running under this instance, registered in
-/// [`Inflight`] with `token`) in its call slot.
+/// [`Inflight`] with `token`) in its call slot; `gate` says when its row
+/// is stored.
 fn start(
     shared: &Arc<Shared>,
     bmcs: &Arc<BmcLimits>,
@@ -240,13 +251,14 @@ fn start(
     record: Option<NodeRecord>,
     permit: OwnedSemaphorePermit,
     token: CancellationToken,
+    gate: Gate,
 ) {
     shared.inflight.start(&t.id);
     let (shared, bmcs) = (shared.clone(), bmcs.clone());
     let span = crate::observe::traces::subtask_span(&t);
     tokio::spawn(async move {
         let id = t.id;
-        call::run(&shared, &bmcs, t, token, record)
+        call::run(&shared, &bmcs, t, token, record, gate)
             .instrument(span)
             .await;
         shared.inflight.remove(&id);

@@ -20,6 +20,7 @@ mod dispatch;
 pub mod engine;
 mod executor;
 pub mod filter;
+mod gate;
 mod kv_reads;
 mod orchestration;
 pub mod orchestrator;

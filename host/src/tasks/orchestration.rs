@@ -508,7 +508,13 @@ async fn add_calls(
                 crate::observe::traces::task_finished(parent_id);
             }
         })?;
-    reserved.dispatch(shared, &rows, &mut HashMap::new());
+    reserved.dispatch(
+        shared,
+        &rows,
+        &mut HashMap::new(),
+        super::gate::Gate::stored(),
+    );
+    super::dispatch::stored(shared, &rows);
     // A cancel that arrived since the orchestration was read did not reach
     // the new calls: cascade it now (and settle the step).
     if shared.store.is_cancel_requested(t.id).await? {

@@ -118,6 +118,7 @@ async fn call_once(
     let services: Arc<dyn DriverServices> = Arc::new(EngineServices {
         shared: shared.clone(),
         task: None,
+        gate: super::gate::Gate::stored(),
     });
     let params = ActionParams::default();
     let end = tokio::time::Instant::now() + timeout;

@@ -13,6 +13,7 @@ use super::bootactions;
 use super::dispatch;
 use super::engine::EngineError;
 use super::filter::{NodeFilter, select};
+use super::gate::Gate;
 use super::orchestration;
 use super::orchestrator::Orchestration;
 use super::shared::Shared;
@@ -226,11 +227,29 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
         s.traceparent = t.traceparent.clone();
         vec![s]
     };
-    // Those that fit in free call slots run here without a claim.
+    // Those that fit in free call slots run here without a claim. In a
+    // large fan-out of an action safe to repeat, they start before the
+    // insert commits (10,000 rows take ~0.1 s): what their calls write
+    // waits for it, and if it fails the task's next fan-out runs them
+    // again.
     let reserved = dispatch::reserve(shared, &mut subtasks).await;
     let here = reserved.len();
-    let n = store.insert_tasks(&subtasks).await?;
-    reserved.dispatch(shared, &subtasks, &mut selected);
+    let early = subtasks.len() >= shared.cfg.early_start_from.max(1);
+    let n = if here > 0 && early && safe_to_repeat(shared, action) {
+        let (keeper, gate) = Gate::pending();
+        reserved.dispatch(shared, &subtasks, &mut selected, gate);
+        let n = store.insert_tasks(&subtasks).await.inspect_err(|e| {
+            tracing::warn!(task.id = %t.id, error = %e, started_here = here,
+                "fan-out insert failed: the calls started for it will run again when it resumes");
+        })?;
+        keeper.stored();
+        n
+    } else {
+        let n = store.insert_tasks(&subtasks).await?;
+        reserved.dispatch(shared, &subtasks, &mut selected, Gate::stored());
+        n
+    };
+    dispatch::stored(shared, &subtasks);
     tracing::info!(task.id = %t.id, action = action.name(), subtasks = n, started_here = here, "task fanned out");
     // A cancel that arrived between the claim and the insert did not reach
     // the new subtasks: cascade it now.
@@ -244,6 +263,18 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
         shared.settle(vec![t.id]);
         return Ok(());
     }
-    shared.wake_executor.notify_one();
     Ok(())
+}
+
+/// Whether no installed driver says `action` is unsafe to repeat (its
+/// calls may then start before their rows are stored: a failed insert
+/// means they run again).
+fn safe_to_repeat(shared: &Shared, action: Action) -> bool {
+    !shared.drivers.all().iter().any(|d| {
+        d.driver
+            .info()
+            .unsafe_to_repeat
+            .iter()
+            .any(|a| a == action.name())
+    })
 }

@@ -17,6 +17,9 @@ pub(super) struct EngineServices {
     /// none for probes outside any task (their messages are only logged and
     /// their build data is not kept).
     pub task: Option<Uuid>,
+    /// Whether the subtask's row is stored yet: its messages and build
+    /// data wait for it ([`super::gate`]).
+    pub gate: super::gate::Gate,
 }
 
 /// How long a usage read waits for the writer to answer before reading
@@ -86,6 +89,7 @@ impl DriverServices for EngineServices {
 
     async fn status(&self, m: StatusMessage) -> Result<(), ServiceError> {
         match self.task {
+            Some(_) if !self.gate.wait().await => {}
             Some(task) => {
                 self.shared
                     .message(task, m.scope.node.as_deref(), m.message, m.is_error)
@@ -101,6 +105,9 @@ impl DriverServices for EngineServices {
         let (Some(node), Some(task)) = (d.scope.node.clone(), self.task) else {
             return Ok(());
         };
+        if !self.gate.wait().await {
+            return Ok(());
+        }
         let data = NewBuildData {
             node_name: node,
             task_id: Some(task),
