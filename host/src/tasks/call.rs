@@ -82,7 +82,7 @@ pub(super) async fn run(
             return finish(outcome, None).await;
         }
     };
-    let params: ActionParams = match serde_json::from_value(t.params.clone()) {
+    let params = match <ActionParams as serde::Deserialize>::deserialize(&t.params) {
         Ok(p) => p,
         Err(e) => {
             outcome.result_message = Some(format!("invalid params: {e}"));

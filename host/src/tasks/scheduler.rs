@@ -192,7 +192,8 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
         };
         let nodes: Vec<model::Node> = records
             .iter()
-            .filter_map(|r| serde_json::from_value(r.spec.clone()).ok())
+            // Read in place (no copy of each spec).
+            .filter_map(|r| <model::Node as serde::Deserialize>::deserialize(&r.spec).ok())
             .collect();
         let names = select(&nodes, filter.as_ref(), &BTreeMap::new());
         let names = shared.skip_maintenance(t, names).await?;
@@ -240,7 +241,7 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
         reserved.dispatch(shared, &subtasks, &mut selected, gate);
         let n = store.insert_tasks(&subtasks).await.inspect_err(|e| {
             tracing::warn!(task.id = %t.id, error = %e, started_here = here,
-                "fan-out insert failed: the calls started for it will run again when it resumes");
+                "fan-out insert failed: the results of the calls started for it are dropped");
         })?;
         keeper.stored();
         n
