@@ -720,6 +720,114 @@ async fn a_failed_fan_out_drops_its_early_results_and_runs_again() {
     drydock_tests::db::drop_postgres(&name).await;
 }
 
+/// A leader deposed while its fan-out's insert runs inserts nothing: the
+/// insert is fenced on the lease when it commits, so the task is fanned out
+/// once, by the leader that took it over, and the deposed one neither
+/// fails it nor (with an early start) keeps its calls' results.
+async fn a_deposed_leaders_fan_out_inserts_nothing(early: bool) {
+    let (store, name) = drydock_tests::db::postgres().await;
+    let nodes = register(&store, 20).await;
+    let url = drydock::store::testing::database_url(&drydock_tests::stores::pg_admin_url(), &name);
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(hold_fan_out(false)))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut holder = admin.acquire().await.unwrap().detach();
+    sqlx::query("SELECT pg_advisory_lock(4242)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let engine = engine_with(
+        store.clone(),
+        &[("count_calls", "true")],
+        EngineConfig {
+            early_start_from: if early { 1 } else { 4096 },
+            ..fast()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    // The insert has sent its first row and waits for the lock.
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    while sqlx::query_scalar::<_, i64>(waiting)
+        .fetch_one(&admin)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the insert never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another instance takes the lease over meanwhile. Its leader-lock
+    // session is open, so the deposed one cannot take the lease back.
+    let usurper_opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let _usurper =
+        sqlx::ConnectOptions::connect(&usurper_opts.application_name("drydock-leader:usurper"))
+            .await
+            .unwrap();
+    sqlx::query(
+        "UPDATE leader_lease SET holder = 'usurper', epoch = epoch + 1, \
+         expires = clock_timestamp() + interval '1 hour' WHERE id = 1",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_advisory_unlock(4242)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // The insert's transaction ends (no session holds a transaction id),
+    // and the deposed instance notices it no longer leads.
+    let open = "SELECT count(*) FROM pg_stat_activity \
+                WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()";
+    while sqlx::query_scalar::<_, i64>(open)
+        .fetch_one(&admin)
+        .await
+        .unwrap()
+        > 0
+    {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the insert never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while engine.leadership().is_leader() {
+        tokio::time::timeout_at(until, engine.leadership().changed())
+            .await
+            .expect("the deposed instance still says it leads");
+    }
+    assert!(
+        !store.has_subtasks(t.id).await.unwrap(),
+        "a deposed leader's fan-out was stored"
+    );
+    let task = store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(
+        task.status,
+        TaskStatus::Running,
+        "left to the new leader: {task:?}"
+    );
+    assert!(store.messages(t.id).await.unwrap().is_empty(), "{task:?}");
+    let lease = store.current_lease().await.unwrap().unwrap();
+    assert_eq!(lease.holder, "usurper");
+    // Calls started early ran; the others never started.
+    let calls = if early { 1 } else { 0 };
+    assert_eq!(
+        counted(&store, "power_on_node", &nodes).await,
+        vec![calls; 20]
+    );
+    engine.shutdown();
+    engine.stopped().await;
+    store.close().await;
+    admin.close().await;
+    drydock_tests::db::drop_postgres(&name).await;
+}
+
 mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_start_before_the_fan_out_commits() {
@@ -729,5 +837,15 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_fan_out_drops_its_early_results_and_runs_again() {
         super::a_failed_fan_out_drops_its_early_results_and_runs_again().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deposed_leaders_fan_out_inserts_nothing() {
+        super::a_deposed_leaders_fan_out_inserts_nothing(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deposed_leaders_early_fan_out_inserts_nothing() {
+        super::a_deposed_leaders_fan_out_inserts_nothing(true).await;
     }
 }

@@ -32,7 +32,9 @@ pub(super) async fn run(
     gate: Gate,
 ) {
     if gate.failed() {
-        // Its row was never stored: its task runs it again when resumed.
+        // Its row was never stored (the fan-out's insert failed), so there
+        // is nothing to run it for: the task's next fan-out, if the failure
+        // was passing, makes a new subtask for its node.
         return;
     }
     let started = std::time::Instant::now();

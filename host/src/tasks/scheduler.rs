@@ -20,7 +20,9 @@ use super::shared::Shared;
 use crate::cluster::recovery;
 use crate::drivers::Action;
 use crate::model;
-use crate::store::{ClaimScope, ClaimSpec, NewTask, NodeRecord, TaskRecord, TaskStatus};
+use crate::store::{
+    ClaimScope, ClaimSpec, NewTask, NodeRecord, StoreError, TaskRecord, TaskStatus,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,17 +70,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             Ok(tasks) if !tasks.is_empty() => {
                 for t in tasks {
                     if let Err(e) = fan_out(&shared, &t).await {
-                        if matches!(&e, EngineError::Store(s) if s.is_retryable()) {
-                            // Nothing half-done: the fan-out is one
-                            // transaction, and a task left running without
-                            // subtasks is resumed by the sweep.
-                            tracing::warn!(task.id = %t.id, error = %e, "scheduling interrupted; will resume");
-                            continue;
-                        }
-                        tracing::error!(task.id = %t.id, error = %e, "scheduling failed");
-                        shared
-                            .fail_task(&t, &format!("scheduling failed: {e}"))
-                            .await;
+                        scheduling_failed(&shared, &t, e).await;
                     }
                 }
                 continue;
@@ -145,17 +137,32 @@ async fn sweep_parents(shared: &Shared) {
     {
         if matches!(shared.store.has_subtasks(t.id).await, Ok(false)) {
             tracing::info!(task.id = %t.id, "resuming a task left without subtasks");
-            match fan_out(shared, t).await {
-                Err(EngineError::Store(e)) if e.is_retryable() => {
-                    tracing::warn!(task.id = %t.id, error = %e, "scheduling interrupted; will resume");
-                }
-                Err(e) => {
-                    shared
-                        .fail_task(t, &format!("scheduling failed: {e}"))
-                        .await
-                }
-                Ok(()) => {}
+            if let Err(e) = fan_out(shared, t).await {
+                scheduling_failed(shared, t, e).await;
             }
+        }
+    }
+}
+
+/// What a failed fan-out of `t` leaves: nothing half-done either way (the
+/// insert is one transaction). A passing failure is resumed by the sweep
+/// (a task left running without subtasks); a fenced one is left to the
+/// leader that deposed this instance, which owns the task now; any other
+/// fails the task.
+async fn scheduling_failed(shared: &Shared, t: &TaskRecord, e: EngineError) {
+    match &e {
+        EngineError::Store(s) if s.is_retryable() => {
+            tracing::warn!(task.id = %t.id, error = %e, "scheduling interrupted; will resume");
+        }
+        EngineError::Store(StoreError::Fenced(_)) => {
+            tracing::warn!(task.id = %t.id, error = %e,
+                "scheduling refused: this instance no longer leads; the new leader resumes the task");
+        }
+        _ => {
+            tracing::error!(task.id = %t.id, error = %e, "scheduling failed");
+            shared
+                .fail_task(t, &format!("scheduling failed: {e}"))
+                .await;
         }
     }
 }
@@ -236,17 +243,29 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
     let reserved = dispatch::reserve(shared, &mut subtasks).await;
     let here = reserved.len();
     let early = subtasks.len() >= shared.cfg.early_start_from.max(1);
+    // Fenced: a leader deposed while it inserts inserts nothing, so the
+    // task it claimed is fanned out once, by the leader that took it over.
+    let fence = Some((shared.instance_id(), shared.epoch()));
     let n = if here > 0 && early && safe_to_repeat(shared, action) {
         let (keeper, gate) = Gate::pending();
         reserved.dispatch(shared, &subtasks, &mut selected, gate);
-        let n = store.insert_tasks(&subtasks).await.inspect_err(|e| {
-            tracing::warn!(task.id = %t.id, error = %e, started_here = here,
-                "fan-out insert failed: the results of the calls started for it are dropped");
-        })?;
-        keeper.stored();
-        n
+        match store.insert_tasks_fenced(&subtasks, fence).await {
+            Ok(n) => {
+                keeper.stored();
+                n
+            }
+            Err(e) => {
+                tracing::warn!(task.id = %t.id, error = %e, started_here = here,
+                    "fan-out insert failed: the results of the calls started for it are dropped");
+                // The gate says no: the executor drops the subtasks still
+                // waiting for a slot now, not at its next wake.
+                drop(keeper);
+                shared.wake_executor.notify_one();
+                return Err(e.into());
+            }
+        }
     } else {
-        let n = store.insert_tasks(&subtasks).await?;
+        let n = store.insert_tasks_fenced(&subtasks, fence).await?;
         reserved.dispatch(shared, &subtasks, &mut selected, Gate::stored());
         n
     };

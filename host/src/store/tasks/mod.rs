@@ -172,9 +172,12 @@ impl Store {
 
     /// Like [`Store::insert_tasks`], but when `fence` is `(holder, epoch)`
     /// nothing is inserted unless that instance holds the leader lease at
-    /// that epoch when the transaction runs (Postgres; the lease row is
-    /// share-locked so a takeover waits for the insert, or the insert sees
-    /// the takeover). Fails with [`StoreError::Fenced`] otherwise.
+    /// that epoch when the transaction commits (Postgres; SQLite serves one
+    /// instance). The lease row is share-locked after the rows are sent,
+    /// just before the commit: a takeover committed by then is seen, and one
+    /// that comes later waits for the commit (and then finds the rows), while
+    /// lease renewals are not held up for the whole of a large `COPY`.
+    /// Fails with [`StoreError::Fenced`] otherwise.
     pub async fn insert_tasks_fenced(
         &self,
         tasks: &[NewTask],
@@ -185,29 +188,26 @@ impl Store {
         }
         let now = now();
         let mut inserted = 0;
-        if let (Some((holder, epoch)), super::Inner::Postgres(pool)) = (fence, &self.inner) {
-            let mut tx = pool.begin().await.db()?;
-            let held: Option<i64> = sqlx::query_scalar(
-                "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
-                 AND expires > clock_timestamp() FOR SHARE",
-            )
-            .bind(holder)
-            .bind(epoch)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?;
-            if held.is_none() {
-                return Err(StoreError::Fenced(format!(
-                    "{holder} does not hold the leader lease at epoch {epoch}"
-                )));
-            }
-            inserted = copy_in(&mut tx, tasks, now).await?;
-            tx.commit().await.db()?;
-            return Ok(inserted);
-        }
         if let super::Inner::Postgres(pool) = &self.inner {
             let mut tx = pool.begin().await.db()?;
             inserted = copy_in(&mut tx, tasks, now).await?;
+            if let Some((holder, epoch)) = fence {
+                let held: Option<i64> = sqlx::query_scalar(
+                    "SELECT epoch FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2 \
+                     AND expires > clock_timestamp() FOR SHARE",
+                )
+                .bind(holder)
+                .bind(epoch)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+                if held.is_none() {
+                    // Dropping `tx` rolls the rows back.
+                    return Err(StoreError::Fenced(format!(
+                        "{holder} does not hold the leader lease at epoch {epoch}"
+                    )));
+                }
+            }
             tx.commit().await.db()?;
             return Ok(inserted);
         }
