@@ -7,7 +7,8 @@
 //! driver call with store-backed key-value, batched outcome writes, roll-up)
 //! and prints node-actions per second. Beside it, in the same run and on the
 //! same server: pgbench's single-row INSERT transactions per second.
-//! Postgres admin URL: `DRYDOCK_BENCH_PG` (default
+//! `DRYDOCK_BENCH_TOP=N` prints the N statements with the most total time
+//! (default 8). Postgres admin URL: `DRYDOCK_BENCH_PG` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
 
 use drydock::drivers::{DriverConfig, DriverSet, Runtime, RuntimeConfig};
@@ -362,7 +363,12 @@ async fn power_cycle(n: usize) {
         status_mib("VmRSS:")
     );
     if let Some(statements) = statements {
-        statements.print(8).await;
+        // `DRYDOCK_BENCH_TOP` statements (8 unless set).
+        let top = std::env::var("DRYDOCK_BENCH_TOP")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(8);
+        statements.print(top).await;
     }
     // Where the time went, from the rows' own times (host clock, stored
     // with each write): the fan-out until the first outcome was stored, the

@@ -146,11 +146,13 @@ async fn a_dead_instances_work_is_requeued_failed_or_adopted() {
         .await
         .unwrap();
     assert_eq!((none.requeued, none.failed), (0, 0));
+    assert!(!store.dead_instances("leader", dead_after).await.unwrap());
 
     // `dead` stops beating; `alive` goes on.
     tokio::time::sleep(dead_after * 2).await;
     store.heartbeat("alive").await.unwrap();
     store.heartbeat("leader").await.unwrap();
+    assert!(store.dead_instances("leader", dead_after).await.unwrap());
     let r = store
         .reclaim_dead(
             "leader",
@@ -162,6 +164,17 @@ async fn a_dead_instances_work_is_requeued_failed_or_adopted() {
         .await
         .unwrap();
     assert_eq!((r.requeued, r.failed), (1, 1), "{r:?}");
+    // Its work taken over, `dead` is forgotten; `alive` is not.
+    assert!(!store.dead_instances("leader", dead_after).await.unwrap());
+    let live: Vec<String> = store
+        .live_instances(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!live.contains(&"dead".to_string()), "{live:?}");
+    assert!(live.contains(&"alive".to_string()), "{live:?}");
     let get = |id: Uuid| {
         let store = store.clone();
         async move { store.get_task(id).await.unwrap().unwrap() }
@@ -330,6 +343,67 @@ async fn a_departed_leaders_lease_is_taken_when_its_lock_session_ends() {
         b.epoch
     );
     b_lock.close().await;
+    store.close().await;
+    drydock_tests::db::drop_postgres(&db).await;
+}
+
+/// The leader's recovery walks the running tasks only when there is cause:
+/// on its first tick at an epoch, on the first tick after an instance's
+/// heartbeat went stale (that instance's work is taken over then, not at
+/// the next full pass), and every `FULL_RECLAIM_EVERY`. Between those, work
+/// under an owner that never beat is left alone.
+#[tokio::test]
+async fn recovery_walks_the_tasks_only_when_an_instance_died() {
+    use drydock::cluster::leader::{LeaderConfig, Leadership};
+    use drydock::cluster::recovery::Recovery;
+    let (store, db) = pg().await;
+    let dead_after = Duration::from_millis(300);
+    let leadership = Leadership::new(
+        "leader".into(),
+        LeaderConfig {
+            dead_after,
+            ..LeaderConfig::default()
+        },
+    );
+    leadership.tick(&store).await;
+    assert!(leadership.is_leader());
+    let drivers = drydock::drivers::DriverSet::new();
+    let mut recovery = Recovery::default();
+    let top = NewTask::new("deploy_nodes");
+    store.insert_task(&top).await.unwrap();
+    let running = |node: &str, owner: &str| {
+        let mut t = NewTask::subtask(top.id, "deploy_node", node);
+        t.status = TaskStatus::Running;
+        t.owner = Some(owner.into());
+        t.epoch = 1;
+        t
+    };
+    // The first tick at this epoch is a full pass (nothing to take yet).
+    assert!(!recovery.tick(&store, &leadership, &drivers).await);
+    // Work of an owner that never beat: no tick until the next full pass
+    // looks at it.
+    let ghost = running("n1", "ghost");
+    store.insert_task(&ghost).await.unwrap();
+    assert!(!recovery.tick(&store, &leadership, &drivers).await);
+    let status = |id: Uuid| {
+        let store = store.clone();
+        async move { store.get_task(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(ghost.id).await, TaskStatus::Running);
+    // An instance that beat, holds work, and stops beating: the first tick
+    // after its heartbeat is stale takes its work over (and the ghost's).
+    store.heartbeat("dead").await.unwrap();
+    let orphan = running("n2", "dead");
+    store.insert_task(&orphan).await.unwrap();
+    assert!(!recovery.tick(&store, &leadership, &drivers).await);
+    tokio::time::sleep(dead_after * 2).await;
+    leadership.tick(&store).await;
+    assert!(recovery.tick(&store, &leadership, &drivers).await);
+    assert_eq!(status(orphan.id).await, TaskStatus::Queued);
+    assert_eq!(status(ghost.id).await, TaskStatus::Queued);
+    // The dead are forgotten: the next tick reads heartbeats only.
+    assert!(!store.dead_instances("leader", dead_after).await.unwrap());
+    assert!(!recovery.tick(&store, &leadership, &drivers).await);
     store.close().await;
     drydock_tests::db::drop_postgres(&db).await;
 }

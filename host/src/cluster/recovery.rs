@@ -7,16 +7,85 @@
 use super::leader::Leadership;
 use crate::drivers::DriverSet;
 use crate::store::{Reclaimed, Store};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How far past its deadline a subtask may still be running before the
 /// leader fails it: its owner enforces the deadline itself and normally
 /// finishes well within this.
 pub const OVERDUE_GRACE: Duration = Duration::from_secs(30);
 
-/// Takes over the work of dead instances; true when anything was requeued,
-/// failed or adopted (the executor has new work).
-pub async fn reclaim(store: &Store, leadership: &Leadership, drivers: &DriverSet) -> bool {
+/// How often the leader runs the full reclaim even when no instance is
+/// newly dead: it catches work whose owner never left a heartbeat row.
+pub const FULL_RECLAIM_EVERY: Duration = Duration::from_secs(10);
+
+/// How often the leader looks for subtasks overdue by [`OVERDUE_GRACE`]
+/// (a small part of the grace, so none runs much longer than that).
+pub const OVERDUE_EVERY: Duration = Duration::from_secs(5);
+
+/// The leader's recovery duties, paced so that a tick with nothing to do
+/// reads no task: each tick reads only the `instances` table, and the full
+/// reclaim (which walks the running tasks) runs when an instance has died,
+/// when this instance starts leading at a new epoch (to adopt its
+/// predecessor's orchestrations), and every [`FULL_RECLAIM_EVERY`]; the
+/// overdue check runs every [`OVERDUE_EVERY`].
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// The epoch of the last full reclaim that succeeded.
+    reclaimed_at_epoch: Option<i64>,
+    /// When it ran.
+    last_reclaim: Option<Instant>,
+    /// When the overdue check last ran.
+    last_overdue: Option<Instant>,
+}
+
+impl Recovery {
+    /// One round of the leader's recovery duties (see [`Recovery`]); true
+    /// when work was requeued, failed or adopted (the executor has new
+    /// work).
+    pub async fn tick(
+        &mut self,
+        store: &Store,
+        leadership: &Leadership,
+        drivers: &DriverSet,
+    ) -> bool {
+        let epoch = leadership.epoch();
+        let mut changed = false;
+        let mut due = self.reclaimed_at_epoch != Some(epoch)
+            || self
+                .last_reclaim
+                .is_none_or(|t| t.elapsed() >= FULL_RECLAIM_EVERY);
+        if !due {
+            let dead_after = leadership.config().dead_after;
+            due = match store
+                .dead_instances(leadership.instance_id(), dead_after)
+                .await
+            {
+                Ok(dead) => dead,
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading instance heartbeats failed");
+                    false
+                }
+            };
+        }
+        if due && let Some(moved) = reclaim(store, leadership, drivers).await {
+            self.reclaimed_at_epoch = Some(epoch);
+            self.last_reclaim = Some(Instant::now());
+            changed = moved;
+        }
+        if self
+            .last_overdue
+            .is_none_or(|t| t.elapsed() >= OVERDUE_EVERY)
+        {
+            self.last_overdue = Some(Instant::now());
+            expire_overdue(store, leadership).await;
+        }
+        changed
+    }
+}
+
+/// Takes over the work of dead instances and forgets them: whether anything
+/// was requeued, failed or adopted; `None` if the store refused.
+async fn reclaim(store: &Store, leadership: &Leadership, drivers: &DriverSet) -> Option<bool> {
     let unsafe_actions: Vec<String> = drivers
         .all()
         .iter()
@@ -40,12 +109,12 @@ pub async fn reclaim(store: &Store, leadership: &Leadership, drivers: &DriverSet
                 adopted = r.adopted,
                 "took over the work of dead instances"
             );
-            true
+            Some(true)
         }
-        Ok(_) => false,
+        Ok(_) => Some(false),
         Err(e) => {
             tracing::debug!(error = %e, "reclaiming dead instances' work failed");
-            false
+            None
         }
     }
 }
@@ -53,7 +122,7 @@ pub async fn reclaim(store: &Store, leadership: &Leadership, drivers: &DriverSet
 /// Fails driver subtasks still running [`OVERDUE_GRACE`] past their
 /// deadline (their owner is alive, or it would have been reclaimed, but
 /// stuck); their steps then settle as usual.
-pub async fn expire_overdue(store: &Store, leadership: &Leadership) {
+async fn expire_overdue(store: &Store, leadership: &Leadership) {
     match store
         .expire_overdue(leadership.instance_id(), leadership.epoch(), OVERDUE_GRACE)
         .await

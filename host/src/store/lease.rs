@@ -156,6 +156,8 @@ impl Store {
     ///   tasks) running under any other owner — dead, or alive but no longer
     ///   leading — or under `me` at an older epoch become `me`'s at `epoch`,
     ///   to be settled by `me` (only the leader schedules).
+    /// - The dead instances' heartbeat rows are deleted: their work is
+    ///   taken over (see [`Store::dead_instances`]).
     pub async fn reclaim_dead(
         &self,
         me: &str,
@@ -169,9 +171,17 @@ impl Store {
         };
         let mut tx = pool.begin().await.db()?;
         hold_lease(&mut tx, me, epoch).await?;
+        // One cutoff for the whole pass, so the instances forgotten at its
+        // end are exactly those whose work it took over.
+        let cutoff: DateTime<Utc> = sqlx::query_scalar(
+            "SELECT clock_timestamp() - make_interval(secs => $1::float8 / 1000)",
+        )
+        .bind(millis(dead_after) as f64)
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
         // Constant fragments only (no input is formatted into SQL).
-        let dead = "owner <> $1 AND owner NOT IN (SELECT id FROM instances \
-             WHERE heartbeat > clock_timestamp() - make_interval(secs => $2::float8 / 1000))";
+        let dead = "owner <> $1 AND owner NOT IN (SELECT id FROM instances WHERE heartbeat > $2)";
         let container = "(parent_id IS NULL OR EXISTS \
              (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))";
         let ts = now();
@@ -186,7 +196,7 @@ impl Store {
                  AND action = ANY($3) AND NOT (action = ANY($5))"
         )))
         .bind(me)
-        .bind(millis(dead_after) as f64)
+        .bind(cutoff)
         .bind(unsafe_actions)
         .bind(ts)
         .bind(waits)
@@ -203,7 +213,7 @@ impl Store {
                  AND NOT (action = ANY($4))"
         )))
         .bind(me)
-        .bind(millis(dead_after) as f64)
+        .bind(cutoff)
         .bind(ts)
         .bind(waits)
         .execute(&mut *tx)
@@ -226,6 +236,16 @@ impl Store {
         .await
         .db()?
         .rows_affected();
+        // Their work taken over, the dead are forgotten: the leader's next
+        // ticks find no stale heartbeat and skip this pass (see
+        // `cluster::recovery`). One that was only cut off beats again and is
+        // back (its reclaimed work is not).
+        sqlx::query("DELETE FROM instances WHERE id <> $1 AND heartbeat <= $2")
+            .bind(me)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .db()?;
         super::fault::pause_in_tx(super::fault::Point::ReclaimDead);
         tx.commit().await.db()?;
         Ok(Reclaimed {
@@ -233,6 +253,25 @@ impl Store {
             failed,
             adopted,
         })
+    }
+
+    /// Whether an instance other than `me` has a heartbeat older than
+    /// `dead_after`: one died since the last [`Store::reclaim_dead`], which
+    /// forgets the dead whose work it takes over. Reads only `instances`
+    /// (false on SQLite, which has one instance).
+    pub async fn dead_instances(&self, me: &str, dead_after: Duration) -> Result<bool> {
+        let super::Inner::Postgres(pool) = &self.inner else {
+            return Ok(false);
+        };
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM instances WHERE id <> $1 \
+             AND heartbeat <= clock_timestamp() - make_interval(secs => $2::float8 / 1000))",
+        )
+        .bind(me)
+        .bind(millis(dead_after) as f64)
+        .fetch_one(pool)
+        .await
+        .db()
     }
 
     /// Fails driver subtasks still running `grace` past their deadline

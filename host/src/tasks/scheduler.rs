@@ -44,6 +44,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut reclaim = tokio::time::Instant::now();
     let mut waits = tokio::time::Instant::now();
     let mut settled = tokio::time::Instant::now();
+    let mut recovery = recovery::Recovery::default();
     loop {
         if shared.shutdown.is_cancelled() {
             return;
@@ -98,10 +99,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if shared.leadership.may_reclaim() && reclaim.elapsed() >= shared.leadership.config().renew
         {
             reclaim = tokio::time::Instant::now();
-            if recovery::reclaim(&shared.store, &shared.leadership, &shared.drivers).await {
+            if recovery
+                .tick(&shared.store, &shared.leadership, &shared.drivers)
+                .await
+            {
                 shared.wake_executor.notify_one();
             }
-            recovery::expire_overdue(&shared.store, &shared.leadership).await;
         }
         // Periodically resume top-level tasks left without subtasks (a
         // leader died between claiming and fanning out).
