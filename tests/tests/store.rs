@@ -1260,6 +1260,8 @@ async fn case_open_subtasks(store: Store) {
     assert!(!store.has_subtasks(top.id).await.unwrap());
     assert!(!store.has_open_subtasks(top.id).await.unwrap());
     assert!(store.set_running(top.id, "me", 1).await.unwrap());
+    // Running without subtasks (not fanned out yet): not ready to settle.
+    assert!(store.settled_containers("me").await.unwrap().is_empty());
     // Added in a batch and one by one; a grandchild under the first.
     let batch: Vec<NewTask> = (0..4)
         .map(|i| NewTask::subtask(top.id, "deploy_node", format!("n{i}")))

@@ -314,20 +314,41 @@ impl Store {
     /// settled. Containers act on no one node (`node_name` is null), so the
     /// partial index `tasks_running_containers` finds them without walking
     /// the entries of every per-node call that ran here.
+    ///
+    /// Each candidate's children are probed by index. The probes are
+    /// scalar subqueries, which PostgreSQL runs per candidate rather than
+    /// turning into joins, and sequential scans are off for the statement:
+    /// when one 100,000-subtask task is most of the table, the statistics
+    /// say every row is its child, and the existence checks were planned as
+    /// a hash over a scan of the whole table (15 to 25 ms, every second;
+    /// 0.1 to 0.6 ms now).
     pub async fn settled_containers(&self, owner: &str) -> Result<Vec<Uuid>> {
+        const SETTLED: &str = "SELECT p.id FROM tasks p WHERE p.status = 'running' \
+             AND p.owner = $1 AND p.node_name IS NULL \
+             AND (SELECT 1 FROM tasks c WHERE c.parent_id = p.id LIMIT 1) IS NOT NULL \
+             AND (SELECT 1 FROM tasks c WHERE c.parent_id = p.id \
+                  AND c.status NOT IN ('complete', 'terminated') LIMIT 1) IS NULL \
+             ORDER BY p.created LIMIT 100";
+        if let super::Inner::Postgres(pool) = &self.inner {
+            let mut tx = pool.begin().await.db()?;
+            sqlx::query("SET LOCAL enable_seqscan = off")
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            let ids = sqlx::query_scalar(SETTLED)
+                .bind(owner)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            tx.commit().await.db()?;
+            return Ok(ids);
+        }
         Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT p.id FROM tasks p WHERE p.status = 'running' AND p.owner = $1 \
-                 AND p.node_name IS NULL \
-                 AND EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id) \
-                 AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id \
-                     AND c.status NOT IN ('complete', 'terminated')) \
-                 ORDER BY p.created LIMIT 100",
-            )
-            .bind(owner)
-            .fetch_all(pool)
-            .await
-            .db()?
+            sqlx::query_scalar(SETTLED)
+                .bind(owner)
+                .fetch_all(pool)
+                .await
+                .db()?
         }))
     }
 
