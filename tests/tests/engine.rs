@@ -541,6 +541,37 @@ async fn a_driver_gets_every_key_its_limit_allows(store: Store) {
     engine.shutdown();
 }
 
+/// Early start on both backends (every fan-out counts as large here): the
+/// calls start before the insert commits, their outcomes land once it has,
+/// and each node runs exactly once.
+async fn an_early_start_runs_each_node_once(store: Store) {
+    let nodes = register(&store, 200).await;
+    let engine = engine_with(
+        store.clone(),
+        &[("count_calls", "true")],
+        EngineConfig {
+            early_start_from: 1,
+            ..fast()
+        },
+    )
+    .await;
+    let t = engine.submit(task("power_on_node")).await.unwrap();
+    let done = engine
+        .wait_finished(t.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(done.result_status, ResultStatus::Success, "{done:?}");
+    assert_eq!(done.successes.len(), 200);
+    let subs = store.subtasks(t.id).await.unwrap();
+    assert_eq!(subs.len(), 200);
+    for s in &subs {
+        assert_eq!((s.status, s.attempt), (TaskStatus::Complete, 1), "{s:?}");
+    }
+    assert_eq!(counted(&store, "power_on_node", &nodes).await, vec![1; 200]);
+    engine.shutdown();
+    engine.stopped().await;
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -576,6 +607,7 @@ both_backends!(
     restart_resumes_unfinished_work,
     bad_requests_and_empty_filters,
     driver_state_is_stored_and_read_back,
+    an_early_start_runs_each_node_once,
 );
 
 /// SQL for the tests below: a trigger that, on each subtask row inserted,
