@@ -44,6 +44,7 @@ drydock_tests::cases! {
     node_states_in_batches => case_node_states_in_batches,
     write_results => case_write_results,
     node_events_in_order => case_node_events_in_order,
+    node_events_retention => case_node_events_retention,
 }
 
 fn label(store: &Store) -> &'static str {
@@ -1472,4 +1473,40 @@ async fn case_node_events_in_order(store: Store) {
         store.node_events("ev-b", None, 1000).await.unwrap().len(),
         100
     );
+}
+
+/// The timeline's retention: entries older than the age limit go, then
+/// each node keeps only its newest `per_node`; the rest stay, every node
+/// apart.
+async fn case_node_events_retention(store: Store) {
+    use drydock::store::NewNodeEvent;
+    let now = chrono::Utc::now();
+    let event = |node: &str, age_h: i64, i: i64| NewNodeEvent {
+        node_name: node.into(),
+        ts: now - chrono::Duration::hours(age_h) + chrono::Duration::milliseconds(i),
+        kind: "driver_call".into(),
+        action: Some(format!("a{i}")),
+        outcome: Some("success".into()),
+        duration_ms: None,
+        message: None,
+        task_id: None,
+    };
+    // Per node, oldest first: 1,000 entries two days old, then 20 recent.
+    let mut batch = Vec::new();
+    for node in ["keep-a", "keep-b"] {
+        batch.extend((0..1000).map(|i| event(node, 48, i)));
+        batch.extend((0..20).map(|i| event(node, 1, 1000 + i)));
+    }
+    store.add_node_events(&batch).await.unwrap();
+    let gone = store
+        .prune_node_events(std::time::Duration::from_secs(24 * 3600), 15)
+        .await
+        .unwrap();
+    assert_eq!(gone, 2 * (1000 + 5), "{}", label(&store));
+    for node in ["keep-a", "keep-b"] {
+        let left = store.node_events(node, None, 1000).await.unwrap();
+        let actions: Vec<String> = left.iter().filter_map(|e| e.action.clone()).collect();
+        let want: Vec<String> = (1005..1020).rev().map(|i| format!("a{i}")).collect();
+        assert_eq!(actions, want, "{node} on {}", label(&store));
+    }
 }
