@@ -645,18 +645,20 @@ async fn counted(store: &Store, action: &str, nodes: &[String]) -> Vec<u64> {
     out
 }
 
-/// The fan-out's insert held open (a trigger waits on a lock this test
-/// holds) with this instance's share already handed to the executor: what
-/// the calls write waits for the insert, then lands.
-async fn early_calls(
-    fail: bool,
-) -> (
-    Store,
-    String,
-    Vec<String>,
-    Engine,
-    drydock::store::TaskRecord,
-) {
+/// A Postgres store with 20 sim nodes whose next fan-out insert will be
+/// held open: a trigger ([`hold_fan_out`]) waits on advisory lock 4242,
+/// which `holder` holds, and an engine counting its calls.
+struct HeldFanOut {
+    store: Store,
+    name: String,
+    nodes: Vec<String>,
+    url: String,
+    admin: sqlx::PgPool,
+    holder: sqlx::PgConnection,
+    engine: Engine,
+}
+
+async fn held_fan_out(fail: bool, early_start_from: usize) -> HeldFanOut {
     let (store, name) = drydock_tests::db::postgres().await;
     let nodes = register(&store, 20).await;
     let url = drydock::store::testing::database_url(&drydock_tests::stores::pg_admin_url(), &name);
@@ -674,12 +676,43 @@ async fn early_calls(
         store.clone(),
         &[("count_calls", "true")],
         EngineConfig {
-            // 20 subtasks are a large fan-out here.
-            early_start_from: 1,
+            early_start_from,
             ..fast()
         },
     )
     .await;
+    HeldFanOut {
+        store,
+        name,
+        nodes,
+        url,
+        admin,
+        holder,
+        engine,
+    }
+}
+
+/// The fan-out's insert held open (a trigger waits on a lock this test
+/// holds) with this instance's share already handed to the executor: what
+/// the calls write waits for the insert, then lands.
+async fn early_calls(
+    fail: bool,
+) -> (
+    Store,
+    String,
+    Vec<String>,
+    Engine,
+    drydock::store::TaskRecord,
+) {
+    // 20 subtasks are a large fan-out here.
+    let HeldFanOut {
+        store,
+        name,
+        nodes,
+        mut holder,
+        engine,
+        ..
+    } = held_fan_out(fail, 1).await;
     let t = engine.submit(task("power_on_node")).await.unwrap();
     // Every call reaches the driver while the insert waits.
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -757,28 +790,20 @@ async fn a_failed_fan_out_drops_its_early_results_and_runs_again() {
 /// once, by the leader that took it over, and the deposed one neither
 /// fails it nor (with an early start) keeps its calls' results.
 async fn a_deposed_leaders_fan_out_inserts_nothing(early: bool) {
-    let (store, name) = drydock_tests::db::postgres().await;
-    let nodes = register(&store, 20).await;
-    let url = drydock::store::testing::database_url(&drydock_tests::stores::pg_admin_url(), &name);
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(hold_fan_out(false)))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let mut holder = admin.acquire().await.unwrap().detach();
-    sqlx::query("SELECT pg_advisory_lock(4242)")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let engine = engine_with(
-        store.clone(),
-        &[("count_calls", "true")],
-        EngineConfig {
-            early_start_from: if early { 1 } else { 4096 },
-            ..fast()
-        },
-    )
-    .await;
+    let early_start_from = if early {
+        1
+    } else {
+        EngineConfig::default().early_start_from
+    };
+    let HeldFanOut {
+        store,
+        name,
+        nodes,
+        url,
+        admin,
+        mut holder,
+        engine,
+    } = held_fan_out(false, early_start_from).await;
     let t = engine.submit(task("power_on_node")).await.unwrap();
     // The insert has sent its first row and waits for the lock.
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
