@@ -13,14 +13,24 @@
 //!
 //! Another instance's writes reach the ledger when it reads the store again:
 //! an entry older than its refresh interval is read afresh before the next
-//! write (usage as stored, plus this instance's writes not yet stored, plus
-//! the reservations still being made).
+//! write ([`KvLedger::refresh`]): usage as the services report it, plus the
+//! reservations of writes not yet handed to them. That sum is exact only if
+//! no write is in both: one the services already count whose reservation is
+//! not yet settled. So each driver has a gate: writes and deletes hold it
+//! shared from the moment they hand the change to the services until their
+//! reservation is settled ([`KvLedger::write`], [`KvLedger::delete`]); a
+//! read of usage holds it alone. Without the gate a read landing in that
+//! window counted the write twice, and a driver at its exact `kv_keys`
+//! limit was refused its last key (one 100,000-node bench run in about
+//! thirteen).
 
 use super::limits::{DriverLimits, Limit};
 use super::services::KvUsage;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
 
 /// How one write changes a driver's usage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,24 +46,30 @@ pub(crate) struct KvDelta {
 struct Entry {
     keys: i64,
     bytes: i64,
-    /// Reserved by writes not yet handed to the services.
+    /// Reserved by writes not yet settled.
     reserved: KvDelta,
     read_at: Instant,
-    /// Changes made to the count (a read that saw none of them may be
-    /// taken as it is).
-    changes: u64,
 }
 
-/// What a read of the store started from: [`KvLedger::load`] takes the read
-/// as it is only if the count did not change meanwhile.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ReadToken(Option<u64>);
+impl Entry {
+    fn empty() -> Self {
+        Self {
+            keys: 0,
+            bytes: 0,
+            reserved: KvDelta::default(),
+            read_at: Instant::now(),
+        }
+    }
+}
 
 /// Per-driver key-value usage, shared by concurrent calls.
 #[derive(Debug)]
 pub struct KvLedger {
     refresh: Duration,
     drivers: Mutex<HashMap<String, Entry>>,
+    /// Per driver: held shared by writes between handing the change to the
+    /// services and settling it, alone by a read of usage.
+    gates: Mutex<HashMap<String, Arc<RwLock<()>>>>,
 }
 
 impl Default for KvLedger {
@@ -69,6 +85,7 @@ impl KvLedger {
         Self {
             refresh,
             drivers: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,71 +94,98 @@ impl KvLedger {
         Self::new(Duration::MAX)
     }
 
-    /// `Some` when `driver`'s usage must be read before its next write:
-    /// read it, then hand the read and this token to [`Self::load`].
-    pub(crate) fn needs_read(&self, driver: &str) -> Option<ReadToken> {
-        let drivers = self.drivers.lock().expect("kv ledger lock");
-        match drivers.get(driver) {
-            None => Some(ReadToken(None)),
-            Some(e) if e.read_at.elapsed() >= self.refresh => Some(ReadToken(Some(e.changes))),
-            Some(_) => None,
-        }
+    fn gate(&self, driver: &str) -> Arc<RwLock<()>> {
+        let mut gates = self.gates.lock().expect("kv ledger gates");
+        gates.entry(driver.to_owned()).or_default().clone()
     }
 
-    /// Takes `read` (what the services say `driver` holds, never less than
-    /// the truth) as the count, plus what writes under way have reserved.
-    /// If writes were made here while the store was read, the read may have
-    /// missed them: the count then only grows (never lower than it is).
-    pub(crate) fn load(&self, driver: &str, token: ReadToken, read: KvUsage) {
-        let mut drivers = self.drivers.lock().expect("kv ledger lock");
+    /// Whether `driver`'s usage must be read before its next write (never
+    /// read, or read longer than the refresh interval ago).
+    fn needs_read(&self, driver: &str) -> bool {
+        let drivers = self.drivers.lock().expect("kv ledger lock");
+        drivers
+            .get(driver)
+            .is_none_or(|e| e.read_at.elapsed() >= self.refresh)
+    }
+
+    /// Reads `driver`'s usage with `read` (what the services hold, never
+    /// less than the truth) if the count is missing or stale, and takes it,
+    /// plus what writes not yet handed to the services have reserved, as
+    /// the count. No write is between the services and its settlement
+    /// meanwhile (the gate), so none is counted twice or missed.
+    pub(crate) async fn refresh<E, F>(&self, driver: &str, read: F) -> Result<(), E>
+    where
+        F: Future<Output = Result<KvUsage, E>>,
+    {
+        if !self.needs_read(driver) {
+            return Ok(());
+        }
+        let gate = self.gate(driver);
+        let _alone = gate.write().await;
+        // Another call may have read it while this one waited.
+        if !self.needs_read(driver) {
+            return Ok(());
+        }
+        let read = read.await?;
         let keys = i64::try_from(read.keys).unwrap_or(i64::MAX);
         let bytes = i64::try_from(read.bytes).unwrap_or(i64::MAX);
-        let now = Instant::now();
-        match drivers.get_mut(driver) {
-            None => {
-                drivers.insert(
-                    driver.to_owned(),
-                    Entry {
-                        keys,
-                        bytes,
-                        reserved: KvDelta::default(),
-                        read_at: now,
-                        changes: 0,
-                    },
-                );
-            }
-            Some(e) => {
-                let keys = keys.saturating_add(e.reserved.keys.max(0));
-                let bytes = bytes.saturating_add(e.reserved.bytes.max(0));
-                if token.0 == Some(e.changes) {
-                    (e.keys, e.bytes) = (keys, bytes);
-                } else {
-                    (e.keys, e.bytes) = (e.keys.max(keys), e.bytes.max(bytes));
-                }
-                e.read_at = now;
-                e.changes += 1;
-            }
-        }
+        let mut drivers = self.drivers.lock().expect("kv ledger lock");
+        let e = drivers
+            .entry(driver.to_owned())
+            .or_insert_with(Entry::empty);
+        e.keys = keys.saturating_add(e.reserved.keys.max(0));
+        e.bytes = bytes.saturating_add(e.reserved.bytes.max(0));
+        e.read_at = Instant::now();
+        Ok(())
     }
 
-    /// Reserves `delta` for a write about to be made, unless it would take
-    /// `driver` past `kv_keys` or `kv_bytes` (a write that adds no key, or
-    /// no bytes, is never refused for that limit). Call [`Self::settle`]
-    /// once the write is made, [`Self::undo`] if it fails.
-    pub(crate) fn reserve(
+    /// Makes a write that changes `driver`'s usage by `delta`: reserves it
+    /// (refused with the limit it would pass: `kv_keys` or `kv_bytes`),
+    /// then runs `write` and settles the reservation (gives it back if the
+    /// write fails), all within the driver's gate.
+    pub(crate) async fn write<E>(
         &self,
         driver: &str,
         delta: KvDelta,
         limits: &DriverLimits,
-    ) -> Result<(), Limit> {
+        write: impl Future<Output = Result<(), E>>,
+    ) -> Result<Result<(), E>, Limit> {
+        self.reserve(driver, delta, limits)?;
+        let gate = self.gate(driver);
+        let _shared = gate.read().await;
+        let made = write.await;
+        match &made {
+            Ok(()) => self.settle(driver, delta),
+            Err(_) => self.undo(driver, delta),
+        }
+        Ok(made)
+    }
+
+    /// Makes a delete that frees `freed` (None: the key did not exist),
+    /// within the driver's gate.
+    pub(crate) async fn delete<E>(
+        &self,
+        driver: &str,
+        freed: Option<KvDelta>,
+        delete: impl Future<Output = Result<(), E>>,
+    ) -> Result<(), E> {
+        let gate = self.gate(driver);
+        let _shared = gate.read().await;
+        delete.await?;
+        if let Some(freed) = freed {
+            self.release(driver, freed);
+        }
+        Ok(())
+    }
+
+    /// Reserves `delta` for a write about to be made, unless it would take
+    /// `driver` past `kv_keys` or `kv_bytes` (a write that adds no key, or
+    /// no bytes, is never refused for that limit).
+    fn reserve(&self, driver: &str, delta: KvDelta, limits: &DriverLimits) -> Result<(), Limit> {
         let mut drivers = self.drivers.lock().expect("kv ledger lock");
-        let e = drivers.entry(driver.to_owned()).or_insert_with(|| Entry {
-            keys: 0,
-            bytes: 0,
-            reserved: KvDelta::default(),
-            read_at: Instant::now(),
-            changes: 0,
-        });
+        let e = drivers
+            .entry(driver.to_owned())
+            .or_insert_with(Entry::empty);
         let keys = e.keys.saturating_add(delta.keys);
         let bytes = e.bytes.saturating_add(delta.bytes);
         if delta.keys > 0 && keys > i64::try_from(limits.kv_keys).unwrap_or(i64::MAX) {
@@ -154,7 +198,6 @@ impl KvLedger {
         e.bytes = bytes;
         e.reserved.keys += delta.keys;
         e.reserved.bytes += delta.bytes;
-        e.changes += 1;
         Ok(())
     }
 
@@ -162,12 +205,11 @@ impl KvLedger {
     fn with_entry(&self, driver: &str, f: impl FnOnce(&mut Entry)) {
         if let Some(e) = self.drivers.lock().expect("kv ledger lock").get_mut(driver) {
             f(e);
-            e.changes += 1;
         }
     }
 
     /// A reserved write was made (the services count it from now on).
-    pub(crate) fn settle(&self, driver: &str, delta: KvDelta) {
+    fn settle(&self, driver: &str, delta: KvDelta) {
         self.with_entry(driver, |e| {
             e.reserved.keys -= delta.keys;
             e.reserved.bytes -= delta.bytes;
@@ -175,7 +217,7 @@ impl KvLedger {
     }
 
     /// A reserved write failed: gives its reservation back.
-    pub(crate) fn undo(&self, driver: &str, delta: KvDelta) {
+    fn undo(&self, driver: &str, delta: KvDelta) {
         self.with_entry(driver, |e| {
             e.keys -= delta.keys;
             e.bytes -= delta.bytes;
@@ -185,7 +227,7 @@ impl KvLedger {
     }
 
     /// A delete was made: frees what it held.
-    pub(crate) fn release(&self, driver: &str, delta: KvDelta) {
+    fn release(&self, driver: &str, delta: KvDelta) {
         self.with_entry(driver, |e| {
             e.keys = (e.keys + delta.keys).max(0);
             e.bytes = (e.bytes + delta.bytes).max(0);
@@ -196,6 +238,8 @@ impl KvLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
+    use std::convert::Infallible;
 
     fn limits(keys: u64, bytes: u64) -> DriverLimits {
         DriverLimits {
@@ -207,11 +251,18 @@ mod tests {
 
     const NEW: KvDelta = KvDelta { keys: 1, bytes: 10 };
 
-    #[test]
-    fn reservations_share_one_count() {
+    fn usage(keys: u64, bytes: u64) -> std::future::Ready<Result<KvUsage, Infallible>> {
+        std::future::ready(Ok(KvUsage { keys, bytes }))
+    }
+
+    async fn load(l: &KvLedger, keys: u64, bytes: u64) {
+        l.refresh("d", usage(keys, bytes)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reservations_share_one_count() {
         let l = KvLedger::sole_writer();
-        let t = l.needs_read("d").unwrap();
-        l.load("d", t, KvUsage { keys: 1, bytes: 10 });
+        load(&l, 1, 10).await;
         let lim = limits(3, 1_000);
         // Two writers reserve side by side: only the room left is given.
         assert_eq!(l.reserve("d", NEW, &lim), Ok(()));
@@ -236,11 +287,10 @@ mod tests {
         assert_eq!(l.reserve("d", NEW, &lim), Err(Limit::KvKeys));
     }
 
-    #[test]
-    fn bytes_are_a_limit_too() {
+    #[tokio::test]
+    async fn bytes_are_a_limit_too() {
         let l = KvLedger::sole_writer();
-        let t = l.needs_read("d").unwrap();
-        l.load("d", t, KvUsage { keys: 0, bytes: 0 });
+        load(&l, 0, 0).await;
         let lim = limits(100, 25);
         assert_eq!(l.reserve("d", NEW, &lim), Ok(()));
         assert_eq!(l.reserve("d", NEW, &lim), Ok(()));
@@ -250,48 +300,105 @@ mod tests {
         assert_eq!(l.reserve("d", smaller, &lim), Ok(()));
     }
 
-    #[test]
-    fn a_fresh_read_keeps_writes_under_way() {
+    #[tokio::test]
+    async fn a_fresh_read_keeps_writes_under_way() {
         let l = KvLedger::new(Duration::ZERO);
-        let t = l.needs_read("d").expect("never read");
-        l.load("d", t, KvUsage { keys: 0, bytes: 0 });
+        load(&l, 0, 0).await;
         let lim = limits(2, 1_000);
         // Reserved, not yet made when the store is read again (another
         // instance wrote one key meanwhile).
         assert_eq!(l.reserve("d", NEW, &lim), Ok(()));
-        let t = l.needs_read("d").expect("stale at once");
-        l.load("d", t, KvUsage { keys: 1, bytes: 10 });
+        load(&l, 1, 10).await;
         assert_eq!(l.reserve("d", NEW, &lim), Err(Limit::KvKeys));
         l.settle("d", NEW);
         // Once settled, the next read counts it (the services hold it).
-        let t = l.needs_read("d").unwrap();
-        l.load("d", t, KvUsage { keys: 2, bytes: 20 });
+        load(&l, 2, 20).await;
         assert_eq!(l.reserve("d", NEW, &lim), Err(Limit::KvKeys));
-        // Another instance deleted both: a read that saw no change here is
-        // taken as it is.
-        let t = l.needs_read("d").unwrap();
-        l.load("d", t, KvUsage { keys: 0, bytes: 0 });
+        // Another instance deleted both: the read is taken as it is.
+        load(&l, 0, 0).await;
         assert_eq!(l.reserve("d", NEW, &lim), Ok(()));
+        // A sole writer reads once.
         let sole = KvLedger::sole_writer();
-        let t = sole.needs_read("d").unwrap();
-        sole.load("d", t, KvUsage::default());
-        assert!(sole.needs_read("d").is_none());
+        sole.refresh("d", usage(0, 0)).await.unwrap();
+        let again = sole.refresh("d", async { panic!("read again") }).await;
+        assert_eq!(again, Ok::<(), Infallible>(()));
     }
 
-    /// Two calls find no count and both read the store; one writes before
-    /// the other's (older) read lands: that read must not lose the write.
-    #[test]
-    fn a_read_older_than_a_write_never_lowers_the_count() {
-        let l = KvLedger::sole_writer();
+    /// A write the services already hold, whose reservation is not yet
+    /// settled (its call is still waiting, say on the writer's queue), and
+    /// a read of usage at that moment: the read waits for the settlement,
+    /// so the write is counted once. Without the gate the read counted it
+    /// as stored and as reserved, and the driver's last key was refused.
+    #[tokio::test]
+    async fn a_read_waits_for_writes_the_services_hold_but_have_not_settled() {
+        let l = KvLedger::new(Duration::ZERO);
+        load(&l, 0, 0).await;
         let lim = limits(2, 1_000);
-        let first = l.needs_read("d").unwrap();
-        let second = l.needs_read("d").unwrap();
-        l.load("d", first, KvUsage::default());
-        assert_eq!(l.reserve("d", NEW, &lim), Ok(()));
-        l.settle("d", NEW);
-        // The second read started before that write: it saw nothing.
-        l.load("d", second, KvUsage::default());
+        let stored = std::sync::atomic::AtomicU64::new(0);
+        let (made, wait_made) = tokio::sync::oneshot::channel::<()>();
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let write = l.write("d", NEW, &lim, async {
+            // Visible to the services at once; the call returns later.
+            stored.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            made.send(()).unwrap();
+            finished.await.unwrap();
+            Ok::<(), Infallible>(())
+        });
+        let reader = async {
+            wait_made.await.unwrap();
+            let read = async {
+                let keys = stored.load(std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, Infallible>(KvUsage {
+                    keys,
+                    bytes: keys * 10,
+                })
+            };
+            let mut refresh = std::pin::pin!(l.refresh("d", read));
+            // The write is between the services and its settlement: the
+            // read must not run yet.
+            assert!((&mut refresh).now_or_never().is_none(), "read ran early");
+            finish.send(()).unwrap();
+            refresh.await.unwrap();
+        };
+        let (written, ()) = tokio::join!(write, reader);
+        assert_eq!(written, Ok(Ok(())));
+        // One key stored, one left.
         assert_eq!(l.reserve("d", NEW, &lim), Ok(()));
         assert_eq!(l.reserve("d", NEW, &lim), Err(Limit::KvKeys));
+    }
+
+    /// A failed write gives its room back; a delete frees what it held
+    /// once it is made (a failed one frees nothing).
+    #[tokio::test]
+    async fn failed_writes_and_deletes() {
+        let l = KvLedger::sole_writer();
+        load(&l, 1, 10).await;
+        let lim = limits(2, 1_000);
+        let failed = l.write("d", NEW, &lim, async { Err("down") }).await;
+        assert_eq!(failed, Ok(Err("down")));
+        let freed = KvDelta {
+            keys: -1,
+            bytes: -10,
+        };
+        assert_eq!(
+            l.delete("d", Some(freed), async { Err("down") }).await,
+            Err("down")
+        );
+        assert_eq!(
+            l.write("d", NEW, &lim, async { Ok::<(), ()>(()) }).await,
+            Ok(Ok(()))
+        );
+        assert_eq!(
+            l.write("d", NEW, &lim, async { Ok::<(), ()>(()) }).await,
+            Err(Limit::KvKeys)
+        );
+        assert_eq!(
+            l.delete("d", Some(freed), async { Ok::<(), ()>(()) }).await,
+            Ok(())
+        );
+        assert_eq!(
+            l.write("d", NEW, &lim, async { Ok::<(), ()>(()) }).await,
+            Ok(Ok(()))
+        );
     }
 }

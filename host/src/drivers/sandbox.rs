@@ -294,14 +294,9 @@ impl CallState {
     /// Reads the driver's usage into the ledger when it has none or its
     /// count is stale.
     async fn kv_read_usage(&mut self) -> wasmtime::Result<()> {
-        let Some(token) = self.kv_ledger.needs_read(&self.scope.driver) else {
-            return Ok(());
-        };
-        match self.services.kv_usage(&self.scope.driver).await {
-            Ok(u) => {
-                self.kv_ledger.load(&self.scope.driver, token, u);
-                Ok(())
-            }
+        let read = self.services.kv_usage(&self.scope.driver);
+        match self.kv_ledger.refresh(&self.scope.driver, read).await {
+            Ok(()) => Ok(()),
             Err(e) => Err(self.unavailable(format!("key-value read failed: {e}"))),
         }
     }
@@ -330,25 +325,21 @@ impl CallState {
         };
         // Reserved in the driver's shared count before the write, so two
         // calls cannot both take the last key.
-        match self.kv_ledger.reserve(&self.scope.driver, delta, &limits) {
-            Ok(()) => {}
+        let write = self.services.kv_set(&self.scope.driver, key, value);
+        let made = self
+            .kv_ledger
+            .write(&self.scope.driver, delta, &limits, write)
+            .await;
+        match made {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(e)) => Err(self.unavailable(format!("key-value write failed: {e}"))),
             Err(Limit::KvKeys) => {
                 let what = format!("a new key `{}` was refused", cut(key, 64));
-                return self.refuse(Limit::KvKeys, &what).await;
+                self.refuse(Limit::KvKeys, &what).await
             }
             Err(limit) => {
                 let what = format!("a {size}-byte write to `{}` was refused", cut(key, 64));
-                return self.refuse(limit, &what).await;
-            }
-        }
-        match self.services.kv_set(&self.scope.driver, key, value).await {
-            Ok(()) => {
-                self.kv_ledger.settle(&self.scope.driver, delta);
-                Ok(Ok(()))
-            }
-            Err(e) => {
-                self.kv_ledger.undo(&self.scope.driver, delta);
-                Err(self.unavailable(format!("key-value write failed: {e}")))
+                self.refuse(limit, &what).await
             }
         }
     }
@@ -364,17 +355,17 @@ impl CallState {
                 .await;
         }
         let old = self.kv_size(key).await?;
-        match self.services.kv_delete(&self.scope.driver, key).await {
-            Ok(()) => {
-                if let Some(old) = old {
-                    let freed = KvDelta {
-                        keys: -1,
-                        bytes: -(old as i64),
-                    };
-                    self.kv_ledger.release(&self.scope.driver, freed);
-                }
-                Ok(Ok(()))
-            }
+        let freed = old.map(|old| KvDelta {
+            keys: -1,
+            bytes: -(old as i64),
+        });
+        let delete = self.services.kv_delete(&self.scope.driver, key);
+        match self
+            .kv_ledger
+            .delete(&self.scope.driver, freed, delete)
+            .await
+        {
+            Ok(()) => Ok(Ok(())),
             Err(e) => Err(self.unavailable(format!("key-value delete failed: {e}"))),
         }
     }

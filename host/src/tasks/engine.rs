@@ -81,6 +81,10 @@ pub struct EngineConfig {
     /// Writes (outcomes, messages, key-value changes) that may wait for the
     /// writer at once; past it, senders wait.
     pub write_queue: usize,
+    /// How often a driver's key-value usage is read from the store again
+    /// before its next write (other instances' writes reach the quota
+    /// count then; this instance's are counted as they are made).
+    pub kv_usage_refresh: Duration,
     /// Directory `file:` design references are read from (none: refused).
     pub design_dir: Option<std::path::PathBuf>,
     /// Where designs and boot-action assets may be fetched from.
@@ -128,6 +132,7 @@ impl Default for EngineConfig {
             timeouts: BTreeMap::new(),
             write_batch: 1000,
             write_queue: 4096,
+            kv_usage_refresh: Duration::from_secs(1),
             design_dir: None,
             design_sources: Default::default(),
             design_limits: Default::default(),
@@ -261,6 +266,7 @@ impl Engine {
             store.clone(),
         );
         // Lead (or learn who leads) before taking any work.
+        let kv_usage_refresh = cfg.kv_usage_refresh;
         let leadership = Arc::new(Leadership::new(cfg.instance_id.clone(), cfg.leader.clone()));
         leadership.tick(&store).await;
         let requeued = store
@@ -304,9 +310,7 @@ impl Engine {
             fleet_stats: Default::default(),
             kv: Default::default(),
             kv_reads,
-            kv_ledger: Arc::new(crate::drivers::kv_ledger::KvLedger::new(
-                std::time::Duration::from_secs(1),
-            )),
+            kv_ledger: Arc::new(crate::drivers::kv_ledger::KvLedger::new(kv_usage_refresh)),
             task_designs: Mutex::default(),
         });
         {

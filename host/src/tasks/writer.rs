@@ -105,6 +105,17 @@ impl KvOverlay {
         usage
     }
 
+    /// `driver`'s writes not yet in the store (None: a delete).
+    fn pending_of(&self, driver: &str) -> Vec<(String, Option<String>)> {
+        let pending = self.inner.lock().expect("kv lock");
+        pending
+            .entries
+            .iter()
+            .filter(|((d, _), _)| d == driver)
+            .map(|((_, k), (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// A write not yet in the store: `Some(None)` for a pending delete.
     pub fn pending(&self, driver: &str, key: &str) -> Option<Option<String>> {
         let pending = self.inner.lock().expect("kv lock");
@@ -179,14 +190,37 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
 }
 
 /// `driver`'s key-value usage: stored plus pending. Called by the writer
-/// between flushes, so no write is in both.
+/// between flushes, so no write is in both. A pending write is counted by
+/// what it changes in the store: a rewrite of a stored key adds no key (its
+/// bytes by the difference), a delete of one frees it. Counted as a new key,
+/// each pending rewrite took one of the driver's keys until the next read.
 async fn usage(shared: &Shared, driver: &str) -> crate::store::Result<KvUsage> {
-    let pending = shared.kv.usage(driver);
-    let (keys, bytes) = shared.store.kv_usage(driver).await?;
-    Ok(KvUsage {
-        keys: keys + pending.keys,
-        bytes: bytes + pending.bytes,
-    })
+    let pending = shared.kv.pending_of(driver);
+    let keys: Vec<String> = pending.iter().map(|(k, _)| k.clone()).collect();
+    let before = shared.store.kv_get_many(driver, &keys).await?;
+    let stored = shared.store.kv_usage(driver).await?;
+    Ok(with_pending(stored, &pending, &before))
+}
+
+/// Usage `stored` (keys, bytes) changed by `pending` writes (None: a
+/// delete), each against what its key holds in the store (`before`).
+fn with_pending(
+    stored: (u64, u64),
+    pending: &[(String, Option<String>)],
+    before: &HashMap<String, String>,
+) -> KvUsage {
+    let (mut keys, mut bytes) = (stored.0 as i64, stored.1 as i64);
+    for (k, v) in pending {
+        let size = |v: &String| (k.len() + v.len()) as i64;
+        let old = before.get(k).map(size);
+        let new = v.as_ref().map(size);
+        keys += i64::from(new.is_some()) - i64::from(old.is_some());
+        bytes += new.unwrap_or(0) - old.unwrap_or(0);
+    }
+    KvUsage {
+        keys: keys.max(0) as u64,
+        bytes: bytes.max(0) as u64,
+    }
 }
 
 /// Writes one batch: key-value changes (last write per key wins), messages,
@@ -306,5 +340,43 @@ async fn flush_apart(
         }
         tracing::warn!(error = %e, "writing node states failed; retrying");
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pending writes change the stored usage by what they change in the
+    /// store: a rewrite adds no key, a delete of a stored key frees it.
+    #[test]
+    fn pending_writes_count_against_what_is_stored() {
+        let before: HashMap<String, String> = [("ab", "123"), ("cd", "4")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        // Stored: ab=123 (5 bytes), cd=4 (3), plus one key not pending (10).
+        let stored = (3, 18);
+        let write = |k: &str, v: Option<&str>| (k.to_owned(), v.map(str::to_owned));
+        let at = |pending: &[(String, Option<String>)]| {
+            let u = with_pending(stored, pending, &before);
+            (u.keys, u.bytes)
+        };
+        assert_eq!(at(&[]), (3, 18));
+        // A rewrite: no new key, the bytes by the difference.
+        assert_eq!(at(&[write("ab", Some("1"))]), (3, 16));
+        // A new key.
+        assert_eq!(at(&[write("ef", Some("567"))]), (4, 23));
+        // A delete of a stored key frees it; of an absent one, nothing.
+        assert_eq!(at(&[write("cd", None)]), (2, 15));
+        assert_eq!(at(&[write("zz", None)]), (3, 18));
+        assert_eq!(
+            at(&[
+                write("ab", Some("12345")),
+                write("cd", None),
+                write("ef", Some("x"))
+            ]),
+            (3, 20)
+        );
     }
 }
