@@ -21,6 +21,9 @@ use drydock_tests::stores::{CASE_TIMEOUT, pg_admin_url};
 #[path = "store/writes.rs"]
 mod writes;
 use writes::case_write_results;
+#[path = "store/trees.rs"]
+mod trees;
+use trees::case_task_trees;
 
 drydock_tests::cases! {
     fresh_schema => case_fresh_schema,
@@ -45,6 +48,7 @@ drydock_tests::cases! {
     write_results => case_write_results,
     node_events_in_order => case_node_events_in_order,
     node_events_retention => case_node_events_retention,
+    task_trees => case_task_trees,
 }
 
 fn label(store: &Store) -> &'static str {

@@ -1,10 +1,7 @@
-//! Loading a task with its descendants, layer by layer: what `GET
-//! /tasks/{id}` needs for `layers` and `subtaskerrors`, and `GET
-//! /tasks/{id}/builddata` for the data its subtasks collected.
-//!
-//! A few queries per layer, however wide: the layer's subtasks (or, for the
-//! last layer, their ids) and the layer's messages, each for the whole layer
-//! at once.
+//! Loading a task with its descendants: what `GET /tasks/{id}` needs for
+//! `layers` and `subtaskerrors`, laid out layer by layer from the store's
+//! one walk of the tree ([`Store::task_tree`]): a constant number of
+//! queries, however wide or deep the tree.
 
 use std::collections::HashMap;
 
@@ -32,69 +29,62 @@ impl Loaded {
 }
 
 /// Loads `root` and its descendants, `depth` layers deep (1 = the root
-/// only; `None` = all), one `Vec` per layer.
+/// only; `None` = all), one `Vec` per layer: each layer grouped by parent
+/// in the order of the layer above, each parent's subtasks oldest first.
 pub async fn load(
     store: &Store,
     root: TaskRecord,
     depth: Option<usize>,
 ) -> Result<Vec<Vec<Loaded>>, StoreError> {
+    let root_id = root.id;
+    let rows = store.task_tree(&root, depth).await?;
+    let tasks = if rows.tasks.is_empty() {
+        // Deleted since it was found: what was found.
+        vec![root]
+    } else {
+        rows.tasks
+    };
+    // Rows come level by level, each level by creation then id: each
+    // parent's list of subtasks is oldest first.
+    let mut subtasks: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (parent, id) in tasks
+        .iter()
+        .filter(|t| t.id != root_id)
+        .filter_map(|t| Some((t.parent_id?, t.id)))
+        .chain(rows.below)
+    {
+        subtasks.entry(parent).or_default().push(id);
+    }
+    let mut messages: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
+    for m in rows.messages {
+        messages.entry(m.task_id).or_default().push(m);
+    }
+    let mut by_id: HashMap<Uuid, TaskRecord> = tasks.into_iter().map(|t| (t.id, t)).collect();
+    // A layer is the subtasks of the one above, in its order.
     let mut layers = Vec::new();
-    let mut current = vec![root];
+    let mut current = vec![root_id];
     let mut level = 1;
     while !current.is_empty() {
-        let last = depth.is_some_and(|d| level >= d);
-        let ids: Vec<Uuid> = current.iter().map(|t| t.id).collect();
         let mut next = Vec::new();
-        let subtask_ids: Vec<Vec<Uuid>> = if last {
-            store.subtask_ids_of(&ids).await?
-        } else {
-            // One list, grouped by parent in `ids` order.
-            next = store.subtasks_of(&ids).await?;
-            let mut by_parent: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-            for c in &next {
-                if let Some(p) = c.parent_id {
-                    by_parent.entry(p).or_default().push(c.id);
-                }
-            }
-            ids.iter()
-                .map(|id| by_parent.remove(id).unwrap_or_default())
-                .collect()
-        };
-        let mut messages: HashMap<Uuid, Vec<MessageRecord>> = HashMap::new();
-        for m in store.messages_for_tasks(&ids).await? {
-            messages.entry(m.task_id).or_default().push(m);
-        }
-        let layer = current
-            .into_iter()
-            .zip(subtask_ids)
-            .map(|(record, subtask_ids)| Loaded {
-                messages: messages.remove(&record.id).unwrap_or_default(),
+        let mut layer = Vec::new();
+        for id in current {
+            let Some(record) = by_id.remove(&id) else {
+                continue;
+            };
+            let subtask_ids = subtasks.remove(&id).unwrap_or_default();
+            next.extend(subtask_ids.iter().copied());
+            layer.push(Loaded {
+                messages: messages.remove(&id).unwrap_or_default(),
                 record,
                 subtask_ids,
-            })
-            .collect();
+            });
+        }
         layers.push(layer);
-        if last {
+        if depth.is_some_and(|d| level >= d) {
             break;
         }
         current = next;
         level += 1;
     }
     Ok(layers)
-}
-
-/// `root` and the ids of all its descendants, breadth first.
-pub async fn with_descendants(store: &Store, root: Uuid) -> Result<Vec<Uuid>, StoreError> {
-    let mut all = vec![root];
-    let mut layer = vec![root];
-    while !layer.is_empty() {
-        layer = store
-            .subtask_ids_of(&layer)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        all.extend(&layer);
-    }
-    Ok(all)
 }

@@ -328,12 +328,10 @@ pub async fn build_data(
     let id = task_id(&raw)?;
     let store = &state.reads;
     find(store, id).await?;
-    let tree = task_tree::with_descendants(store, id).await?;
-    let mut items = store.build_data_for_tasks(&tree).await?;
+    let items = store.build_data_under(id).await?;
     if items.is_empty() {
         return Err(ApiError::NotFound(format!("task {id} has no build data")));
     }
-    items.sort_by_key(|b| (b.collected, b.id));
     Ok(Json(items.iter().map(view::build_data_view).collect()))
 }
 

@@ -75,7 +75,7 @@ pub use session::{MIGRATION_TIMEOUT, SessionLimits};
 pub use stats::TaskCount;
 pub use tasks::{
     ClaimScope, ClaimSpec, NewTask, ResultStatus, TaskFilter, TaskOutcome, TaskPatch, TaskRecord,
-    TaskStatus,
+    TaskStatus, TreeRows,
 };
 pub use uuid::Uuid;
 

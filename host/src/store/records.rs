@@ -83,7 +83,8 @@ pub struct BuildDataRecord {
 }
 
 /// Message columns, in [`MessageRecord`] order.
-const MESSAGE_COLS: &str = "seq, task_id, message, error, context_type, context, ts, extra";
+pub(super) const MESSAGE_COLS: &str =
+    "seq, task_id, message, error, context_type, context, ts, extra";
 
 /// What a task's dict is built from changes with: its status, its last
 /// update and its newest message. A finished task whose version is the same

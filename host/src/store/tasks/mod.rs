@@ -24,6 +24,7 @@ mod record;
 mod tree;
 
 pub use record::*;
+pub use tree::TreeRows;
 
 /// A multi-row `INSERT` of `$chunk` (a slice of [`NewTask`]) for database
 /// type `$db`, all created at `$now`.
