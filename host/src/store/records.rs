@@ -83,8 +83,15 @@ pub struct BuildDataRecord {
 }
 
 /// Message columns, in [`MessageRecord`] order.
-pub(super) const MESSAGE_COLS: &str =
-    "seq, task_id, message, error, context_type, context, ts, extra";
+macro_rules! message_cols {
+    () => {
+        "seq, task_id, message, error, context_type, context, ts, extra"
+    };
+}
+pub(super) use message_cols;
+
+/// Message columns, in [`MessageRecord`] order.
+const MESSAGE_COLS: &str = message_cols!();
 
 /// What a task's dict is built from changes with: its status, its last
 /// update and its newest message. A finished task whose version is the same
