@@ -70,6 +70,28 @@ pub fn runtime_with(config: RuntimeConfig) -> Runtime {
     Runtime::new(config, Some(cache)).expect("driver runtime")
 }
 
+/// An engine over `store` with the bundled sim driver (default settings)
+/// at a per-driver `limits`, and at most `calls` driver calls in flight.
+pub async fn sim_engine(
+    store: drydock::store::Store,
+    limits: drydock::drivers::DriverLimits,
+    calls: u32,
+    cfg: drydock::tasks::EngineConfig,
+) -> drydock::tasks::Engine {
+    let rt = Arc::new(runtime_with(RuntimeConfig {
+        max_concurrent_calls: calls,
+        limits,
+        ..RuntimeConfig::default()
+    }));
+    let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
+    let mut set = drydock::drivers::DriverSet::new();
+    set.add(sim, Arc::new(drydock::drivers::DriverConfig::default()))
+        .unwrap();
+    drydock::tasks::Engine::start(store, rt, Arc::new(set), cfg)
+        .await
+        .unwrap()
+}
+
 /// Calls `power_on_node` on `node` through whichever version of the driver
 /// serving it `drivers` holds now (looked up per call, as the engine does);
 /// returns the result and that version's SHA-256.

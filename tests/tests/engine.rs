@@ -497,23 +497,14 @@ async fn the_backlog_runs_everything_here_and_cancels(store: Store) {
 async fn a_driver_gets_every_key_its_limit_allows(store: Store) {
     const NODES: usize = 1500;
     register(&store, NODES).await;
-    let rt = Arc::new(drydock_tests::runtime_with(
-        drydock::drivers::RuntimeConfig {
-            max_concurrent_calls: 64,
-            limits: drydock::drivers::DriverLimits {
-                kv_keys: NODES as u64,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    ));
-    let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
-    let mut set = DriverSet::new();
-    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
-    let engine = Engine::start(
+    let limits = drydock::drivers::DriverLimits {
+        kv_keys: NODES as u64,
+        ..Default::default()
+    };
+    let engine = drydock_tests::sim_engine(
         store.clone(),
-        rt,
-        Arc::new(set),
+        limits,
+        64,
         EngineConfig {
             max_concurrency: 64,
             // Small batches: many of them move while usage is re-read.
@@ -521,8 +512,7 @@ async fn a_driver_gets_every_key_its_limit_allows(store: Store) {
             ..fast()
         },
     )
-    .await
-    .unwrap();
+    .await;
     // Two rounds, so the run spans several re-reads even on a fast machine.
     for action in ["power_off_node", "power_on_node"] {
         let t = engine.submit(task(action)).await.unwrap();

@@ -10,11 +10,10 @@
 //! reservation (counted pending and reserved), and a pending rewrite of a
 //! stored key (counted as a new key). Either refused the last new keys.
 
-use drydock::drivers::{DriverConfig, DriverLimits, DriverSet, RuntimeConfig};
+use drydock::drivers::DriverLimits;
 use drydock::store::{ResultStatus, Store};
-use drydock::tasks::{Engine, EngineConfig, TaskRequest};
+use drydock::tasks::{EngineConfig, TaskRequest};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Nodes in the task; also the driver's `kv_keys`.
@@ -37,21 +36,14 @@ async fn new_keys_beside_rewrites_reach_the_exact_limit(store: Store) {
                 .unwrap();
         }
     }
-    let rt = Arc::new(drydock_tests::runtime_with(RuntimeConfig {
-        max_concurrent_calls: 32,
-        limits: DriverLimits {
-            kv_keys: NODES as u64,
-            ..Default::default()
-        },
+    let limits = DriverLimits {
+        kv_keys: NODES as u64,
         ..Default::default()
-    }));
-    let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
-    let mut set = DriverSet::new();
-    set.add(sim, Arc::new(DriverConfig::default())).unwrap();
-    let engine = Engine::start(
+    };
+    let engine = drydock_tests::sim_engine(
         store.clone(),
-        rt,
-        Arc::new(set),
+        limits,
+        32,
         EngineConfig {
             max_concurrency: 32,
             write_batch: 8,
@@ -62,8 +54,7 @@ async fn new_keys_beside_rewrites_reach_the_exact_limit(store: Store) {
             ..EngineConfig::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     let t = engine
         .submit(TaskRequest {
             action: "power_on_node".into(),
