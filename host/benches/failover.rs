@@ -5,7 +5,9 @@
 //! `queued`). Prints each figure, the median and the maximum: first with
 //! the leader lock off (`[leader] advisory_lock = false`: a successor waits
 //! for the lease to lapse), as the baseline, then with it on (the default:
-//! the dead leader's connection drops and a successor takes over at once).
+//! the dead leader's connection drops and a successor takes over at once),
+//! then stopping the leader with SIGTERM instead (it drains and resigns:
+//! the planned handover of a rolling upgrade).
 //!
 //! `cargo bench -p drydock-host --bench failover` (Postgres at
 //! 127.0.0.1:5432, or `DRYDOCK_TEST_PG`). Aim: median ≤ 0.5 s with the lock.
@@ -23,18 +25,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let lease_only = failovers("lease only (advisory_lock = false)", kills, false);
-    let lock = failovers("leader lock (default)", kills, true);
+    let lease_only = failovers("lease only (advisory_lock = false)", kills, false, "KILL");
+    let lock = failovers("leader lock (default)", kills, true, "KILL");
+    let drain = failovers("SIGTERM: the leader drains and resigns", kills, true, "TERM");
     println!(
-        "median failover: {:.2} s with the leader lock, {:.2} s on the lease alone ({:.0}x)",
+        "median failover: {:.2} s with the leader lock, {:.2} s on the lease alone ({:.0}x); \
+         {:.2} s when the leader is stopped with SIGTERM",
         lock.as_secs_f64(),
         lease_only.as_secs_f64(),
-        lease_only.as_secs_f64() / lock.as_secs_f64().max(1e-6)
+        lease_only.as_secs_f64() / lock.as_secs_f64().max(1e-6),
+        drain.as_secs_f64()
     );
 }
 
-/// Kills the leader `kills` times; returns the median failover time.
-fn failovers(label: &str, kills: usize, lock: bool) -> Duration {
+/// Stops the leader with `signal` (`KILL` or `TERM`) `kills` times;
+/// returns the median failover time.
+fn failovers(label: &str, kills: usize, lock: bool, signal: &str) -> Duration {
     println!("== {label}");
     let config = format!("[leader]\nadvisory_lock = {lock}\n\n[drivers.sim.settings]\n");
     let mut c = Cluster::new("bench", &config, 16);
@@ -52,7 +58,7 @@ fn failovers(label: &str, kills: usize, lock: bool) -> Duration {
             .find(|&i| i != leader && c.instances[i].child.is_some())
             .unwrap();
         let killed_at = Instant::now();
-        c.instances[leader].signal("KILL");
+        c.instances[leader].signal(signal);
         let task = c.submit(survivor, json!({"action": "power_on_node"}));
         let until = Instant::now() + Duration::from_secs(60);
         loop {
@@ -69,20 +75,24 @@ fn failovers(label: &str, kills: usize, lock: bool) -> Duration {
         let took = killed_at.elapsed();
         let new = c.lease().unwrap();
         println!(
-            "kill {:>2}: {id} (epoch {epoch}) -> {} (epoch {}) in {:.2} s",
+            "{signal} {:>2}: {id} (epoch {epoch}) -> {} (epoch {}) in {:.2} s",
             round + 1,
             new.holder,
             new.epoch,
             took.as_secs_f64()
         );
         times.push(took);
+        if signal != "KILL" {
+            let status = c.instances[leader].wait_exit(Duration::from_secs(60));
+            assert!(status.success(), "{id} exited with {status}");
+        }
         c.start(&id);
     }
     times.sort();
     let median = times[times.len() / 2];
     let max = *times.last().unwrap();
     println!(
-        "{label}: failover over {} kills: median {:.2} s, max {:.2} s (lease 2 s, renew 0.4 s)",
+        "{label}: failover over {} stops: median {:.2} s, max {:.2} s (lease 2 s, renew 0.4 s)",
         times.len(),
         median.as_secs_f64(),
         max.as_secs_f64()

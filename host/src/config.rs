@@ -35,6 +35,7 @@
 //! max_attempts = 3                   # attempts for retryable failures
 //! write_queue = 4096                 # results, messages and key-value writes waiting for the database
 //! backlog = 16384                    # subtasks created running here that may wait for a call slot
+//! drain_ms = 20000                   # on SIGTERM: how long calls in flight may finish (then cut, requeued)
 //!
 //! [driver_limits]                    # quotas on drivers (see drivers::limits::DriverLimits)
 //! kv_keys = 10000                    # keys per driver
@@ -145,6 +146,12 @@ pub struct Limits {
     /// wait in memory for a call slot (a few KiB each); past it, subtasks
     /// are created queued and claimed. 0: only those that fit in free slots.
     pub backlog: usize,
+    /// On SIGTERM or Ctrl-C, how long driver calls in flight may finish
+    /// before they are cut and requeued for another instance, in ms (the
+    /// drain; see `tasks::drain`). Keep it under the supervisor's kill
+    /// timeout (Kubernetes: `terminationGracePeriodSeconds`, 30 s by
+    /// default), which must also cover storing the last results.
+    pub drain_ms: u64,
 }
 
 impl Default for Limits {
@@ -156,6 +163,7 @@ impl Default for Limits {
             max_attempts: 3,
             write_queue: 4096,
             backlog: 16_384,
+            drain_ms: 20_000,
         }
     }
 }

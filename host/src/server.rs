@@ -32,16 +32,22 @@ pub struct Server {
     pub metrics_addr: Option<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio_util::sync::CancellationToken,
+    /// How long calls in flight may finish when it stops (`[limits]
+    /// drain_ms`).
+    drain: Duration,
     /// The SQLite lock (one instance per database file), held while running.
     _sqlite_lock: Option<std::fs::File>,
 }
 
 impl Server {
-    /// Stops accepting requests, finishes those in flight, stops the engine.
+    /// Stops accepting requests and finishes those in flight while the
+    /// engine drains (see [`Engine::drain`](crate::tasks::Engine::drain)):
+    /// no new work, calls in flight finish within `[limits] drain_ms`,
+    /// every result stored, what is left requeued, the lead given up.
     pub async fn shutdown(self) -> Result<()> {
         self.stop.cancel();
-        self.engine.shutdown();
-        self.task.await.context("server task")??;
+        let (_, http) = tokio::join!(self.engine.drain(self.drain), self.task);
+        http.context("server task")??;
         Ok(())
     }
 
@@ -459,16 +465,29 @@ pub async fn start(cfg: Config) -> Result<Server> {
         metrics_addr,
         task,
         stop,
+        drain: Duration::from_millis(cfg.limits.drain_ms),
         _sqlite_lock: sqlite_lock,
     })
 }
 
-/// Runs until `shutdown` resolves (e.g. Ctrl-C), then stops cleanly.
-pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+/// Runs until `shutdown` resolves (e.g. SIGTERM), then stops cleanly
+/// ([`Server::shutdown`]), or at once if `again` resolves meanwhile (a
+/// second signal).
+pub async fn run(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+    again: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let server = start(cfg).await?;
     shutdown.await;
-    tracing::info!("shutting down");
-    server.shutdown().await
+    tracing::info!("shutting down: draining (a second signal stops at once)");
+    tokio::select! {
+        r = server.shutdown() => r,
+        () = again => {
+            tracing::warn!("second signal: stopping without finishing the drain");
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! High availability with real processes on real Postgres: several
 //! `drydock serve` instances behave as one service; killing the leader, a
 //! non-leader, pausing the leader past its lease or restarting Postgres
-//! loses and duplicates nothing; SQLite refuses a second instance.
+//! loses and duplicates nothing; instances stopped with SIGTERM hand their
+//! work over at once; SQLite refuses a second instance.
 //!
 //! The tests run one at a time (they stop Postgres, and each starts several
 //! processes on a two-core machine).
@@ -125,6 +126,68 @@ fn killing_the_leader_then_a_follower_loses_nothing() {
         "{reruns} re-runs, more than the {held_at_kills} subtasks the killed instances held"
     );
     assert!(!killed_follower.is_empty());
+}
+
+/// Instances that a SIGTERM stopped leave nothing behind: no heartbeat, no
+/// subtask running under them. With `dead_after` at two minutes, their
+/// work (the leader's share of the fan-out, mostly not started yet) is
+/// taken over at once only if they drained; their calls in flight finished
+/// and were stored, so no node ran twice.
+#[test]
+fn terminated_instances_hand_their_work_over_at_once() {
+    let _serial = serial();
+    let config = format!("{}[leader]\ndead_after_ms = 120000\n", config(250));
+    let mut c = Cluster::new("drain", &config, CONCURRENCY);
+    for id in ["ha-a", "ha-b", "ha-c"] {
+        c.start(id);
+    }
+    c.register(NODES);
+    let leader = c.leader(Duration::from_secs(5));
+    let task = c.submit(leader, json!({"action": "power_on_node"}));
+    let began = std::time::Instant::now();
+    let gone = |c: &Cluster, id: &str| {
+        let live =
+            c.rt.block_on(c.store.live_instances(Duration::from_secs(3600)))
+                .unwrap();
+        !live.iter().any(|(i, _)| i == id)
+    };
+
+    // Stop the leader with SIGTERM at a fifth of the work, then a follower
+    // at half.
+    for (share, pick_leader) in [(5, true), (2, false)] {
+        c.wait(Duration::from_secs(60), "progress", |c| {
+            c.finished(task) >= NODES / share
+        });
+        let leader = c.leader(Duration::from_secs(5));
+        let i = match pick_leader {
+            true => leader,
+            false => (0..c.instances.len())
+                .find(|&i| i != leader && c.instances[i].child.is_some())
+                .expect("a live follower"),
+        };
+        let id = c.instances[i].id.clone();
+        let status = c.instances[i].terminate(Duration::from_secs(30));
+        assert!(status.success(), "{id} exited with {status}");
+        assert_eq!(held(&c, task, &id), 0, "{id} left subtasks running");
+        assert!(gone(&c, &id), "{id} left its heartbeat");
+        assert!(
+            c.instances[i].logged("\"drained\""),
+            "{id} did not log its drain"
+        );
+    }
+
+    c.wait(Duration::from_secs(60), "the task to complete", |c| {
+        c.task(task).status.is_terminal()
+    });
+    assert!(
+        began.elapsed() < Duration::from_secs(120),
+        "the work waited for the stopped instances to look dead"
+    );
+    assert_exactly_once(&c, task);
+    for i in 0..NODES {
+        let n = c.calls("power_on_node", &format!("n{i:04}"));
+        assert_eq!(n, 1, "n{i:04} ran {n} times");
+    }
 }
 
 #[test]

@@ -92,6 +92,29 @@ pub async fn sim_engine(
         .unwrap()
 }
 
+/// An engine over `store` with the bundled sim driver configured by
+/// `settings` (its `[drivers.sim.settings]`), on [`runtime`].
+pub async fn sim_engine_set(
+    store: drydock::store::Store,
+    settings: &[(&str, &str)],
+    cfg: drydock::tasks::EngineConfig,
+) -> drydock::tasks::Engine {
+    let rt = Arc::new(runtime());
+    let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
+    let mut set = drydock::drivers::DriverSet::new();
+    let config = drydock::drivers::DriverConfig {
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..drydock::drivers::DriverConfig::default()
+    };
+    set.add(sim, Arc::new(config)).unwrap();
+    drydock::tasks::Engine::start(store, rt, Arc::new(set), cfg)
+        .await
+        .unwrap()
+}
+
 /// Calls `power_on_node` on `node` through whichever version of the driver
 /// serving it `drivers` holds now (looked up per call, as the engine does);
 /// returns the result and that version's SHA-256.

@@ -1,31 +1,13 @@
 //! The task engine end to end on both backends: fan-out, result roll-up,
 //! injected failures, retries, cancel, timeouts, and restart recovery.
 
-use drydock::drivers::{DriverConfig, DriverSet, Runtime};
 use drydock::store::{ResultStatus, Store, TaskStatus};
 use drydock::tasks::{Engine, EngineConfig, TaskRequest};
-use drydock_tests::runtime;
 use serde_json::json;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 async fn engine_with(store: Store, settings: &[(&str, &str)], cfg: EngineConfig) -> Engine {
-    let rt: Arc<Runtime> = Arc::new(runtime());
-    let sim = rt.load("sim", drydock::bundled::SIM).await.unwrap();
-    let mut set = DriverSet::new();
-    set.add(
-        sim,
-        Arc::new(DriverConfig {
-            settings: settings
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            ..DriverConfig::default()
-        }),
-    )
-    .unwrap();
-    Engine::start(store, rt, Arc::new(set), cfg).await.unwrap()
+    drydock_tests::sim_engine_set(store, settings, cfg).await
 }
 
 fn fast() -> EngineConfig {

@@ -81,7 +81,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve { config } => {
             let cfg = crate::config::Config::load(config.as_deref())?;
-            crate::server::run(cfg, shutdown_signal()).await?;
+            crate::server::run(cfg, shutdown_signal(), shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Driver(cmd) => driver::run(cmd).await,
@@ -91,7 +91,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C or SIGTERM (received after its first poll).
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

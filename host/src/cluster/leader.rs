@@ -94,6 +94,9 @@ pub struct Leadership {
     changed: tokio::sync::Notify,
     /// One tick at a time (the renewal loop and the leader lock both tick).
     ticking: tokio::sync::Mutex<()>,
+    /// Cancelled by [`Leadership::resign`]: this instance leaves, and will
+    /// not lead again (it still beats until it stops).
+    resigned: CancellationToken,
 }
 
 impl Leadership {
@@ -113,6 +116,7 @@ impl Leadership {
             }),
             changed: tokio::sync::Notify::new(),
             ticking: tokio::sync::Mutex::new(()),
+            resigned: CancellationToken::new(),
         }
     }
 
@@ -144,6 +148,7 @@ impl Leadership {
     fn is_leader_locked(&self, s: &State) -> bool {
         let margin = self.cfg.renew.min(self.cfg.lease / 4);
         s.is_leader
+            && !self.resigned.is_cancelled()
             && s.renewed_at
                 .is_some_and(|t| t.elapsed() + margin < self.cfg.lease)
     }
@@ -171,6 +176,36 @@ impl Leadership {
         self.changed.notified().await
     }
 
+    /// Stops leading for good, at once: gives the lease up (another
+    /// instance takes over without waiting for it to lapse) and, in
+    /// [`Leadership::run`], the leader lock. The heartbeat goes on until
+    /// `run` stops, then is removed (the instance departs; see
+    /// [`Store::depart`]), so the work it still finishes is not taken
+    /// from it as a dead instance's.
+    pub async fn resign(&self, store: &Store) {
+        let _one = self.ticking.lock().await;
+        self.resigned.cancel();
+        if let Err(e) = store.release_lease(&self.me).await {
+            tracing::warn!(error = %e, "could not give the leader lease up: it lapses instead");
+        }
+        let was = {
+            let mut s = self.state.lock().expect("leadership lock");
+            let was = s.is_leader;
+            s.is_leader = false;
+            s.steady_since = None;
+            was
+        };
+        if was {
+            tracing::info!(instance = %self.me, "this instance resigned the lead");
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Whether [`Leadership::resign`] was called.
+    pub fn resigned(&self) -> bool {
+        self.resigned.is_cancelled()
+    }
+
     /// One round: heartbeat, then take or renew the lease.
     pub async fn tick(&self, store: &Store) {
         self.tick_with(store, false).await
@@ -181,6 +216,8 @@ impl Leadership {
     async fn tick_with(&self, store: &Store, woken: bool) {
         let _one = self.ticking.lock().await;
         let lease = match store.heartbeat(&self.me).await {
+            // Resigned: beats only (the lease was given up).
+            Ok(()) if self.resigned.is_cancelled() => Ok(None),
             Ok(()) if woken => {
                 store
                     .take_lease_from_departed(&self.me, self.cfg.lease)
@@ -254,8 +291,10 @@ impl Leadership {
     }
 
     /// Ticks every `renew` (and waits for the leader lock) until
-    /// `shutdown`, then gives the lease and the lock up.
-    pub async fn run(&self, store: Store, shutdown: CancellationToken) {
+    /// `shutdown`, then gives the lease and the lock up. The lock is given
+    /// up as soon as this instance resigns; a resigned instance's
+    /// heartbeat is removed when it stops: returns whether it was.
+    pub async fn run(&self, store: Store, shutdown: CancellationToken) -> bool {
         let renewals = async {
             loop {
                 self.tick(&store).await;
@@ -265,13 +304,35 @@ impl Leadership {
                 }
             }
         };
-        let lock = self.hold_leader_lock(&store, &shutdown);
-        let ((), session) = tokio::join!(renewals, lock);
+        let lock_stop = CancellationToken::new();
+        let lock = async {
+            if let Some(session) = self.hold_leader_lock(&store, &lock_stop).await {
+                session.close().await;
+            }
+        };
+        let stop_lock = async {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = self.resigned.cancelled() => {}
+            }
+            lock_stop.cancel();
+        };
+        tokio::join!(renewals, lock, stop_lock);
         if let Err(e) = store.release_lease(&self.me).await {
             tracing::debug!(error = %e, "could not release the leader lease");
         }
-        if let Some(session) = session {
-            session.close().await;
+        if !self.resigned.is_cancelled() {
+            return false;
+        }
+        match store.depart(&self.me).await {
+            Ok(()) => {
+                tracing::info!(instance = %self.me, "departed: heartbeat removed");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remove this instance's heartbeat: it is taken for dead after leader.dead_after_ms");
+                false
+            }
         }
     }
 

@@ -30,6 +30,8 @@ pub const OVERDUE_EVERY: Duration = Duration::from_secs(5);
 /// overdue check runs every [`OVERDUE_EVERY`].
 #[derive(Debug, Default)]
 pub struct Recovery {
+    /// The epoch at which this instance last adopted the orchestrations.
+    adopted_at_epoch: Option<i64>,
     /// The epoch of the last full reclaim that succeeded.
     reclaimed_at_epoch: Option<i64>,
     /// When it ran.
@@ -41,7 +43,9 @@ pub struct Recovery {
 impl Recovery {
     /// One round of the leader's recovery duties (see [`Recovery`]); true
     /// when work was requeued, failed or adopted (the executor has new
-    /// work).
+    /// work). At a new epoch it adopts the orchestrations at once (their
+    /// former owner can no longer write them); the rest waits until
+    /// [`Leadership::may_reclaim`].
     pub async fn tick(
         &mut self,
         store: &Store,
@@ -50,6 +54,24 @@ impl Recovery {
     ) -> bool {
         let epoch = leadership.epoch();
         let mut changed = false;
+        if self.adopted_at_epoch != Some(epoch) {
+            match store
+                .adopt_containers(leadership.instance_id(), epoch)
+                .await
+            {
+                Ok(n) => {
+                    self.adopted_at_epoch = Some(epoch);
+                    if n > 0 {
+                        tracing::info!(adopted = n, epoch, "adopted the running orchestrations");
+                        changed = true;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "adopting orchestrations failed"),
+            }
+        }
+        if !leadership.may_reclaim() {
+            return changed;
+        }
         let mut due = self.reclaimed_at_epoch != Some(epoch)
             || self
                 .last_reclaim
@@ -70,7 +92,7 @@ impl Recovery {
         if due && let Some(moved) = reclaim(store, leadership, drivers).await {
             self.reclaimed_at_epoch = Some(epoch);
             self.last_reclaim = Some(Instant::now());
-            changed = moved;
+            changed |= moved;
         }
         if self
             .last_overdue

@@ -127,6 +127,20 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets instance `me`'s heartbeat: it left cleanly, holding no work
+    /// (see `Engine::drain`), so no leader need wait for it to look dead.
+    /// A later heartbeat (it starts again) brings it back.
+    pub async fn depart(&self, me: &str) -> Result<()> {
+        if let super::Inner::Postgres(pool) = &self.inner {
+            sqlx::query("DELETE FROM instances WHERE id = $1")
+                .bind(me)
+                .execute(pool)
+                .await
+                .db()?;
+        }
+        Ok(())
+    }
+
     /// Instances whose heartbeat is younger than `alive`, with their last
     /// heartbeat.
     pub async fn live_instances(&self, alive: Duration) -> Result<Vec<(String, DateTime<Utc>)>> {
@@ -220,22 +234,7 @@ impl Store {
         .await
         .db()?
         .rows_affected();
-        // Only the leader settles orchestrations: it adopts every running
-        // one it does not own at its epoch (a dead instance's, a former
-        // leader's that is alive but no longer leads, its own from an older
-        // epoch).
-        let adopted = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE tasks SET owner = $1, epoch = $2, updated = $3 \
-             WHERE status = 'running' AND {container} \
-                 AND (owner IS DISTINCT FROM $1 OR epoch <> $2)"
-        )))
-        .bind(me)
-        .bind(epoch)
-        .bind(ts)
-        .execute(&mut *tx)
-        .await
-        .db()?
-        .rows_affected();
+        let adopted = adopt_in(&mut tx, me, epoch, ts).await?;
         // Their work taken over, the dead are forgotten: the leader's next
         // ticks find no stale heartbeat and skip this pass (see
         // `cluster::recovery`). One that was only cut off beats again and is
@@ -253,6 +252,22 @@ impl Store {
             failed,
             adopted,
         })
+    }
+
+    /// The leader's adoption of every running orchestration task and step
+    /// it does not own at `epoch` (see [`Store::reclaim_dead`]), alone:
+    /// fenced on the lease, and safe at once — it takes no driver work, so
+    /// it need not wait to tell dead instances from slow ones. Returns how
+    /// many were adopted (always 0 on SQLite, which has one instance).
+    pub async fn adopt_containers(&self, me: &str, epoch: i64) -> Result<u64> {
+        let super::Inner::Postgres(pool) = &self.inner else {
+            return Ok(0);
+        };
+        let mut tx = pool.begin().await.db()?;
+        hold_lease(&mut tx, me, epoch).await?;
+        let adopted = adopt_in(&mut tx, me, epoch, now()).await?;
+        tx.commit().await.db()?;
+        Ok(adopted)
     }
 
     /// Whether an instance other than `me` has a heartbeat older than
@@ -401,6 +416,32 @@ impl Store {
         });
         Ok(held.is_some())
     }
+}
+
+/// Only the leader settles orchestrations: it adopts every running one it
+/// does not own at its epoch (a dead instance's, a former leader's that is
+/// alive but no longer leads, its own from an older epoch). Inside a
+/// transaction that holds the lease.
+async fn adopt_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    me: &str,
+    epoch: i64,
+    ts: DateTime<Utc>,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE tasks SET owner = $1, epoch = $2, updated = $3 \
+         WHERE status = 'running' \
+             AND (parent_id IS NULL OR EXISTS \
+                 (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)) \
+             AND (owner IS DISTINCT FROM $1 OR epoch <> $2)",
+    )
+    .bind(me)
+    .bind(epoch)
+    .bind(ts)
+    .execute(&mut **tx)
+    .await
+    .db()?
+    .rows_affected())
 }
 
 /// Locks the lease row inside `tx` if `me` holds it at `epoch` (refused

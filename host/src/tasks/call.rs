@@ -324,9 +324,10 @@ pub(super) async fn run(
                 }
             }
         }
-        Err(None) if shared.shutdown.is_cancelled() => {
+        Err(None) if shared.calls.is_cancelled() => {
             // The engine is stopping, not the task: leave the subtask
-            // running; the next start of this instance requeues it.
+            // running; the drain (or the next start of this instance)
+            // requeues it.
             tracing::debug!(task.id = %t.id, "driver call cut by shutdown; left for requeue");
             return;
         }

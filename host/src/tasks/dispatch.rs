@@ -176,7 +176,7 @@ impl Drop for Reservation<'_> {
 /// a backlog place for each while the backlog has room; marks those rows
 /// running under this instance. Its share is all of them when it is the
 /// only live instance, else an even share. Nothing is reserved once this
-/// instance is shutting down, nor when it runs no calls at all
+/// instance is draining or shutting down, nor when it runs no calls at all
 /// (`max_concurrency = 0`: it schedules only).
 pub(super) async fn reserve<'a>(shared: &'a Shared, rows: &mut [NewTask]) -> Reservation<'a> {
     let mut reservation = Reservation {
@@ -184,7 +184,7 @@ pub(super) async fn reserve<'a>(shared: &'a Shared, rows: &mut [NewTask]) -> Res
         waiting: 0,
         backlog: &shared.backlog,
     };
-    if shared.shutdown.is_cancelled() || shared.cfg.max_concurrency == 0 {
+    if shared.draining.is_cancelled() || shared.cfg.max_concurrency == 0 {
         return reservation;
     }
     let candidates = rows.iter().filter(|r| claimable(r)).count();
@@ -293,7 +293,7 @@ impl Reservation<'_> {
             let row = &rows[i];
             let node = row.node_name.as_ref().and_then(|n| nodes.remove(n));
             let task = row.record(created);
-            let cancel = shared.shutdown.child_token();
+            let cancel = shared.call_token();
             shared
                 .inflight
                 .insert(task.id, task.parent_id, cancel.clone(), permit.is_some());

@@ -296,6 +296,8 @@ impl Engine {
             wake_scheduler: Default::default(),
             wake_executor: Default::default(),
             shutdown: shutdown.clone(),
+            draining: Default::default(),
+            calls: shutdown.child_token(),
             finished: tokio::sync::broadcast::channel(1024).0,
             writes,
             settle,
@@ -312,10 +314,12 @@ impl Engine {
             kv_reads,
             kv_ledger: Arc::new(crate::drivers::kv_ledger::KvLedger::new(kv_usage_refresh)),
             task_designs: Mutex::default(),
+            leader_task: Mutex::default(),
         });
         {
             let (store, stop) = (shared.store.clone(), shared.shutdown.clone());
-            tokio::spawn(async move { leadership.run(store, stop).await });
+            let task = tokio::spawn(async move { leadership.run(store, stop).await });
+            *shared.leader_task.lock().expect("leader task lock") = Some(task);
         }
         tokio::spawn(scheduler::run(shared.clone()));
         tokio::spawn(executor::run(shared.clone(), dispatch_rx));
@@ -324,10 +328,20 @@ impl Engine {
         Ok(Engine { shared })
     }
 
-    /// Stops claiming work and cuts in-flight calls (they are requeued on
-    /// the next start).
+    /// Stops at once: claims nothing more and cuts in-flight calls (they
+    /// are requeued on the next start, or by the leader once this instance
+    /// looks dead). [`Engine::drain`] is the clean way to leave.
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
+    }
+
+    /// Leaves cleanly (see [`super::drain`]): takes no new work, hands back
+    /// what it has not started, resigns the lead, lets calls in flight
+    /// finish within `grace` (then cuts and requeues them), stores every
+    /// result, and removes its heartbeat; then stops as
+    /// [`Engine::shutdown`] does.
+    pub async fn drain(&self, grace: Duration) -> super::drain::Drained {
+        super::drain::drain(&self.shared, grace).await
     }
 
     /// The store.

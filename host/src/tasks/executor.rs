@@ -30,6 +30,8 @@ struct Entry {
 #[derive(Default)]
 pub(super) struct Inflight {
     calls: Mutex<HashMap<Uuid, Entry>>,
+    /// Told whenever an entry leaves (see [`Inflight::idle`]).
+    left: tokio::sync::Notify,
 }
 
 impl Inflight {
@@ -57,8 +59,46 @@ impl Inflight {
         }
     }
 
+    /// Marks subtask `id` not started (it was handed over with a slot the
+    /// executor will never use).
+    fn start_never(&self, id: &Uuid) {
+        if let Some(e) = self.calls.lock().expect("inflight lock").get_mut(id) {
+            e.started = false;
+        }
+    }
+
     fn remove(&self, id: &Uuid) {
         self.calls.lock().expect("inflight lock").remove(id);
+        self.left.notify_waiters();
+    }
+
+    /// Resolves once no call is in flight here (the backlog not counted).
+    pub async fn idle(&self) {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            // Registered before the count is read: a call that ends in
+            // between still wakes this wait.
+            left.as_mut().enable();
+            if self.len() == 0 {
+                return;
+            }
+            left.await;
+        }
+    }
+
+    /// Forgets the subtasks among `ids` that wait and have not started;
+    /// returns those it forgot.
+    fn forget_waiting(&self, ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
+        let mut calls = self.calls.lock().expect("inflight lock");
+        let forgot: Vec<Uuid> = ids
+            .into_iter()
+            .filter(|id| calls.get(id).is_some_and(|e| !e.started))
+            .collect();
+        for id in &forgot {
+            calls.remove(id);
+        }
+        forgot
     }
 
     /// Cuts the calls of `id` itself and of subtasks of any of `parents`;
@@ -140,6 +180,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
         if shared.shutdown.is_cancelled() {
             return;
         }
+        if shared.draining.is_cancelled() {
+            return hand_back(&shared, backlog, dispatched).await;
+        }
         // Created already running here: with a slot, they start now.
         while let Ok(d) = dispatched.try_recv() {
             match d.permit {
@@ -220,7 +263,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
                         let Ok(permit) = slots.clone().acquire_owned().await else {
                             return;
                         };
-                        let cancel = shared.shutdown.child_token();
+                        let cancel = shared.call_token();
                         shared
                             .inflight
                             .insert(t.id, t.parent_id, cancel.clone(), true);
@@ -237,6 +280,51 @@ pub(super) async fn run(shared: Arc<Shared>, mut dispatched: mpsc::UnboundedRece
         }
         if !shared.idle(&shared.wake_executor).await {
             return;
+        }
+    }
+}
+
+/// The drain's part here: claims nothing more, starts nothing more, and
+/// hands the subtasks created running here that have not started back to
+/// the queue (for any instance to claim at once) — those waiting now and
+/// any still handed over until shutdown. Calls in flight run on.
+async fn hand_back(
+    shared: &Shared,
+    backlog: VecDeque<Dispatched>,
+    mut dispatched: mpsc::UnboundedReceiver<Dispatched>,
+) {
+    let mut waiting: Vec<Dispatched> = backlog.into();
+    loop {
+        while let Ok(d) = dispatched.try_recv() {
+            waiting.push(d);
+        }
+        if !waiting.is_empty() {
+            // Those without a slot held a backlog place.
+            shared
+                .backlog
+                .release(waiting.iter().filter(|d| d.permit.is_none()).count());
+            let ids: Vec<Uuid> = waiting.drain(..).map(|d| d.task.id).collect();
+            // Those handed over with a slot were marked started: none ran.
+            for id in &ids {
+                shared.inflight.start_never(id);
+            }
+            let ids = shared.inflight.forget_waiting(ids);
+            match shared.store.requeue_ids(shared.instance_id(), &ids).await {
+                Ok(n) => tracing::info!(
+                    handed_back = n,
+                    "draining: subtasks not started here went back to the queue"
+                ),
+                // The drain's last step requeues whatever this instance
+                // still holds.
+                Err(e) => tracing::warn!(error = %e, "draining: handing subtasks back failed"),
+            }
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            d = dispatched.recv() => match d {
+                Some(d) => waiting.push(d),
+                None => return shared.shutdown.cancelled().await,
+            },
         }
     }
 }

@@ -8,6 +8,7 @@
 //!   `orchestration`), `bootactions` (hands out and settles boot actions),
 //!   `kv_reads` (gathers drivers' key-value reads into batches),
 //!   joined by channels; `shared` holds what they share.
+//! - [`drain`]: how an instance leaves cleanly (the order of its steps).
 //! - [`orchestrator`]: Drydock's orchestrator actions as plans of steps.
 //! - [`filter`]: Drydock node filters (pure).
 //! - [`result`]: the result algebra (pure).
@@ -17,6 +18,7 @@
 mod bootactions;
 mod call;
 mod dispatch;
+pub mod drain;
 pub mod engine;
 mod executor;
 pub mod filter;
@@ -33,6 +35,7 @@ mod shared;
 mod writer;
 
 pub use crate::cluster::leader;
+pub use drain::Drained;
 pub use engine::{Engine, EngineConfig, EngineError, ServiceTokenSource, TaskRequest};
 pub use leader::{LeaderConfig, LeaderView, Leadership};
 pub use probe::ProbeError;

@@ -94,10 +94,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 Err(e) => tracing::debug!(error = %e, "looking for settled tasks failed"),
             }
         }
-        // Take over the work of dead instances, and fail what a live one
-        // holds far past its deadline.
-        if shared.leadership.may_reclaim() && reclaim.elapsed() >= shared.leadership.config().renew
-        {
+        // Adopt the orchestrations at a new epoch; take over the work of
+        // dead instances, and fail what a live one holds far past its
+        // deadline.
+        if reclaim.elapsed() >= shared.leadership.config().renew {
             reclaim = tokio::time::Instant::now();
             if recovery
                 .tick(&shared.store, &shared.leadership, &shared.drivers)

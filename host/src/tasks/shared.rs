@@ -39,7 +39,14 @@ pub(super) struct Shared {
     pub wake_scheduler: Notify,
     /// Wakes the executor (new subtasks, free slots).
     pub wake_executor: Notify,
+    /// Everything stops (the components return).
     pub shutdown: CancellationToken,
+    /// This instance is leaving ([`super::drain`]): it takes no new work
+    /// and hands back what it has not started.
+    pub draining: CancellationToken,
+    /// Cuts every driver call in flight here (a child of `shutdown`); a
+    /// call cut by it is left running under this instance, for requeue.
+    pub calls: CancellationToken,
     /// Ids of tasks as they finish (for waiters).
     pub finished: broadcast::Sender<Uuid>,
     /// To the writer (bounded: senders wait while the database is slow).
@@ -76,6 +83,9 @@ pub(super) struct Shared {
     /// The design of each orchestrator task in progress here (parsed once
     /// per task; re-read after a restart).
     pub task_designs: Mutex<HashMap<Uuid, Arc<Design>>>,
+    /// The leadership's loop (beats, the lease, the leader lock): awaited
+    /// by a drain, whose end it ends (true: the heartbeat was removed).
+    pub leader_task: Mutex<Option<tokio::task::JoinHandle<bool>>>,
 }
 
 impl Shared {
@@ -110,6 +120,12 @@ impl Shared {
                 .copied()
                 .unwrap_or(Duration::from_secs(15 * 60)),
         }
+    }
+
+    /// A cancel token for one driver call: cut by a cancel of its task, by
+    /// the end of a drain, or by shutdown.
+    pub fn call_token(&self) -> CancellationToken {
+        self.calls.child_token()
     }
 
     /// Waits for a wake-up or the poll interval; false once shutting down.

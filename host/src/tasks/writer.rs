@@ -36,6 +36,9 @@ pub(super) enum Write {
     /// flushes, when no write is both (see [`KvOverlay`]); `None` if the
     /// store could not be read.
     Usage(String, oneshot::Sender<Option<KvUsage>>),
+    /// Told once everything queued before it is in the store (a drain's
+    /// last writes).
+    Flush(oneshot::Sender<()>),
 }
 
 /// Driver key-value writes not yet in the store: reads see them, the writer
@@ -142,6 +145,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
     let mut messages: Vec<NewMessage> = Vec::new();
     let mut kv: Vec<(String, String, Option<String>, u64)> = Vec::new();
     let mut asks: Vec<(String, oneshot::Sender<Option<KvUsage>>)> = Vec::new();
+    let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let first = tokio::select! {
             w = rx.recv() => w,
@@ -158,6 +162,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
                 Write::Message(m) => messages.push(m),
                 Write::Kv(d, k, v, seq) => kv.push((d, k, v, seq)),
                 Write::Usage(d, reply) => asks.push((d, reply)),
+                Write::Flush(done) => flushed.push(done),
             }
             // Key-value writes count too: a batch (and so what is held while
             // the database is slow) never passes `write_batch`.
@@ -169,6 +174,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
         }
         crate::observe::metrics::writer_batch(finished.len() + messages.len() + kv.len());
         flush(&shared, &mut kv, &mut finished, &mut messages).await;
+        for done in flushed.drain(..) {
+            let _ = done.send(());
+        }
         // One read per driver, however many calls asked.
         let mut answers: HashMap<String, Option<KvUsage>> = HashMap::new();
         for (driver, reply) in asks.drain(..) {

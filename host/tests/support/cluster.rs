@@ -54,6 +54,33 @@ impl Instance {
         }
     }
 
+    /// Sends SIGTERM and waits (at most `within`) for the process to exit;
+    /// returns its exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(within)
+    }
+
+    /// Waits (at most `within`, then kills it and fails) for the process to
+    /// exit; returns its exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.pid();
+        let mut child = self.child.take().expect("running");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send(());
+            status
+        });
+        if rx.recv_timeout(within).is_err() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("instance {} did not exit within {within:?}", self.id);
+        }
+        waiter.join().expect("waiter").expect("wait")
+    }
+
     /// Whether the process is stopped (SIGSTOP, by the test or by itself
     /// through a fault-injection point): state `T` in `/proc/PID/stat`.
     pub fn stopped(&self) -> bool {

@@ -1,6 +1,7 @@
 //! Tasks: creating them, claiming with fencing, batched outcomes, cancel
 //! and clean-up. The records and requests are in `record`, plain reads
-//! in `reads`, reads of whole trees in `tree`.
+//! in `reads`, reads of whole trees in `tree`, an instance giving its
+//! work back in `release`.
 
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
@@ -21,6 +22,7 @@ macro_rules! task_cols {
 mod copy;
 mod reads;
 mod record;
+mod release;
 mod tree;
 
 pub use record::*;
@@ -584,46 +586,6 @@ impl Store {
                 .db()?
         });
         flag.ok_or_else(|| StoreError::NotFound(format!("task {id}")))
-    }
-
-    /// At start-up: tasks left `running` by `owner` go back to `queued`
-    /// (owner cleared) to be claimed again; those whose cancellation was
-    /// requested are terminated instead. Tasks whose action is in `waits`
-    /// (waits for reports, not driver calls) stay as they are. Orchestrator steps (subtasks that
-    /// have subtasks of their own) stay `running` under `owner`: they are
-    /// containers, settled when their subtasks finish. Returns how many
-    /// changed.
-    pub async fn requeue_owned(&self, owner: &str, waits: &[&str]) -> Result<u64> {
-        let now = now();
-        Ok(with_pool!(self, |pool, DB| {
-            let mut qb = sqlx::QueryBuilder::<DB>::new(
-                "UPDATE tasks SET \
-                     status = CASE WHEN terminate THEN 'terminated' ELSE 'queued' END, \
-                     result_status = CASE WHEN terminate THEN 'failure' \
-                         ELSE result_status END, \
-                     result_message = CASE WHEN terminate THEN 'cancelled' \
-                         ELSE result_message END, \
-                     terminated = CASE WHEN terminate THEN ",
-            );
-            qb.push_bind(now)
-                .push(" ELSE terminated END, owner = NULL, updated = ")
-                .push_bind(now)
-                .push(" WHERE status = 'running' AND owner = ")
-                .push_bind(owner)
-                .push(
-                    " AND (parent_id IS NULL OR NOT EXISTS \
-                     (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id))",
-                );
-            if !waits.is_empty() {
-                qb.push(" AND action NOT IN (");
-                let mut list = qb.separated(", ");
-                for w in waits {
-                    list.push_bind(*w);
-                }
-                qb.push(")");
-            }
-            qb.build().execute(pool).await.db()?.rows_affected()
-        }))
     }
 
     /// Tasks `running` under `owner` become `complete` with result
