@@ -27,7 +27,12 @@ fn main() {
         .unwrap_or(10);
     let lease_only = failovers("lease only (advisory_lock = false)", kills, false, "KILL");
     let lock = failovers("leader lock (default)", kills, true, "KILL");
-    let drain = failovers("SIGTERM: the leader drains and resigns", kills, true, "TERM");
+    let drain = failovers(
+        "SIGTERM: the leader drains and resigns",
+        kills,
+        true,
+        "TERM",
+    );
     println!(
         "median failover: {:.2} s with the leader lock, {:.2} s on the lease alone ({:.0}x); \
          {:.2} s when the leader is stopped with SIGTERM",

@@ -66,11 +66,14 @@ pub(super) async fn drain(shared: &Shared, grace: Duration) -> Drained {
     shared.wake_executor.notify_one();
     shared.leadership.resign(&shared.store).await;
 
+    // Once the executor takes nothing more, every call it started is
+    // counted in flight.
+    let calls_end = async {
+        shared.executor_parked.cancelled().await;
+        shared.inflight.idle().await;
+    };
     let mut cut = 0;
-    if tokio::time::timeout(grace, shared.inflight.idle())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, calls_end).await.is_err() {
         cut = shared.inflight.len();
         tracing::warn!(
             cut,

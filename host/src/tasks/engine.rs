@@ -297,6 +297,7 @@ impl Engine {
             wake_executor: Default::default(),
             shutdown: shutdown.clone(),
             draining: Default::default(),
+            executor_parked: Default::default(),
             calls: shutdown.child_token(),
             finished: tokio::sync::broadcast::channel(1024).0,
             writes,

@@ -293,6 +293,7 @@ async fn hand_back(
     backlog: VecDeque<Dispatched>,
     mut dispatched: mpsc::UnboundedReceiver<Dispatched>,
 ) {
+    shared.executor_parked.cancel();
     let mut waiting: Vec<Dispatched> = backlog.into();
     loop {
         while let Ok(d) = dispatched.try_recv() {

@@ -44,6 +44,10 @@ pub(super) struct Shared {
     /// This instance is leaving ([`super::drain`]): it takes no new work
     /// and hands back what it has not started.
     pub draining: CancellationToken,
+    /// Cancelled by the executor once it has stopped taking work (every
+    /// call it took is then in [`Inflight`]), so a drain's wait for the
+    /// calls in flight misses none.
+    pub executor_parked: CancellationToken,
     /// Cuts every driver call in flight here (a child of `shutdown`); a
     /// call cut by it is left running under this instance, for requeue.
     pub calls: CancellationToken,
