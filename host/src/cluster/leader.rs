@@ -183,8 +183,12 @@ impl Leadership {
     /// [`Store::depart`]), so the work it still finishes is not taken
     /// from it as a dead instance's.
     pub async fn resign(&self, store: &Store) {
-        let _one = self.ticking.lock().await;
+        // At once, whatever a tick in progress does: `is_leader` is false
+        // from here, and the leader lock is given up.
         self.resigned.cancel();
+        self.changed.notify_waiters();
+        // After a tick in progress, which may just have renewed the lease.
+        let _one = self.ticking.lock().await;
         if let Err(e) = store.release_lease(&self.me).await {
             tracing::warn!(error = %e, "could not give the leader lease up: it lapses instead");
         }

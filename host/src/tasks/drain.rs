@@ -32,7 +32,8 @@ use tokio::sync::oneshot;
 const CUT_WAIT: Duration = Duration::from_secs(5);
 /// How long the last results may take to reach the store.
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
-/// How long the leadership may take to stop (and remove the heartbeat).
+/// How long the leadership may take to resign, and to stop (removing the
+/// heartbeat).
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// What a drain did.
@@ -64,7 +65,12 @@ pub(super) async fn drain(shared: &Shared, grace: Duration) -> Drained {
     );
     shared.draining.cancel();
     shared.wake_executor.notify_one();
-    shared.leadership.resign(&shared.store).await;
+    if tokio::time::timeout(STOP_WAIT, shared.leadership.resign(&shared.store))
+        .await
+        .is_err()
+    {
+        tracing::warn!("draining: the leader lease was not given up in time: it lapses instead");
+    }
 
     // Once the executor takes nothing more, every call it started is
     // counted in flight.
