@@ -407,3 +407,64 @@ async fn recovery_walks_the_tasks_only_when_an_instance_died() {
     store.close().await;
     drydock_tests::db::drop_postgres(&db).await;
 }
+
+/// A leader that resigns (an instance draining on SIGTERM) stops leading at
+/// once and for good, and gives the lease up: another instance leads at
+/// the next epoch without waiting for a 30 s lease to lapse, and adopts the
+/// resigned leader's running task at once (fenced: the old holder cannot).
+/// The resigned instance keeps beating until it departs.
+#[tokio::test]
+async fn a_resigned_leader_hands_over_at_once_and_never_leads_again() {
+    use drydock::tasks::{LeaderConfig, Leadership};
+    let (store, db) = pg().await;
+    let cfg = LeaderConfig {
+        lease: Duration::from_secs(30),
+        renew: Duration::from_secs(1),
+        dead_after: Duration::from_secs(60),
+        advisory_lock: false,
+    };
+    let a = Leadership::new("a".into(), cfg.clone());
+    let b = Leadership::new("b".into(), cfg);
+    a.tick(&store).await;
+    b.tick(&store).await;
+    assert!(a.is_leader() && !b.is_leader());
+    let old = a.epoch();
+    // `a` leads a running task.
+    let top = NewTask::new("power_on_node");
+    store.insert_task(&top).await.unwrap();
+    let claimed = store
+        .claim_tasks(&ClaimSpec {
+            scope: ClaimScope::TopLevel,
+            owner: "a",
+            epoch: old,
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    a.resign(&store).await;
+    assert!(a.resigned() && !a.is_leader());
+    b.tick(&store).await;
+    assert!(b.is_leader(), "b leads at once");
+    assert_eq!(b.epoch(), old + 1);
+    // Resigned for good: its ticks only beat.
+    a.tick(&store).await;
+    assert!(!a.is_leader());
+    let live = |store: Store| async move {
+        let live = store.live_instances(Duration::from_secs(60)).await.unwrap();
+        live.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+    };
+    assert_eq!(live(store.clone()).await, ["a", "b"]);
+    // The new leader adopts the task at once; the old holder cannot.
+    assert!(store.adopt_containers("a", old).await.is_err());
+    assert_eq!(store.adopt_containers("b", old + 1).await.unwrap(), 1);
+    let t = store.get_task(top.id).await.unwrap().unwrap();
+    assert_eq!((t.owner.as_deref(), t.epoch), (Some("b"), old + 1));
+    assert_eq!(t.status, TaskStatus::Running);
+    // Departed: its heartbeat is gone.
+    store.depart("a").await.unwrap();
+    assert_eq!(live(store.clone()).await, ["b"]);
+    store.close().await;
+    drydock_tests::db::drop_postgres(&db).await;
+}
