@@ -59,14 +59,6 @@ impl Inflight {
         }
     }
 
-    /// Marks subtask `id` not started (it was handed over with a slot the
-    /// executor will never use).
-    fn start_never(&self, id: &Uuid) {
-        if let Some(e) = self.calls.lock().expect("inflight lock").get_mut(id) {
-            e.started = false;
-        }
-    }
-
     fn remove(&self, id: &Uuid) {
         self.calls.lock().expect("inflight lock").remove(id);
         self.left.notify_waiters();
@@ -87,18 +79,16 @@ impl Inflight {
         }
     }
 
-    /// Forgets the subtasks among `ids` that wait and have not started;
-    /// returns those it forgot.
-    fn forget_waiting(&self, ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
+    /// Forgets subtasks the executor will never start (a drain hands them
+    /// back); those handed over with a slot counted as in flight, so
+    /// [`Inflight::idle`] is told.
+    fn forget(&self, ids: &[Uuid]) {
         let mut calls = self.calls.lock().expect("inflight lock");
-        let forgot: Vec<Uuid> = ids
-            .into_iter()
-            .filter(|id| calls.get(id).is_some_and(|e| !e.started))
-            .collect();
-        for id in &forgot {
+        for id in ids {
             calls.remove(id);
         }
-        forgot
+        drop(calls);
+        self.left.notify_waiters();
     }
 
     /// Cuts the calls of `id` itself and of subtasks of any of `parents`;
@@ -305,11 +295,7 @@ async fn hand_back(
                 .backlog
                 .release(waiting.iter().filter(|d| d.permit.is_none()).count());
             let ids: Vec<Uuid> = waiting.drain(..).map(|d| d.task.id).collect();
-            // Those handed over with a slot were marked started: none ran.
-            for id in &ids {
-                shared.inflight.start_never(id);
-            }
-            let ids = shared.inflight.forget_waiting(ids);
+            shared.inflight.forget(&ids);
             match shared.store.requeue_ids(shared.instance_id(), &ids).await {
                 Ok(n) => tracing::info!(
                     handed_back = n,
