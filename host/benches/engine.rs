@@ -22,6 +22,11 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The allocator the `drydock` binary uses (`host/src/main.rs`), so the
+/// engine is measured as it ships.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip_while(|a| a != "--nodes")

@@ -82,6 +82,11 @@ async fn pg_statements(url: &str) -> Option<BTreeMap<i64, (i64, f64, String)>> {
     )
 }
 
+/// The allocator the `drydock` binary uses (`host/src/main.rs`), so the
+/// engine is measured as it ships.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let nodes = arg("--nodes", 5000.0) as usize;
     let postgres = std::env::args().any(|a| a == "--postgres");
