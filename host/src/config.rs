@@ -65,6 +65,7 @@
 //! retry_after_s = 1
 //! max_body_bytes = 1048576           # POST /tasks, POST /nodefilter
 //! max_small_body_bytes = 65536       # every other route (drivers: 64 MiB)
+//! linger_ms = 0                      # on SIGTERM: serve at least this long while /health says 503
 //!
 //! [design_sources]                   # where designs and boot-action assets come from
 //! schemes = ["https"]                # default; add "http" for plain HTTP
@@ -282,6 +283,13 @@ pub struct HttpSettings {
     /// 413. Driver uploads (`POST /drivers`) take up to 64 MiB. Default
     /// 64 KiB.
     pub max_small_body_bytes: usize,
+    /// Milliseconds the API keeps accepting requests after SIGTERM, at
+    /// least, while `GET /health` answers 503: time for a load balancer
+    /// or Kubernetes (a readiness probe, the endpoints' update) to stop
+    /// sending requests here before the listener closes. The API also
+    /// serves for as long as the engine drains. Default 0; at most 10
+    /// minutes (it counts against the supervisor's kill timeout).
+    pub linger_ms: u64,
 }
 
 impl Default for HttpSettings {
@@ -295,9 +303,13 @@ impl Default for HttpSettings {
             retry_after_s: 1,
             max_body_bytes: 1 << 20,
             max_small_body_bytes: 64 << 10,
+            linger_ms: 0,
         }
     }
 }
+
+/// The largest `[http] linger_ms`.
+const MAX_LINGER_MS: u64 = 600_000;
 
 impl HttpSettings {
     /// Checks every limit is positive.
@@ -314,6 +326,9 @@ impl HttpSettings {
             if v == 0 {
                 bail!("http.{name} must be positive");
             }
+        }
+        if self.linger_ms > MAX_LINGER_MS {
+            bail!("http.linger_ms must be at most {MAX_LINGER_MS} (10 minutes)");
         }
         Ok(())
     }
@@ -641,6 +656,12 @@ mod tests {
         assert_eq!(hostile.http.header_timeout_ms, 10_000);
         assert!(toml::from_str::<Config>("[secret_scopes]\nx = [\"root\"]\n").is_err());
         assert!(toml::from_str::<Config>("[http]\nheader_timeout = 1\n").is_err());
+        let linger: Config = toml::from_str("[http]\nlinger_ms = 5000\n").unwrap();
+        assert_eq!(linger.http.linger_ms, 5000);
+        assert!(linger.http.check().is_ok());
+        let too_long: Config = toml::from_str("[http]\nlinger_ms = 600001\n").unwrap();
+        let e = too_long.http.check().unwrap_err().to_string();
+        assert!(e.contains("http.linger_ms must be at most 600000"), "{e}");
         let bad: BTreeMap<&str, &str> = [("DRYDOCK_TOKENS", "nocolons")].into();
         assert!(
             cfg.apply_env(|k| bad.get(k).map(|v| v.to_string()))

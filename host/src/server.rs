@@ -35,19 +35,27 @@ pub struct Server {
     /// How long calls in flight may finish when it stops (`[limits]
     /// drain_ms`).
     drain: Duration,
+    /// How long, at least, the API keeps serving when it stops (`[http]
+    /// linger_ms`).
+    linger: Duration,
     /// The SQLite lock (one instance per database file), held while running.
     _sqlite_lock: Option<std::fs::File>,
 }
 
 impl Server {
-    /// Stops accepting requests and finishes those in flight while the
-    /// engine drains (see [`Engine::drain`](crate::tasks::Engine::drain)):
+    /// Drains the engine (see [`Engine::drain`](crate::tasks::Engine::drain)):
     /// no new work, calls in flight finish within `[limits] drain_ms`,
     /// every result stored, what is left requeued, the lead given up.
+    /// Meanwhile the API keeps serving, with `GET /health` answering 503 so
+    /// clients are sent elsewhere, until the drain has ended and `[http]
+    /// linger_ms` has passed; then it stops accepting connections and
+    /// finishes the requests in flight.
     pub async fn shutdown(self) -> Result<()> {
+        let linger = tokio::time::sleep(self.linger);
+        let (_, ()) = tokio::join!(self.engine.drain(self.drain), linger);
+        tracing::info!("the API stops accepting connections");
         self.stop.cancel();
-        let (_, http) = tokio::join!(self.engine.drain(self.drain), self.task);
-        http.context("server task")??;
+        self.task.await.context("server task")??;
         Ok(())
     }
 
@@ -466,6 +474,7 @@ pub async fn start(cfg: Config) -> Result<Server> {
         task,
         stop,
         drain: Duration::from_millis(cfg.limits.drain_ms),
+        linger: Duration::from_millis(cfg.http.linger_ms),
         _sqlite_lock: sqlite_lock,
     })
 }

@@ -54,6 +54,25 @@ pub mod guests {
     pub const DATAGRAM: &str = env!("GUEST_DATAGRAM");
 }
 
+/// Polls `check` every 10 ms until it holds, failing the test (naming
+/// `what`) after 30 s. For states no event announces (rows a sync or a
+/// drain writes, an answer that changes); await the event where there is
+/// one.
+pub async fn until<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A runtime with small limits suited to tests, sharing one compile cache
 /// (under `target/`) across tests so each component compiles once per run.
 pub fn runtime() -> Runtime {

@@ -63,7 +63,7 @@ async fn held_task(store: &Store) -> (Engine, Uuid) {
         .unwrap();
     // In flight, and begun: each call counted itself (the counter is
     // written before the hold).
-    wait_for("calls in flight", || async {
+    drydock_tests::until("calls in flight", || async {
         let mut begun = 0;
         for i in 0..NODES {
             begun += calls(store, &node(i)).await;
@@ -72,22 +72,6 @@ async fn held_task(store: &Store) -> (Engine, Uuid) {
     })
     .await;
     (engine, t.id)
-}
-
-/// Polls `pred` until it holds (at most 30 s).
-async fn wait_for<F, Fut>(what: &str, pred: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !pred().await {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// How many of `task`'s subtasks are in `status`.
@@ -132,7 +116,7 @@ async fn calls_in_flight_finish_and_the_rest_go_back(store: Store) {
     // What was taken but not started is back in the queue while the calls
     // in flight still run.
     let waiting = NODES - SLOTS;
-    wait_for("the backlog handed back", || async {
+    drydock_tests::until("the backlog handed back", || async {
         count(&store, task, TaskStatus::Queued).await == waiting
     })
     .await;
@@ -210,4 +194,150 @@ async fn calls_past_the_grace_are_cut_and_requeued(store: Store) {
 drydock_tests::cases! {
     calls_in_flight_finish_and_the_rest_go_back => calls_in_flight_finish_and_the_rest_go_back,
     calls_past_the_grace_are_cut_and_requeued => calls_past_the_grace_are_cut_and_requeued,
+}
+
+/// A `drydock serve` on SQLite whose sim driver holds `power_on_node` on
+/// `nodes` until the key `go` exists (and counts its calls), with the API
+/// token `TOKEN` and `[http] linger_ms = linger_ms`.
+async fn server(dir: &std::path::Path, linger_ms: u64) -> drydock::server::Server {
+    use drydock::config::{Config, DriverSettings, TokenConfig};
+    let mut cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        tokens: vec![TokenConfig {
+            name: "operator".into(),
+            role: "operator".into(),
+            token: Some(TOKEN.into()),
+            token_env: None,
+        }],
+        ..Config::default()
+    };
+    cfg.http.linger_ms = linger_ms;
+    let nodes: Vec<String> = (0..SLOTS).map(node).collect();
+    cfg.drivers.insert(
+        "sim".into(),
+        DriverSettings {
+            settings: [
+                ("count_calls", "true".to_string()),
+                ("hold_action", "power_on_node".to_string()),
+                ("hold_nodes", nodes.join(",")),
+                ("hold_until", "go".to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v))
+            .into(),
+            ..DriverSettings::default()
+        },
+    );
+    drydock::server::start(cfg).await.expect("drydock starts")
+}
+
+const TOKEN: &str = "drain-test-token-0123456789";
+
+/// `GET /api/v1.0/health`'s status and `Retry-After`, or None once the
+/// server no longer accepts connections.
+async fn health(http: &reqwest::Client, base: &str) -> Option<(u16, Option<String>)> {
+    let r = http.get(format!("{base}/health")).send().await.ok()?;
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Some((r.status().as_u16(), retry))
+}
+
+/// SIGTERM's drain through `drydock serve`: while calls in flight finish,
+/// the API still serves (a poller reads its task, a client submits one)
+/// and `/health` answers 503 so a load balancer sends requests elsewhere;
+/// the listener closes only once the drain has ended.
+#[tokio::test]
+async fn the_api_serves_while_the_instance_drains() {
+    let dir = drydock_tests::temp_dir("drydock-drain-api");
+    let server = server(&dir, 0).await;
+    let (engine, store) = (server.engine.clone(), server.engine.store().clone());
+    for i in 0..SLOTS {
+        let name = node(i);
+        store
+            .upsert_node(&name, &json!({"name": name, "oob": {"type": "sim"}}), None)
+            .await
+            .unwrap();
+    }
+    let base = format!("http://{}/api/v1.0", server.addr);
+    let http = reqwest::Client::new();
+    assert_eq!(health(&http, &base).await, Some((204, None)));
+    let task = engine
+        .submit(TaskRequest {
+            action: "power_on_node".into(),
+            created_by: Some("test".into()),
+            ..TaskRequest::default()
+        })
+        .await
+        .unwrap();
+    drydock_tests::until("calls in flight", || async { engine.inflight() == SLOTS }).await;
+    let stopping = tokio::spawn(server.shutdown());
+    drydock_tests::until("/health saying the instance drains", || async {
+        health(&http, &base).await.map(|(s, _)| s) == Some(503)
+    })
+    .await;
+    assert_eq!(
+        health(&http, &base).await,
+        Some((503, Some("1".into()))),
+        "503 with Retry-After while draining"
+    );
+    // Reads are served: the task is still running.
+    let r = http
+        .get(format!("{base}/tasks/{}", task.id))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "running", "{body}");
+    // A task submitted now is stored, queued for the next leader (this
+    // instance schedules nothing more).
+    let r = http
+        .post(format!("{base}/tasks"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"action": "power_off_node"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let submitted: serde_json::Value = r.json().await.unwrap();
+    let late: Uuid = submitted["task_id"].as_str().unwrap().parse().unwrap();
+    assert!(!stopping.is_finished());
+    // The held calls end; the drain ends; then the listener closes.
+    store.kv_set("sim", "go", "1").await.unwrap();
+    stopping.await.unwrap().unwrap();
+    assert_eq!(health(&http, &base).await, None, "no longer listening");
+    let done = store.get_task(task.id).await.unwrap().unwrap();
+    let subs = store.subtasks(task.id).await.unwrap();
+    assert!(
+        subs.iter().all(|s| s.status == TaskStatus::Complete),
+        "{done:?} {subs:?}"
+    );
+    let late = store.get_task(late).await.unwrap().unwrap();
+    assert_eq!(late.status, TaskStatus::Queued, "{late:?}");
+}
+
+/// `[http] linger_ms`: with nothing to drain, the API still serves for the
+/// linger, `/health` answering 503, before the listener closes.
+#[tokio::test]
+async fn the_api_lingers_after_a_stop_for_the_load_balancer() {
+    let dir = drydock_tests::temp_dir("drydock-drain-linger");
+    let linger = Duration::from_millis(1500);
+    let server = server(&dir, linger.as_millis() as u64).await;
+    let base = format!("http://{}/api/v1.0", server.addr);
+    let http = reqwest::Client::new();
+    assert_eq!(health(&http, &base).await, Some((204, None)));
+    let began = std::time::Instant::now();
+    let stopping = tokio::spawn(server.shutdown());
+    drydock_tests::until("/health saying the instance drains", || async {
+        health(&http, &base).await.map(|(s, _)| s) == Some(503)
+    })
+    .await;
+    let r = http.get(format!("{base}/versions")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    stopping.await.unwrap().unwrap();
+    assert!(began.elapsed() >= linger, "{:?}", began.elapsed());
+    assert_eq!(health(&http, &base).await, None, "no longer listening");
 }

@@ -16,7 +16,6 @@ use drydock::fleet::SyncConfig;
 use drydock::store::{NodeEventRecord, NodeSyncRecord, ResultStatus, Store};
 use drydock::tasks::{Engine, EngineConfig, TaskRequest};
 use serde_json::{Value, json};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -64,23 +63,6 @@ async fn register(store: &Store, names: &[&str]) {
             .upsert_node(name, &json!({"name": name, "oob": {"type": "sim"}}), None)
             .await
             .unwrap();
-    }
-}
-
-/// Waits (at most 20 s) until `check` holds; the sync has no completion
-/// event to await, so this polls the store.
-async fn until<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < end,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -150,7 +132,7 @@ async fn sync_records_power_beside_what_drydock_set(store: Store) {
     tokio::spawn(drydock::fleet::sync::run(engine.clone(), fast_sync()));
 
     for n in ["n-drift", "n-same", "n-new"] {
-        until("every node synced", || async {
+        drydock_tests::until("every node synced", || async {
             store
                 .node_sync(n)
                 .await
@@ -179,7 +161,7 @@ async fn sync_records_power_beside_what_drydock_set(store: Store) {
     // Drydock powers it on: the drift resolves at the next sync.
     let t = run_task(&engine, "power_on_node").await;
     assert_eq!(t.result_status, ResultStatus::Success);
-    until("the drift resolved", || async {
+    drydock_tests::until("the drift resolved", || async {
         !sync_row(&store, "n-drift").await.drift
     })
     .await;
@@ -203,7 +185,7 @@ async fn a_silent_bmc_puts_its_node_in_maintenance_until_it_answers(store: Store
     store.kv_set("sim", "bmc_down/n-down", "1").await.unwrap();
     tokio::spawn(drydock::fleet::sync::run(engine.clone(), fast_sync()));
 
-    until("maintenance", || async {
+    drydock_tests::until("maintenance", || async {
         store
             .node_sync("n-down")
             .await
@@ -235,7 +217,7 @@ async fn a_silent_bmc_puts_its_node_in_maintenance_until_it_answers(store: Store
 
     // Its BMC answers again: it leaves maintenance by itself.
     store.kv_delete("sim", "bmc_down/n-down").await.unwrap();
-    until("maintenance left", || async {
+    drydock_tests::until("maintenance left", || async {
         sync_row(&store, "n-down").await.maintenance.is_none()
     })
     .await;

@@ -34,10 +34,21 @@ pub async fn versions_v1() -> Json<Versions> {
     versions().await
 }
 
-/// `GET /health`: 204 when the database answers, 503 (retry) otherwise.
+/// `GET /health`: 204 when the database answers, 503 (retry) otherwise,
+/// and 503 while the instance drains (it is stopping: a load balancer or a
+/// readiness probe should send requests elsewhere, though it still serves
+/// them until it stops listening; see `[http] linger_ms`).
 #[utoipa::path(get, path = "/api/v1.0/health", tag = "health", security(()),
-    responses((status = 204, description = "Healthy")))]
+    responses(
+        (status = 204, description = "Healthy"),
+        (status = 503, description = "The database is unavailable, or the instance is stopping"),
+    ))]
 pub async fn health(State(state): State<AppState>) -> Result<StatusCode, ApiError> {
+    if state.engine.is_draining() {
+        return Err(ApiError::Unavailable(
+            "this instance is stopping (draining); use another instance".into(),
+        ));
+    }
     state.store.ping().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -345,6 +345,12 @@ impl Engine {
         super::drain::drain(&self.shared, grace).await
     }
 
+    /// Whether a drain has begun ([`Engine::drain`]): the instance is
+    /// leaving, and `GET /health` says so.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.is_cancelled()
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.shared.store
