@@ -117,6 +117,19 @@ pub struct TokenConfig {
     pub token_env: Option<String>,
 }
 
+impl TokenConfig {
+    /// A token given in the configuration itself (as `DRYDOCK_TOKENS`
+    /// gives them), not through an environment variable.
+    pub fn inline(name: &str, role: &str, token: &str) -> Self {
+        Self {
+            name: name.into(),
+            role: role.into(),
+            token: Some(token.into()),
+            token_env: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenConfig")
@@ -573,12 +586,7 @@ impl Config {
                 else {
                     bail!("DRYDOCK_TOKENS entries must be NAME:ROLE:TOKEN");
                 };
-                self.tokens.push(TokenConfig {
-                    name: name.into(),
-                    role: role.into(),
-                    token: Some(token.into()),
-                    token_env: None,
-                });
+                self.tokens.push(TokenConfig::inline(name, role, token));
             }
         }
         Ok(())

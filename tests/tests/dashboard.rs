@@ -39,12 +39,7 @@ async fn sign_in_start_a_task_watch_it_and_open_a_node() {
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         data_dir: dir.clone(),
         design_dir: None,
-        tokens: vec![TokenConfig {
-            name: "operator".into(),
-            role: "operator".into(),
-            token: Some(TOKEN.into()),
-            token_env: None,
-        }],
+        tokens: vec![TokenConfig::inline("operator", "operator", TOKEN)],
         ..Config::default()
     };
     cfg.drivers.insert(

@@ -53,14 +53,7 @@ async fn held_task(store: &Store) -> (Engine, Uuid) {
         ("hold_until", "go"),
     ];
     let engine = drydock_tests::sim_engine_set(store.clone(), &settings, cfg()).await;
-    let t = engine
-        .submit(TaskRequest {
-            action: "power_on_node".into(),
-            created_by: Some("test".into()),
-            ..TaskRequest::default()
-        })
-        .await
-        .unwrap();
+    let t = power_on_all(&engine).await;
     // In flight, and begun: each call counted itself (the counter is
     // written before the hold).
     drydock_tests::until("calls in flight", || async {
@@ -72,6 +65,18 @@ async fn held_task(store: &Store) -> (Engine, Uuid) {
     })
     .await;
     (engine, t.id)
+}
+
+/// Submits `power_on_node` over every registered node.
+async fn power_on_all(engine: &Engine) -> drydock::store::TaskRecord {
+    engine
+        .submit(TaskRequest {
+            action: "power_on_node".into(),
+            created_by: Some("test".into()),
+            ..TaskRequest::default()
+        })
+        .await
+        .unwrap()
 }
 
 /// How many of `task`'s subtasks are in `status`.
@@ -204,12 +209,7 @@ async fn server(dir: &std::path::Path, linger_ms: u64) -> drydock::server::Serve
     let mut cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
-        tokens: vec![TokenConfig {
-            name: "operator".into(),
-            role: "operator".into(),
-            token: Some(TOKEN.into()),
-            token_env: None,
-        }],
+        tokens: vec![TokenConfig::inline("operator", "operator", TOKEN)],
         ..Config::default()
     };
     cfg.http.linger_ms = linger_ms;
@@ -263,14 +263,7 @@ async fn the_api_serves_while_the_instance_drains() {
     let base = format!("http://{}/api/v1.0", server.addr);
     let http = reqwest::Client::new();
     assert_eq!(health(&http, &base).await, Some((204, None)));
-    let task = engine
-        .submit(TaskRequest {
-            action: "power_on_node".into(),
-            created_by: Some("test".into()),
-            ..TaskRequest::default()
-        })
-        .await
-        .unwrap();
+    let task = power_on_all(&engine).await;
     drydock_tests::until("calls in flight", || async { engine.inflight() == SLOTS }).await;
     let stopping = tokio::spawn(server.shutdown());
     drydock_tests::until("/health saying the instance drains", || async {

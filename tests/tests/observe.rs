@@ -59,18 +59,8 @@ async fn metrics_after_a_real_task() {
         data_dir: dir.clone(),
         design_dir: None,
         tokens: vec![
-            TokenConfig {
-                name: "admin".into(),
-                role: "admin".into(),
-                token: Some(TOKEN.into()),
-                token_env: None,
-            },
-            TokenConfig {
-                name: "viewer".into(),
-                role: "viewer".into(),
-                token: Some(VIEWER.into()),
-                token_env: None,
-            },
+            TokenConfig::inline("admin", "admin", TOKEN),
+            TokenConfig::inline("viewer", "viewer", VIEWER),
         ],
         ..Config::default()
     };

@@ -36,12 +36,7 @@ impl Site {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             data_dir: dir.clone(),
             design_dir: Some(repo().join("examples")),
-            tokens: vec![TokenConfig {
-                name: "admin".into(),
-                role: "admin".into(),
-                token: Some(ADMIN.into()),
-                token_env: None,
-            }],
+            tokens: vec![TokenConfig::inline("admin", "admin", ADMIN)],
             ..Config::default()
         };
         cfg.drivers.insert(

@@ -124,12 +124,7 @@ async fn server(
                 .join("..")
                 .join("examples"),
         ),
-        tokens: vec![TokenConfig {
-            name: "operator".into(),
-            role: "operator".into(),
-            token: Some(TOKEN.into()),
-            token_env: None,
-        }],
+        tokens: vec![TokenConfig::inline("operator", "operator", TOKEN)],
         ..Config::default()
     };
     cfg.fleet.enabled = false;
