@@ -16,6 +16,13 @@ const QUEUE: usize = 16_384;
 /// Events written per statement batch at most.
 const BATCH: usize = 1000;
 
+/// How long the writer gathers events after the first of a batch before it
+/// writes them (unless the batch fills, or someone waits for a flush):
+/// a 10,000-node task records about 20,000 events in a second, which
+/// without it went out as ~220 statements and commits of ~90 rows, each
+/// commit a WAL flush. Nothing waits on a timeline write but a flush.
+const LINGER: Duration = Duration::from_millis(50);
+
 /// The longest error or message text a timeline entry keeps.
 pub const MAX_MESSAGE: usize = 512;
 
@@ -82,15 +89,27 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>, stop: Cancellatio
             _ = stop.cancelled() => { rx.close(); rx.recv().await }
         };
         let Some(first) = first else { return };
+        let until = tokio::time::Instant::now() + LINGER;
         let mut next = Some(first);
         while let Some(m) = next.take() {
             match m {
                 Msg::Event(e) => batch.push(e),
                 Msg::Flush(w) => waiters.push(w),
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            if batch.len() >= BATCH {
+                break;
             }
+            next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                // Nothing queued: wait for more until the linger ends,
+                // unless a flush is awaited or the writer is stopping.
+                Err(_) if waiters.is_empty() && !stop.is_cancelled() => tokio::select! {
+                    m = rx.recv() => m,
+                    _ = tokio::time::sleep_until(until) => None,
+                    _ = stop.cancelled() => None,
+                },
+                Err(_) => None,
+            };
         }
         if !batch.is_empty() {
             let mut tries = 0;
