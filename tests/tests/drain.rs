@@ -37,13 +37,7 @@ fn node(i: usize) -> String {
 /// submits `power_on_node` over every node and waits until `SLOTS` calls
 /// are in flight.
 async fn held_task(store: &Store) -> (Engine, Uuid) {
-    for i in 0..NODES {
-        let name = node(i);
-        store
-            .upsert_node(&name, &json!({"name": name, "oob": {"type": "sim"}}), None)
-            .await
-            .unwrap();
-    }
+    register(store, NODES).await;
     let all: Vec<String> = (0..NODES).map(node).collect();
     let all = all.join(",");
     let settings = [
@@ -65,6 +59,17 @@ async fn held_task(store: &Store) -> (Engine, Uuid) {
     })
     .await;
     (engine, t.id)
+}
+
+/// Registers the sim nodes `node(0)` to `node(n - 1)`.
+async fn register(store: &Store, n: usize) {
+    for i in 0..n {
+        let name = node(i);
+        store
+            .upsert_node(&name, &json!({"name": name, "oob": {"type": "sim"}}), None)
+            .await
+            .unwrap();
+    }
 }
 
 /// Submits `power_on_node` over every registered node.
@@ -253,13 +258,7 @@ async fn the_api_serves_while_the_instance_drains() {
     let dir = drydock_tests::temp_dir("drydock-drain-api");
     let server = server(&dir, 0).await;
     let (engine, store) = (server.engine.clone(), server.engine.store().clone());
-    for i in 0..SLOTS {
-        let name = node(i);
-        store
-            .upsert_node(&name, &json!({"name": name, "oob": {"type": "sim"}}), None)
-            .await
-            .unwrap();
-    }
+    register(&store, SLOTS).await;
     let base = format!("http://{}/api/v1.0", server.addr);
     let http = reqwest::Client::new();
     assert_eq!(health(&http, &base).await, Some((204, None)));
