@@ -21,6 +21,8 @@ use drydock_tests::stores::{CASE_TIMEOUT, pg_admin_url};
 #[path = "store/writes.rs"]
 mod writes;
 use writes::case_write_results;
+#[path = "store/plans.rs"]
+mod plans;
 #[path = "store/trees.rs"]
 mod trees;
 use trees::case_task_trees;

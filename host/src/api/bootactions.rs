@@ -99,7 +99,12 @@ async fn assets(
         .boot_actions()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let node = design.template_node(&hostname);
-    let fetch = |reference: String| async move { engine.fetch_reference(&reference).await };
+    let fetch = |reference: String| async move {
+        engine
+            .fetch_reference(&reference)
+            .await
+            .map_err(|e| e.to_string())
+    };
     let mut rendered: Vec<Rendered> = Vec::new();
     for record in &records {
         let Some(action) = actions.iter().find(|a| a.name == record.name) else {

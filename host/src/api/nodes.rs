@@ -311,7 +311,7 @@ pub async fn filter(
 ) -> Result<Json<Vec<String>>, ApiError> {
     let filter = match &body.node_filter {
         None => None,
-        Some(f) => NodeFilter::from_json(f).map_err(ApiError::BadRequest)?,
+        Some(f) => NodeFilter::from_json(f).map_err(|e| ApiError::BadRequest(e.to_string()))?,
     };
     if let Some(r) = body.design_ref.as_deref().filter(|r| !r.trim().is_empty()) {
         let design = state.engine.load_design(r).await?;

@@ -9,6 +9,26 @@ use chrono::{DateTime, Utc};
 use super::tasks::{TaskOutcome, TaskStatus};
 use super::{DbResult, Result};
 
+/// Begins a write transaction whose statements find their rows by key:
+/// `SET LOCAL enable_seqscan = off` for the transaction only.
+///
+/// The batch writes join an `UNNEST`ed batch to `tasks` or `nodes` on the
+/// primary key. The planner costs one pass over the table below a
+/// primary-key probe per row whenever the table is small next to the
+/// batch, or its row count is not yet known (no `ANALYZE` since a large
+/// fan-out's insert), and its estimate of how many tasks are running is a
+/// guess: it hashed every row of the table for each flush (at 10,000
+/// subtasks a quarter of each outcome batch's time; at 100,000, 50 of
+/// 70 ms). With sequential scans off it probes the primary key per row,
+/// which costs the same at any table size.
+pub(super) async fn begin_keyed(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    pool.begin_with("BEGIN; SET LOCAL enable_seqscan = off")
+        .await
+        .db()
+}
+
 /// [`Store::finish_tasks`] on Postgres: one statement of constant text
 /// however many outcomes (columns bound as arrays and `UNNEST`ed), so the
 /// server plans it once per connection and the statement cache holds one
@@ -18,7 +38,7 @@ pub(super) async fn finish_tasks_pg(
     outcomes: &[TaskOutcome],
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let mut tx = pool.begin().await.db()?;
+    let mut tx = begin_keyed(pool).await?;
     let changed = finish_tasks_in(&mut tx, outcomes, now).await?;
     if changed > 0 {
         super::fault::pause_in_tx(super::fault::Point::FinishTasks);
@@ -67,7 +87,9 @@ pub(super) async fn finish_tasks_in(
     // index on status (`tasks_open_status`, `tasks_running_action`): those
     // hold an entry for every task that has left `running` since the last
     // vacuum, so at 100,000 subtasks each batch walked tens of thousands of
-    // them (40 ms a batch). The rows are found by primary key instead.
+    // them (40 ms a batch). The rows are found by primary key instead, in
+    // a transaction begun by [`begin_keyed`] (or the planner hashes the
+    // whole table).
     let changed = sqlx::query(
         "UPDATE tasks SET status = v.status, result_status = v.result_status, \
          result_message = v.result_message, result_reason = v.result_reason, \

@@ -51,7 +51,8 @@ impl Store {
             }
         };
         let now = now();
-        let mut tx = pool.begin().await.db()?;
+        // Every statement below finds its rows by key.
+        let mut tx = super::batch::begin_keyed(pool).await?;
         if !r.kv.is_empty() {
             kv_write_pg(&mut tx, &KvPlan::new(r.kv), now).await?;
             super::fault::pause_in_tx(super::fault::Point::KvApply);

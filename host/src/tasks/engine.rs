@@ -207,7 +207,7 @@ impl TaskRequest {
             },
         };
         if let Some(f) = &self.node_filter {
-            NodeFilter::from_json(f).map_err(EngineError::Invalid)?;
+            NodeFilter::from_json(f).map_err(|e| EngineError::Invalid(e.to_string()))?;
         }
         let params = self.params.clone().unwrap_or(serde_json::json!({}));
         serde_json::from_value::<ActionParams>(params)
@@ -545,12 +545,11 @@ impl Engine {
 
     /// Reads a reference as design references are read (boot action
     /// asset locations).
-    pub async fn fetch_reference(&self, reference: &str) -> Result<Vec<u8>, String> {
-        self.shared
-            .designs
-            .fetch_bytes(reference)
-            .await
-            .map_err(|e| e.to_string())
+    pub async fn fetch_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<u8>, crate::design::SourceError> {
+        self.shared.designs.fetch_bytes(reference).await
     }
 
     /// Images and kernels the node driver offers, for the platform rule.

@@ -87,15 +87,18 @@ pub struct NodeFilter {
     pub filter_set: Vec<Filter>,
 }
 
+/// A node filter that is not one: its JSON does not have the shape above.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid node_filter: {0}")]
+pub struct FilterError(#[from] serde_json::Error);
+
 impl NodeFilter {
     /// Parses a filter from JSON; `null` means every node (`None`).
-    pub fn from_json(v: &Value) -> Result<Option<NodeFilter>, String> {
+    pub fn from_json(v: &Value) -> Result<Option<NodeFilter>, FilterError> {
         if v.is_null() {
             return Ok(None);
         }
-        serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| format!("invalid node_filter: {e}"))
+        Ok(Some(NodeFilter::deserialize(v)?))
     }
 
     /// A filter selecting exactly `names` (what Shipyard's

@@ -192,7 +192,7 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
     let mut selected: HashMap<String, NodeRecord> = HashMap::new();
     let mut subtasks: Vec<NewTask> = if action.is_node_scoped() {
         let filter = match &t.node_filter {
-            Some(f) => NodeFilter::from_json(f).map_err(EngineError::Invalid)?,
+            Some(f) => NodeFilter::from_json(f).map_err(|e| EngineError::Invalid(e.to_string()))?,
             None => None,
         };
         // A name filter (what Shipyard sends) reads only the nodes it names.
