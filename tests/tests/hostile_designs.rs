@@ -305,7 +305,11 @@ async fn special_addresses_are_refused_unless_listed() {
             "{reference}: {err}"
         );
         // Boot-action locations go through the same checks.
-        let err = open.fetch_reference(&reference).await.unwrap_err();
+        let err = open
+            .fetch_reference(&reference)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(needle), "{reference}: {err}");
     }
     assert_eq!(
@@ -430,7 +434,7 @@ async fn size_pins_and_remote_content_in_errors() {
         "location": format!("http://127.0.0.1:{port}/not-yaml")}]));
     let fetch = |r: String| {
         let e = e.clone();
-        async move { e.fetch_reference(&r).await }
+        async move { e.fetch_reference(&r).await.map_err(|e| e.to_string()) }
     };
     let err = render_with(
         &action,
