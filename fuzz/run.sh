@@ -2,6 +2,7 @@
 # Runs the fuzz targets, one after another, SECONDS each (default 60):
 #
 #   bash fuzz/run.sh [SECONDS] [TARGET...]
+#   bash fuzz/run.sh build      # the instrumented build only
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). The toolchain is
 # stable: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its nightly-only flags. The
@@ -17,6 +18,8 @@ root=$(pwd)
 
 secs=${1:-60}
 shift || true
+build_only=false
+[ "$secs" != build ] || build_only=true
 all=(design package api_bodies node_filter bootaction bootaction_pipeline)
 targets=("${@:-${all[@]}}")
 
@@ -40,7 +43,12 @@ export RUSTC_BOOTSTRAP=1
 # assertions are on (fuzz/Cargo.toml's release profile).
 # Build once, then run the binaries: `cargo fuzz run` would check the build
 # again before each target.
-nice -n 10 cargo fuzz build --sanitizer none --target-dir fuzz/target
+# The drivers the host embeds are built (wasm32-wasip2, by host/build.rs)
+# into fuzz/target/wasm, not the tests' target/wasm: CI runs this build
+# while the tests build and run theirs.
+export DRYDOCK_WASM_TARGET_DIR="$root/fuzz/target/wasm"
+nice -n "${FUZZ_NICE:-10}" cargo fuzz build --sanitizer none --target-dir fuzz/target
+"$build_only" && exit 0
 bin=fuzz/target/$(rustc -vV | sed -n "s/^host: //p")/release
 
 mkdir -p fuzz/artifacts/logs

@@ -1,5 +1,6 @@
 //! Builds the drivers shipped with Drydock (`drivers/`, wasm32-wasip2
-//! components in their own cargo workspace) into `<root>/target/wasm`, and
+//! components in their own cargo workspace) into `<root>/target/wasm` (or
+//! `$DRYDOCK_WASM_TARGET_DIR`), and
 //! hands each one's path to the crate as `DRYDOCK_BUNDLED_<NAME>` so the
 //! binary embeds them (`drydock::bundled`).
 
@@ -14,8 +15,13 @@ fn main() {
     let root = manifest_dir
         .parent()
         .expect("host/ is inside the repository");
-    let components =
-        build_wasm_workspace(Path::new("../drivers"), &root.join("target").join("wasm"));
+    // DRYDOCK_WASM_TARGET_DIR: where another build of the host (the fuzz
+    // build, run beside the tests' build) puts its own copy of the drivers.
+    println!("cargo:rerun-if-env-changed=DRYDOCK_WASM_TARGET_DIR");
+    let wasm_dir = std::env::var_os("DRYDOCK_WASM_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target").join("wasm"));
+    let components = build_wasm_workspace(Path::new("../drivers"), &wasm_dir);
     let mut found_sim = false;
     for component in components {
         let stem = component.file_stem().unwrap_or_default().to_string_lossy();

@@ -27,13 +27,14 @@
 //! On start, this instance's unfinished work is put back in the queue:
 //! driver actions are idempotent by contract, so re-running them is safe.
 
-use super::filter::NodeFilter;
+use super::filter::{FilterError, NodeFilter};
 use super::orchestrator::Orchestration;
 use super::settler::Settle;
 use super::shared::Shared;
 use super::{executor, orchestration, scheduler, settler, writer};
 use crate::cluster::{LeaderConfig, Leadership};
 use crate::design::{Design, DesignSource, PlatformCatalog};
+use crate::drivers::action::UnknownAction;
 use crate::drivers::{Action, DriverSet, Runtime};
 use crate::model::ActionParams;
 use crate::secrets::Secrets;
@@ -207,7 +208,7 @@ impl TaskRequest {
             },
         };
         if let Some(f) = &self.node_filter {
-            NodeFilter::from_json(f).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            NodeFilter::from_json(f)?;
         }
         let params = self.params.clone().unwrap_or(serde_json::json!({}));
         serde_json::from_value::<ActionParams>(params)
@@ -231,6 +232,20 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<FilterError> for EngineError {
+    /// A node filter that does not parse is a bad request.
+    fn from(e: FilterError) -> Self {
+        EngineError::Invalid(e.to_string())
+    }
+}
+
+impl From<UnknownAction> for EngineError {
+    /// An action no driver interface names is a bad request.
+    fn from(e: UnknownAction) -> Self {
+        EngineError::Invalid(e.to_string())
+    }
 }
 
 /// The task engine. Cheap to clone.

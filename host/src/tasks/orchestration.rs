@@ -170,7 +170,7 @@ fn selected(
     nodes: &[model::Node],
 ) -> Result<BTreeSet<String>, EngineError> {
     let filter = match &t.node_filter {
-        Some(f) => NodeFilter::from_json(f).map_err(|e| EngineError::Invalid(e.to_string()))?,
+        Some(f) => NodeFilter::from_json(f)?,
         None => None,
     };
     Ok(select(nodes, filter.as_ref(), &design.rack_labels())

@@ -183,16 +183,13 @@ async fn fan_out(shared: &Shared, t: &TaskRecord) -> Result<(), EngineError> {
     if let Some(o) = Orchestration::parse(&t.action) {
         return orchestration::start(shared, t, o).await;
     }
-    let action: Action = t
-        .action
-        .parse()
-        .map_err(|e: crate::drivers::action::UnknownAction| EngineError::Invalid(e.to_string()))?;
+    let action: Action = t.action.parse()?;
     let deadline = chrono::Utc::now()
         + chrono::Duration::from_std(shared.timeout(action)).unwrap_or(chrono::Duration::MAX);
     let mut selected: HashMap<String, NodeRecord> = HashMap::new();
     let mut subtasks: Vec<NewTask> = if action.is_node_scoped() {
         let filter = match &t.node_filter {
-            Some(f) => NodeFilter::from_json(f).map_err(|e| EngineError::Invalid(e.to_string()))?,
+            Some(f) => NodeFilter::from_json(f)?,
             None => None,
         };
         // A name filter (what Shipyard sends) reads only the nodes it names.
