@@ -25,7 +25,7 @@ use writes::case_write_results;
 mod plans;
 #[path = "store/trees.rs"]
 mod trees;
-use trees::case_task_trees;
+use trees::{case_task_trees, case_task_versions};
 
 drydock_tests::cases! {
     fresh_schema => case_fresh_schema,
@@ -51,6 +51,7 @@ drydock_tests::cases! {
     node_events_in_order => case_node_events_in_order,
     node_events_retention => case_node_events_retention,
     task_trees => case_task_trees,
+    task_versions => case_task_versions,
 }
 
 fn label(store: &Store) -> &'static str {

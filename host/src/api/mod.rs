@@ -64,6 +64,7 @@ pub mod params;
 pub mod policy;
 pub mod task_cache;
 pub mod task_tree;
+pub mod task_versions;
 pub mod tasks;
 pub mod throttle;
 pub mod view;
@@ -131,17 +132,21 @@ pub struct AppState {
     pub lifecycle: Option<Arc<Lifecycle>>,
     /// Finished tasks' dicts, kept as bytes (`GET /tasks/{id}`).
     pub finished_tasks: Arc<task_cache::FinishedTasks>,
+    /// `GET /tasks/{id}`'s version reads, gathered (on `reads`).
+    pub task_versions: task_versions::TaskVersions,
 }
 
 impl AppState {
     /// The state of an API over `engine` (and its store), with `auth`'s
     /// tokens and no driver lifecycle.
     pub fn new(engine: Engine, auth: Arc<Auth>) -> Self {
+        let reads = engine
+            .store()
+            .reader(READ_CONNECTIONS, READ_ACQUIRE_TIMEOUT);
         Self {
             store: engine.store().clone(),
-            reads: engine
-                .store()
-                .reader(READ_CONNECTIONS, READ_ACQUIRE_TIMEOUT),
+            task_versions: task_versions::TaskVersions::new(reads.clone()),
+            reads,
             engine,
             auth,
             lifecycle: None,

@@ -287,12 +287,13 @@ pub async fn get(
 }
 
 /// `GET /tasks/{id}` without parameters (what Shipyard polls): a finished
-/// task from the cache while its version holds (one query), else built from
-/// the store (and cached if finished).
+/// task from the cache while its version holds (one version read, gathered
+/// with the others arriving at once), else built from the store (and
+/// cached if finished).
 async fn plain(state: &AppState, id: Uuid) -> Result<Response, ApiError> {
     let version = state
-        .reads
-        .task_version(id)
+        .task_versions
+        .get(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
     let bytes = match state.finished_tasks.get(id, &version) {

@@ -12,6 +12,7 @@
 //! | `drydock_bmc_call_seconds` (histogram) | bmc | [`driver_call`], oob actions |
 //! | `drydock_writer_batch_size` (histogram) | | [`writer_batch`] (tasks/writer.rs) |
 //! | `drydock_kv_read_batch_size` (histogram) | | [`kv_read_batch`] (tasks/kv_reads.rs) |
+//! | `drydock_task_version_batch_size` (histogram) | | [`task_version_batch`] (api/task_versions.rs) |
 //! | `drydock_subtasks_started_total` | via (`created`: created already running here, no claim; `claimed`: from the queue) | [`subtasks_started`] (tasks/dispatch.rs, tasks/executor.rs) |
 //! | `drydock_http_requests_total` | method, route, status | [`super::http`] |
 //! | `drydock_http_request_seconds` (histogram) | method, route, status | [`super::http`] |
@@ -57,6 +58,8 @@ pub const BMC_CALL_SECONDS: &str = "drydock_bmc_call_seconds";
 pub const WRITER_BATCH_SIZE: &str = "drydock_writer_batch_size";
 /// Driver key-value reads answered by one gathered batch.
 pub const KV_READ_BATCH_SIZE: &str = "drydock_kv_read_batch_size";
+/// `GET /tasks/{id}` version reads answered by one gathered statement.
+pub const TASK_VERSION_BATCH_SIZE: &str = "drydock_task_version_batch_size";
 /// API requests, by method, matched route and status.
 pub const HTTP_REQUESTS: &str = "drydock_http_requests_total";
 /// API request latency in seconds, by method, matched route and status.
@@ -133,6 +136,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                         BATCH_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(TASK_VERSION_BATCH_SIZE.into()),
+                        BATCH_BUCKETS,
+                    )
+                })
                 .map_err(|e| e.to_string())
                 .and_then(|b| b.install_recorder().map_err(|e| e.to_string()));
             match built {
@@ -187,6 +196,11 @@ pub fn writer_batch(items: usize) {
 /// Records the size of one gathered batch of driver key-value reads.
 pub fn kv_read_batch(reads: usize) {
     metrics::histogram!(KV_READ_BATCH_SIZE).record(reads as f64);
+}
+
+/// Records how many `GET /tasks/{id}` version reads one statement answered.
+pub fn task_version_batch(reads: usize) {
+    metrics::histogram!(TASK_VERSION_BATCH_SIZE).record(reads as f64);
 }
 
 /// Counts `n` subtasks started on this instance, `via` `created` (created

@@ -120,7 +120,7 @@ impl fmt::Display for Backend {
 
 /// Errors from the store. Messages never contain a URL's password nor a
 /// secret's value.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The URL is not understood, or the first connection failed.
     #[error("cannot connect to database {url}: {reason}")]

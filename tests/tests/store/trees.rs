@@ -1,9 +1,10 @@
 //! Task trees read in one walk: `Store::task_tree` (a task's descendants to
 //! a depth, their messages, the subtask ids under the deepest level) and
 //! `Store::build_data_under`, on a tree wider than a statement's parameter
-//! chunk and four levels deep.
+//! chunk and four levels deep; task versions read many at a time
+//! (`Store::task_versions`).
 
-use drydock::store::{NewBuildData, NewTask, Store, TaskRecord, Uuid};
+use drydock::store::{NewBuildData, NewMessage, NewTask, Store, TaskRecord, Uuid};
 
 /// `tasks` sorted as the tree's reads order siblings: creation, then id.
 fn by_creation(mut tasks: Vec<TaskRecord>) -> Vec<Uuid> {
@@ -153,4 +154,43 @@ pub async fn case_task_trees(store: Store) {
         .collect();
     assert_eq!(got, vec![second.id]);
     assert!(store.build_data_under(steps[2]).await.unwrap().is_empty());
+}
+
+/// `Store::task_versions` gives each existing task's version, the same as
+/// `Store::task_version` reads it one at a time, and leaves out ids with no
+/// task; a new message changes that task's version only.
+pub async fn case_task_versions(store: Store) {
+    let mut ids = Vec::new();
+    for action in ["deploy_nodes", "verify_site", "prepare_nodes"] {
+        ids.push(store.insert_task(&NewTask::new(action)).await.unwrap().id);
+    }
+    let missing = Uuid::new_v4();
+    let mut asked = ids.clone();
+    asked.push(missing);
+    asked.push(ids[0]);
+    let before = store.task_versions(&asked).await.unwrap();
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert!(!before.contains_key(&missing));
+    for id in &ids {
+        let one = store.task_version(*id).await.unwrap();
+        assert_eq!(before.get(id).copied(), one);
+        assert_eq!(before[id].last_message, None);
+    }
+    store
+        .add_messages(&[NewMessage {
+            task_id: ids[1],
+            message: "late".into(),
+            error: false,
+            context_type: "task".into(),
+            context: ids[1].to_string(),
+            extra: None,
+        }])
+        .await
+        .unwrap();
+    let after = store.task_versions(&asked).await.unwrap();
+    assert_eq!(after[&ids[0]], before[&ids[0]]);
+    assert_eq!(after[&ids[2]], before[&ids[2]]);
+    assert_ne!(after[&ids[1]], before[&ids[1]]);
+    assert!(after[&ids[1]].last_message.is_some());
+    assert!(store.task_versions(&[]).await.unwrap().is_empty());
 }
