@@ -827,6 +827,72 @@ async fn finished_tasks_are_cached_until_a_late_message() {
     .await;
 }
 
+/// Reads arriving together share version statements
+/// (`api::task_versions`): 300 concurrent reads of a finished task and of
+/// a missing one each get their own answer; a message stored after they
+/// answered shows in the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_each_get_their_own_answer() {
+    bounded(async {
+        let api = Api::start().await;
+        api.register(
+            "c1",
+            json!({"credentials": {"username": "root", "password": "pw"}}),
+        )
+        .await;
+        let id = api.submit(json!({"action": "power_on_node"})).await;
+        assert_eq!(api.wait(&id).await["status"], "complete");
+        let path = format!("/api/v1.0/tasks/{id}");
+        let missing = format!("/api/v1.0/tasks/{}", Uuid::new_v4());
+        let expected = api.get(&path, VIEWER).await.ok(StatusCode::OK);
+        let api = Arc::new(api);
+        let mut reads = Vec::new();
+        for i in 0..300 {
+            let (api, path) = (
+                api.clone(),
+                if i % 3 == 0 {
+                    missing.clone()
+                } else {
+                    path.clone()
+                },
+            );
+            reads.push(tokio::spawn(
+                async move { (i, api.get(&path, VIEWER).await) },
+            ));
+        }
+        for r in reads {
+            let (i, reply) = r.await.unwrap();
+            if i % 3 == 0 {
+                assert_eq!(
+                    reply.status,
+                    StatusCode::NOT_FOUND,
+                    "read {i}: {}",
+                    reply.text
+                );
+            } else {
+                assert_eq!(reply.ok(StatusCode::OK), expected, "read {i}");
+            }
+        }
+        api.store
+            .add_messages(&[drydock::store::NewMessage {
+                task_id: Uuid::parse_str(&id).unwrap(),
+                message: "noted after the burst".into(),
+                error: false,
+                context_type: "task".into(),
+                context: id.clone(),
+                extra: None,
+            }])
+            .await
+            .unwrap();
+        let after = api.get(&path, VIEWER).await.ok(StatusCode::OK);
+        assert!(
+            after.to_string().contains("noted after the burst"),
+            "{after}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_cycle_flow_end_to_end() {
     bounded(async {
