@@ -758,6 +758,19 @@ async fn create_list_and_purge_tasks() {
     .await;
 }
 
+/// A status message about task `id` (as a late note from another instance
+/// would store it).
+fn task_note(id: &str, text: &str) -> drydock::store::NewMessage {
+    drydock::store::NewMessage {
+        task_id: Uuid::parse_str(id).unwrap(),
+        message: text.into(),
+        error: false,
+        context_type: "task".into(),
+        context: id.into(),
+        extra: None,
+    }
+}
+
 /// A finished task's plain dict is served from the cache while its version
 /// (status, last update, newest message) holds, and rebuilt when a late
 /// message arrives; other forms are always read afresh.
@@ -797,14 +810,7 @@ async fn finished_tasks_are_cached_until_a_late_message() {
         // A late message changes the version: the dict is rebuilt, with the
         // message and the row as it is now.
         api.store
-            .add_messages(&[drydock::store::NewMessage {
-                task_id: Uuid::parse_str(&id).unwrap(),
-                message: "a late note".into(),
-                error: false,
-                context_type: "task".into(),
-                context: id.clone(),
-                extra: None,
-            }])
+            .add_messages(&[task_note(&id, "a late note")])
             .await
             .unwrap();
         let third = api.get(&path, VIEWER).await.ok(StatusCode::OK);
@@ -874,14 +880,7 @@ async fn concurrent_reads_each_get_their_own_answer() {
             }
         }
         api.store
-            .add_messages(&[drydock::store::NewMessage {
-                task_id: Uuid::parse_str(&id).unwrap(),
-                message: "noted after the burst".into(),
-                error: false,
-                context_type: "task".into(),
-                context: id.clone(),
-                extra: None,
-            }])
+            .add_messages(&[task_note(&id, "noted after the burst")])
             .await
             .unwrap();
         let after = api.get(&path, VIEWER).await.ok(StatusCode::OK);
